@@ -1,0 +1,58 @@
+# The two commands: `make run` (install, migrate, seed, start the whole stack) and `make test`.
+# Only Python 3.11+ and make are needed; everything else is installed into .venv.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+HOST ?= 127.0.0.1
+# honcho rewrites PORT for every process it starts, so daphne reads WEB_PORT.
+WEB_PORT := $(PORT)
+export WEB_PORT HOST
+
+# Without REDIS_URL the stack brings its own embedded Redis (a unix socket in var/).
+PROCESSES := web worker beat$(if $(REDIS_URL),, redis)
+
+.PHONY: run test lint typecheck bench install install-dev migrate seed clean
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+migrate: install
+	$(BIN)/python manage.py migrate --no-input
+
+seed: migrate
+	$(BIN)/python manage.py seed_demo --url http://$(HOST):$(PORT)/
+
+run: seed
+	@echo "Starting $(PROCESSES) (Ctrl-C stops them all)"
+	@$(BIN)/honcho start -f Procfile $(PROCESSES)
+
+test: install-dev
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install-dev
+	$(BIN)/mypy tradingbot accounts bots strategies backtests
+
+bench: install-dev
+	@for script in bench/*.py; do [ -e "$$script" ] || continue; echo "== $$script"; $(BIN)/python "$$script" || exit 1; done
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,134 @@
+"""REST endpoints of the accounts app: one view per operation, explicit input/output serializers."""
+
+from __future__ import annotations
+
+from django.contrib.auth import logout
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts import selectors, services
+from accounts.models import ApiToken, ExchangeAccount
+
+
+class UserOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    email = serializers.EmailField()
+
+
+class LoginApi(APIView):
+    """Exchange email and password for an API token."""
+
+    authentication_classes = ()
+    permission_classes = (AllowAny,)
+
+    class Input(serializers.Serializer):
+        email = serializers.EmailField(max_length=254)
+        password = serializers.CharField(max_length=1024, trim_whitespace=False)
+
+    class Output(serializers.Serializer):
+        token = serializers.CharField()
+        expires_at = serializers.DateTimeField()
+        user = UserOutput()
+
+    @extend_schema(request=Input, responses={200: Output}, auth=[])
+    def post(self, request: Request) -> Response:
+        data = _validated(self.Input, request)
+        user = services.auth_check_credentials(
+            request=request._request, email=data["email"], password=data["password"]
+        )
+        issued = services.api_token_issue(user=user)
+        body = {"token": issued.key, "expires_at": issued.token.expires_at, "user": user}
+        return Response(self.Output(body).data)
+
+
+class LogoutApi(APIView):
+    """Revoke the token this request used, or end the session."""
+
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request: Request) -> Response:
+        if isinstance(request.auth, ApiToken):
+            services.api_token_revoke(token=request.auth)
+        else:
+            logout(request._request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MeApi(APIView):
+    class Output(UserOutput):
+        display_name = serializers.CharField()
+        is_staff = serializers.BooleanField()
+
+    @extend_schema(responses={200: Output})
+    def get(self, request: Request) -> Response:
+        return Response(self.Output(request.user).data)
+
+
+class ExchangeAccountOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    exchange = serializers.CharField()
+    label = serializers.CharField()
+    mode = serializers.CharField()
+    api_key_masked = serializers.CharField()
+    has_api_secret = serializers.SerializerMethodField()
+    has_passphrase = serializers.SerializerMethodField()
+    created_at = serializers.DateTimeField()
+
+    def get_has_api_secret(self, account: ExchangeAccount) -> bool:
+        return bool(account.api_secret)
+
+    def get_has_passphrase(self, account: ExchangeAccount) -> bool:
+        return bool(account.passphrase)
+
+
+class ExchangeAccountListCreateApi(APIView):
+    class Input(serializers.Serializer):
+        exchange = serializers.ChoiceField(choices=ExchangeAccount.Exchange.choices)
+        label = serializers.CharField(max_length=100)
+        mode = serializers.ChoiceField(choices=ExchangeAccount.Mode.choices)
+        api_key = serializers.CharField(max_length=512, required=False, allow_blank=True, default="")
+        api_secret = serializers.CharField(
+            max_length=512, required=False, allow_blank=True, default="", write_only=True
+        )
+        passphrase = serializers.CharField(
+            max_length=512, required=False, allow_blank=True, default="", write_only=True
+        )
+
+    @extend_schema(
+        responses={
+            200: inline_serializer(
+                "ExchangeAccountList", {"results": ExchangeAccountOutput(many=True)}
+            )
+        }
+    )
+    def get(self, request: Request) -> Response:
+        accounts = selectors.exchange_account_list(user=request.user)
+        return Response({"results": ExchangeAccountOutput(accounts, many=True).data})
+
+    @extend_schema(request=Input, responses={201: ExchangeAccountOutput})
+    def post(self, request: Request) -> Response:
+        data = _validated(self.Input, request)
+        account = services.exchange_account_create(user=request.user, **data)
+        return Response(ExchangeAccountOutput(account).data, status=status.HTTP_201_CREATED)
+
+
+class ExchangeAccountDetailApi(APIView):
+    @extend_schema(responses={200: ExchangeAccountOutput})
+    def get(self, request: Request, pk: int) -> Response:
+        account = selectors.exchange_account_get(user=request.user, pk=pk)
+        return Response(ExchangeAccountOutput(account).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, pk: int) -> Response:
+        account = selectors.exchange_account_get(user=request.user, pk=pk)
+        services.exchange_account_delete(account=account)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _validated(serializer_class: type[serializers.Serializer], request: Request) -> dict:
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from accounts import services
+
+DEMO_EMAIL = "demo@example.com"
+STAFF_EMAIL = "admin@example.com"
+
+
+class Command(BaseCommand):
+    help = "Create (or refresh) the demo trader and a staff user; print their logins."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--url", default="http://127.0.0.1:8000/")
+
+    def handle(self, *args: Any, url: str, **options: Any) -> None:
+        trader_password = secrets.token_urlsafe(12)
+        staff_password = secrets.token_urlsafe(12)
+        services.demo_seed(
+            trader_email=DEMO_EMAIL,
+            trader_password=trader_password,
+            staff_email=STAFF_EMAIL,
+            staff_password=staff_password,
+        )
+        self.stdout.write(
+            "\n".join(
+                [
+                    "",
+                    "=" * 64,
+                    f"  Tradingbot is starting at {url}",
+                    f"  Demo trader:  {DEMO_EMAIL}  /  {trader_password}",
+                    f"  Staff (admin: {url}admin/):  {STAFF_EMAIL}  /  {staff_password}",
+                    "  (new passwords are generated on every start)",
+                    "=" * 64,
+                    "",
+                ]
+            )
+        )

@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import hashlib
+from typing import Any, ClassVar
+
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.db import models
+from django.utils import timezone
+
+from accounts.fields import EncryptedSecretField
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def _create(self, email: str, password: str | None, **extra: Any) -> User:
+        if not email:
+            raise ValueError("users need an email address")
+        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_user(self, email: str, password: str | None = None, **extra: Any) -> User:
+        extra.setdefault("is_staff", False)
+        extra.setdefault("is_superuser", False)
+        return self._create(email, password, **extra)
+
+    def create_superuser(self, email: str, password: str | None = None, **extra: Any) -> User:
+        extra.update(is_staff=True, is_superuser=True)
+        return self._create(email, password, **extra)
+
+    def get_by_natural_key(self, username: str | None) -> User:
+        return self.get(email__iexact=username)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A trader or a staff member. The email address is the login."""
+
+    email = models.EmailField(unique=True)
+    display_name = models.CharField(max_length=100, blank=True)
+    is_active = models.BooleanField(default=True)
+    is_staff = models.BooleanField(default=False)
+    date_joined = models.DateTimeField(default=timezone.now)
+
+    objects: ClassVar[UserManager] = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: ClassVar[list[str]] = []
+
+    class Meta:
+        db_table = "users"
+        ordering = ("email",)
+
+    def __str__(self) -> str:
+        return self.email
+
+
+class ApiToken(models.Model):
+    """A bearer token for API clients. Only its SHA-256 is stored; it expires."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "api_tokens"
+
+    def __str__(self) -> str:
+        return f"token {self.pk} of {self.user_id}"
+
+    @staticmethod
+    def hash_key(key: str) -> str:
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    def is_expired(self, now: Any = None) -> bool:
+        return self.expires_at <= (now or timezone.now())
+
+
+class ExchangeAccount(models.Model):
+    """A trader's connection to an exchange: paper (simulated) or live (real keys, encrypted)."""
+
+    class Exchange(models.TextChoices):
+        BITGET = "bitget", "Bitget"
+
+    class Mode(models.TextChoices):
+        PAPER = "paper", "Paper"
+        LIVE = "live", "Live"
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="exchange_accounts")
+    exchange = models.CharField(max_length=32, choices=Exchange.choices)
+    label = models.CharField(max_length=100)
+    mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.PAPER)
+    api_key = EncryptedSecretField(blank=True, default="")
+    api_secret = EncryptedSecretField(blank=True, default="")
+    passphrase = EncryptedSecretField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "exchange_accounts"
+        ordering = ("label",)
+        constraints: ClassVar[list[Any]] = [
+            models.UniqueConstraint(fields=("user", "label"), name="exchange_account_label_per_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.exchange}, {self.mode})"
+
+    @property
+    def api_key_masked(self) -> str:
+        return self.api_key.masked

@@ -1,0 +1,167 @@
+"""Writes and business operations of the accounts app. Keyword-only, typed, transactional."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.contrib.auth import authenticate
+from django.contrib.sessions.models import Session
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from accounts import throttling
+from accounts.models import ApiToken, ExchangeAccount, User
+from tradingbot.errors import AppError
+from tradingbot.logconfig import context
+
+logger = logging.getLogger(__name__)
+
+INVALID_CREDENTIALS = "Invalid email or password"
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    """The peer address as the ASGI server saw it (daphne --proxy-headers resolves proxies)."""
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def auth_check_credentials(*, request: HttpRequest | None, email: str, password: str) -> User:
+    """Authenticate or raise: 429 when throttled, 401 ``invalid_credentials`` when wrong.
+
+    The throttle is checked first, so a locked-out email cannot be probed even with the right
+    password. A success forgives the email's failures.
+    """
+    ip = client_ip(request) if request is not None else None
+    throttling.check_login_allowed(email=email, ip=ip)
+    user = authenticate(request, email=email.strip(), password=password)
+    if user is None:
+        throttling.record_login_failure(email=email, ip=ip)
+        logger.info("auth.login_failed", extra=context(ip=ip))
+        raise AppError("invalid_credentials", INVALID_CREDENTIALS, 401)
+    throttling.clear_email_failures(email=email)
+    logger.info("auth.login", extra=context(user_id=user.pk, ip=ip))
+    return user
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    key: str
+    token: ApiToken
+
+
+def api_token_issue(*, user: User) -> IssuedToken:
+    """Create a token; the plaintext key is returned once and only its hash is stored."""
+    key = secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(
+        user=user,
+        key_hash=ApiToken.hash_key(key),
+        expires_at=timezone.now() + settings.API_TOKEN_TTL,
+    )
+    logger.info("auth.token_issued", extra=context(user_id=user.pk, token_id=token.pk))
+    return IssuedToken(key=key, token=token)
+
+
+def api_token_revoke(*, token: ApiToken) -> None:
+    ApiToken.objects.filter(pk=token.pk).delete()
+    logger.info("auth.token_revoked", extra=context(user_id=token.user_id, token_id=token.pk))
+
+
+def auth_cleanup_expired(*, now: datetime | None = None) -> dict[str, int]:
+    """Delete expired sessions and API tokens. Safe to run concurrently and repeatedly."""
+    now = now or timezone.now()
+    sessions, _ = Session.objects.filter(expire_date__lt=now).delete()
+    tokens, _ = ApiToken.objects.filter(expires_at__lte=now).delete()
+    logger.info("auth.cleanup", extra=context(sessions_deleted=sessions, tokens_deleted=tokens))
+    return {"sessions": sessions, "tokens": tokens}
+
+
+def exchange_account_create(
+    *,
+    user: User,
+    exchange: str,
+    label: str,
+    mode: str,
+    api_key: str = "",
+    api_secret: str = "",
+    passphrase: str = "",
+) -> ExchangeAccount:
+    """Create an account; a live one must carry the credentials its exchange needs."""
+    _check_credentials(mode=mode, api_key=api_key, api_secret=api_secret, passphrase=passphrase)
+    account = ExchangeAccount(
+        user=user,
+        exchange=exchange,
+        label=label.strip(),
+        mode=mode,
+        api_key=api_key.strip(),
+        api_secret=api_secret.strip(),
+        passphrase=passphrase.strip(),
+    )
+    try:
+        with transaction.atomic():
+            account.save()
+    except IntegrityError:
+        raise AppError(
+            "duplicate_label",
+            "You already have an exchange account with this label.",
+            409,
+            details={"label": ["You already have an exchange account with this label."]},
+        ) from None
+    logger.info(
+        "exchange_account.created",
+        extra=context(user_id=user.pk, exchange_account_id=account.pk, exchange=exchange, mode=mode),
+    )
+    return account
+
+
+def _check_credentials(*, mode: str, api_key: str, api_secret: str, passphrase: str) -> None:
+    if mode != ExchangeAccount.Mode.LIVE:
+        return
+    missing = {
+        name: ["Required for a live account."]
+        for name, value in (("api_key", api_key), ("api_secret", api_secret), ("passphrase", passphrase))
+        if not value.strip()
+    }
+    if missing:
+        raise AppError(
+            "validation_error",
+            "A live Bitget account needs an API key, secret and passphrase.",
+            400,
+            details=missing,
+        )
+
+
+def exchange_account_delete(*, account: ExchangeAccount) -> None:
+    account_id, user_id = account.pk, account.user_id
+    account.delete()
+    logger.info(
+        "exchange_account.deleted", extra=context(user_id=user_id, exchange_account_id=account_id)
+    )
+
+
+@transaction.atomic
+def demo_seed(
+    *, trader_email: str, trader_password: str, staff_email: str, staff_password: str
+) -> User:
+    """Create or refresh the demo trader (with a paper account) and a staff user."""
+    trader = _user_with_password(email=trader_email, password=trader_password, is_staff=False)
+    ExchangeAccount.objects.get_or_create(
+        user=trader,
+        label="Paper (Bitget rules)",
+        defaults={"exchange": ExchangeAccount.Exchange.BITGET, "mode": ExchangeAccount.Mode.PAPER},
+    )
+    _user_with_password(email=staff_email, password=staff_password, is_staff=True)
+    logger.info("demo.seeded", extra=context(user_id=trader.pk))
+    return trader
+
+
+def _user_with_password(*, email: str, password: str, is_staff: bool) -> User:
+    user = User.objects.filter(email=email).first()
+    if user is None:
+        user = User(email=email, is_staff=is_staff, is_superuser=is_staff)
+    user.set_password(password)
+    user.save()
+    return user

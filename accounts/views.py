@@ -1,0 +1,96 @@
+"""Server-rendered pages of the accounts app: login, logout, exchange accounts."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import login, logout
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_http_methods, require_POST
+
+from accounts import selectors, services
+from accounts.forms import ExchangeAccountForm, LoginForm
+from tradingbot.errors import AppError
+
+
+@require_http_methods(["GET", "POST"])
+def login_view(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated and request.method == "GET":
+        return redirect("dashboard")
+    form = LoginForm(request.POST or None)
+    status, headers = 200, dict[str, str]()
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = services.auth_check_credentials(
+                request=request,
+                email=form.cleaned_data["email"],
+                password=form.cleaned_data["password"],
+            )
+        except AppError as error:
+            form.add_error(None, error.message)
+            status = error.status if error.status in (429, 503) else 200
+            headers = error.headers
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            return redirect(_safe_next(request))
+    response = render(request, "accounts/login.html", {"form": form}, status=status)
+    for name, value in headers.items():
+        response[name] = value
+    return response
+
+
+def _safe_next(request: HttpRequest) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return "/dashboard/"
+
+
+@require_POST
+def logout_view(request: HttpRequest) -> HttpResponse:
+    logout(request)
+    messages.info(request, "You are logged out.")
+    return redirect("accounts:login")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def exchange_accounts_view(request: HttpRequest) -> HttpResponse:
+    form = ExchangeAccountForm(request.POST or None, initial={"mode": "paper", "exchange": "bitget"})
+    if request.method == "POST" and form.is_valid():
+        try:
+            account = services.exchange_account_create(user=request.user, **form.cleaned_data)
+        except AppError as error:
+            _attach_errors(form, error)
+        else:
+            messages.success(request, f"Exchange account “{account.label}” added.")
+            return redirect("accounts:exchange-accounts")
+    accounts = selectors.exchange_account_list(user=request.user)
+    status = 400 if form.errors else 200
+    return render(
+        request,
+        "accounts/exchange_accounts.html",
+        {"form": form, "accounts": accounts},
+        status=status,
+    )
+
+
+def _attach_errors(form: ExchangeAccountForm, error: AppError) -> None:
+    if not error.details:
+        form.add_error(None, error.message)
+    for field, field_messages in error.details.items():
+        for message in field_messages:
+            form.add_error(field if field in form.fields else None, message)
+
+
+@login_required
+@require_POST
+def exchange_account_delete_view(request: HttpRequest, pk: int) -> HttpResponse:
+    account = selectors.exchange_account_get(user=request.user, pk=pk)
+    services.exchange_account_delete(account=account)
+    messages.success(request, f"Exchange account “{account.label}” removed.")
+    return redirect("accounts:exchange-accounts")

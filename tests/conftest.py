@@ -1,0 +1,154 @@
+"""Shared fixtures. Tests talk to the real database (SQLite file or PostgreSQL) and real Redis.
+
+Without ``REDIS_URL`` the session starts the embedded Redis server (the same binary ``make run``
+uses) on the socket that settings point at, unless one already serves it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+
+from tests.factories import DEFAULT_PASSWORD, ExchangeAccountFactory, UserFactory
+
+ROOT = Path(__file__).resolve().parent.parent
+_embedded: subprocess.Popen[bytes] | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _embedded
+    if settings.EMBEDDED_REDIS:
+        from tradingbot import embedded_redis
+
+        _embedded = embedded_redis.start_background(Path(settings.VAR_DIR) / "redis.sock")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _embedded is not None:
+        _embedded.terminate()
+        _embedded.wait(timeout=10)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    db = settings.DATABASES["default"]
+    return [
+        f"database: {db['ENGINE'].rsplit('.', 1)[-1]} ({db.get('HOST') or db['NAME']})",
+        f"redis: {'embedded ' if settings.EMBEDDED_REDIS else ''}{settings.REDIS_URL}",
+    ]
+
+
+@pytest.fixture(autouse=True)
+def _clean_redis_state() -> Iterator[None]:
+    """Forget login failures between tests (keys of this suite only, never a FLUSHDB)."""
+    from accounts.throttling import KEY_PREFIX
+    from tradingbot.redis import get_redis
+
+    client = get_redis()
+    for key in client.scan_iter(f"{KEY_PREFIX}*"):
+        client.delete(key)
+    yield
+
+
+@pytest.fixture
+def password() -> str:
+    return DEFAULT_PASSWORD
+
+
+@pytest.fixture
+def user(db: Any) -> Any:
+    return UserFactory()
+
+
+@pytest.fixture
+def other_user(db: Any) -> Any:
+    return UserFactory()
+
+
+@pytest.fixture
+def exchange_account_factory(db: Any) -> type[ExchangeAccountFactory]:
+    return ExchangeAccountFactory
+
+
+@pytest.fixture
+def api_client() -> Any:
+    from rest_framework.test import APIClient
+
+    return APIClient()
+
+
+@pytest.fixture
+def auth_client(api_client: Any, user: Any) -> Any:
+    """An API client authenticated with a real token issued by the login service."""
+    from accounts.services import api_token_issue
+
+    issued = api_token_issue(user=user)
+    api_client.credentials(HTTP_AUTHORIZATION=f"Token {issued.key}")
+    return api_client
+
+
+def database_url(settings_dict: dict[str, Any]) -> str:
+    """A DATABASE_URL for the database this test session really uses (for child processes)."""
+    if settings_dict["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{settings_dict['NAME']}"
+    auth = settings_dict["USER"] + (f":{settings_dict['PASSWORD']}" if settings_dict["PASSWORD"] else "")
+    host = f"{settings_dict['HOST'] or '127.0.0.1'}:{settings_dict['PORT'] or 5432}"
+    return f"postgres://{auth}@{host}/{settings_dict['NAME']}"
+
+
+@dataclass
+class WorkerProcess:
+    queue: str
+    hostname: str
+    process: subprocess.Popen[str]
+    log_path: Path
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(
+    django_db_setup: Any, django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorkerProcess]:
+    """A real ``celery worker`` process on the test database, consuming a queue of its own.
+
+    Tests send tasks with ``queue=worker.queue`` so that no other worker on the same broker
+    (a developer's ``make run``) can take them. Tests that use it need ``transactional_db``.
+    """
+    from django.db import connection
+
+    from tradingbot.celery import app
+
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    hostname = f"{queue}@pytest"
+    env = {**os.environ, "DATABASE_URL": database_url(connection.settings_dict)}
+    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
+    log = log_path.open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "tradingbot", "worker", "--pool", "solo",
+         "--queues", queue, "--hostname", hostname, "--without-mingle", "--without-gossip",
+         "--loglevel", "INFO"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not app.control.ping(destination=[hostname], timeout=0.5):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"celery worker did not start:\n{log_path.read_text()}")
+    yield WorkerProcess(queue=queue, hostname=hostname, process=process, log_path=log_path)
+    process.terminate()
+    process.wait(timeout=30)
+    log.close()
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings: Any) -> None:
+    """Hashing strength is Django's business; the suite need not spend seconds on PBKDF2."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

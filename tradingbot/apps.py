@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class TradingbotConfig(AppConfig):
+    name = "tradingbot"
+    verbose_name = "Platform"

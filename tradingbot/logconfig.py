@@ -1,0 +1,96 @@
+"""Logging: one dictConfig for every process (daphne, Celery worker, Celery beat, manage.py).
+
+Records go to stdout as one line each. Context passed with ``extra=`` (``bot_id``, ``user_id``,
+...) is rendered after the message in text mode and as fields in JSON mode.
+
+``extra`` keys that collide with ``LogRecord`` attributes make ``Logger.makeRecord`` raise
+``KeyError`` (the predecessor's error handler crashed that way on ``extra={"message": ...}``).
+``context()`` renames such keys instead of letting them crash the caller.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+# Attributes every LogRecord has; anything else on a record came from ``extra``.
+RESERVED_ATTRS = frozenset(
+    vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys() | {"message", "asctime", "taskName"}
+)
+
+
+def context(**fields: Any) -> dict[str, Any]:
+    """Build an ``extra`` mapping that can never collide with a reserved LogRecord attribute."""
+    return {(f"ctx_{key}" if key in RESERVED_ATTRS else key): value for key, value in fields.items()}
+
+
+def _extras(record: logging.LogRecord) -> dict[str, Any]:
+    return {k: v for k, v in vars(record).items() if k not in RESERVED_ATTRS and k[0] != "_"}
+
+
+def _timestamp(record: logging.LogRecord) -> str:
+    moment = datetime.fromtimestamp(record.created, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(record.msecs):03d}Z"
+
+
+class TextFormatter(logging.Formatter):
+    """``2026-01-01T00:00:00.000Z INFO logger: message key=value ...``"""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = f"{_timestamp(record)} {record.levelname} {record.name}: {record.getMessage()}"
+        extras = _extras(record)
+        if extras:
+            line += " " + " ".join(f"{k}={_text_value(v)}" for k, v in sorted(extras.items()))
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def _text_value(value: Any) -> str:
+    text = str(value)
+    return json.dumps(text) if (" " in text or text == "") else text
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, extras, and exc_info if any."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        payload: dict[str, Any] = {
+            "time": _timestamp(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        payload.update(_extras(record))
+        if record.exc_info:
+            payload["exc_info"] = self.formatException(record.exc_info)
+        return json.dumps(payload, default=str)
+
+
+def build_logging_config(*, level: str, fmt: str) -> dict[str, Any]:
+    formatter = "json" if fmt == "json" else "text"
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "text": {"()": "tradingbot.logconfig.TextFormatter"},
+            "json": {"()": "tradingbot.logconfig.JsonFormatter"},
+        },
+        "handlers": {
+            "stdout": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stdout",
+                "formatter": formatter,
+            }
+        },
+        "root": {"handlers": ["stdout"], "level": level},
+        "loggers": {
+            # Django's request logger repeats what our error handler already logged once.
+            "django.request": {"level": "ERROR", "propagate": True},
+            "django.server": {"level": "WARNING"},
+            "daphne": {"level": "WARNING"},
+            "celery": {"level": "INFO"},
+        },
+    }
