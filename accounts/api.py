@@ -89,7 +89,9 @@ class ExchangeAccountListCreateApi(APIView):
         exchange = serializers.ChoiceField(choices=ExchangeAccount.Exchange.choices)
         label = serializers.CharField(max_length=100)
         mode = serializers.ChoiceField(choices=ExchangeAccount.Mode.choices)
-        api_key = serializers.CharField(max_length=512, required=False, allow_blank=True, default="")
+        api_key = serializers.CharField(
+            max_length=512, required=False, allow_blank=True, default=""
+        )
         api_secret = serializers.CharField(
             max_length=512, required=False, allow_blank=True, default="", write_only=True
         )

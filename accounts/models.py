@@ -103,7 +103,9 @@ class ExchangeAccount(models.Model):
         db_table = "exchange_accounts"
         ordering = ("label",)
         constraints: ClassVar[list[Any]] = [
-            models.UniqueConstraint(fields=("user", "label"), name="exchange_account_label_per_user"),
+            models.UniqueConstraint(
+                fields=("user", "label"), name="exchange_account_label_per_user"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -112,7 +112,9 @@ def exchange_account_create(
         ) from None
     logger.info(
         "exchange_account.created",
-        extra=context(user_id=user.pk, exchange_account_id=account.pk, exchange=exchange, mode=mode),
+        extra=context(
+            user_id=user.pk, exchange_account_id=account.pk, exchange=exchange, mode=mode
+        ),
     )
     return account
 
@@ -122,7 +124,11 @@ def _check_credentials(*, mode: str, api_key: str, api_secret: str, passphrase: 
         return
     missing = {
         name: ["Required for a live account."]
-        for name, value in (("api_key", api_key), ("api_secret", api_secret), ("passphrase", passphrase))
+        for name, value in (
+            ("api_key", api_key),
+            ("api_secret", api_secret),
+            ("passphrase", passphrase),
+        )
         if not value.strip()
     }
     if missing:

@@ -35,7 +35,10 @@ def login_view(request: HttpRequest) -> HttpResponse:
         else:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             return redirect(_safe_next(request))
-    response = render(request, "accounts/login.html", {"form": form}, status=status)
+    next_url = request.POST.get("next") or request.GET.get("next") or ""
+    response = render(
+        request, "accounts/login.html", {"form": form, "next": next_url}, status=status
+    )
     for name, value in headers.items():
         response[name] = value
     return response
@@ -60,7 +63,9 @@ def logout_view(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def exchange_accounts_view(request: HttpRequest) -> HttpResponse:
-    form = ExchangeAccountForm(request.POST or None, initial={"mode": "paper", "exchange": "bitget"})
+    form = ExchangeAccountForm(
+        request.POST or None, initial={"mode": "paper", "exchange": "bitget"}
+    )
     if request.method == "POST" and form.is_valid():
         try:
             account = services.exchange_account_create(user=request.user, **form.cleaned_data)

@@ -48,7 +48,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 
 @pytest.fixture(autouse=True)
-def _clean_redis_state() -> Iterator[None]:
+def _clean_redis_state() -> None:
     """Forget login failures between tests (keys of this suite only, never a FLUSHDB)."""
     from accounts.throttling import KEY_PREFIX
     from tradingbot.redis import get_redis
@@ -56,7 +56,6 @@ def _clean_redis_state() -> Iterator[None]:
     client = get_redis()
     for key in client.scan_iter(f"{KEY_PREFIX}*"):
         client.delete(key)
-    yield
 
 
 @pytest.fixture
@@ -100,7 +99,9 @@ def database_url(settings_dict: dict[str, Any]) -> str:
     """A DATABASE_URL for the database this test session really uses (for child processes)."""
     if settings_dict["ENGINE"].endswith("sqlite3"):
         return f"sqlite:///{settings_dict['NAME']}"
-    auth = settings_dict["USER"] + (f":{settings_dict['PASSWORD']}" if settings_dict["PASSWORD"] else "")
+    auth = settings_dict["USER"] + (
+        f":{settings_dict['PASSWORD']}" if settings_dict["PASSWORD"] else ""
+    )
     host = f"{settings_dict['HOST'] or '127.0.0.1'}:{settings_dict['PORT'] or 5432}"
     return f"postgres://{auth}@{host}/{settings_dict['NAME']}"
 

@@ -20,7 +20,6 @@ from pathlib import Path
 import redis
 
 
-
 def default_socket() -> Path:
     """Where settings expect the embedded server (``$TRADINGBOT_VAR_DIR`` or ``var/``)."""
     from django.conf import settings

@@ -53,7 +53,10 @@ def envelope(code: str, message: str, details: dict[str, Any] | None = None) -> 
 _DRF_CODES: dict[type[exceptions.APIException], tuple[str, str | None]] = {
     exceptions.ParseError: ("malformed_request", None),
     exceptions.AuthenticationFailed: ("authentication_failed", None),
-    exceptions.NotAuthenticated: ("not_authenticated", "Authentication credentials were not provided."),
+    exceptions.NotAuthenticated: (
+        "not_authenticated",
+        "Authentication credentials were not provided.",
+    ),
     exceptions.PermissionDenied: ("permission_denied", None),
     exceptions.NotFound: ("not_found", "Not found."),
     exceptions.MethodNotAllowed: ("method_not_allowed", None),
@@ -151,16 +154,23 @@ def _wants_json(request: HttpRequest) -> bool:
     return request.path.startswith("/api/")
 
 
-def _error_page(request: HttpRequest, status_code: int, code: str, title: str, text: str) -> HttpResponse:
+def _error_page(
+    request: HttpRequest, status_code: int, code: str, title: str, text: str
+) -> HttpResponse:
     if _wants_json(request):
         return JsonResponse(envelope(code, text), status=status_code)
     return render(
-        request, "errors/error.html", {"status": status_code, "title": title, "text": text}, status=status_code
+        request,
+        "errors/error.html",
+        {"status": status_code, "title": title, "text": text},
+        status=status_code,
     )
 
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    return _error_page(request, 400, "bad_request", "Bad request", "The request could not be understood.")
+    return _error_page(
+        request, 400, "bad_request", "Bad request", "The request could not be understood."
+    )
 
 
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
@@ -175,7 +185,11 @@ def page_not_found(request: HttpRequest, exception: Exception | None = None) -> 
 
 def server_error(request: HttpRequest) -> HttpResponse:
     return _error_page(
-        request, 500, "internal_error", "Something went wrong", "An unexpected error occurred. It has been logged."
+        request,
+        500,
+        "internal_error",
+        "Something went wrong",
+        "An unexpected error occurred. It has been logged.",
     )
 
 

@@ -23,7 +23,9 @@ RESERVED_ATTRS = frozenset(
 
 def context(**fields: Any) -> dict[str, Any]:
     """Build an ``extra`` mapping that can never collide with a reserved LogRecord attribute."""
-    return {(f"ctx_{key}" if key in RESERVED_ATTRS else key): value for key, value in fields.items()}
+    return {
+        (f"ctx_{key}" if key in RESERVED_ATTRS else key): value for key, value in fields.items()
+    }
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:

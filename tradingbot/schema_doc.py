@@ -85,8 +85,8 @@ def _key_of(field: models.Field) -> str:
     if field.primary_key:
         return "PK"
     if isinstance(field, models.ForeignKey):
-        remote = field.related_model._meta
-        return f"FK → `{remote.db_table}.{field.target_field.column}` ({field.remote_field.on_delete.__name__})"
+        target = f"{field.related_model._meta.db_table}.{field.target_field.column}"
+        return f"FK → `{target}` ({field.remote_field.on_delete.__name__})"
     if field.unique:
         return "unique"
     if field.db_index:

@@ -48,9 +48,7 @@ FIELD_ENCRYPTION_KEY = secret_from_env_or_file(
 ALLOWED_HOSTS = env_list(ENV, "ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list(ENV, "CSRF_TRUSTED_ORIGINS", default=[])
 
-LOG_LEVEL = env_choice(
-    ENV, "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-)
+LOG_LEVEL = env_choice(ENV, "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
 LOG_FORMAT = env_choice(ENV, "LOG_FORMAT", "text", ("text", "json"))
 LOGGING_CONFIG = "logging.config.dictConfig"
 LOGGING = build_logging_config(level=LOG_LEVEL, fmt=LOG_FORMAT)
@@ -107,7 +105,9 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------------
-DATABASES = {"default": database_from_url(ENV.get("DATABASE_URL"), sqlite_path=VAR_DIR / "db.sqlite3")}
+DATABASES = {
+    "default": database_from_url(ENV.get("DATABASE_URL"), sqlite_path=VAR_DIR / "db.sqlite3")
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: Celery broker, channel layer and cache -------------------------------------------

@@ -158,9 +158,7 @@ def test_it_rejects_an_expired_token(api_client, user, password):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(
-    "header", ["Token", "Token a b", "Token not-a-real-token", "Bearer nope"]
-)
+@pytest.mark.parametrize("header", ["Token", "Token a b", "Token not-a-real-token", "Bearer nope"])
 def test_it_rejects_bad_authorization_headers_with_401(api_client, header):
     api_client.credentials(HTTP_AUTHORIZATION=header)
     response = api_client.get(ME)
