@@ -74,7 +74,12 @@ def database_from_url(url: str | None, *, sqlite_path: Path) -> dict[str, Any]:
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": str(sqlite_path),
             # Workers and daphne write concurrently: wait for the lock instead of failing.
-            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
+            "OPTIONS": {
+                "timeout": 20,
+                "transaction_mode": "IMMEDIATE",
+                # WAL lets daphne read while a worker writes.
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
             # A file, not memory: worker and server processes started by tests must share it.
             "TEST": {"NAME": str(sqlite_path.with_name(f"test_{sqlite_path.name}"))},
         }

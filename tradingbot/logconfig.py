@@ -71,6 +71,19 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, default=str)
 
 
+class SecurityOneLine(logging.Filter):
+    """Django logs every bad Host header or bad signature with a traceback; one line is enough.
+
+    Anyone can send such requests, so a traceback each would let a scanner flood the log.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("django.security"):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
 def build_logging_config(*, level: str, fmt: str) -> dict[str, Any]:
     formatter = "json" if fmt == "json" else "text"
     return {
@@ -80,11 +93,13 @@ def build_logging_config(*, level: str, fmt: str) -> dict[str, Any]:
             "text": {"()": "tradingbot.logconfig.TextFormatter"},
             "json": {"()": "tradingbot.logconfig.JsonFormatter"},
         },
+        "filters": {"security_one_line": {"()": "tradingbot.logconfig.SecurityOneLine"}},
         "handlers": {
             "stdout": {
                 "class": "logging.StreamHandler",
                 "stream": "ext://sys.stdout",
                 "formatter": formatter,
+                "filters": ["security_one_line"],
             }
         },
         "root": {"handlers": ["stdout"], "level": level},

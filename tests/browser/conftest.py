@@ -1,0 +1,197 @@
+"""End-to-end fixtures: a real daphne server on the test database and one headless Chromium.
+
+The server is a subprocess (``python -m daphne``) started once per session with
+``DATABASE_URL`` pointing at the test database, so tests that commit data (``transactional_db``)
+are seen by it. Redis and the dev keys come from the same environment (``TRADINGBOT_VAR_DIR``,
+``REDIS_URL``) as the test process, so sessions, encrypted fields and the login throttle agree.
+
+Playwright's sync API keeps an asyncio loop running in this thread while it is alive, which makes
+Django refuse ORM calls (``SynchronousOnlyOperation``) and would break ``asyncio.run`` in any later
+test. So the browser lives only while this package runs (package scope), and
+``DJANGO_ALLOW_ASYNC_UNSAFE`` is set for exactly that time.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.contrib.auth.hashers import PBKDF2PasswordHasher, make_password
+
+from tests.conftest import ROOT, database_url
+from tests.factories import DEFAULT_PASSWORD, ExchangeAccountFactory, UserFactory
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SERVER_START_TIMEOUT = 60
+
+
+@dataclass
+class LiveServer:
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:  # noqa: S310
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Skip every browser test (before any server starts) when Chromium is not installed."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+def daphne_server(
+    chromium: str, django_db_setup: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """``python -m daphne`` serving the app on a free port, on the test database."""
+    from django.db import connection
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "DATABASE_URL": database_url(connection.settings_dict)}
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    log_path = tmp_path_factory.mktemp("daphne") / "daphne.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+             "tradingbot.asgi:application"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    server = LiveServer(url=url, process=process, log_path=log_path)
+    deadline = time.monotonic() + SERVER_START_TIMEOUT
+    while not _healthy(url):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            process.wait(timeout=10)
+            raise RuntimeError(f"daphne did not become healthy at {url}:\n{server.log()}")
+        time.sleep(0.2)
+    yield server
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="package")
+def browser(chromium: str) -> Iterator[Any]:
+    """One headless Chromium for the whole package; each test gets its own context."""
+    from playwright.sync_api import sync_playwright
+
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            chromium = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+            yield chromium
+            chromium.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def server(daphne_server: LiveServer, transactional_db: Any) -> LiveServer:
+    """The running server, with this test's data committed so that it can see it."""
+    if daphne_server.process.poll() is not None:
+        pytest.fail(f"daphne exited early:\n{daphne_server.log()}")
+    return daphne_server
+
+
+@pytest.fixture
+def page(browser: Any, server: LiveServer) -> Iterator[Any]:
+    """A fresh page in a fresh context (own cookies), with relative URLs against the server."""
+    context = browser.new_context(base_url=server.url, viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+class _QuickPBKDF2(PBKDF2PasswordHasher):
+    """A real PBKDF2 hash the server verifies, cheap to make (the server upgrades it on login).
+
+    The session-wide MD5 hasher of ``tests/conftest.py`` is unknown to the daphne process, so users
+    who log in through the browser need a hash from its own list.
+    """
+
+    iterations = 1_000
+
+
+def _browser_user() -> Any:
+    user = UserFactory()
+    user.password = make_password(DEFAULT_PASSWORD, hasher=_QuickPBKDF2())
+    user.save(update_fields=["password"])
+    return user
+
+
+@pytest.fixture
+def trader(server: LiveServer) -> Any:
+    """A user who can log in through the daphne server."""
+    return _browser_user()
+
+
+@pytest.fixture
+def other_trader(server: LiveServer) -> Any:
+    return _browser_user()
+
+
+@pytest.fixture
+def account_factory(server: LiveServer) -> type[ExchangeAccountFactory]:
+    return ExchangeAccountFactory
+
+
+def log_in(page: Any, email: str, password: str, path: str = "/accounts/login/") -> None:
+    page.goto(path)
+    page.fill("#id_email", email)
+    page.fill("#id_password", password)
+    with page.expect_navigation():
+        page.click("button:has-text('Log in')")
+
+
+@pytest.fixture
+def logged_in_page(page: Any, trader: Any, password: str) -> Any:
+    log_in(page, trader.email, password)
+    assert page.url.endswith("/dashboard/"), page.url
+    return page
