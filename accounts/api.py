@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth import logout
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_serializer, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -11,7 +11,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import selectors, services
-from accounts.models import ApiToken, ExchangeAccount
+from accounts.models import ApiToken, ExchangeAccount, User
+
+
+def _owner(request: Request) -> User:
+    """The authenticated user (the default permission class has already refused anonymous)."""
+    assert isinstance(request.user, User)
+    return request.user
 
 
 class UserOutput(serializers.Serializer):
@@ -25,10 +31,12 @@ class LoginApi(APIView):
     authentication_classes = ()
     permission_classes = (AllowAny,)
 
+    @extend_schema_serializer(component_name="LoginInput")
     class Input(serializers.Serializer):
         email = serializers.EmailField(max_length=254)
         password = serializers.CharField(max_length=1024, trim_whitespace=False)
 
+    @extend_schema_serializer(component_name="LoginOutput")
     class Output(serializers.Serializer):
         token = serializers.CharField()
         expires_at = serializers.DateTimeField()
@@ -58,6 +66,7 @@ class LogoutApi(APIView):
 
 
 class MeApi(APIView):
+    @extend_schema_serializer(component_name="MeOutput")
     class Output(UserOutput):
         display_name = serializers.CharField()
         is_staff = serializers.BooleanField()
@@ -70,7 +79,7 @@ class MeApi(APIView):
 class ExchangeAccountOutput(serializers.Serializer):
     id = serializers.IntegerField()
     exchange = serializers.CharField()
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # DRF pops declared fields
     mode = serializers.CharField()
     api_key_masked = serializers.CharField()
     has_api_secret = serializers.SerializerMethodField()
@@ -85,9 +94,10 @@ class ExchangeAccountOutput(serializers.Serializer):
 
 
 class ExchangeAccountListCreateApi(APIView):
+    @extend_schema_serializer(component_name="ExchangeAccountInput")
     class Input(serializers.Serializer):
         exchange = serializers.ChoiceField(choices=ExchangeAccount.Exchange.choices)
-        label = serializers.CharField(max_length=100)
+        label = serializers.CharField(max_length=100)  # type: ignore[assignment]
         mode = serializers.ChoiceField(choices=ExchangeAccount.Mode.choices)
         api_key = serializers.CharField(
             max_length=512, required=False, allow_blank=True, default=""
@@ -100,32 +110,33 @@ class ExchangeAccountListCreateApi(APIView):
         )
 
     @extend_schema(
+        operation_id="exchange_accounts_list",
         responses={
             200: inline_serializer(
                 "ExchangeAccountList", {"results": ExchangeAccountOutput(many=True)}
             )
-        }
+        },
     )
     def get(self, request: Request) -> Response:
-        accounts = selectors.exchange_account_list(user=request.user)
+        accounts = selectors.exchange_account_list(user=_owner(request))
         return Response({"results": ExchangeAccountOutput(accounts, many=True).data})
 
     @extend_schema(request=Input, responses={201: ExchangeAccountOutput})
     def post(self, request: Request) -> Response:
         data = _validated(self.Input, request)
-        account = services.exchange_account_create(user=request.user, **data)
+        account = services.exchange_account_create(user=_owner(request), **data)
         return Response(ExchangeAccountOutput(account).data, status=status.HTTP_201_CREATED)
 
 
 class ExchangeAccountDetailApi(APIView):
     @extend_schema(responses={200: ExchangeAccountOutput})
     def get(self, request: Request, pk: int) -> Response:
-        account = selectors.exchange_account_get(user=request.user, pk=pk)
+        account = selectors.exchange_account_get(user=_owner(request), pk=pk)
         return Response(ExchangeAccountOutput(account).data)
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, pk: int) -> Response:
-        account = selectors.exchange_account_get(user=request.user, pk=pk)
+        account = selectors.exchange_account_get(user=_owner(request), pk=pk)
         services.exchange_account_delete(account=account)
         return Response(status=status.HTTP_204_NO_CONTENT)
 

@@ -58,6 +58,9 @@ class _SecretAttribute(DeferredAttribute):
 class EncryptedSecretField(models.TextField):
     description = "A secret, Fernet-encrypted at rest"
     descriptor_class = _SecretAttribute
+    # For django-stubs: assign a str or Secret, always read back a Secret.
+    _pyi_private_set_type: str | Secret  # type: ignore[assignment]
+    _pyi_private_get_type: Secret  # type: ignore[assignment]
 
     def from_db_value(self, value: str | None, expression: Any, connection: Any) -> Secret:
         return Secret(crypto.decrypt(value) if value else "")

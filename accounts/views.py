@@ -13,6 +13,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts import selectors, services
 from accounts.forms import ExchangeAccountForm, LoginForm
 from tradingbot.errors import AppError
+from tradingbot.types import AuthenticatedHttpRequest
 
 
 @require_http_methods(["GET", "POST"])
@@ -62,7 +63,7 @@ def logout_view(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def exchange_accounts_view(request: HttpRequest) -> HttpResponse:
+def exchange_accounts_view(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = ExchangeAccountForm(
         request.POST or None, initial={"mode": "paper", "exchange": "bitget"}
     )
@@ -94,7 +95,7 @@ def _attach_errors(form: ExchangeAccountForm, error: AppError) -> None:
 
 @login_required
 @require_POST
-def exchange_account_delete_view(request: HttpRequest, pk: int) -> HttpResponse:
+def exchange_account_delete_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     account = selectors.exchange_account_get(user=request.user, pk=pk)
     services.exchange_account_delete(account=account)
     messages.success(request, f"Exchange account “{account.label}” removed.")

@@ -94,8 +94,9 @@ def api_exception_handler(exc: Exception, ctx: dict[str, Any]) -> Response:
 def _api_exception_response(exc: exceptions.APIException) -> Response:
     code, fixed_message = _DRF_CODES.get(type(exc), (str(exc.default_code), None))
     headers: dict[str, str] = {}
-    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-        headers["Retry-After"] = str(int(exc.wait) + 1)
+    wait = getattr(exc, "wait", None)
+    if isinstance(exc, exceptions.Throttled) and wait is not None:
+        headers["Retry-After"] = str(int(wait) + 1)
     if getattr(exc, "auth_header", None):
         headers["WWW-Authenticate"] = exc.auth_header  # type: ignore[attr-defined]
     message = fixed_message or _flatten_detail(exc.detail)

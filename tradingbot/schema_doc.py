@@ -86,10 +86,11 @@ def _key_of(field: models.Field) -> str:
         return "PK"
     if isinstance(field, models.ForeignKey):
         target = f"{field.related_model._meta.db_table}.{field.target_field.column}"
-        return f"FK → `{target}` ({field.remote_field.on_delete.__name__})"
+        on_delete = getattr(field.remote_field.on_delete, "__name__", "")
+        return f"FK → `{target}` ({on_delete})"
     if field.unique:
         return "unique"
-    if field.db_index:
+    if getattr(field, "db_index", False):
         return "index"
     return ""
 
@@ -123,6 +124,7 @@ def _columns(model: type[models.Model], names: Iterable[str]) -> list[str]:
     columns = []
     for name in names:
         descending = name.startswith("-")
-        column = model._meta.get_field(name.lstrip("-")).column
+        field = model._meta.get_field(name.lstrip("-"))
+        column = getattr(field, "column", field.name)
         columns.append(f"`{column}`{' DESC' if descending else ''}")
     return columns
