@@ -1,0 +1,141 @@
+"""The "two commands" topology for real: ``make run`` brings up web, worker, beat (and the embedded
+Redis) and one Ctrl-C takes all of it down again.
+
+These tests start the actual processes, so they take tens of seconds; they need no ``db`` fixture:
+the stack under test migrates and seeds its own database.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import time
+from collections.abc import Callable
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.stack_helpers import (
+    CELERY_LOG_LINE,
+    PROJECT_LOG_LINE,
+    Stack,
+    http,
+    make_run,
+    unix_socket_answers,
+)
+
+# Installing (only when pyproject.toml changed), migrating and seeding, before honcho starts.
+SETUP_TIMEOUT = 240
+# From honcho starting the processes to /healthz answering 200.
+HEALTHY_TIMEOUT = 90
+SHUTDOWN_TIMEOUT = 30
+HEALTHY = {"status": "ok", "database": "ok", "redis": "ok"}
+DEMO_EMAIL = "demo@example.com"
+WORKER_NODE = f"celery@{socket.gethostname()}"
+
+pytestmark = [pytest.mark.stack, pytest.mark.timeout(SETUP_TIMEOUT + HEALTHY_TIMEOUT + 150)]
+
+
+def _start_and_wait_healthy(stack: Stack, processes: str) -> dict[str, float]:
+    started = time.monotonic()
+    stack.wait_for_output(rf"^Starting {processes} \(Ctrl-C stops them all\)$", SETUP_TIMEOUT)
+    set_up = time.monotonic()
+    health = stack.wait_healthy(HEALTHY_TIMEOUT)
+    assert health.body == HEALTHY, f"/healthz body: {health.body}" + stack.tail()
+    return {"setup_s": set_up - started, "healthz_after_start_s": time.monotonic() - set_up}
+
+
+def _report(record_property: Callable[[str, object], None], timings: dict[str, float]) -> None:
+    line = ", ".join(f"{name}={value:.1f}" for name, value in timings.items())
+    print(f"\nstack timings: {line}")
+    for name, value in timings.items():
+        record_property(name, round(value, 2))
+
+
+def _assert_ctrl_c_stops_everything(stack: Stack) -> float:
+    shutdown = stack.interrupt(timeout=SHUTDOWN_TIMEOUT)
+    left = stack.leftovers()
+    assert left == {}, f"processes left behind after Ctrl-C: {left}" + stack.tail()
+    return shutdown
+
+
+def test_it_runs_the_whole_stack_on_embedded_services_until_ctrl_c(
+    tmp_path_factory: pytest.TempPathFactory, record_property: Callable[[str, object], None]
+) -> None:
+    # Given a fresh var dir and neither DATABASE_URL nor REDIS_URL: SQLite and embedded Redis.
+    var_dir = tmp_path_factory.mktemp("stack")
+    with make_run(ROOT, var_dir, keep_services=False, extra_env={"LOG_FORMAT": "text"}) as stack:
+        # When `make run` is started
+        timings = _start_and_wait_healthy(stack, "web worker beat redis")
+
+        # Then it printed the demo login, and that login works through the API
+        demo = re.search(rf"Demo trader:\s+{re.escape(DEMO_EMAIL)}\s+/\s+(\S+)", stack.output())
+        assert demo, "no demo trader login in the output" + stack.tail()
+        password = demo[1]
+        login = http(
+            "POST", f"{stack.url}/api/auth/login", {"email": DEMO_EMAIL, "password": password}
+        )
+        assert login.status == 200, f"login: {login.status} {login.body}" + stack.tail()
+        me = http("GET", f"{stack.url}/api/auth/me", token=login.body["token"])
+        assert me.status == 200, f"/api/auth/me: {me.status} {me.body}" + stack.tail()
+        assert me.body["email"] == DEMO_EMAIL
+
+        # And wrong passwords are refused with 401, then throttled with 429 and Retry-After
+        wrong = {"email": DEMO_EMAIL, "password": "x" + password}
+        attempts = [http("POST", f"{stack.url}/api/auth/login", wrong) for _ in range(6)]
+        summary = [(a.status, a.body) for a in attempts]
+        assert [a.status for a in attempts] == [401] * 5 + [429], f"{summary}" + stack.tail()
+        assert all(a.body["error"]["code"] == "invalid_credentials" for a in attempts[:5]), summary
+        throttled = attempts[5]
+        assert throttled.body["error"]["code"] == "too_many_attempts", summary
+        assert 1 <= int(throttled.headers["retry-after"]) <= 60, throttled.headers
+
+        # And the worker answers a ping over the embedded broker
+        pong = stack.wait_celery_pong(timeout=60, destination=WORKER_NODE)
+        assert f"{WORKER_NODE}: OK" in pong, pong
+
+        # And worker and beat log through the project's formatter, never Celery's own
+        stack.wait_for_output(
+            r"^\S+ worker\.1\s*\| \S+Z INFO celery\.apps\.worker: .* ready\.$", 30
+        )
+        stack.wait_for_output(r"^\S+ beat\.1\s*\| \S+Z INFO celery\.beat: beat: Starting", 30)
+        for name in ("worker", "beat"):
+            lines = stack.process_lines(name)
+            assert any(PROJECT_LOG_LINE.match(line) for line in lines), (
+                f"no {name} line in the project's log format" + stack.tail()
+            )
+            celery_format = [line for line in lines if CELERY_LOG_LINE.match(line)]
+            assert celery_format == [], f"{name} logs in Celery's format: {celery_format}"
+        assert unix_socket_answers(stack.redis_socket)
+
+        # When Ctrl-C is pressed
+        timings["shutdown_s"] = _assert_ctrl_c_stops_everything(stack)
+
+        # Then no process of the stack is left and the embedded Redis no longer answers
+        assert not unix_socket_answers(stack.redis_socket), "embedded redis still answers"
+        _report(record_property, timings)
+
+
+@pytest.mark.skipif(
+    not (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL")),
+    reason="needs DATABASE_URL and REDIS_URL of external PostgreSQL and Redis",
+)
+def test_it_runs_the_whole_stack_on_external_services_until_ctrl_c(
+    tmp_path_factory: pytest.TempPathFactory, record_property: Callable[[str, object], None]
+) -> None:
+    # Given DATABASE_URL and REDIS_URL of running services (make run migrates that database)
+    var_dir = tmp_path_factory.mktemp("stack")
+    with make_run(ROOT, var_dir, keep_services=True, extra_env={"LOG_FORMAT": "text"}) as stack:
+        # When `make run` is started, then it starts no Redis of its own and becomes healthy
+        timings = _start_and_wait_healthy(stack, "web worker beat")
+        assert stack.process_lines("redis") == [], "an embedded redis was started" + stack.tail()
+        assert not stack.redis_socket.exists()
+
+        # And the worker answers a ping over the external broker
+        pong = stack.wait_celery_pong(timeout=60, destination=WORKER_NODE)
+        assert f"{WORKER_NODE}: OK" in pong, pong
+
+        # When Ctrl-C is pressed, then no process of the stack is left
+        timings["shutdown_s"] = _assert_ctrl_c_stops_everything(stack)
+        _report(record_property, timings)
