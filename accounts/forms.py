@@ -14,7 +14,10 @@ class ExchangeAccountForm(forms.Form):
     label = forms.CharField(max_length=100)
     exchange = forms.ChoiceField(choices=ExchangeAccount.Exchange.choices)
     mode = forms.ChoiceField(choices=ExchangeAccount.Mode.choices, widget=forms.RadioSelect)
-    api_key = forms.CharField(max_length=512, required=False, label="API key")
+    # Password inputs: a rejected form never sends a typed secret back to the page.
+    api_key = forms.CharField(
+        max_length=512, required=False, label="API key", widget=forms.PasswordInput
+    )
     api_secret = forms.CharField(
         max_length=512, required=False, label="API secret", widget=forms.PasswordInput
     )

@@ -20,7 +20,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,9 +121,9 @@ def browser(chromium: str) -> Iterator[Any]:
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     try:
         with sync_playwright() as playwright:
-            chromium = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-            yield chromium
-            chromium.close()
+            instance = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+            yield instance
+            instance.close()
     finally:
         if previous is None:
             os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
@@ -159,22 +159,27 @@ class _QuickPBKDF2(PBKDF2PasswordHasher):
     iterations = 1_000
 
 
-def _browser_user() -> Any:
-    user = UserFactory()
+def _browser_user(**fields: Any) -> Any:
+    user = UserFactory(**fields)
     user.password = make_password(DEFAULT_PASSWORD, hasher=_QuickPBKDF2())
     user.save(update_fields=["password"])
     return user
 
 
 @pytest.fixture
-def trader(server: LiveServer) -> Any:
-    """A user who can log in through the daphne server."""
-    return _browser_user()
+def trader_factory(server: LiveServer) -> Callable[..., Any]:
+    """Makes users who can log in through the daphne server (``UserFactory`` fields allowed)."""
+    return _browser_user
 
 
 @pytest.fixture
-def other_trader(server: LiveServer) -> Any:
-    return _browser_user()
+def trader(trader_factory: Callable[..., Any]) -> Any:
+    return trader_factory()
+
+
+@pytest.fixture
+def other_trader(trader_factory: Callable[..., Any]) -> Any:
+    return trader_factory()
 
 
 @pytest.fixture

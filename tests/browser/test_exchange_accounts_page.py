@@ -76,14 +76,16 @@ def test_it_shows_a_field_error_for_a_live_account_without_passphrase(accounts_p
 def test_it_removes_an_account_once_the_confirm_dialog_is_accepted(
     accounts_page, trader, account_factory
 ):
+    # given two accounts, one with quotes and markup in its label
     page = accounts_page
+    old_label = """Old desk <O'Neil & "Co">"""
     account_factory(user=trader, label="Keep me", mode="paper")
-    account_factory(user=trader, label="Old desk", mode="paper")
+    account_factory(user=trader, label=old_label, mode="paper")
     page.reload()
     rows = page.locator("#exchange-accounts tbody tr")
     expect(rows).to_have_count(2)
 
-    # when the trader clicks "Remove" on "Old desk" and accepts the confirmation
+    # when the trader clicks "Remove" on the old desk and accepts the confirmation
     dialogs = []
 
     def accept(dialog):
@@ -94,9 +96,10 @@ def test_it_removes_an_account_once_the_confirm_dialog_is_accepted(
     with page.expect_navigation():
         rows.filter(has_text="Old desk").get_by_role("button", name="Remove").click()
 
-    # then they were asked first, and the account is gone from the table and the database
-    assert dialogs == [("confirm", "Remove Old desk?")]
-    expect(page.locator(".messages")).to_have_text("Exchange account “Old desk” removed.")
+    # then they were asked first, naming the label verbatim, and the account is gone from the
+    # table and the database
+    assert dialogs == [("confirm", f"Remove {old_label}?")]
+    expect(page.locator(".messages")).to_have_text(f"Exchange account “{old_label}” removed.")
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text("Keep me")
     labels = list(ExchangeAccount.objects.filter(user=trader).values_list("label", flat=True))
@@ -110,17 +113,31 @@ def test_it_keeps_the_account_when_the_confirm_dialog_is_dismissed(
     account_factory(user=trader, label="Old desk", mode="paper")
     page.reload()
 
+    page.evaluate("window.notReloaded = true")
+
     # when the trader clicks "Remove" and then cancels
-    page.once("dialog", lambda dialog: dialog.dismiss())
+    dialogs = []
+
+    def dismiss(dialog):
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", dismiss)
     page.get_by_role("button", name="Remove").click()
 
-    # then nothing was submitted: the account is still listed and stored
+    # then nothing was submitted: after a round trip to the server the page is the same one,
+    # and the account is still listed and stored
+    assert dialogs == ["Remove Old desk?"]
+    assert page.evaluate("fetch('/healthz').then((r) => r.status)") == 200
+    assert page.evaluate("window.notReloaded") is True
     expect(page.locator("#exchange-accounts tbody tr")).to_have_count(1)
     expect(page.locator(".messages")).to_have_count(0)
     assert ExchangeAccount.objects.filter(user=trader, label="Old desk").exists()
 
 
-def test_it_never_shows_another_users_accounts(page, trader, other_trader, password, account_factory):
+def test_it_never_shows_another_users_accounts(
+    page, trader, other_trader, password, account_factory
+):
     # given another trader's live account and one of our own
     theirs = account_factory(
         user=other_trader, label="Their private desk", mode="live",
