@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from accounts import selectors, services
 from accounts.models import ApiToken, ExchangeAccount, User
+from tradingbot.openapi import error_response
 
 
 def _owner(request: Request) -> User:
@@ -42,7 +43,16 @@ class LoginApi(APIView):
         expires_at = serializers.DateTimeField()
         user = UserOutput()
 
-    @extend_schema(request=Input, responses={200: Output}, auth=[])
+    @extend_schema(
+        request=Input,
+        responses={
+            200: Output,
+            400: error_response("validation_error or malformed_request"),
+            401: error_response("invalid_credentials: wrong email or password"),
+            429: error_response("too_many_attempts: throttled, see Retry-After"),
+        },
+        auth=[],
+    )
     def post(self, request: Request) -> Response:
         data = _validated(self.Input, request)
         user = services.auth_check_credentials(
@@ -121,7 +131,14 @@ class ExchangeAccountListCreateApi(APIView):
         accounts = selectors.exchange_account_list(user=_owner(request))
         return Response({"results": ExchangeAccountOutput(accounts, many=True).data})
 
-    @extend_schema(request=Input, responses={201: ExchangeAccountOutput})
+    @extend_schema(
+        request=Input,
+        responses={
+            201: ExchangeAccountOutput,
+            400: error_response("validation_error: a field is missing or invalid"),
+            409: error_response("duplicate_label"),
+        },
+    )
     def post(self, request: Request) -> Response:
         data = _validated(self.Input, request)
         account = services.exchange_account_create(user=_owner(request), **data)

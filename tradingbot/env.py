@@ -7,6 +7,7 @@ naming the variable: a typo in production must stop start-up, never fall back si
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
@@ -158,6 +159,8 @@ def secret_from_env_or_file(
     make = generate or (lambda: secrets.token_urlsafe(50))
     new_value = make()
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(new_value)
-    path.chmod(0o600)
+    # Created 0600 from the first byte: never readable by others, not even briefly.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(new_value)
     return new_value

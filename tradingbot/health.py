@@ -8,7 +8,7 @@ import redis
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from tradingbot.logconfig import context
 from tradingbot.redis import get_redis
@@ -33,7 +33,7 @@ def _redis_ok() -> bool:
 
 
 @never_cache
-@require_GET
+@require_safe
 def healthz(request: HttpRequest) -> JsonResponse:
     parts = {"database": _database_ok(), "redis": _redis_ok()}
     body = {"status": "ok" if all(parts.values()) else "error"}

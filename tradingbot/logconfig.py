@@ -104,6 +104,8 @@ def build_logging_config(*, level: str, fmt: str) -> dict[str, Any]:
         },
         "root": {"handlers": ["stdout"], "level": level},
         "loggers": {
+            # Naming "django" drops Django's own console/mail_admins handlers: one line, one place.
+            "django": {"handlers": [], "level": level, "propagate": True},
             # Django's request logger repeats what our error handler already logged once.
             "django.request": {"level": "ERROR", "propagate": True},
             "django.server": {"level": "WARNING"},

@@ -72,12 +72,12 @@ def _type_of(field: models.Field) -> str:
         target = field.target_field
         return _AUTO_TO_INTEGER.get(target.get_internal_type()) or _type_of(target)
     kind = field.get_internal_type()
-    if type(field).__name__ != kind:
-        kind = f"{kind} ({type(field).__name__})"
     if isinstance(field, models.DecimalField):
-        return f"{kind}({field.max_digits},{field.decimal_places})"
-    if field.max_length:
-        return f"{kind}({field.max_length})"
+        kind += f"({field.max_digits},{field.decimal_places})"
+    elif field.max_length:
+        kind += f"({field.max_length})"
+    if type(field).__name__ != field.get_internal_type():
+        kind += f" ({type(field).__name__})"
     return kind
 
 

@@ -1,0 +1,89 @@
+"""The OpenAPI document and the Swagger UI page, served from local static files."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from rest_framework.test import APIClient
+
+SCHEMA = "/api/schema/"
+DOCS = "/api/docs/"
+EXPECTED_OPERATIONS = {
+    "/api/auth/login": {"post"},
+    "/api/auth/logout": {"post"},
+    "/api/auth/me": {"get"},
+    "/api/exchange-accounts": {"get", "post"},
+    "/api/exchange-accounts/{id}": {"get", "delete"},
+}
+
+
+def operations(document: dict) -> dict[str, set[str]]:
+    methods = {"get", "post", "put", "patch", "delete"}
+    return {path: set(item) & methods for path, item in document["paths"].items()}
+
+
+@pytest.mark.django_db
+def test_it_serves_the_openapi_document_to_anonymous_clients(api_client):
+    # The schema is public (drf-spectacular's default SERVE_PERMISSIONS is AllowAny).
+    # when
+    response = api_client.get(SCHEMA, HTTP_ACCEPT="application/json")
+    # then
+    assert response.status_code == 200
+    document = response.json()
+    assert document["openapi"].startswith("3.")
+    assert document["info"]["title"] == "Trading bot platform API"
+    assert operations(document) == EXPECTED_OPERATIONS
+
+
+@pytest.mark.django_db
+def test_it_serves_the_same_document_to_a_signed_in_client(auth_client):
+    anonymous = APIClient().get(SCHEMA, HTTP_ACCEPT="application/json").json()
+    signed_in = auth_client.get(SCHEMA, HTTP_ACCEPT="application/json").json()
+    assert signed_in == anonymous
+
+
+@pytest.mark.django_db
+def test_it_serves_yaml_by_default(api_client):
+    response = api_client.get(SCHEMA)
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("application/vnd.oai.openapi")
+    assert response.content.startswith(b"openapi: 3.")
+    assert b"/api/exchange-accounts/{id}:" in response.content
+
+
+@pytest.mark.django_db
+def test_it_declares_token_auth_and_an_open_login(api_client):
+    document = api_client.get(SCHEMA, HTTP_ACCEPT="application/json").json()
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["tokenAuth"]["in"] == "header"
+    assert schemes["tokenAuth"]["name"] == "Authorization"
+    me = document["paths"]["/api/auth/me"]["get"]
+    assert {"tokenAuth": []} in me["security"]
+    login = document["paths"]["/api/auth/login"]["post"]
+    assert not login.get("security") or login["security"] == [{}]
+
+
+@pytest.mark.django_db
+def test_it_serves_swagger_ui_from_local_static_files(client):
+    # when
+    response = client.get(DOCS)
+    # then
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/html")
+    html = response.content.decode()
+    assert "cdn.jsdelivr" not in html
+    assert "unpkg" not in html
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in assets
+    assert all(asset.startswith("/static/") for asset in assets), assets
+    assert '"/api/schema/"' in html
+
+
+@pytest.mark.django_db
+def test_it_really_serves_the_swagger_ui_assets(client):
+    html = client.get(DOCS).content.decode()
+    for asset in re.findall(r'(?:src|href)="(/static/[^"]+)"', html):
+        response = client.get(asset)
+        assert response.status_code == 200, asset
+        assert b"".join(response.streaming_content), asset
