@@ -54,8 +54,13 @@ def _safe_next(request: HttpRequest) -> str:
     return "/dashboard/"
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 def logout_view(request: HttpRequest) -> HttpResponse:
+    """GET asks for confirmation (a link can't log anyone out: CSRF); POST logs out."""
+    if request.method == "GET":
+        if not request.user.is_authenticated:
+            return redirect("accounts:login")
+        return render(request, "accounts/logout.html")
     logout(request)
     messages.info(request, "You are logged out.")
     return redirect("accounts:login")

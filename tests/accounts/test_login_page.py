@@ -76,9 +76,12 @@ def test_it_rerenders_malformed_forms_without_error(client, data):
 
 
 @pytest.mark.django_db
-def test_logout_is_post_only_and_ends_the_session(client, user):
+def test_logout_asks_on_get_and_ends_the_session_on_post(client, user):
     client.force_login(user)
-    assert client.get("/accounts/logout/").status_code == 405
+    confirm = client.get("/accounts/logout/")
+    assert confirm.status_code == 200
+    assert 'action="/accounts/logout/"' in confirm.content.decode()
+    assert client.get("/dashboard/").status_code == 200
     response = client.post("/accounts/logout/")
     assert response.status_code == 302
     assert client.get("/dashboard/").status_code == 302
