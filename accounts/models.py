@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+from decimal import Decimal
 from typing import Any, ClassVar
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
@@ -97,6 +98,13 @@ class ExchangeAccount(models.Model):
     api_key = EncryptedSecretField(blank=True, default="")
     api_secret = EncryptedSecretField(blank=True, default="")
     passphrase = EncryptedSecretField(blank=True, default="")
+    # Paper mode only: the fill model's slippage, and fee overrides (default: the market's fees).
+    paper_slippage_bps = models.DecimalField(
+        max_digits=8, decimal_places=2, default=Decimal("5"),
+        help_text="Paper market orders fill this many basis points worse than the reference price",
+    )
+    paper_maker_fee = models.DecimalField(max_digits=8, decimal_places=6, null=True, blank=True)
+    paper_taker_fee = models.DecimalField(max_digits=8, decimal_places=6, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
