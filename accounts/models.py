@@ -100,7 +100,9 @@ class ExchangeAccount(models.Model):
     passphrase = EncryptedSecretField(blank=True, default="")
     # Paper mode only: the fill model's slippage, and fee overrides (default: the market's fees).
     paper_slippage_bps = models.DecimalField(
-        max_digits=8, decimal_places=2, default=Decimal("5"),
+        max_digits=8,
+        decimal_places=2,
+        default=Decimal("5"),
         help_text="Paper market orders fill this many basis points worse than the reference price",
     )
     paper_maker_fee = models.DecimalField(max_digits=8, decimal_places=6, null=True, blank=True)

@@ -149,18 +149,12 @@ def exchange_account_delete(*, account: ExchangeAccount) -> None:
 
 
 @transaction.atomic
-def demo_seed(
+def demo_users_seed(
     *, trader_email: str, trader_password: str, staff_email: str, staff_password: str
 ) -> User:
-    """Create or refresh the demo trader (with a paper account) and a staff user."""
+    """Create or refresh the demo trader and a staff user, with these passwords."""
     trader = _user_with_password(email=trader_email, password=trader_password, is_staff=False)
-    ExchangeAccount.objects.get_or_create(
-        user=trader,
-        label="Paper (Bitget rules)",
-        defaults={"exchange": ExchangeAccount.Exchange.BITGET, "mode": ExchangeAccount.Mode.PAPER},
-    )
     _user_with_password(email=staff_email, password=staff_password, is_staff=True)
-    logger.info("demo.seeded", extra=context(user_id=trader.pk))
     return trader
 
 

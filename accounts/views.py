@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth import login, logout
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods
 
-from accounts import selectors, services
-from accounts.forms import ExchangeAccountForm, LoginForm
+from accounts import services
+from accounts.forms import LoginForm
 from tradingbot.errors import AppError
-from tradingbot.types import AuthenticatedHttpRequest
 
 
 @require_http_methods(["GET", "POST"])
@@ -64,44 +62,3 @@ def logout_view(request: HttpRequest) -> HttpResponse:
     logout(request)
     messages.info(request, "You are logged out.")
     return redirect("accounts:login")
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def exchange_accounts_view(request: AuthenticatedHttpRequest) -> HttpResponse:
-    form = ExchangeAccountForm(
-        request.POST or None, initial={"mode": "paper", "exchange": "bitget"}
-    )
-    if request.method == "POST" and form.is_valid():
-        try:
-            account = services.exchange_account_create(user=request.user, **form.cleaned_data)
-        except AppError as error:
-            _attach_errors(form, error)
-        else:
-            messages.success(request, f"Exchange account “{account.label}” added.")
-            return redirect("accounts:exchange-accounts")
-    accounts = selectors.exchange_account_list(user=request.user)
-    status = 400 if form.errors else 200
-    return render(
-        request,
-        "accounts/exchange_accounts.html",
-        {"form": form, "accounts": accounts},
-        status=status,
-    )
-
-
-def _attach_errors(form: ExchangeAccountForm, error: AppError) -> None:
-    if not error.details:
-        form.add_error(None, error.message)
-    for field, field_messages in error.details.items():
-        for message in field_messages:
-            form.add_error(field if field in form.fields else None, message)
-
-
-@login_required
-@require_POST
-def exchange_account_delete_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
-    account = selectors.exchange_account_get(user=request.user, pk=pk)
-    services.exchange_account_delete(account=account)
-    messages.success(request, f"Exchange account “{account.label}” removed.")
-    return redirect("accounts:exchange-accounts")

@@ -5,14 +5,18 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from accounts import services
+from accounts import services as account_services
+from bots import services as bot_services
 
 DEMO_EMAIL = "demo@example.com"
 STAFF_EMAIL = "admin@example.com"
 
 
 class Command(BaseCommand):
-    help = "Create (or refresh) the demo trader and a staff user; print their logins."
+    help = (
+        "Create (or refresh) the demo trader, a staff user, the sample candles and a funded "
+        "paper account; print the logins."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--url", default="http://127.0.0.1:8000/")
@@ -20,11 +24,16 @@ class Command(BaseCommand):
     def handle(self, *args: Any, url: str, **options: Any) -> None:
         trader_password = secrets.token_urlsafe(12)
         staff_password = secrets.token_urlsafe(12)
-        services.demo_seed(
+        trader = account_services.demo_users_seed(
             trader_email=DEMO_EMAIL,
             trader_password=trader_password,
             staff_email=STAFF_EMAIL,
             staff_password=staff_password,
+        )
+        market = bot_services.demo_market_seed(trader=trader)
+        self.stdout.write(
+            f"Sample candles: {market['candles']} ({market['created']} new); "
+            f"paper account “{market['account']}” ready."
         )
         self.stdout.write(
             "\n".join(
