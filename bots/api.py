@@ -102,6 +102,7 @@ class ExchangeAccountDetailApi(APIView):
 class ExchangeAccountBalanceApi(APIView):
     """Balances from whichever exchange the account uses: the paper ledger or the real one."""
 
+    @extend_schema_serializer(component_name="BalanceOutput")
     class Output(serializers.Serializer):
         balances = serializers.DictField(child=serializers.DictField(child=serializers.CharField()))
 
@@ -121,6 +122,7 @@ class ExchangeAccountBalanceApi(APIView):
 class CandlesApi(APIView):
     """The most recent closed candles for a chart, ascending, with paging back by ``before``."""
 
+    @extend_schema_serializer(component_name="CandlesQuery")
     class Input(serializers.Serializer):
         exchange = serializers.ChoiceField(choices=SUPPORTED_EXCHANGES)
         symbol = serializers.CharField(max_length=40)
@@ -134,6 +136,7 @@ class CandlesApi(APIView):
             services.check_symbol(exchange=attrs["exchange"], symbol=attrs["symbol"])
             return attrs
 
+    @extend_schema_serializer(component_name="CandlesOutput")
     class Output(serializers.Serializer):
         exchange = serializers.CharField()
         symbol = serializers.CharField()

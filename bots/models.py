@@ -9,7 +9,12 @@ from django.db import models
 from accounts.models import ExchangeAccount
 from bots.timeframes import TIMEFRAMES
 
-PRICE = {"max_digits": 28, "decimal_places": 12}
+
+def new_order_id() -> str:
+    return str(uuid.uuid4())
+
+
+PRICE: dict[str, Any] = {"max_digits": 28, "decimal_places": 12}
 
 
 class Candle(models.Model):
@@ -103,8 +108,9 @@ class PaperOrder(models.Model):
     account = models.ForeignKey(
         ExchangeAccount, on_delete=models.CASCADE, related_name="paper_orders"
     )
-    order_id = models.CharField(max_length=40, unique=True, default=uuid.uuid4)
-    client_order_id = models.CharField(max_length=64, null=True, blank=True)
+    order_id = models.CharField(max_length=40, unique=True, default=new_order_id)
+    # NULL, not "": orders without one must not collide in the unique constraint.
+    client_order_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
     symbol = models.CharField(max_length=40)
     side = models.CharField(max_length=4, choices=Side.choices)
     order_type = models.CharField(max_length=6, choices=Type.choices)

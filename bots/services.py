@@ -53,7 +53,9 @@ def exchange_account_open(
             except AppError as error:
                 # Rolls the account back with it, and names the field that was wrong.
                 raise AppError(
-                    error.code, error.message, error.status,
+                    error.code,
+                    error.message,
+                    error.status,
                     details={"paper_balance": [error.message]},
                 ) from None
     return account
@@ -107,8 +109,4 @@ def demo_market_seed(*, trader: User) -> dict[str, Any]:
             user=trader, exchange="bitget", label=DEMO_PAPER_LABEL, mode="paper"
         )
     logger.info("demo.seeded", extra=context(user_id=trader.pk, exchange_account_id=account.pk))
-    return {
-        "candles": summary.total if hasattr(summary, "total") else summary,
-        "created": getattr(summary, "created", 0),
-        "account": account.label,
-    }
+    return {"candles": summary.total, "created": summary.created, "account": account.label}

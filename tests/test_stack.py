@@ -81,6 +81,18 @@ def test_it_runs_the_whole_stack_on_embedded_services_until_ctrl_c(
         assert me.status == 200, f"/api/auth/me: {me.status} {me.body}" + stack.tail()
         assert me.body["email"] == DEMO_EMAIL
 
+        # And the chart API serves 200 real BTC/USDT candles for 5m and for 1h, ending where the
+        # sample ends (last 5m candle 2023-02-09 21:15 UTC; the 21:00 hour is incomplete)
+        for timeframe, newest in (("5m", 1675977300000), ("1h", 1675972800000)):
+            chart = http(
+                "GET",
+                f"{stack.url}/api/candles?exchange=bitget&symbol=BTC/USDT&timeframe={timeframe}",
+                token=login.body["token"],
+            )
+            assert chart.status == 200, f"candles {timeframe}: {chart.body}" + stack.tail()
+            assert len(chart.body["candles"]) == 200, f"{timeframe}: {len(chart.body['candles'])}"
+            assert chart.body["candles"][-1][0] == newest
+
         # And wrong passwords are refused with 401, then throttled with 429 and Retry-After
         wrong = {"email": DEMO_EMAIL, "password": "x" + password}
         attempts = [http("POST", f"{stack.url}/api/auth/login", wrong) for _ in range(6)]

@@ -111,5 +111,7 @@ def build_logging_config(*, level: str, fmt: str) -> dict[str, Any]:
             "django.server": {"level": "WARNING"},
             "daphne": {"level": "WARNING"},
             "celery": {"level": "INFO"},
+            # ccxt logs each request's headers (API key, passphrase) at DEBUG: never let it.
+            "ccxt": {"level": "INFO"},
         },
     }

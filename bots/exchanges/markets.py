@@ -150,7 +150,9 @@ class MarketCatalog:
 def _load_markets(exchange_id: str) -> dict[str, dict[str, Any]]:
     from bots.models import MarketSnapshot
 
-    snapshot = MarketSnapshot.objects.filter(exchange=exchange_id).order_by("-fetched_at").first()
+    snapshot = (
+        MarketSnapshot.objects.filter(exchange=exchange_id).order_by("-fetched_at", "-id").first()
+    )
     if snapshot is not None:
         return snapshot.markets
     path = shipped_snapshot_path(exchange_id)

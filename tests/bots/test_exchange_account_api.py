@@ -88,7 +88,10 @@ def recorded_bitget(monkeypatch):
 
     def fetch(self, url, method="GET", headers=None, body=None):
         calls.append(url)
-        return spot["httpResponse"]
+        if "/spot/account/assets" in url:
+            return spot["httpResponse"]
+        # ccxt's one-off probe for a unified account: answer as Bitget does for a classic one.
+        raise ccxt.ExchangeError("bitget not a unified trading account")
 
     monkeypatch.setattr(ccxt.bitget, "fetch", fetch)
     return calls

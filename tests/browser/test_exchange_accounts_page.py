@@ -32,7 +32,7 @@ def test_it_adds_a_paper_account_through_the_form(accounts_page, trader):
     expect(page.get_by_text("No exchange accounts yet.")).to_be_visible()
 
     # when the trader fills in a label, keeps the defaults (Bitget, paper) and submits
-    expect(page.get_by_label("Paper")).to_be_checked()
+    expect(page.get_by_label("Paper", exact=True)).to_be_checked()
     page.get_by_label("Label").fill("Paper practice")
     _submit(page)
 
@@ -47,6 +47,9 @@ def test_it_adds_a_paper_account_through_the_form(accounts_page, trader):
     )  # fmt: skip
     saved = ExchangeAccount.objects.get(user=trader)
     assert (saved.label, saved.mode, saved.exchange) == ("Paper practice", "paper", "bitget")
+    # and it is funded with the form's default starting balance
+    funded = {b.currency: b.free for b in saved.paper_balances.all()}
+    assert funded == {"USDT": 10000}
 
 
 def test_it_shows_a_field_error_for_a_live_account_without_passphrase(accounts_page, trader):

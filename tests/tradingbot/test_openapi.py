@@ -15,6 +15,8 @@ EXPECTED_OPERATIONS = {
     "/api/auth/me": {"get"},
     "/api/exchange-accounts": {"get", "post"},
     "/api/exchange-accounts/{id}": {"get", "delete"},
+    "/api/exchange-accounts/{id}/balance": {"get"},
+    "/api/candles": {"get"},
 }
 
 
