@@ -54,7 +54,6 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
@@ -69,6 +68,7 @@ from bots.exchanges.errors import (
     OrderNotFoundError,
 )
 from bots.exchanges.markets import MarketCatalog, forget_catalogs, get_catalog
+from bots.exchanges.paper_results import fmt_decimal, iso_time, order_result
 from bots.exchanges.prices import PriceSource
 from bots.models import Candle, PaperBalance, PaperOrder
 from bots.timeframes import TimeframeError, timeframe_ms
@@ -98,18 +98,6 @@ def _round(value: Decimal) -> Decimal:
 
 def _round_up(value: Decimal) -> Decimal:
     return value.quantize(PLACES, rounding=ROUND_CEILING)
-
-
-def _fmt(value: Decimal) -> str:
-    """A Decimal as a plain human number: 200.5002, 1, 0.01."""
-    return f"{value.normalize():f}" if value else "0"
-
-
-def _iso(ms: int | None) -> str | None:
-    if ms is None:
-        return None
-    moment = datetime.fromtimestamp(ms // 1000, tz=UTC)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}Z"
 
 
 def _decimal(name: str, value: Any) -> Decimal:
@@ -198,12 +186,12 @@ class PaperExchange:
         return {
             "symbol": symbol,
             "timestamp": timestamp,
-            "datetime": _iso(timestamp),
+            "datetime": iso_time(timestamp),
             "last": float(last),
             "close": float(last),
             "bid": float(bid),
             "ask": float(ask),
-            "info": {"last": _fmt(last), "bid": _fmt(bid), "ask": _fmt(ask)},
+            "info": {"last": fmt_decimal(last), "bid": fmt_decimal(bid), "ask": fmt_decimal(ask)},
         }
 
     def fetch_ohlcv(
@@ -246,12 +234,16 @@ class PaperExchange:
         result: dict[str, Any] = {
             "info": {
                 "balances": [
-                    {"currency": b.currency, "free": _fmt(b.free), "used": _fmt(b.used)}
+                    {
+                        "currency": b.currency,
+                        "free": fmt_decimal(b.free),
+                        "used": fmt_decimal(b.used),
+                    }
                     for b in rows
                 ]
             },
             "timestamp": timestamp,
-            "datetime": _iso(timestamp),
+            "datetime": iso_time(timestamp),
             "free": {},
             "used": {},
             "total": {},
@@ -293,10 +285,10 @@ class PaperExchange:
         available = row.free if row is not None else Decimal(0)
         if available < needed:
             raise InsufficientFundsError(
-                f"insufficient {currency}: the order needs {_fmt(needed)} {currency}, "
-                f"{_fmt(available)} {currency} is available",
-                details={"currency": currency, "needed": _fmt(needed),
-                         "available": _fmt(available)},
+                f"insufficient {currency}: the order needs {fmt_decimal(needed)} {currency}, "
+                f"{fmt_decimal(available)} {currency} is available",
+                details={"currency": currency, "needed": fmt_decimal(needed),
+                         "available": fmt_decimal(available)},
             )  # fmt: skip
 
     def _save(self, rows: dict[str, PaperBalance]) -> None:
@@ -552,52 +544,7 @@ class PaperExchange:
             rules = self.catalog.rules(order.symbol)
             limit = order.order_type == PaperOrder.Type.LIMIT
             fee_rate = self.maker_fee(rules) if limit else self.taker_fee(rules)
-        price = order.price if order.price is not None else order.average
-        fee = {
-            "cost": float(order.fee_cost),
-            "currency": order.fee_currency,
-            "rate": float(fee_rate),
-        }
-        return {
-            "id": str(order.order_id),
-            "clientOrderId": order.client_order_id,
-            "timestamp": order.timestamp,
-            "datetime": _iso(order.timestamp),
-            "lastTradeTimestamp": order.last_trade_timestamp,
-            "symbol": order.symbol,
-            "type": order.order_type,
-            "timeInForce": "GTC" if order.order_type == PaperOrder.Type.LIMIT else "IOC",
-            "side": order.side,
-            "price": float(price) if price is not None else None,
-            "amount": float(order.amount),
-            "cost": float(order.cost),
-            "average": float(order.average) if order.average is not None else None,
-            "filled": float(order.filled),
-            "remaining": float(order.amount - order.filled),
-            "status": order.status,
-            "fee": fee,
-            "fees": [dict(fee)],
-            "trades": [],
-            "reduceOnly": False,
-            "postOnly": False,
-            "info": {
-                "order_id": str(order.order_id),
-                "client_order_id": order.client_order_id,
-                "price": _text(order.price),
-                "amount": _fmt(order.amount),
-                "filled": _fmt(order.filled),
-                "average": _text(order.average),
-                "cost": _fmt(order.cost),
-                "fee_cost": _fmt(order.fee_cost),
-                "fee_rate": _fmt(fee_rate),
-                "reserved": _fmt(order.reserved),
-                "status": order.status,
-            },
-        }
-
-
-def _text(value: Decimal | None) -> str | None:
-    return None if value is None else _fmt(value)
+        return order_result(order, fee_rate)
 
 
 def _bar(candle: Any) -> tuple[int, Decimal, Decimal]:
