@@ -32,6 +32,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +45,7 @@ CANDLES = "/api/candles?exchange=bitget&symbol=BTC/USDT&timeframe=5m&limit=200"
 class Result:
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
+    reasons: list[str] = field(default_factory=list)
 
 
 def free_port() -> int:
@@ -117,16 +119,19 @@ def load(host: str, port: int, path: str, token: str, clients: int, seconds: flo
     def client() -> None:
         conn = http.client.HTTPConnection(host, port, timeout=30)
         headers = {"Authorization": f"Token {token}"}
-        latencies, errors = [], 0
+        latencies, errors, reasons = [], 0, []
         while time.monotonic() < stop_at:
             started = time.perf_counter()
             try:
                 conn.request("GET", path, headers=headers)
                 response = conn.getresponse()
                 body = response.read()
-                ok = response.status == 200 and body
-            except (OSError, http.client.HTTPException):
+                ok = response.status == 200 and bool(body)
+                if not ok:
+                    reasons.append(f"HTTP {response.status}: {body[:120]!r}")
+            except (OSError, http.client.HTTPException) as error:
                 ok = False
+                reasons.append(type(error).__name__)
                 conn.close()
                 conn = http.client.HTTPConnection(host, port, timeout=30)
             if ok:
@@ -137,6 +142,7 @@ def load(host: str, port: int, path: str, token: str, clients: int, seconds: flo
         with lock:
             result.latencies.extend(latencies)
             result.errors += errors
+            result.reasons.extend(reasons)
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
     for thread in threads:
@@ -228,6 +234,8 @@ def print_table(rows: list[tuple], args: argparse.Namespace) -> None:
         ratio = rate / peers[label] if peers.get(label) else float("nan")
         cells = f"{rate:8.1f} {p50:8.2f} {p99:8.2f} {result.errors:7d} {ratio:14.2f}"
         print(f"{label:11} {name:20} {cells}")
+        for reason, count in Counter(result.reasons).most_common(3):
+            print(f"{'':32} error ×{count}: {reason}")
 
 
 def main() -> None:

@@ -106,9 +106,14 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------------
+# Under ASGI, Django runs each request's sync code in a thread of its own: a connection kept
+# past the request would belong to a thread that is gone and leak (PostgreSQL then refuses
+# clients). Keep 0 for daphne; a Celery worker may set a few seconds.
+CONN_MAX_AGE = env_int(ENV, "DATABASE_CONN_MAX_AGE", 0, minimum=0)
 DATABASES = {
     "default": database_from_url(ENV.get("DATABASE_URL"), sqlite_path=VAR_DIR / "db.sqlite3")
 }
+DATABASES["default"]["CONN_MAX_AGE"] = CONN_MAX_AGE
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: Celery broker, channel layer and cache -------------------------------------------

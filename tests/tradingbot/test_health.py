@@ -15,6 +15,7 @@ from tests.conftest import ROOT
 from tradingbot.redis import get_redis
 
 HEALTHZ = "/healthz"
+REAL_REDIS_URL = django_settings.REDIS_URL
 
 
 @pytest.fixture
@@ -92,3 +93,31 @@ def test_it_reports_503_naming_the_database_when_the_database_is_down(tmp_path):
     }
     warnings = [line for line in lines[:-1] if line.get("message") == "health.degraded"]
     assert [(w["level"], w["failing"]) for w in warnings] == [("WARNING", "database")]
+
+
+@pytest.mark.django_db
+def test_it_logs_a_failure_once_not_on_every_probe(client, settings, caplog):
+    from tradingbot.redis import get_redis
+
+    # given: a healthy process (one probe), then Redis becomes unreachable
+    assert client.get(HEALTHZ).status_code == 200
+    caplog.clear()
+    settings.REDIS_URL = "unix:///nonexistent/redis.sock"
+    get_redis.cache_clear()
+    try:
+        # when: a load balancer probes five times, then Redis comes back
+        with caplog.at_level(logging.INFO):
+            statuses = [client.get(HEALTHZ).status_code for _ in range(5)]
+            settings.REDIS_URL = REAL_REDIS_URL
+            get_redis.cache_clear()
+            statuses.append(client.get(HEALTHZ).status_code)
+    finally:
+        get_redis.cache_clear()
+    # then: one warning for the outage, one line for the recovery, nothing from django.request
+    assert statuses == [503] * 5 + [200]
+    messages = [
+        r.getMessage() for r in caplog.records if r.name.startswith(("tradingbot", "django"))
+    ]
+    assert messages.count("health.degraded") == 1
+    assert messages.count("health.recovered") == 1
+    assert not [r for r in caplog.records if r.name == "django.request"]
