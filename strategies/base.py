@@ -1,0 +1,232 @@
+"""The strategy contract: closed candles in, a target position per candle out. No Django.
+
+A strategy is a class with a slug ``key``, a ``name``, a ``description``, its parameter
+declarations ``params`` and optional default ``stop_loss`` / ``take_profit`` fractions (``0.02`` =
+2 %). An INSTANCE holds validated parameter values in ``self.values`` (the class attribute
+``params`` keeps the declarations; the two cannot share a name and stay typed).
+
+``target_position(candles)`` gets a DataFrame with the columns ``open_time`` (int epoch ms),
+``open``, ``high``, ``low``, ``close``, ``volume`` (floats), ascending by ``open_time``, every row a
+CLOSED candle. It returns an int8 Series on ``candles.index`` with values in {-1, 0, +1}: the
+position wanted once candle ``i`` has closed (the engine fills it at candle ``i + 1``'s open). The
+value at row ``i`` may use rows ``<= i`` only, rows whose indicators are still warming up are 0,
+and -1 appears only when the strategy allows shorts (its ``allow_short`` parameter is true).
+Callers should use :meth:`Strategy.positions`, which checks the input and that contract.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from strategies.params import (
+    Param,
+    StrategyDefinitionError,
+    StrategyParamError,
+    validate_params,
+)
+
+CANDLE_COLUMNS: tuple[str, ...] = ("open_time", "open", "high", "low", "close", "volume")
+KEY_PATTERN = re.compile(r"^[a-z0-9]+(?:[_-][a-z0-9]+)*$")
+KEY_MAX_LENGTH = 64
+NAME_MAX_LENGTH = 100
+
+
+class StrategyInputError(ValueError):
+    """Candles that do not have the shape a strategy needs."""
+
+
+class StrategyOutputError(ValueError):
+    """A strategy returned positions that break the contract (a bug in the strategy)."""
+
+
+class Strategy(ABC):
+    """Base class of every strategy; see the module docstring for the contract."""
+
+    key: ClassVar[str]
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    params: ClassVar[tuple[Param, ...]] = ()
+    stop_loss: ClassVar[float | None] = None
+    take_profit: ClassVar[float | None] = None
+
+    def __init__(self, params: Mapping[str, Any] | None = None) -> None:
+        """Validate ``params`` (defaults for what is missing) and keep them in ``self.values``.
+
+        Raises :class:`~strategies.params.StrategyParamError` listing every bad field.
+        """
+        self.values: dict[str, Any] = type(self).validate(params)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.key} {self.values!r}>"
+
+    @property
+    def allows_short(self) -> bool:
+        """True when this instance may go short: its ``allow_short`` parameter is true."""
+        return bool(self.values.get("allow_short", False))
+
+    @classmethod
+    def supports_short(cls) -> bool:
+        """True when the strategy has an ``allow_short`` parameter at all."""
+        return any(param.name == "allow_short" for param in cls.params)
+
+    @classmethod
+    def validate(cls, params: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Validated parameter values: field rules (``validate_params``), then ``check``.
+
+        Cross-field rules run only when every field is valid on its own.
+        """
+        values = validate_params(cls.params, params)
+        errors = cls.check(values)
+        if errors:
+            raise StrategyParamError(errors)
+        return values
+
+    @classmethod
+    def check(cls, params: Mapping[str, Any]) -> dict[str, list[str]]:
+        """Cross-field rules on already-typed values: ``{field: [message, ...]}``, empty if fine.
+
+        Override it for rules such as ``fast < slow``; it is a classmethod because it runs
+        before the instance exists.
+        """
+        return {}
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        return {param.name: param.default for param in cls.params}
+
+    @classmethod
+    def schema(cls) -> dict[str, Any]:
+        """JSON-able description for the catalogue and the API."""
+        return {
+            "key": cls.key,
+            "name": cls.name,
+            "description": cls.description,
+            "params": [param.schema() for param in cls.params],
+            "stop_loss": cls.stop_loss,
+            "take_profit": cls.take_profit,
+        }
+
+    @abstractmethod
+    def target_position(self, candles: pd.DataFrame) -> pd.Series:
+        """The wanted position after each closed candle (see the module docstring)."""
+
+    def positions(self, candles: pd.DataFrame) -> pd.Series:
+        """``target_position`` with its input and output checked.
+
+        Raises :class:`StrategyInputError` for candles without the required columns or not
+        strictly ascending by ``open_time``, and :class:`StrategyOutputError` when the result is
+        not an int Series on ``candles.index`` with values in {-1, 0, +1} (-1 only when shorts
+        are allowed). Returns the positions as int8.
+        """
+        check_candles(candles)
+        result = self.target_position(candles)
+        return self._checked_output(candles, result)
+
+    def _checked_output(self, candles: pd.DataFrame, result: Any) -> pd.Series:
+        where = f"strategy {self.key!r}"
+        if not isinstance(result, pd.Series):
+            raise StrategyOutputError(f"{where} returned {type(result).__name__}, not a Series")
+        if not result.index.equals(candles.index):
+            raise StrategyOutputError(f"{where} returned a Series not aligned to candles.index")
+        values = result.to_numpy()
+        if values.dtype.kind not in "iubf" or (values.dtype.kind == "f" and np.isnan(values).any()):
+            raise StrategyOutputError(f"{where} returned NaN or non-numeric positions")
+        if not np.isin(values, (-1, 0, 1)).all():
+            raise StrategyOutputError(f"{where} returned positions outside -1, 0, +1")
+        if not self.allows_short and (values == -1).any():
+            raise StrategyOutputError(f"{where} went short although shorts are not allowed")
+        return pd.Series(values.astype(np.int8), index=candles.index, name="position")
+
+
+def check_candles(candles: Any) -> None:
+    """Raise :class:`StrategyInputError` unless ``candles`` fits the contract's input."""
+    if not isinstance(candles, pd.DataFrame):
+        raise StrategyInputError(f"candles must be a DataFrame, got {type(candles).__name__}")
+    missing = [column for column in CANDLE_COLUMNS if column not in candles.columns]
+    if missing:
+        raise StrategyInputError(f"candles lack the columns {', '.join(missing)}")
+    open_time = candles["open_time"]
+    if len(open_time) > 1 and not (open_time.diff().iloc[1:] > 0).all():
+        raise StrategyInputError("candles must be strictly ascending by open_time")
+
+
+def validate_strategy_class(cls: Any) -> None:
+    """Raise :class:`StrategyDefinitionError` unless ``cls`` is a usable strategy class.
+
+    Checks: a concrete ``Strategy`` subclass; ``key`` a slug of at most 64 characters (lowercase
+    letters and digits, words joined by ``_`` or ``-``); a non-empty ``name`` of at most 100
+    characters; a string ``description``; ``params`` a tuple of distinct ``Param``; an
+    ``allow_short`` parameter, if any, of kind bool; ``stop_loss`` / ``take_profit`` None or a
+    fraction in (0, 1) / (0, 10]; the defaults passing ``check``.
+    """
+    if not (inspect.isclass(cls) and issubclass(cls, Strategy)):
+        raise StrategyDefinitionError(f"{cls!r} is not a Strategy subclass")
+    label = f"{cls.__module__}.{cls.__qualname__}"
+    if inspect.isabstract(cls):
+        raise StrategyDefinitionError(f"{label} is abstract (implement target_position)")
+    key = getattr(cls, "key", None)
+    if not isinstance(key, str) or len(key) > KEY_MAX_LENGTH or not KEY_PATTERN.match(key):
+        raise StrategyDefinitionError(
+            f"{label}: key must be a slug of lowercase letters and digits joined by _ or - "
+            f"(at most {KEY_MAX_LENGTH} characters), got {key!r}"
+        )
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not name.strip() or len(name) > NAME_MAX_LENGTH:
+        raise StrategyDefinitionError(
+            f"{label}: name must be a non-empty string of at most {NAME_MAX_LENGTH} characters"
+        )
+    if not isinstance(cls.description, str):
+        raise StrategyDefinitionError(f"{label}: description must be a string")
+    if not isinstance(cls.params, tuple) or not all(isinstance(p, Param) for p in cls.params):
+        raise StrategyDefinitionError(f"{label}: params must be a tuple of Param")
+    names = [param.name for param in cls.params]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise StrategyDefinitionError(f"{label}: duplicate parameters {', '.join(duplicates)}")
+    for param in cls.params:
+        if param.name == "allow_short" and param.kind != "bool":
+            raise StrategyDefinitionError(f"{label}: allow_short must be a bool parameter")
+    for attr, upper in (("stop_loss", 1.0), ("take_profit", 10.0)):
+        value = getattr(cls, attr)
+        if value is None:
+            continue
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or not 0 < value <= upper
+            or (attr == "stop_loss" and value >= 1)
+        ):
+            raise StrategyDefinitionError(
+                f"{label}: {attr} must be None or a fraction such as 0.02, got {value!r}"
+            )
+    try:
+        cls.validate({})
+    except StrategyParamError as exc:
+        raise StrategyDefinitionError(f"{label}: the defaults are invalid: {exc}") from None
+
+
+def position_series(long: pd.Series, short: pd.Series | None = None) -> pd.Series:
+    """+1 where ``long`` is true, -1 where ``short`` is true, else 0 (int8, on ``long.index``).
+
+    NaN counts as false; a row where both are true is 0 (a strategy should not produce that).
+    """
+    position = _flags(long).astype(np.int8)
+    if short is not None:
+        position = position - _flags(short).astype(np.int8)
+    return pd.Series(position, index=long.index, dtype=np.int8, name="position")
+
+
+def _flags(series: pd.Series) -> Any:
+    if series.dtype == bool:
+        return series.to_numpy()
+    values = series.to_numpy(dtype=object)
+    return np.where(pd.isna(values), False, values).astype(bool)

@@ -1,0 +1,47 @@
+"""MACD signal-line crossover."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import pandas as pd
+
+from strategies.base import Strategy, position_series
+from strategies.indicators import macd
+from strategies.params import Param
+from strategies.registry import register
+
+
+@register
+class MacdCross(Strategy):
+    key = "macd"
+    name = "MACD signal crossover"
+    description = (
+        "Momentum with the MACD: the fast EMA of the close minus the slow EMA, compared with its "
+        "own EMA (the signal line). Long while the MACD line is above the signal line; when it "
+        "is below, short if shorting is allowed, otherwise flat. Flat when they are equal and "
+        "while the signal line is still warming up (the first slow + signal - 2 candles)."
+    )
+    params: ClassVar[tuple[Param, ...]] = (
+        Param("fast", "int", 12, min=2, max=500, help="Fast EMA length, in candles"),
+        Param("slow", "int", 26, min=3, max=2000, help="Slow EMA length, in candles"),
+        Param("signal", "int", 9, min=2, max=500, help="Signal-line EMA length, in candles"),
+        Param("allow_short", "bool", False, help="Go short while MACD is below its signal"),
+    )
+
+    @classmethod
+    def check(cls, params: Mapping[str, Any]) -> dict[str, list[str]]:
+        if params["fast"] >= params["slow"]:
+            return {
+                "slow": [f"slow must be greater than fast ({params['fast']}), got {params['slow']}"]
+            }
+        return {}
+
+    def target_position(self, candles: pd.DataFrame) -> pd.Series:
+        lines = macd(
+            candles["close"], self.values["fast"], self.values["slow"], self.values["signal"]
+        )
+        above = lines["macd"] > lines["signal"]
+        short = (lines["macd"] < lines["signal"]) if self.allows_short else None
+        return position_series(above, short)
