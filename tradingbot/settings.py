@@ -208,6 +208,10 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
+# Extra strategy modules (dotted paths) loaded with the built-ins at start-up; a broken one
+# stops start-up with an error naming it.
+STRATEGY_MODULES = env_list(ENV, "STRATEGY_MODULES", default=[])
+
 # Bodies above this are refused (413) before they are parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 

@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from strategies.api import StrategyListApi
+from strategies.views import strategy_list_view
 from tradingbot import health, views
 
 urlpatterns = [
@@ -13,6 +15,8 @@ urlpatterns = [
     path("", include("bots.urls")),
     path("api/", include("accounts.urls_api")),
     path("api/", include("bots.urls_api")),
+    path("api/strategies", StrategyListApi.as_view(), name="api-strategies"),
+    path("strategies/", strategy_list_view, name="strategies"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

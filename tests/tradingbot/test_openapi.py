@@ -17,6 +17,7 @@ EXPECTED_OPERATIONS = {
     "/api/exchange-accounts/{id}": {"get", "delete"},
     "/api/exchange-accounts/{id}/balance": {"get"},
     "/api/candles": {"get"},
+    "/api/strategies": {"get"},
 }
 
 

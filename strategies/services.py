@@ -1,0 +1,47 @@
+"""The catalogue of strategies in the database, kept in step with the code's registry."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import transaction
+
+from strategies.models import Strategy
+from strategies.registry import active
+from tradingbot.logconfig import context
+
+logger = logging.getLogger(__name__)
+
+
+@transaction.atomic
+def strategy_catalogue_sync() -> dict[str, int]:
+    """Upsert a row per registered strategy; mark rows the code no longer has as unavailable.
+
+    ``enabled`` is staff's decision and is never changed here.
+    """
+    registry = active()
+    seen = []
+    created = 0
+    for cls in registry.all():
+        schema = cls.schema()
+        _, was_created = Strategy.objects.update_or_create(
+            key=schema["key"],
+            defaults={
+                "name": schema["name"],
+                "description": schema["description"],
+                "params_schema": schema["params"],
+                "available": True,
+            },
+        )
+        created += was_created
+        seen.append(schema["key"])
+    gone = Strategy.objects.exclude(key__in=seen).update(available=False)
+    logger.info(
+        "strategies.synced", extra=context(registered=len(seen), new=created, unavailable=gone)
+    )
+    return {"registered": len(seen), "created": created, "unavailable": gone}
+
+
+def sync_catalogue_after_migrate(**_kwargs: Any) -> None:
+    strategy_catalogue_sync()
