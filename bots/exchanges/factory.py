@@ -2,9 +2,29 @@
 
 from __future__ import annotations
 
+from functools import cached_property
+from typing import Any
+
 from accounts.models import ExchangeAccount
 from bots.exchanges.base import Exchange
-from bots.exchanges.prices import PriceSource
+from bots.exchanges.ccxt_exchange import CcxtExchange
+from bots.exchanges.paper import PaperExchange
+from bots.exchanges.prices import LatestPrices, PriceSource
+
+
+class _PublicTicker:
+    """The real exchange's public ticker, built on first use: reading a paper balance must not
+    pay for a ccxt client it never calls."""
+
+    def __init__(self, exchange_id: str) -> None:
+        self.exchange_id = exchange_id
+
+    @cached_property
+    def _exchange(self) -> CcxtExchange:
+        return CcxtExchange.public(self.exchange_id)
+
+    def fetch_ticker(self, symbol: str) -> dict[str, Any]:
+        return self._exchange.fetch_ticker(symbol)
 
 
 def exchange_for_account(
@@ -12,12 +32,6 @@ def exchange_for_account(
 ) -> Exchange:
     """A paper account fills against ``prices`` (default: the real exchange's last price)."""
     if account.mode == ExchangeAccount.Mode.PAPER:
-        from bots.exchanges.ccxt_exchange import CcxtExchange
-        from bots.exchanges.paper import PaperExchange
-        from bots.exchanges.prices import LatestPrices
-
-        source = prices or LatestPrices(account.exchange, CcxtExchange.public(account.exchange))
+        source = prices or LatestPrices(account.exchange, _PublicTicker(account.exchange))
         return PaperExchange(account, prices=source)
-    from bots.exchanges.ccxt_exchange import CcxtExchange
-
     return CcxtExchange.from_account(account)
