@@ -10,8 +10,10 @@ from django.db import transaction
 
 from accounts import services as account_services
 from accounts.models import ExchangeAccount, User
+from bots.exchanges import paper
 from bots.exchanges.factory import exchange_for_account
 from bots.exchanges.markets import get_catalog
+from bots.market_data import candles_load_sample
 from tradingbot.errors import AppError
 from tradingbot.logconfig import context
 
@@ -40,8 +42,6 @@ def exchange_account_open(
             400,
             details={"paper_balance": ["Only a paper account takes a starting balance."]},
         )
-    from bots.exchanges import paper
-
     with transaction.atomic():
         account = account_services.exchange_account_create(
             user=user, exchange=exchange, label=label, mode=mode,
@@ -100,8 +100,6 @@ DEMO_PAPER_LABEL = "Paper (Bitget rules)"
 def demo_market_seed(*, trader: User) -> dict[str, Any]:
     """Load the shipped BTC/USDT sample (5m and resampled) and give the demo trader a funded
     paper account. Idempotent: a second run creates nothing."""
-    from bots.market_data import candles_load_sample
-
     summary = candles_load_sample()
     account = ExchangeAccount.objects.filter(user=trader, label=DEMO_PAPER_LABEL).first()
     if account is None:
