@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 
-from django.db.models import FloatField
+import numpy as np
+import pandas as pd
+from django.db.models import FloatField, QuerySet
 from django.db.models.functions import Cast
 
 from bots.models import Candle
@@ -42,3 +44,38 @@ def candles_recent(
         .values_list("open_time", *AS_FLOATS)[:limit]
     )
     return [list(row) for row in reversed(rows)]
+
+
+FRAME_COLUMNS = ("open_time", "open", "high", "low", "close", "volume")
+
+
+def candles_in_period(
+    *, exchange: str, symbol: str, timeframe: str, start_ms: int, end_ms: int
+) -> QuerySet[Candle]:
+    """The stored candles opened in [start_ms, end_ms), as a queryset (for counting)."""
+    return Candle.objects.filter(
+        exchange=exchange,
+        symbol=symbol,
+        timeframe=timeframe,
+        open_time__gte=start_ms,
+        open_time__lt=end_ms,
+    )
+
+
+def candles_frame(
+    *, exchange: str, symbol: str, timeframe: str, start_ms: int, end_ms: int
+) -> pd.DataFrame:
+    """The candles opened in [start_ms, end_ms) as a float DataFrame ascending by open_time,
+    with the columns strategies and the backtest engine take (``FRAME_COLUMNS``)."""
+    rows = (
+        candles_in_period(
+            exchange=exchange, symbol=symbol, timeframe=timeframe, start_ms=start_ms, end_ms=end_ms
+        )
+        .order_by("open_time")
+        .annotate(**AS_FLOATS)
+        .values_list("open_time", *AS_FLOATS)
+    )
+    values = np.array(list(rows), dtype=np.float64).reshape(-1, len(FRAME_COLUMNS))
+    frame = pd.DataFrame(values, columns=list(FRAME_COLUMNS))
+    frame["open_time"] = values[:, 0].astype(np.int64)
+    return frame

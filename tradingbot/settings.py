@@ -157,7 +157,27 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(hours=1),
         "options": {"queue": "default", "expires": 50 * 60},
     },
+    "fail-stale-backtests": {
+        "task": "backtests.tasks.fail_stale_runs_task",
+        "schedule": timedelta(minutes=1),
+        "options": {"queue": "default", "expires": 50},
+    },
 }
+
+# --- Backtests -------------------------------------------------------------------------------
+# The queue backtest and sweep tasks go to (tests point it at their own worker's queue).
+BACKTESTS_QUEUE = ENV.get("BACKTESTS_QUEUE", "backtests")
+# A backtest or sweep takes at most this many candles.
+BACKTEST_MAX_CANDLES = env_int(ENV, "BACKTEST_MAX_CANDLES", 2_000_000, minimum=1)
+# Queued plus running backtests and sweeps per user; more are refused with 429.
+BACKTEST_MAX_ACTIVE_PER_USER = env_int(ENV, "BACKTEST_MAX_ACTIVE_PER_USER", 10, minimum=1)
+# A running backtest whose worker has not reported for this long is failed (its worker is gone).
+BACKTEST_STALE_SECONDS = env_int(ENV, "BACKTEST_STALE_SECONDS", 120, minimum=10)
+# How many times a backtest is started before a worker lost mid-run fails it for good.
+BACKTEST_MAX_ATTEMPTS = env_int(ENV, "BACKTEST_MAX_ATTEMPTS", 2, minimum=1)
+# The stored equity curve is thinned to about this many points (it is for charts).
+BACKTEST_EQUITY_POINTS = env_int(ENV, "BACKTEST_EQUITY_POINTS", 2000, minimum=2)
+SWEEP_MAX_COMBINATIONS = env_int(ENV, "SWEEP_MAX_COMBINATIONS", 1000, minimum=1)
 
 # --- Auth ------------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

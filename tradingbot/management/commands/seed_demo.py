@@ -6,6 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from accounts import services as account_services
+from backtests.services.demo import demo_backtest_seed
 from bots import services as bot_services
 
 DEMO_EMAIL = "demo@example.com"
@@ -14,8 +15,8 @@ STAFF_EMAIL = "admin@example.com"
 
 class Command(BaseCommand):
     help = (
-        "Create (or refresh) the demo trader, a staff user, the sample candles and a funded "
-        "paper account; print the logins."
+        "Create (or refresh) the demo trader, a staff user, the sample candles, a funded "
+        "paper account and a finished backtest; print the logins."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -31,9 +32,11 @@ class Command(BaseCommand):
             staff_password=staff_password,
         )
         market = bot_services.demo_market_seed(trader=trader)
+        backtest = demo_backtest_seed(trader=trader)
         self.stdout.write(
             f"Sample candles: {market['candles']} ({market['created']} new); "
-            f"paper account “{market['account']}” ready."
+            f"paper account “{market['account']}” ready; demo backtest #{backtest.pk} "
+            f"{backtest.status} ({backtest.trade_count} trades)."
         )
         self.stdout.write(
             "\n".join(

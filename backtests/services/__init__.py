@@ -1,0 +1,51 @@
+"""Every write and business operation of the backtests app (see each module)."""
+
+from backtests.services.backtests import (
+    backtest_cancel,
+    backtest_create,
+    backtest_delete,
+    backtest_execute,
+    backtest_rerun,
+    backtests_fail_stale,
+)
+from backtests.services.schedules import (
+    parse_cron,
+    schedule_create,
+    schedule_delete,
+    schedule_run,
+    schedule_sync_beat,
+    schedule_update,
+)
+from backtests.services.sweeps import (
+    RANKABLE_METRICS,
+    sweep_cancel,
+    sweep_create,
+    sweep_delete,
+    sweep_finish,
+    sweep_ranking,
+    sweep_run_execute,
+    sweeps_fail_stale,
+)
+
+__all__ = [
+    "RANKABLE_METRICS",
+    "backtest_cancel",
+    "backtest_create",
+    "backtest_delete",
+    "backtest_execute",
+    "backtest_rerun",
+    "backtests_fail_stale",
+    "parse_cron",
+    "schedule_create",
+    "schedule_delete",
+    "schedule_run",
+    "schedule_sync_beat",
+    "schedule_update",
+    "sweep_cancel",
+    "sweep_create",
+    "sweep_delete",
+    "sweep_finish",
+    "sweep_ranking",
+    "sweep_run_execute",
+    "sweeps_fail_stale",
+]

@@ -1,0 +1,435 @@
+"""Backtests: create, run (in a worker), cancel, re-run, fail the stale ones.
+
+Life of a backtest: ``queued`` → ``running`` → ``done`` | ``failed`` | ``cancelled``.
+
+- Every state change is a conditional UPDATE on the expected state, so a cancel and a finishing
+  worker cannot both win, and a message delivered twice cannot run a backtest twice at once.
+- The worker reports progress (and so a heartbeat) between steps. A backtest whose worker was
+  killed stops reporting; :func:`runs_fail_stale` (beat, every minute) fails it, so nothing stays
+  ``running`` for ever. Redelivered after a lost worker, a backtest runs again from the start, at
+  most ``BACKTEST_MAX_ATTEMPTS`` times.
+- Results are written in one transaction together with ``done``: a backtest is either finished
+  with all its trades or has none.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts.models import User
+from backtests.engine import EXIT_REASONS, BacktestResult
+from backtests.models import ACTIVE_STATUSES, Backtest, BacktestSchedule, BacktestTrade, RunStatus
+from backtests.runner import run_backtest
+from backtests.services.config import (
+    Level,
+    check_quota,
+    checked_period,
+    run_config,
+    usable_strategy,
+    validated_params,
+)
+from bots import selectors as bot_selectors
+from strategies.registry import UnknownStrategyError, active
+from tradingbot.events import object_group, publish_after_commit, user_group
+from tradingbot.logconfig import context
+
+logger = logging.getLogger(__name__)
+
+TRADE_BATCH = 2000
+PROGRESS_EVERY_SECONDS = 0.5
+# Failures whose message is safe and useful to show the user as it is: the engine's and the
+# strategies' own errors (StrategyParamError, StrategyInputError, StrategyOutputError are
+# ValueErrors) and a strategy that has left the registry.
+EXPECTED_ERRORS = (ValueError, UnknownStrategyError)
+
+
+class _Stopped(Exception):
+    """The backtest left ``running`` while the worker was on it (cancelled, or failed as stale)."""
+
+
+def backtest_create(
+    *,
+    user: User,
+    strategy: str,
+    params: dict[str, Any] | None,
+    exchange: str,
+    symbol: str,
+    timeframe: str,
+    start: datetime,
+    end: datetime,
+    initial_cash: Decimal,
+    fee_rate: Decimal,
+    slippage_bps: Decimal = Decimal(0),
+    position_size: Decimal = Decimal(1),
+    stop_loss: Level = ...,
+    take_profit: Level = ...,
+    schedule: BacktestSchedule | None = None,
+    enqueue: bool = True,
+) -> Backtest:
+    """Check everything, store a ``queued`` backtest and enqueue its run once committed.
+
+    ``enqueue=False`` leaves it queued for the caller to run with :func:`backtest_execute`
+    (the demo seed does, before any worker or broker is up).
+    """
+    strategy_class = usable_strategy(strategy)
+    config = run_config(
+        strategy=strategy_class,
+        params=validated_params(strategy_class, params),
+        exchange=exchange,
+        symbol=symbol,
+        timeframe=timeframe,
+        initial_cash=initial_cash,
+        fee_rate=fee_rate,
+        slippage_bps=slippage_bps,
+        position_size=position_size,
+        stop_loss=stop_loss,
+        take_profit=take_profit,
+    )
+    candle_count = checked_period(
+        exchange=exchange, symbol=symbol, timeframe=timeframe, start=start, end=end
+    )
+    with transaction.atomic():
+        User.objects.select_for_update().filter(pk=user.pk).first()  # one create at a time
+        check_quota(user)
+        backtest = Backtest.objects.create(
+            user=user,
+            start=start,
+            end=end,
+            candle_count=candle_count,
+            schedule=schedule,
+            task_id=str(uuid.uuid4()),
+            **config,
+        )
+        if enqueue:
+            _enqueue(backtest)
+        _publish(backtest)
+    logger.info(
+        "backtest.created",
+        extra=context(
+            backtest_id=backtest.pk,
+            user_id=user.pk,
+            strategy=strategy,
+            market=backtest.market_label,
+            candles=candle_count,
+            schedule_id=schedule.pk if schedule else None,
+        ),
+    )
+    return backtest
+
+
+def backtest_rerun(*, backtest: Backtest) -> Backtest:
+    """A new backtest with the same configuration and period (checked again, as if new)."""
+    return backtest_create(
+        user=backtest.user,
+        strategy=backtest.strategy_id,
+        params=backtest.params,
+        exchange=backtest.exchange,
+        symbol=backtest.symbol,
+        timeframe=backtest.timeframe,
+        start=backtest.start,
+        end=backtest.end,
+        initial_cash=backtest.initial_cash,
+        fee_rate=backtest.fee_rate,
+        slippage_bps=backtest.slippage_bps,
+        position_size=backtest.position_size,
+        stop_loss=backtest.stop_loss,
+        take_profit=backtest.take_profit,
+        schedule=backtest.schedule,
+    )
+
+
+def _enqueue(backtest: Backtest) -> None:
+    from backtests.tasks import run_backtest_task
+
+    def send() -> None:
+        try:
+            run_backtest_task.apply_async(
+                args=[backtest.pk], task_id=backtest.task_id, queue=settings.BACKTESTS_QUEUE
+            )
+        except Exception as exc:
+            unqueued(Backtest, backtest.pk, cause=exc, event=_publish)
+
+    transaction.on_commit(send)
+
+
+def unqueued(model: type[Backtest] | type[Any], pk: int, *, cause: Exception, event: Any) -> None:
+    """The broker refused a task for a committed run: fail the run rather than leave it queued
+    for ever (the user can re-run it once the queue is back)."""
+    logger.error("tasks.enqueue_failed", exc_info=cause, extra=context(model=model.__name__, id=pk))
+    failed = model.objects.filter(pk=pk, status=RunStatus.QUEUED).update(
+        status=RunStatus.FAILED,
+        error="The task queue could not be reached. Try again in a moment.",
+        finished_at=timezone.now(),
+    )
+    if failed:
+        event(model.objects.get(pk=pk))
+
+
+def backtest_cancel(*, backtest: Backtest) -> Backtest:
+    """Cancel a queued or running backtest; a finished one is left as it is (and returned)."""
+    cancelled = Backtest.objects.filter(pk=backtest.pk, status__in=ACTIVE_STATUSES).update(
+        status=RunStatus.CANCELLED, finished_at=timezone.now()
+    )
+    backtest.refresh_from_db()
+    if cancelled:
+        # A queued message would only be skipped by the worker; revoking saves it the trip.
+        from tradingbot.celery import app
+
+        app.control.revoke(backtest.task_id)
+        _publish(backtest)
+        logger.info(
+            "backtest.cancelled", extra=context(backtest_id=backtest.pk, user_id=backtest.user_id)
+        )
+    return backtest
+
+
+def backtest_delete(*, backtest: Backtest) -> None:
+    """Delete a backtest and its trades; an active one is cancelled first."""
+    if backtest.is_active:
+        backtest_cancel(backtest=backtest)
+    backtest_id = backtest.pk
+    backtest.delete()
+    logger.info("backtest.deleted", extra=context(backtest_id=backtest_id))
+
+
+# --- Running (in a worker) ---------------------------------------------------------------------
+
+
+def backtest_execute(*, backtest_id: int, worker: str = "") -> str:
+    """Run a backtest (the body of ``run_backtest_task``); returns the status it ended in.
+
+    Never raises for a failing backtest: the failure is stored on it. A lost worker (a killed
+    process) is the only way out without a final status, and the stale check covers that.
+    """
+    backtest = _claim(backtest_id, worker)
+    if backtest is None:
+        return _current_status(backtest_id)
+    if backtest.attempts > settings.BACKTEST_MAX_ATTEMPTS:
+        return _fail(
+            backtest,
+            f"Its worker was lost {backtest.attempts - 1} times while running it; giving up.",
+        )
+    started = time.monotonic()
+    progress = _Progress(backtest)
+    try:
+        result = _simulate(backtest, progress)
+        _finish(backtest, result)
+    except _Stopped:
+        logger.info("backtest.stopped", extra=context(backtest_id=backtest_id))
+        return _current_status(backtest_id)
+    except SoftTimeLimitExceeded:
+        return _fail(backtest, "It took longer than the time limit for a backtest.")
+    except EXPECTED_ERRORS as exc:
+        return _fail(backtest, str(exc))
+    except Exception:
+        logger.exception("backtest.crashed", extra=context(backtest_id=backtest_id))
+        return _fail(backtest, "An unexpected error stopped this backtest. It has been logged.")
+    logger.info(
+        "backtest.done",
+        extra=context(
+            backtest_id=backtest_id,
+            candles=backtest.candle_count,
+            trades=backtest.trade_count,
+            final_equity=(backtest.metrics or {}).get("final_equity"),
+            seconds=round(time.monotonic() - started, 3),
+        ),
+    )
+    return RunStatus.DONE
+
+
+def _claim(backtest_id: int, worker: str) -> Backtest | None:
+    """Move the backtest to ``running`` (from ``queued``, or from ``running`` when a lost worker's
+    message is delivered again); None when it is no longer to be run."""
+    now = timezone.now()
+    claimed = Backtest.objects.filter(pk=backtest_id, status__in=ACTIVE_STATUSES).update(
+        status=RunStatus.RUNNING,
+        attempts=F("attempts") + 1,
+        started_at=now,
+        heartbeat_at=now,
+        progress=0.0,
+        worker=worker,
+    )
+    if not claimed:
+        logger.info("backtest.skipped", extra=context(backtest_id=backtest_id))
+        return None
+    backtest = Backtest.objects.select_related("user").get(pk=backtest_id)
+    _publish(backtest)
+    return backtest
+
+
+def _current_status(backtest_id: int) -> str:
+    status = Backtest.objects.filter(pk=backtest_id).values_list("status", flat=True).first()
+    return status or "deleted"
+
+
+def _simulate(backtest: Backtest, progress: _Progress) -> BacktestResult:
+    candles = bot_selectors.candles_frame(
+        exchange=backtest.exchange,
+        symbol=backtest.symbol,
+        timeframe=backtest.timeframe,
+        start_ms=backtest.start_ms,
+        end_ms=backtest.end_ms,
+    )
+    if candles.empty:
+        raise ValueError("The candles of this period are no longer stored.")
+    backtest.candle_count = len(candles)
+    progress.report(0.4)
+    strategy = active().create(backtest.strategy_id, backtest.params)
+    result = run_backtest(candles, strategy, backtest.engine_settings())
+    progress.report(0.7)
+    return result
+
+
+def _finish(backtest: Backtest, result: BacktestResult) -> None:
+    """Store the trades and the results and mark the backtest done, all in one transaction."""
+    equity = result.to_dict(max_equity_points=settings.BACKTEST_EQUITY_POINTS)["equity"]
+    backtest.metrics = result.metrics
+    backtest.equity = [list(pair) for pair in zip(equity["time"], equity["value"], strict=True)]
+    backtest.trade_count = len(result.trades)
+    with transaction.atomic():
+        finished = Backtest.objects.filter(pk=backtest.pk, status=RunStatus.RUNNING).update(
+            status=RunStatus.DONE,
+            progress=1.0,
+            metrics=backtest.metrics,
+            equity=backtest.equity,
+            candle_count=backtest.candle_count,
+            trade_count=backtest.trade_count,
+            error="",
+            finished_at=timezone.now(),
+        )
+        if not finished:
+            raise _Stopped
+        BacktestTrade.objects.filter(backtest=backtest).delete()  # an earlier, lost attempt's
+        for batch in _trade_rows(backtest, result):
+            BacktestTrade.objects.bulk_create(batch)
+        backtest.status = RunStatus.DONE
+        backtest.progress = 1.0
+        _publish(backtest)
+
+
+def _trade_rows(backtest: Backtest, result: BacktestResult) -> Any:
+    trades = result.trades
+    columns = {name: trades[name].tolist() for name in trades.columns}
+    rows = zip(
+        columns["side"],
+        columns["entry_time"],
+        columns["exit_time"],
+        columns["qty"],
+        columns["entry_price"],
+        columns["exit_price"],
+        columns["fee"],
+        columns["pnl"],
+        columns["return"],
+        columns["exit_reason"],
+        strict=True,
+    )
+    batch: list[BacktestTrade] = []
+    for seq, row in enumerate(rows):
+        side, entry_time, exit_time, qty, entry_price, exit_price, fee, pnl, rate, reason = row
+        assert reason in EXIT_REASONS
+        batch.append(
+            BacktestTrade(
+                backtest=backtest,
+                seq=seq,
+                side=BacktestTrade.Side.LONG if side > 0 else BacktestTrade.Side.SHORT,
+                entry_time=entry_time,
+                exit_time=exit_time,
+                qty=_decimal(qty),
+                entry_price=_decimal(entry_price),
+                exit_price=_decimal(exit_price),
+                fee=_decimal(fee),
+                pnl=_decimal(pnl),
+                return_rate=rate,
+                exit_reason=reason,
+            )
+        )
+        if len(batch) == TRADE_BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _decimal(value: float) -> Decimal:
+    """A float as a Decimal of at most 12 decimal places (the column's scale)."""
+    return round(Decimal(repr(value)), 12)
+
+
+def _fail(backtest: Backtest, error: str, *, silent_before: datetime | None = None) -> str:
+    """Fail a running backtest. With ``silent_before``, only if it has not reported since."""
+    running = Backtest.objects.filter(pk=backtest.pk, status=RunStatus.RUNNING)
+    if silent_before is not None:
+        running = running.filter(heartbeat_at__lt=silent_before)
+    failed = running.update(status=RunStatus.FAILED, error=error, finished_at=timezone.now())
+    if not failed:
+        return _current_status(backtest.pk)
+    backtest.status, backtest.error = RunStatus.FAILED, error
+    _publish(backtest)
+    logger.warning(
+        "backtest.failed", extra=context(backtest_id=backtest.pk, user_id=backtest.user_id)
+    )
+    return RunStatus.FAILED
+
+
+class _Progress:
+    """Progress reports between steps: the row (as a heartbeat) and, at most twice a second, an
+    event. Raises :class:`_Stopped` when the backtest is no longer running."""
+
+    def __init__(self, backtest: Backtest) -> None:
+        self.backtest = backtest
+        self.last_event = 0.0
+
+    def report(self, fraction: float) -> None:
+        updated = Backtest.objects.filter(pk=self.backtest.pk, status=RunStatus.RUNNING).update(
+            progress=fraction, heartbeat_at=timezone.now()
+        )
+        if not updated:
+            raise _Stopped
+        self.backtest.progress = fraction
+        now = time.monotonic()
+        if now - self.last_event >= PROGRESS_EVERY_SECONDS:
+            self.last_event = now
+            _publish(self.backtest)
+
+
+def _publish(backtest: Backtest) -> None:
+    publish_after_commit(
+        [user_group(backtest.user_id), object_group("backtest", backtest.pk)],
+        {
+            "type": "backtest.status",
+            "id": backtest.pk,
+            "data": {
+                "status": backtest.status,
+                "progress": round(backtest.progress, 4),
+                "error": backtest.error,
+            },
+        },
+    )
+
+
+# --- Housekeeping ------------------------------------------------------------------------------
+
+
+def backtests_fail_stale(*, now: datetime | None = None) -> int:
+    """Fail running backtests whose worker has not reported for ``BACKTEST_STALE_SECONDS``."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.BACKTEST_STALE_SECONDS)
+    error = "Its worker stopped responding (lost or killed) while running it."
+    failed = 0
+    for backtest in Backtest.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=cutoff):
+        if _fail(backtest, error, silent_before=cutoff) == RunStatus.FAILED:
+            failed += 1
+    if failed:
+        logger.warning("backtests.stale_failed", extra=context(count=failed))
+    return failed

@@ -1,0 +1,143 @@
+"""Checks shared by backtests, sweeps and schedules: strategy, parameters, market, period, quota.
+
+Each raises :class:`~tradingbot.errors.AppError` with a stable code, so the API answers 400 (or
+429 for the quota) with the envelope and nothing is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from types import EllipsisType
+from typing import Any
+
+from django.conf import settings
+
+from accounts.models import User
+from backtests.models import ACTIVE_STATUSES, Backtest, Sweep, epoch_ms
+from bots import selectors as bot_selectors
+from bots.services import check_symbol
+from strategies.base import Strategy
+from strategies.models import Strategy as StrategyRow
+from strategies.params import StrategyParamError
+from strategies.registry import active
+from tradingbot.errors import AppError
+
+# ``...`` for stop_loss / take_profit means "not given": the strategy's default applies.
+Level = Decimal | None | EllipsisType
+
+
+def usable_strategy(key: str) -> type[Strategy]:
+    """The strategy class for ``key``; it must be registered and not disabled by staff."""
+    registry = active()
+    row = StrategyRow.objects.filter(key=key).first()
+    if key not in registry or row is None:
+        raise AppError(
+            "unknown_strategy",
+            f"Unknown strategy {key!r}.",
+            details={"strategy": [f"known strategies: {', '.join(registry.keys())}"]},
+        )
+    if not (row.enabled and row.available):
+        raise AppError(
+            "strategy_disabled",
+            f"The strategy {key!r} is disabled.",
+            details={"strategy": ["staff have disabled this strategy"]},
+        )
+    return registry.get(key)
+
+
+def validated_params(strategy: type[Strategy], params: Mapping[str, Any] | None) -> dict[str, Any]:
+    try:
+        return strategy.validate(params)
+    except StrategyParamError as exc:
+        raise AppError(
+            "invalid_params", "The strategy parameters are invalid.", details=exc.errors
+        ) from None
+
+
+def run_config(
+    *,
+    strategy: type[Strategy],
+    params: dict[str, Any],
+    exchange: str,
+    symbol: str,
+    timeframe: str,
+    initial_cash: Decimal,
+    fee_rate: Decimal,
+    slippage_bps: Decimal = Decimal(0),
+    position_size: Decimal = Decimal(1),
+    stop_loss: Level = ...,
+    take_profit: Level = ...,
+) -> dict[str, Any]:
+    """The fields of a :class:`~backtests.models.RunConfig`, checked (``params`` already are)."""
+    check_symbol(exchange=exchange, symbol=symbol)
+    return {
+        "strategy_id": strategy.key,
+        "params": params,
+        "exchange": exchange,
+        "symbol": symbol,
+        "timeframe": timeframe,
+        "initial_cash": initial_cash,
+        "fee_rate": fee_rate,
+        "slippage_bps": slippage_bps,
+        "position_size": position_size,
+        "stop_loss": _level(stop_loss, strategy.stop_loss),
+        "take_profit": _level(take_profit, strategy.take_profit),
+    }
+
+
+def _level(given: Level, default: float | None) -> Decimal | None:
+    if given is not ...:
+        return given
+    return None if default is None else Decimal(str(default))
+
+
+def checked_period(
+    *, exchange: str, symbol: str, timeframe: str, start: datetime, end: datetime
+) -> int:
+    """The number of stored candles opened in [start, end); refuses an empty or huge period."""
+    if start >= end:
+        raise AppError(
+            "invalid_period", "start must be before end.", details={"end": ["must be after start"]}
+        )
+    count = bot_selectors.candles_in_period(
+        exchange=exchange,
+        symbol=symbol,
+        timeframe=timeframe,
+        start_ms=epoch_ms(start),
+        end_ms=epoch_ms(end),
+    ).count()
+    if count == 0:
+        raise AppError(
+            "empty_period",
+            f"No {symbol} {timeframe} candles of {exchange} are stored between "
+            f"{start:%Y-%m-%d %H:%M} and {end:%Y-%m-%d %H:%M} UTC. "
+            "Pick another period or import candles first.",
+            details={"start": ["no candles in the period"]},
+        )
+    if count > settings.BACKTEST_MAX_CANDLES:
+        raise AppError(
+            "period_too_long",
+            f"The period holds {count} candles; at most {settings.BACKTEST_MAX_CANDLES} are "
+            "allowed. Shorten it or use a longer timeframe.",
+            details={"start": [f"{count} candles > {settings.BACKTEST_MAX_CANDLES}"]},
+        )
+    return count
+
+
+def check_quota(user: User) -> None:
+    """At most ``BACKTEST_MAX_ACTIVE_PER_USER`` queued or running backtests and sweeps per user,
+    so one trader cannot fill every worker."""
+    limit = settings.BACKTEST_MAX_ACTIVE_PER_USER
+    active_count = (
+        Backtest.objects.filter(user=user, status__in=ACTIVE_STATUSES).count()
+        + Sweep.objects.filter(user=user, status__in=ACTIVE_STATUSES).count()
+    )
+    if active_count >= limit:
+        raise AppError(
+            "too_many_active_runs",
+            f"You already have {active_count} backtests or sweeps queued or running (the limit "
+            f"is {limit}). Wait for one to finish or cancel one.",
+            status=429,
+        )

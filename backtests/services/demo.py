@@ -1,0 +1,51 @@
+"""The demo trader's finished backtest, for ``make run``'s seed."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from accounts.models import User
+from backtests.models import Backtest, RunStatus
+from backtests.services.backtests import backtest_create, backtest_execute
+from bots.market_data import SAMPLE_TIMEFRAME
+from bots.models import Candle
+from tradingbot.logconfig import context
+
+logger = logging.getLogger(__name__)
+
+DEMO_MARKET = {"exchange": "bitget", "symbol": "BTC/USDT", "timeframe": SAMPLE_TIMEFRAME}
+DEMO_STRATEGY = {"strategy": "ma_cross", "params": {"fast": 10, "slow": 30, "ma": "sma"}}
+
+
+def demo_backtest_seed(*, trader: User) -> Backtest:
+    """MA Cross 10/30 over every stored sample candle, run here and now (no worker is up yet).
+
+    Idempotent: the trader's finished demo backtest is reused.
+    """
+    existing = Backtest.objects.filter(
+        user=trader, status=RunStatus.DONE, **DEMO_MARKET, strategy_id=DEMO_STRATEGY["strategy"]
+    ).first()
+    if existing is not None:
+        return existing
+    times = Candle.objects.filter(**DEMO_MARKET).order_by("open_time")
+    first, last = times.values_list("open_time", flat=True).first(), times.last()
+    if first is None or last is None:
+        raise ValueError("No demo candles stored: load the sample first")
+    backtest = backtest_create(
+        user=trader,
+        **DEMO_STRATEGY,
+        **DEMO_MARKET,
+        start=datetime.fromtimestamp(first / 1000, tz=UTC),
+        end=datetime.fromtimestamp((last.open_time + 1) / 1000, tz=UTC),
+        initial_cash=Decimal(10_000),
+        fee_rate=Decimal("0.001"),
+        enqueue=False,
+    )
+    backtest_execute(backtest_id=backtest.pk, worker="seed")
+    backtest.refresh_from_db()
+    logger.info(
+        "demo.backtest_seeded", extra=context(backtest_id=backtest.pk, status=backtest.status)
+    )
+    return backtest

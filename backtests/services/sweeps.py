@@ -1,0 +1,356 @@
+"""Parameter sweeps: one Celery task per combination, fanned out as a chord.
+
+The combinations of a sweep are independent tasks on the backtests queue, so every worker on
+every machine takes some; the chord's callback ranks them once all have finished. Each
+combination records its own result (``done`` with metrics, or ``failed`` with the error) and
+never raises, so one bad combination cannot stall the chord.
+
+A worker process keeps the candles of the sweep it last worked on (keyed by sweep id: a sweep's
+candles are fixed when it is created), so it reads them once, not once per combination.
+
+If a worker is lost mid-combination, the chord never completes; :func:`sweeps_fail_stale` fails
+that combination and finishes the sweep from the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import OrderedDict
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+from celery import chord, group
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from accounts.models import User
+from backtests.grid import GridError, expand_grid
+from backtests.metrics import METRIC_KEYS
+from backtests.models import ACTIVE_STATUSES, RunStatus, Sweep, SweepRun
+from backtests.runner import run_backtest
+from backtests.services.backtests import EXPECTED_ERRORS, unqueued
+from backtests.services.config import (
+    Level,
+    check_quota,
+    checked_period,
+    run_config,
+    usable_strategy,
+)
+from bots import selectors as bot_selectors
+from strategies.registry import active
+from tradingbot.errors import AppError
+from tradingbot.events import object_group, publish_after_commit, user_group
+from tradingbot.logconfig import context
+
+logger = logging.getLogger(__name__)
+
+# Lower is better for these; every other metric ranks higher first (max_drawdown is negative).
+LOWER_IS_BETTER = frozenset({"max_drawdown_duration"})
+RANKABLE_METRICS = tuple(key for key in METRIC_KEYS if key != "trade_count")
+CANDLE_CACHE_SIZE = 2
+_candle_cache: OrderedDict[int, pd.DataFrame] = OrderedDict()
+
+
+def sweep_create(
+    *,
+    user: User,
+    strategy: str,
+    grid: Any,
+    params: dict[str, Any] | None,
+    rank_by: str,
+    exchange: str,
+    symbol: str,
+    timeframe: str,
+    start: datetime,
+    end: datetime,
+    initial_cash: Decimal,
+    fee_rate: Decimal,
+    slippage_bps: Decimal = Decimal(0),
+    position_size: Decimal = Decimal(1),
+    stop_loss: Level = ...,
+    take_profit: Level = ...,
+) -> Sweep:
+    """Check the grid and the rest, store the sweep and its combinations, launch the chord."""
+    strategy_class = usable_strategy(strategy)
+    if rank_by not in RANKABLE_METRICS:
+        raise AppError(
+            "validation_error",
+            "The request has invalid fields.",
+            details={"rank_by": [f"one of {', '.join(RANKABLE_METRICS)}"]},
+        )
+    try:
+        expanded = expand_grid(
+            strategy_class, grid, params, max_combinations=settings.SWEEP_MAX_COMBINATIONS
+        )
+    except GridError as exc:
+        raise AppError(exc.code, str(exc), details=exc.errors) from None
+    config = run_config(
+        strategy=strategy_class,
+        params=dict(params or {}),
+        exchange=exchange,
+        symbol=symbol,
+        timeframe=timeframe,
+        initial_cash=initial_cash,
+        fee_rate=fee_rate,
+        slippage_bps=slippage_bps,
+        position_size=position_size,
+        stop_loss=stop_loss,
+        take_profit=take_profit,
+    )
+    candle_count = checked_period(
+        exchange=exchange, symbol=symbol, timeframe=timeframe, start=start, end=end
+    )
+    with transaction.atomic():
+        User.objects.select_for_update().filter(pk=user.pk).first()
+        check_quota(user)
+        sweep = Sweep.objects.create(
+            user=user,
+            start=start,
+            end=end,
+            grid=expanded.axes,
+            rank_by=rank_by,
+            combination_count=len(expanded.combinations),
+            skipped_count=expanded.skipped,
+            candle_count=candle_count,
+            **config,
+        )
+        runs = SweepRun.objects.bulk_create(
+            SweepRun(sweep=sweep, seq=seq, params=combination)
+            for seq, combination in enumerate(expanded.combinations)
+        )
+        run_ids = [run.pk for run in runs] if runs[0].pk else _run_ids(sweep)
+        transaction.on_commit(lambda: _launch(sweep, run_ids))
+        _publish(sweep)
+    logger.info(
+        "sweep.created",
+        extra=context(
+            sweep_id=sweep.pk,
+            user_id=user.pk,
+            strategy=strategy,
+            combinations=sweep.combination_count,
+            skipped=sweep.skipped_count,
+            candles=candle_count,
+        ),
+    )
+    return sweep
+
+
+def _run_ids(sweep: Sweep) -> list[int]:
+    return list(sweep.runs.order_by("seq").values_list("pk", flat=True))
+
+
+def _launch(sweep: Sweep, run_ids: list[int]) -> None:
+    from backtests.tasks import finish_sweep_task, run_sweep_combination_task
+
+    queue = settings.BACKTESTS_QUEUE
+    header = group(run_sweep_combination_task.si(run_id).set(queue=queue) for run_id in run_ids)
+    try:
+        result = chord(header, finish_sweep_task.si(sweep.pk).set(queue=queue)).apply_async()
+    except Exception as exc:
+        unqueued(Sweep, sweep.pk, cause=exc, event=_publish)
+        return
+    Sweep.objects.filter(pk=sweep.pk).update(task_id=result.id)
+
+
+def sweep_cancel(*, sweep: Sweep) -> Sweep:
+    """Cancel an active sweep: combinations not yet started are skipped by the workers."""
+    now = timezone.now()
+    with transaction.atomic():
+        cancelled = Sweep.objects.filter(pk=sweep.pk, status__in=ACTIVE_STATUSES).update(
+            status=RunStatus.CANCELLED, finished_at=now
+        )
+        if cancelled:
+            sweep.runs.filter(status=RunStatus.QUEUED).update(
+                status=RunStatus.CANCELLED, finished_at=now
+            )
+        sweep.refresh_from_db()
+        if cancelled:
+            _publish(sweep)
+    if cancelled:
+        logger.info("sweep.cancelled", extra=context(sweep_id=sweep.pk, user_id=sweep.user_id))
+    return sweep
+
+
+def sweep_delete(*, sweep: Sweep) -> None:
+    if sweep.status in ACTIVE_STATUSES:
+        sweep_cancel(sweep=sweep)
+    sweep_id = sweep.pk
+    sweep.delete()
+    logger.info("sweep.deleted", extra=context(sweep_id=sweep_id))
+
+
+# --- Running (in a worker) ---------------------------------------------------------------------
+
+
+def sweep_run_execute(*, run_id: int, worker: str = "") -> str:
+    """Run one combination (the body of ``run_sweep_combination_task``); never raises."""
+    run = _claim(run_id, worker)
+    if run is None:
+        return "skipped"
+    sweep = run.sweep
+    try:
+        candles = _sweep_candles(sweep)
+        strategy = active().create(sweep.strategy_id, run.params)
+        metrics = run_backtest(candles, strategy, sweep.engine_settings()).metrics
+    except SoftTimeLimitExceeded:
+        return _record(run, error="It took longer than the time limit for a backtest.")
+    except EXPECTED_ERRORS as exc:
+        return _record(run, error=str(exc))
+    except Exception:
+        logger.exception(
+            "sweep.combination_crashed", extra=context(sweep_id=sweep.pk, run_id=run_id)
+        )
+        return _record(
+            run, error="An unexpected error stopped this combination. It has been logged."
+        )
+    return _record(run, metrics=metrics)
+
+
+def _claim(run_id: int, worker: str) -> SweepRun | None:
+    now = timezone.now()
+    with transaction.atomic():
+        claimed = SweepRun.objects.filter(
+            pk=run_id,
+            status__in=ACTIVE_STATUSES,
+            sweep__status__in=ACTIVE_STATUSES,
+        ).update(status=RunStatus.RUNNING, started_at=now, worker=worker)
+        if not claimed:
+            return None
+        run = SweepRun.objects.select_related("sweep").get(pk=run_id)
+        started = Sweep.objects.filter(pk=run.sweep_id, status=RunStatus.QUEUED).update(
+            status=RunStatus.RUNNING, started_at=now, heartbeat_at=now
+        )
+        if started:
+            run.sweep.status = RunStatus.RUNNING
+            _publish(run.sweep)
+    return run
+
+
+def _sweep_candles(sweep: Sweep) -> pd.DataFrame:
+    candles = _candle_cache.get(sweep.pk)
+    if candles is None:
+        candles = bot_selectors.candles_frame(
+            exchange=sweep.exchange,
+            symbol=sweep.symbol,
+            timeframe=sweep.timeframe,
+            start_ms=sweep.start_ms,
+            end_ms=sweep.end_ms,
+        )
+        if candles.empty:
+            raise ValueError("The candles of this period are no longer stored.")
+        _candle_cache[sweep.pk] = candles
+        while len(_candle_cache) > CANDLE_CACHE_SIZE:
+            _candle_cache.popitem(last=False)
+    _candle_cache.move_to_end(sweep.pk)
+    return candles
+
+
+def _record(run: SweepRun, *, metrics: dict[str, Any] | None = None, error: str = "") -> str:
+    status = RunStatus.FAILED if error else RunStatus.DONE
+    counter = "failed_count" if error else "done_count"
+    now = timezone.now()
+    with transaction.atomic():
+        recorded = SweepRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+            status=status, metrics=metrics, error=error, finished_at=now
+        )
+        if not recorded:
+            return "skipped"
+        Sweep.objects.filter(pk=run.sweep_id).update(**{counter: F(counter) + 1}, heartbeat_at=now)
+        sweep = Sweep.objects.get(pk=run.sweep_id)
+        _publish(sweep)
+    if error:
+        logger.warning(
+            "sweep.combination_failed", extra=context(sweep_id=run.sweep_id, run_id=run.pk)
+        )
+    return status
+
+
+def sweep_finish(*, sweep_id: int) -> str:
+    """Rank and close a sweep once no combination is left to run (the chord's callback)."""
+    with transaction.atomic():
+        sweep = Sweep.objects.select_for_update().filter(pk=sweep_id).first()
+        if sweep is None or sweep.status not in ACTIVE_STATUSES:
+            return sweep.status if sweep else "deleted"
+        if sweep.runs.filter(status__in=ACTIVE_STATUSES).exists():
+            return sweep.status
+        all_failed = sweep.done_count == 0
+        sweep.status = RunStatus.FAILED if all_failed else RunStatus.DONE
+        sweep.error = "Every combination failed; see their errors." if all_failed else ""
+        sweep.finished_at = timezone.now()
+        sweep.save(update_fields=["status", "error", "finished_at"])
+        _publish(sweep)
+    best = sweep_ranking(sweep=sweep, limit=1)
+    logger.info(
+        "sweep.finished",
+        extra=context(
+            sweep_id=sweep.pk,
+            status=sweep.status,
+            done=sweep.done_count,
+            failed=sweep.failed_count,
+            rank_by=sweep.rank_by,
+            best_params=best[0].params if best else None,
+        ),
+    )
+    return sweep.status
+
+
+def sweep_ranking(*, sweep: Sweep, limit: int | None = None) -> list[SweepRun]:
+    """The finished combinations, best first by ``sweep.rank_by``; those without a value (no
+    trades, so no Sharpe) last, in grid order."""
+    runs = list(sweep.runs.filter(status=RunStatus.DONE).order_by("seq"))
+    lower_first = sweep.rank_by in LOWER_IS_BETTER
+
+    def key(run: SweepRun) -> tuple[bool, float]:
+        value = (run.metrics or {}).get(sweep.rank_by)
+        if value is None or not math.isfinite(value):
+            return (True, 0.0)
+        return (False, value if lower_first else -value)
+
+    ranked = sorted(runs, key=key)
+    return ranked if limit is None else ranked[:limit]
+
+
+def _publish(sweep: Sweep) -> None:
+    publish_after_commit(
+        [user_group(sweep.user_id), object_group("sweep", sweep.pk)],
+        {
+            "type": "sweep.status",
+            "id": sweep.pk,
+            "data": {
+                "status": sweep.status,
+                "progress": round(sweep.progress, 4),
+                "done": sweep.done_count,
+                "failed": sweep.failed_count,
+                "total": sweep.combination_count,
+            },
+        },
+    )
+
+
+# --- Housekeeping ------------------------------------------------------------------------------
+
+
+def sweeps_fail_stale(*, now: datetime | None = None) -> int:
+    """Fail combinations whose worker went silent, then finish the sweeps they held up."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.BACKTEST_STALE_SECONDS)
+    stale = SweepRun.objects.filter(status=RunStatus.RUNNING, started_at__lt=cutoff)
+    failed = 0
+    for run in stale:
+        failed += _record(run, error="Its worker stopped responding (lost or killed).") == "failed"
+    # A sweep whose chord lost a member never gets its callback: finish it here.
+    finished = 0
+    waiting = Sweep.objects.filter(status=RunStatus.RUNNING).exclude(
+        Q(runs__status__in=ACTIVE_STATUSES)
+    )
+    for sweep_id in waiting.values_list("pk", flat=True).distinct():
+        finished += sweep_finish(sweep_id=sweep_id) != RunStatus.RUNNING
+    if failed or finished:
+        logger.warning("sweeps.stale_failed", extra=context(runs=failed, sweeps=finished))
+    return failed
