@@ -16,7 +16,8 @@ from tradingbot.logconfig import context
 logger = logging.getLogger(__name__)
 
 DEMO_MARKET = {"exchange": "bitget", "symbol": "BTC/USDT", "timeframe": SAMPLE_TIMEFRAME}
-DEMO_STRATEGY = {"strategy": "ma_cross", "params": {"fast": 10, "slow": 30, "ma": "sma"}}
+DEMO_STRATEGY = "ma_cross"
+DEMO_PARAMS = {"fast": 10, "slow": 30, "ma": "sma"}
 
 
 def demo_backtest_seed(*, trader: User) -> Backtest:
@@ -25,7 +26,7 @@ def demo_backtest_seed(*, trader: User) -> Backtest:
     Idempotent: the trader's finished demo backtest is reused.
     """
     existing = Backtest.objects.filter(
-        user=trader, status=RunStatus.DONE, **DEMO_MARKET, strategy_id=DEMO_STRATEGY["strategy"]
+        user=trader, status=RunStatus.DONE, **DEMO_MARKET, strategy_id=DEMO_STRATEGY
     ).first()
     if existing is not None:
         return existing
@@ -35,8 +36,11 @@ def demo_backtest_seed(*, trader: User) -> Backtest:
         raise ValueError("No demo candles stored: load the sample first")
     backtest = backtest_create(
         user=trader,
-        **DEMO_STRATEGY,
-        **DEMO_MARKET,
+        strategy=DEMO_STRATEGY,
+        params=DEMO_PARAMS,
+        exchange=DEMO_MARKET["exchange"],
+        symbol=DEMO_MARKET["symbol"],
+        timeframe=DEMO_MARKET["timeframe"],
         start=datetime.fromtimestamp(first / 1000, tz=UTC),
         end=datetime.fromtimestamp((last.open_time + 1) / 1000, tz=UTC),
         initial_cash=Decimal(10_000),

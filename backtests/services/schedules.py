@@ -13,13 +13,15 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from celery.schedules import ParseException, crontab
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
@@ -53,15 +55,22 @@ def parse_cron(expression: str) -> dict[str, str]:
         if not CRON_FIELD_PATTERN.fullmatch(value):
             raise _invalid_cron(f"{value!r}: use numbers, names, '*', '-', '/' and ',' only")
         # Beat's columns are bounded: a longer field would be a database error, not a 400.
-        if len(value) > CrontabSchedule._meta.get_field(name).max_length:
+        if len(value) > _column_length(CrontabSchedule, name):
             raise _invalid_cron(f"the {name.replace('_', '-')} field is too long")
-    if len(" ".join(fields)) > BacktestSchedule._meta.get_field("cron").max_length:
+    if len(" ".join(fields)) > _column_length(BacktestSchedule, "cron"):
         raise _invalid_cron("the expression is too long")
     try:
         crontab(**spec)
     except (ValueError, TypeError, IndexError, ParseException) as exc:
         raise _invalid_cron(str(exc).rstrip(".")) from None
     return spec
+
+
+def _column_length(model: type[models.Model], name: str) -> int:
+    field = model._meta.get_field(name)
+    assert isinstance(field, models.CharField)
+    assert field.max_length is not None
+    return field.max_length
 
 
 def _invalid_cron(reason: str) -> AppError:
@@ -107,13 +116,8 @@ def schedule_create(
         take_profit=take_profit,
     )
     if BacktestSchedule.objects.filter(user=user, name=name).exists():
-        raise AppError(
-            "duplicate_name",
-            f"You already have a schedule named {name!r}.",
-            status=409,
-            details={"name": ["already used"]},
-        )
-    with transaction.atomic():
+        raise _duplicate_name(name)
+    with _unique_name(name), transaction.atomic():
         schedule = BacktestSchedule.objects.create(
             user=user,
             name=name,
@@ -128,6 +132,26 @@ def schedule_create(
         extra=context(schedule_id=schedule.pk, user_id=user.pk, cron=schedule.cron),
     )
     return schedule
+
+
+def _duplicate_name(name: str) -> AppError:
+    return AppError(
+        "duplicate_name",
+        f"You already have a schedule named {name!r}.",
+        status=409,
+        details={"name": ["already used"]},
+    )
+
+
+@contextmanager
+def _unique_name(name: str) -> Iterator[None]:
+    """The check above can race with a concurrent request: the constraint has the last word."""
+    try:
+        yield
+    except IntegrityError as exc:
+        if "backtest_schedule_name" not in str(exc) and "UNIQUE" not in str(exc).upper():
+            raise
+        raise _duplicate_name(name) from None
 
 
 def _check_lookback(days: int) -> None:
@@ -155,13 +179,11 @@ def schedule_update(
         schedule.lookback_days = lookback_days
     if name is not None and name != schedule.name:
         if BacktestSchedule.objects.filter(user_id=schedule.user_id, name=name).exists():
-            raise AppError(
-                "duplicate_name", f"You already have a schedule named {name!r}.", status=409
-            )
+            raise _duplicate_name(name)
         schedule.name = name
     if enabled is not None:
         schedule.enabled = enabled
-    with transaction.atomic():
+    with _unique_name(schedule.name), transaction.atomic():
         schedule.save()
         schedule_sync_beat(schedule=schedule)
     logger.info(
