@@ -15,6 +15,7 @@ urlpatterns = [
     path("", include("bots.urls")),
     path("api/", include("accounts.urls_api")),
     path("api/", include("bots.urls_api")),
+    path("api/", include("backtests.urls_api")),
     path("api/strategies", StrategyListApi.as_view(), name="api-strategies"),
     path("strategies/", strategy_list_view, name="strategies"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -111,9 +111,12 @@ def backtest_create(
             task_id=str(uuid.uuid4()),
             **config,
         )
+        # "queued" is published before the task is sent (on-commit callbacks run in order):
+        # the other way round, a fast worker's "running" could reach clients before it, and a
+        # failed send's "failed" would be followed by a stale "queued".
+        _publish(backtest)
         if enqueue:
             _enqueue(backtest)
-        _publish(backtest)
     logger.info(
         "backtest.created",
         extra=context(

@@ -125,8 +125,8 @@ def sweep_create(
             for seq, combination in enumerate(expanded.combinations)
         )
         run_ids = [run.pk for run in runs] if runs[0].pk else _run_ids(sweep)
+        _publish(sweep)  # before the launch, as for a backtest (see backtest_create)
         transaction.on_commit(lambda: _launch(sweep, run_ids))
-        _publish(sweep)
     logger.info(
         "sweep.created",
         extra=context(

@@ -6,6 +6,7 @@ as bitget BTC/USDT 5m (about two weeks of market data).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -13,7 +14,8 @@ from typing import Any
 import pytest
 
 from bots.candle_csv import read_candle_file
-from bots.market_data import SAMPLE_PATH, SAMPLE_TIMEFRAME, candles_import
+from bots.market_data import SAMPLE_PATH, SAMPLE_TIMEFRAME
+from bots.models import Candle
 from strategies.services import strategy_catalogue_sync
 
 SAMPLE_ROWS = 4000
@@ -50,10 +52,20 @@ def strategy_catalogue(db: Any) -> None:
     strategy_catalogue_sync()
 
 
+@functools.cache
+def _sample_rows() -> list[Any]:
+    return read_candle_file(SAMPLE_PATH, timeframe=TIMEFRAME).rows[:SAMPLE_ROWS]
+
+
 @pytest.fixture
 def sample_candles(db: Any, strategy_catalogue: None) -> SampleMarket:
-    rows = read_candle_file(SAMPLE_PATH, timeframe=TIMEFRAME).rows[:SAMPLE_ROWS]
-    candles_import(exchange=EXCHANGE, symbol=SYMBOL, timeframe=TIMEFRAME, rows=rows)
+    # Stored in one bulk insert: the import service's row-by-row checks are tested in
+    # tests/bots and would cost a second or more per test here.
+    rows = _sample_rows()
+    Candle.objects.bulk_create(
+        Candle(exchange=EXCHANGE, symbol=SYMBOL, timeframe=TIMEFRAME, **row._asdict())
+        for row in rows
+    )
     return SampleMarket(
         exchange=EXCHANGE,
         symbol=SYMBOL,

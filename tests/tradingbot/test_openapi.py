@@ -18,6 +18,18 @@ EXPECTED_OPERATIONS = {
     "/api/exchange-accounts/{id}/balance": {"get"},
     "/api/candles": {"get"},
     "/api/strategies": {"get"},
+    "/api/backtests": {"get", "post"},
+    "/api/backtests/{id}": {"get", "delete"},
+    "/api/backtests/{id}/trades": {"get"},
+    "/api/backtests/{id}/equity": {"get"},
+    "/api/backtests/{id}/cancel": {"post"},
+    "/api/backtests/{id}/rerun": {"post"},
+    "/api/sweeps": {"get", "post"},
+    "/api/sweeps/{id}": {"get", "delete"},
+    "/api/sweeps/{id}/cancel": {"post"},
+    "/api/backtest-schedules": {"get", "post"},
+    "/api/backtest-schedules/{id}": {"get", "patch", "delete"},
+    "/api/backtest-schedules/{id}/run": {"post"},
 }
 
 
