@@ -13,7 +13,7 @@ export WEB_PORT HOST
 # Without REDIS_URL the stack brings its own embedded Redis (a unix socket in var/).
 PROCESSES := web worker beat$(if $(REDIS_URL),, redis)
 
-.PHONY: run test lint typecheck bench install install-dev migrate seed clean
+.PHONY: run test lint typecheck bench install install-dev install-compare migrate seed clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -28,8 +28,15 @@ $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
+$(VENV)/.installed-compare: pyproject.toml $(VENV)/.installed-dev
+	$(BIN)/pip install --quiet -e '.[dev,compare]'
+	touch $@
+
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
+# backtesting.py and vectorbt: the reference engines of tests/backtests/test_reference_engines.py
+# (skipped without them) and bench/backtest.py. Never needed by the app.
+install-compare: $(VENV)/.installed-compare
 
 migrate: install
 	$(BIN)/python manage.py migrate --no-input

@@ -28,33 +28,9 @@ from functools import partial
 from typing import Any
 
 import numpy as np
+from backtest import FAST, SLOW, moving_average, random_walk  # bench/backtest.py
 
 from backtests.engine import BacktestSettings, simulate
-
-MINUTE = 60_000
-FAST, SLOW = 10, 30
-
-
-def random_walk(size: int) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(42)
-    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.001, size)))
-    open_ = np.concatenate(([100.0], close[:-1]))
-    wick = np.abs(rng.normal(0.0, 0.0005, (2, size)))
-    return {
-        "open_time": 1_600_000_000_000 + MINUTE * np.arange(size, dtype=np.int64),
-        "open": open_,
-        "high": np.maximum(open_, close) * (1.0 + wick[0]),
-        "low": np.minimum(open_, close) * (1.0 - wick[1]),
-        "close": close,
-        "volume": rng.uniform(1.0, 10.0, size),
-    }
-
-
-def moving_average(values: np.ndarray, window: int) -> np.ndarray:
-    sums = np.cumsum(values)
-    mean = np.full(values.size, np.nan)
-    mean[window - 1 :] = (sums[window - 1 :] - np.concatenate(([0.0], sums[:-window]))) / window
-    return mean
 
 
 def ma_cross(close: np.ndarray) -> np.ndarray:
