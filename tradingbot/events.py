@@ -48,9 +48,15 @@ def publish_now(groups: Iterable[str], event: dict[str, Any]) -> bool:
     if layer is None:
         return False
     message = {"type": CHANNEL_MESSAGE_TYPE, "event": event}
-    try:
+
+    async def send_to_all() -> None:
         for group in groups:
-            async_to_sync(layer.group_send)(group, message)
+            await layer.group_send(group, message)
+
+    try:
+        # One call for every group: outside an event loop, each async_to_sync call starts a
+        # loop and a Redis connection of its own (tens of ms).
+        async_to_sync(send_to_all)()
     except Exception as exc:
         if not _failing:
             _failing = True

@@ -39,6 +39,7 @@ from backtests.services.config import (
     usable_strategy,
     validated_params,
 )
+from backtests.services.heartbeat import Heartbeat
 from bots import selectors as bot_selectors
 from strategies.registry import UnknownStrategyError, active
 from tradingbot.events import object_group, publish_after_commit, user_group
@@ -225,9 +226,11 @@ def backtest_execute(*, backtest_id: int, worker: str = "") -> str:
         )
     started = time.monotonic()
     progress = _Progress(backtest)
+    beating = Backtest.objects.filter(pk=backtest_id, status=RunStatus.RUNNING)
     try:
-        result = _simulate(backtest, progress)
-        _finish(backtest, result)
+        with Heartbeat(beating, label=f"backtest-{backtest_id}"):
+            result = _simulate(backtest, progress)
+            _finish(backtest, result)
     except _Stopped:
         logger.info("backtest.stopped", extra=context(backtest_id=backtest_id))
         return _current_status(backtest_id)

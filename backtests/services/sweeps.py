@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections import OrderedDict
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -34,7 +35,7 @@ from backtests.grid import GridError, expand_grid
 from backtests.metrics import METRIC_KEYS
 from backtests.models import ACTIVE_STATUSES, RunStatus, Sweep, SweepRun
 from backtests.runner import run_backtest
-from backtests.services.backtests import EXPECTED_ERRORS, unqueued
+from backtests.services.backtests import EXPECTED_ERRORS, PROGRESS_EVERY_SECONDS, unqueued
 from backtests.services.config import (
     Level,
     check_quota,
@@ -42,6 +43,7 @@ from backtests.services.config import (
     run_config,
     usable_strategy,
 )
+from backtests.services.heartbeat import Heartbeat
 from bots import selectors as bot_selectors
 from strategies.registry import active
 from tradingbot.errors import AppError
@@ -55,6 +57,7 @@ LOWER_IS_BETTER = frozenset({"max_drawdown_duration"})
 RANKABLE_METRICS = tuple(key for key in METRIC_KEYS if key != "trade_count")
 CANDLE_CACHE_SIZE = 2
 _candle_cache: OrderedDict[int, pd.DataFrame] = OrderedDict()
+_last_progress_event: OrderedDict[int, float] = OrderedDict()
 
 
 def sweep_create(
@@ -194,10 +197,12 @@ def sweep_run_execute(*, run_id: int, worker: str = "") -> str:
     if run is None:
         return "skipped"
     sweep = run.sweep
+    beating = SweepRun.objects.filter(pk=run_id, status=RunStatus.RUNNING)
     try:
-        candles = _sweep_candles(sweep)
-        strategy = active().create(sweep.strategy_id, run.params)
-        metrics = run_backtest(candles, strategy, sweep.engine_settings()).metrics
+        with Heartbeat(beating, label=f"sweep-run-{run_id}"):
+            candles = _sweep_candles(sweep)
+            strategy = active().create(sweep.strategy_id, run.params)
+            metrics = run_backtest(candles, strategy, sweep.engine_settings()).metrics
     except SoftTimeLimitExceeded:
         return _record(run, error="It took longer than the time limit for a backtest.")
     except EXPECTED_ERRORS as exc:
@@ -219,7 +224,7 @@ def _claim(run_id: int, worker: str) -> SweepRun | None:
             pk=run_id,
             status__in=ACTIVE_STATUSES,
             sweep__status__in=ACTIVE_STATUSES,
-        ).update(status=RunStatus.RUNNING, started_at=now, worker=worker)
+        ).update(status=RunStatus.RUNNING, started_at=now, heartbeat_at=now, worker=worker)
         if not claimed:
             return None
         run = SweepRun.objects.select_related("sweep").get(pk=run_id)
@@ -263,12 +268,28 @@ def _record(run: SweepRun, *, metrics: dict[str, Any] | None = None, error: str 
             return "skipped"
         Sweep.objects.filter(pk=run.sweep_id).update(**{counter: F(counter) + 1}, heartbeat_at=now)
         sweep = Sweep.objects.get(pk=run.sweep_id)
-        _publish(sweep)
+        if _progress_event_due(sweep):
+            _publish(sweep)
     if error:
         logger.warning(
             "sweep.combination_failed", extra=context(sweep_id=run.sweep_id, run_id=run.pk)
         )
     return status
+
+
+def _progress_event_due(sweep: Sweep) -> bool:
+    """At most one progress event per sweep every PROGRESS_EVERY_SECONDS from this process, but
+    always the last one: a 1,000-combination sweep must not send 1,000 events."""
+    now = time.monotonic()
+    last = _last_progress_event.get(sweep.pk)
+    finished = sweep.done_count + sweep.failed_count >= sweep.combination_count
+    if not finished and last is not None and now - last < PROGRESS_EVERY_SECONDS:
+        return False
+    _last_progress_event[sweep.pk] = now
+    _last_progress_event.move_to_end(sweep.pk)
+    while len(_last_progress_event) > 100:
+        _last_progress_event.popitem(last=False)
+    return True
 
 
 def sweep_finish(*, sweep_id: int) -> str:
@@ -340,7 +361,7 @@ def sweeps_fail_stale(*, now: datetime | None = None) -> int:
     """Fail combinations whose worker went silent, then finish the sweeps they held up."""
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.BACKTEST_STALE_SECONDS)
-    stale = SweepRun.objects.filter(status=RunStatus.RUNNING, started_at__lt=cutoff)
+    stale = SweepRun.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=cutoff)
     failed = 0
     for run in stale:
         failed += _record(run, error="Its worker stopped responding (lost or killed).") == "failed"

@@ -5,6 +5,7 @@ Runs execute in the test process (``backtest_execute``); real workers are in tes
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -373,3 +374,27 @@ def test_a_broker_outage_at_enqueue_fails_the_backtest_instead_of_leaving_it_que
     backtest.refresh_from_db()
     assert backtest.status == RunStatus.FAILED
     assert "task queue could not be reached" in backtest.error
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_step_slower_than_the_stale_limit_keeps_beating_and_is_not_failed(
+    sample_candles, settings, monkeypatch
+):
+    # given: a 2 s stale limit (beats every second) and a strategy step of 3 s
+    settings.BACKTEST_STALE_SECONDS = 2
+    backtest = create(UserFactory(), sample_candles)
+    verdicts = []
+
+    def slow_run(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(3)
+        verdicts.append(services.backtests_fail_stale())
+        return run_backtest(*args, **kwargs)
+
+    monkeypatch.setattr("backtests.services.backtests.run_backtest", slow_run)
+
+    # when
+    status = services.backtest_execute(backtest_id=backtest.pk)
+
+    # then: the stale check, run in the middle of the long step, found it alive
+    assert verdicts == [0]
+    assert status == RunStatus.DONE

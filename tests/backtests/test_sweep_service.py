@@ -247,7 +247,7 @@ def test_a_lost_combination_is_failed_and_the_sweep_finished_without_it(
         services.sweep_run_execute(run_id=run.pk)
     # The first one's worker claimed it and was killed: the chord will never call back.
     SweepRun.objects.filter(pk=runs[0].pk).update(
-        status=RunStatus.RUNNING, started_at=timezone.now() - timedelta(seconds=61)
+        status=RunStatus.RUNNING, heartbeat_at=timezone.now() - timedelta(seconds=61)
     )
 
     assert services.sweeps_fail_stale() == 1

@@ -102,3 +102,8 @@ def test_it_deletes_expired_sessions_and_tokens_in_a_real_worker(
     while expected not in celery_worker_process.log_path.read_text():
         assert time.monotonic() < deadline, celery_worker_process.log_path.read_text()
         time.sleep(0.05)
+
+
+def test_an_unacknowledged_message_comes_back_only_after_the_task_must_have_ended():
+    visibility = app.conf.broker_transport_options["visibility_timeout"]
+    assert app.conf.task_time_limit < visibility <= 15 * 60
