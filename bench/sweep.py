@@ -247,6 +247,44 @@ def in_process_seconds(size: int, grid: dict[str, list[int]]) -> tuple[float, fl
     return read, time.perf_counter() - started
 
 
+PARALLEL_PROBE = """
+import sys, time
+sys.path.insert(0, {root!r})
+import pandas as pd
+from bench.sweep import GRID, synthetic_candles
+from backtests.engine import BacktestSettings
+from backtests.runner import run_backtest
+from strategies.registry import active
+candles = pd.DataFrame(synthetic_candles({size}))
+settings = BacktestSettings(initial_cash=10_000.0, fee_rate=0.001)
+started = time.perf_counter()
+for fast in GRID["fast"][:4]:
+    for slow in GRID["slow"]:
+        run_backtest(candles, active().create("ma_cross", {{"fast": fast, "slow": slow}}), settings)
+print(time.perf_counter() - started)
+"""
+
+
+def machine_speedup(size: int, rounds: int) -> float:
+    """What two processes get out of this machine: the same CPU-bound work (40 combinations, in
+    memory, no database or broker) in one process, then in two at once; the median ratio of
+    their throughputs. A machine with two free cores gives about 2; a shared one less."""
+    code = PARALLEL_PROBE.format(root=str(Path(__file__).resolve().parent.parent), size=size)
+
+    def compute_seconds(copies: int) -> float:
+        processes = [
+            subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+            for _ in range(copies)
+        ]
+        return max(float(process.communicate()[0]) for process in processes)
+
+    ratios = []
+    for _ in range(rounds):
+        alone, together = compute_seconds(1), compute_seconds(2)
+        ratios.append(2 * alone / together)
+    return statistics.median(ratios)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--candles", type=int, default=200_000)
@@ -301,6 +339,10 @@ def run(args: argparse.Namespace, work_dir: Path) -> None:
                 timings[workers.name].append(timed_sweep(workers, user, GRID, args.candles))
         read, serial = in_process_seconds(args.candles, GRID)
         report(timings, read=read, serial=serial)
+        print(
+            "the machine itself, two CPU-bound processes / one (same run): "
+            f"{machine_speedup(args.candles, args.rounds):.2f}x"
+        )
     finally:
         for workers in worker_sets:
             workers.stop()
