@@ -129,6 +129,9 @@ class Backtest(RunConfig):
         BacktestSchedule, on_delete=models.SET_NULL, null=True, blank=True, related_name="runs"
     )
     task_id = models.CharField(max_length=64, blank=True)
+    enqueued_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its task message was last sent"
+    )
     worker = models.CharField(max_length=200, blank=True, help_text="Worker of the last attempt")
     attempts = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -273,6 +276,7 @@ class SweepRun(models.Model):
     metrics = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True)
     worker = models.CharField(max_length=200, blank=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -42,3 +42,12 @@ def fail_stale_runs_task() -> dict[str, int]:
         "backtests": services.backtests_fail_stale(),
         "sweep_runs": services.sweeps_fail_stale(),
     }
+
+
+@shared_task(name="backtests.tasks.requeue_lost_runs_task", ignore_result=True)
+def requeue_lost_runs_task() -> dict[str, int]:
+    """Every minute (beat): send again the tasks of runs queued for too long (a lost message)."""
+    return {
+        "backtests": services.backtests_requeue_lost(),
+        "sweep_runs": services.sweeps_requeue_lost(),
+    }

@@ -166,6 +166,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(minutes=1),
         "options": {"queue": "default", "expires": 50},
     },
+    "requeue-lost-backtests": {
+        "task": "backtests.tasks.requeue_lost_runs_task",
+        "schedule": timedelta(minutes=1),
+        "options": {"queue": "default", "expires": 50},
+    },
 }
 
 # --- Backtests -------------------------------------------------------------------------------
@@ -177,6 +182,9 @@ BACKTEST_MAX_CANDLES = env_int(ENV, "BACKTEST_MAX_CANDLES", 2_000_000, minimum=1
 BACKTEST_MAX_ACTIVE_PER_USER = env_int(ENV, "BACKTEST_MAX_ACTIVE_PER_USER", 10, minimum=1)
 # A running backtest whose worker has not reported for this long is failed (its worker is gone).
 BACKTEST_STALE_SECONDS = env_int(ENV, "BACKTEST_STALE_SECONDS", 120, minimum=10)
+# A backtest or sweep combination still queued this long after its message was sent gets it sent
+# again (the broker may have lost it); a duplicate message is skipped by the worker.
+BACKTEST_REQUEUE_SECONDS = env_int(ENV, "BACKTEST_REQUEUE_SECONDS", 600, minimum=10)
 # How many times a backtest is started before a worker lost mid-run fails it for good.
 BACKTEST_MAX_ATTEMPTS = env_int(ENV, "BACKTEST_MAX_ATTEMPTS", 2, minimum=1)
 # The stored equity curve is thinned to about this many points (it is for charts).

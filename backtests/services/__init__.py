@@ -7,6 +7,7 @@ from backtests.services.backtests import (
     backtest_execute,
     backtest_rerun,
     backtests_fail_stale,
+    backtests_requeue_lost,
 )
 from backtests.services.schedules import (
     parse_cron,
@@ -25,6 +26,7 @@ from backtests.services.sweeps import (
     sweep_ranking,
     sweep_run_execute,
     sweeps_fail_stale,
+    sweeps_requeue_lost,
 )
 
 __all__ = [
@@ -35,6 +37,7 @@ __all__ = [
     "backtest_execute",
     "backtest_rerun",
     "backtests_fail_stale",
+    "backtests_requeue_lost",
     "parse_cron",
     "schedule_create",
     "schedule_delete",
@@ -48,4 +51,5 @@ __all__ = [
     "sweep_ranking",
     "sweep_run_execute",
     "sweeps_fail_stale",
+    "sweeps_requeue_lost",
 ]

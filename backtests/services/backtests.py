@@ -110,6 +110,7 @@ def backtest_create(
             candle_count=candle_count,
             schedule=schedule,
             task_id=str(uuid.uuid4()),
+            enqueued_at=timezone.now(),
             **config,
         )
         # "queued" is published before the task is sent (on-commit callbacks run in order):
@@ -154,17 +155,21 @@ def backtest_rerun(*, backtest: Backtest) -> Backtest:
 
 
 def _enqueue(backtest: Backtest) -> None:
-    from backtests.tasks import run_backtest_task
-
     def send() -> None:
         try:
-            run_backtest_task.apply_async(
-                args=[backtest.pk], task_id=backtest.task_id, queue=settings.BACKTESTS_QUEUE
-            )
+            _send(backtest)
         except Exception as exc:
             unqueued(Backtest, backtest.pk, cause=exc, event=_publish)
 
     transaction.on_commit(send)
+
+
+def _send(backtest: Backtest) -> None:
+    from backtests.tasks import run_backtest_task
+
+    run_backtest_task.apply_async(
+        args=[backtest.pk], task_id=backtest.task_id, queue=settings.BACKTESTS_QUEUE
+    )
 
 
 def unqueued(model: type[Backtest] | type[Any], pk: int, *, cause: Exception, event: Any) -> None:
@@ -425,6 +430,36 @@ def _publish(backtest: Backtest) -> None:
 
 
 # --- Housekeeping ------------------------------------------------------------------------------
+
+
+def backtests_requeue_lost(*, now: datetime | None = None) -> int:
+    """Send again the task of backtests queued for ``BACKTEST_REQUEUE_SECONDS`` or more.
+
+    Their message may be gone: a broker restarted without persistence (the embedded Redis keeps
+    nothing) or a worker lost before it acknowledged. A second message is harmless: only one
+    claim can move a backtest out of ``queued``, and the other delivery is skipped.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.BACKTEST_REQUEUE_SECONDS)
+    resent = 0
+    for backtest in Backtest.objects.filter(status=RunStatus.QUEUED, enqueued_at__lt=cutoff):
+        stamped = Backtest.objects.filter(
+            pk=backtest.pk, status=RunStatus.QUEUED, enqueued_at__lt=cutoff
+        ).update(enqueued_at=now)
+        if not stamped:
+            continue
+        try:
+            _send(backtest)
+        except Exception as exc:  # the broker is down: the next round tries again
+            logger.warning(
+                "backtests.requeue_failed",
+                extra=context(backtest_id=backtest.pk, error=type(exc).__name__),
+            )
+            break
+        resent += 1
+    if resent:
+        logger.warning("backtests.requeued", extra=context(count=resent))
+    return resent
 
 
 def backtests_fail_stale(*, now: datetime | None = None) -> int:

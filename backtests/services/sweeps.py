@@ -124,7 +124,7 @@ def sweep_create(
             **config,
         )
         runs = SweepRun.objects.bulk_create(
-            SweepRun(sweep=sweep, seq=seq, params=combination)
+            SweepRun(sweep=sweep, seq=seq, params=combination, enqueued_at=sweep.created_at)
             for seq, combination in enumerate(expanded.combinations)
         )
         run_ids = [run.pk for run in runs] if runs[0].pk else _run_ids(sweep)
@@ -375,3 +375,35 @@ def sweeps_fail_stale(*, now: datetime | None = None) -> int:
     if failed or finished:
         logger.warning("sweeps.stale_failed", extra=context(runs=failed, sweeps=finished))
     return failed
+
+
+def sweeps_requeue_lost(*, now: datetime | None = None) -> int:
+    """Send again, one by one, the combinations of active sweeps queued for
+    ``BACKTEST_REQUEUE_SECONDS`` or more (see ``backtests_requeue_lost``). Outside the chord:
+    if the chord's own message was lost, its callback never comes, and ``sweeps_fail_stale``
+    finishes the sweep once no combination is left."""
+    from backtests.tasks import run_sweep_combination_task
+
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.BACKTEST_REQUEUE_SECONDS)
+    waiting = SweepRun.objects.filter(
+        status=RunStatus.QUEUED, enqueued_at__lt=cutoff, sweep__status__in=ACTIVE_STATUSES
+    )
+    resent = 0
+    for run_id in list(waiting.values_list("pk", flat=True)):
+        stamped = SweepRun.objects.filter(
+            pk=run_id, status=RunStatus.QUEUED, enqueued_at__lt=cutoff
+        ).update(enqueued_at=now)
+        if not stamped:
+            continue
+        try:
+            run_sweep_combination_task.apply_async(args=[run_id], queue=settings.BACKTESTS_QUEUE)
+        except Exception as exc:
+            logger.warning(
+                "sweeps.requeue_failed", extra=context(run_id=run_id, error=type(exc).__name__)
+            )
+            break
+        resent += 1
+    if resent:
+        logger.warning("sweeps.requeued", extra=context(runs=resent))
+    return resent

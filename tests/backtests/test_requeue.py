@@ -1,0 +1,120 @@
+"""A run whose task message was lost (a broker restarted without persistence, as the embedded
+Redis is) is sent again by the minutely housekeeping, and a real worker then runs it."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from backtests import services
+from backtests.models import Backtest, RunStatus, Sweep, SweepRun
+from tests.backtests.conftest import SampleMarket
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def market_fields(market: SampleMarket) -> dict[str, Any]:
+    return {
+        "exchange": market.exchange,
+        "symbol": market.symbol,
+        "timeframe": market.timeframe,
+        "start": market.start,
+        "end": market.end,
+        "initial_cash": Decimal("10000"),
+        "fee_rate": Decimal("0.001"),
+    }
+
+
+def wait_for(check: Any, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def lost_queue(settings: Any) -> Any:
+    """Sends go to a queue no worker reads until the test points them at its worker: the
+    messages sent meanwhile are as good as lost. Purged afterwards."""
+    from tradingbot.celery import app
+
+    settings.BACKTESTS_QUEUE = f"lost-{uuid.uuid4().hex[:8]}"
+    yield settings.BACKTESTS_QUEUE
+    with app.connection_for_write() as connection:
+        connection.default_channel.queue_purge(settings.BACKTESTS_QUEUE)
+
+
+def lose_messages(model: Any, **filters: Any) -> None:
+    """Make the rows look sent long ago (their message never reached any worker)."""
+    model.objects.filter(**filters).update(enqueued_at=timezone.now() - timedelta(hours=1))
+
+
+def test_a_backtest_whose_message_was_lost_is_sent_again_and_runs(
+    transactional_db, celery_worker_process, sample_candles, settings, lost_queue
+):
+    lost = services.backtest_create(
+        user=UserFactory(), strategy="ma_cross", params={}, **market_fields(sample_candles)
+    )
+    waiting = services.backtest_create(
+        user=UserFactory(), strategy="ma_cross", params={}, **market_fields(sample_candles)
+    )
+    lose_messages(Backtest, pk=lost.pk)
+    settings.BACKTESTS_QUEUE = celery_worker_process.queue
+
+    assert services.backtests_requeue_lost() == 1
+    assert services.backtests_requeue_lost() == 0  # just sent: not again
+
+    wait_for(lambda: Backtest.objects.get(pk=lost.pk).status == RunStatus.DONE)
+    assert Backtest.objects.get(pk=lost.pk).attempts == 1
+    assert Backtest.objects.get(pk=waiting.pk).status == RunStatus.QUEUED  # not yet overdue
+
+
+def test_a_sweep_whose_chord_was_lost_is_run_and_finished_by_housekeeping(
+    transactional_db, celery_worker_process, sample_candles, settings, lost_queue
+):
+    sweep = services.sweep_create(
+        user=UserFactory(),
+        strategy="ma_cross",
+        grid={"fast": [5, 10], "slow": [30, 50]},
+        params={},
+        rank_by="sharpe",
+        **market_fields(sample_candles),
+    )
+    lose_messages(SweepRun, sweep=sweep)
+    settings.BACKTESTS_QUEUE = celery_worker_process.queue
+
+    assert services.sweeps_requeue_lost() == 4
+
+    wait_for(
+        lambda: not sweep.runs.filter(status__in=(RunStatus.QUEUED, RunStatus.RUNNING)).exists()
+    )
+    services.sweeps_fail_stale()  # no chord callback will come: housekeeping finishes it
+    finished = Sweep.objects.get(pk=sweep.pk)
+    assert finished.status == RunStatus.DONE
+    assert finished.done_count == 4
+    assert len(services.sweep_ranking(sweep=finished)) == 4
+
+
+def test_a_cancelled_sweeps_combinations_are_not_sent_again(
+    db, sample_candles, settings, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False):
+        sweep = services.sweep_create(
+            user=UserFactory(),
+            strategy="ma_cross",
+            grid={"fast": [5, 10]},
+            params={"slow": 40},
+            rank_by="sharpe",
+            **market_fields(sample_candles),
+        )
+    services.sweep_cancel(sweep=sweep)
+    lose_messages(SweepRun, sweep=sweep)
+
+    assert services.sweeps_requeue_lost() == 0
