@@ -1,13 +1,16 @@
-"""Backtests: create, run (in a worker), cancel, re-run, fail the stale ones.
+"""Backtests: create, run (in a worker), cancel, re-run, recover the lost ones.
 
 Life of a backtest: ``queued`` → ``running`` → ``done`` | ``failed`` | ``cancelled``.
 
 - Every state change is a conditional UPDATE on the expected state, so a cancel and a finishing
-  worker cannot both win, and a message delivered twice cannot run a backtest twice at once.
-- The worker reports progress (and so a heartbeat) between steps. A backtest whose worker was
-  killed stops reporting; :func:`runs_fail_stale` (beat, every minute) fails it, so nothing stays
-  ``running`` for ever. Redelivered after a lost worker, a backtest runs again from the start, at
-  most ``BACKTEST_MAX_ATTEMPTS`` times.
+  worker cannot both win, and a message delivered twice cannot take a backtest out of ``queued``
+  twice.
+- While it runs, a thread stamps its heartbeat (:mod:`backtests.services.heartbeat`). A backtest
+  whose worker was killed goes silent; :func:`backtests_fail_stale` (beat, every minute) fails
+  it, so nothing stays ``running`` for ever. Redelivered after a lost worker, a backtest runs
+  again from the start, at most ``BACKTEST_MAX_ATTEMPTS`` times.
+- A backtest still ``queued`` long after its message was sent gets it sent again
+  (:func:`backtests_requeue_lost`): the broker may have lost it.
 - Results are written in one transaction together with ``done``: a backtest is either finished
   with all its trades or has none.
 """
@@ -192,15 +195,23 @@ def backtest_cancel(*, backtest: Backtest) -> Backtest:
     )
     backtest.refresh_from_db()
     if cancelled:
-        # A queued message would only be skipped by the worker; revoking saves it the trip.
-        from tradingbot.celery import app
-
-        app.control.revoke(backtest.task_id)
+        _revoke(backtest.task_id)
         _publish(backtest)
         logger.info(
             "backtest.cancelled", extra=context(backtest_id=backtest.pk, user_id=backtest.user_id)
         )
     return backtest
+
+
+def _revoke(task_id: str) -> None:
+    """Best effort: a queued message would only be skipped by the worker anyway; revoking saves
+    it the trip. A broker outage must not fail the cancel, which is already stored."""
+    from tradingbot.celery import app
+
+    try:
+        app.control.revoke(task_id)
+    except Exception as exc:
+        logger.warning("backtest.revoke_failed", extra=context(error=type(exc).__name__))
 
 
 def backtest_delete(*, backtest: Backtest) -> None:

@@ -1,7 +1,8 @@
 """Parameter sweeps: one Celery task per combination, fanned out as a chord.
 
 The combinations of a sweep are independent tasks on the backtests queue, so every worker on
-every machine takes some; the chord's callback ranks them once all have finished. Each
+every machine takes some; the chord's callback closes the sweep once all have finished (the
+ranking by ``rank_by`` is computed on read, :func:`sweep_ranking`). Each
 combination records its own result (``done`` with metrics, or ``failed`` with the error) and
 never raises, so one bad combination cannot stall the chord.
 
@@ -9,7 +10,8 @@ A worker process keeps the candles of the sweep it last worked on (keyed by swee
 candles are fixed when it is created), so it reads them once, not once per combination.
 
 If a worker is lost mid-combination, the chord never completes; :func:`sweeps_fail_stale` fails
-that combination and finishes the sweep from the others.
+that combination and finishes the sweep from the others. Combinations whose message was lost are
+sent again by :func:`sweeps_requeue_lost`.
 """
 
 from __future__ import annotations
