@@ -34,6 +34,20 @@ class RunStatus(models.TextChoices):
 
 
 ACTIVE_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
+# The fields of RunConfig, as stored.
+CONFIG_FIELDS = (
+    "strategy_id",
+    "params",
+    "exchange",
+    "symbol",
+    "timeframe",
+    "initial_cash",
+    "fee_rate",
+    "slippage_bps",
+    "position_size",
+    "stop_loss",
+    "take_profit",
+)
 
 
 class RunConfig(models.Model):
@@ -70,6 +84,10 @@ class RunConfig(models.Model):
     @property
     def market_label(self) -> str:
         return f"{self.exchange} {self.symbol} {self.timeframe}"
+
+    def run_settings(self) -> dict[str, Any]:
+        """This configuration as the create services take it (``strategy`` is the key)."""
+        return {"strategy": self.strategy_id, **{f: getattr(self, f) for f in CONFIG_FIELDS[1:]}}
 
 
 class BacktestSchedule(RunConfig):

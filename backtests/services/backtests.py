@@ -140,20 +140,10 @@ def backtest_rerun(*, backtest: Backtest) -> Backtest:
     """A new backtest with the same configuration and period (checked again, as if new)."""
     return backtest_create(
         user=backtest.user,
-        strategy=backtest.strategy_id,
-        params=backtest.params,
-        exchange=backtest.exchange,
-        symbol=backtest.symbol,
-        timeframe=backtest.timeframe,
         start=backtest.start,
         end=backtest.end,
-        initial_cash=backtest.initial_cash,
-        fee_rate=backtest.fee_rate,
-        slippage_bps=backtest.slippage_bps,
-        position_size=backtest.position_size,
-        stop_loss=backtest.stop_loss,
-        take_profit=backtest.take_profit,
         schedule=backtest.schedule,
+        **backtest.run_settings(),
     )
 
 

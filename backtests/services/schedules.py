@@ -26,7 +26,7 @@ from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from accounts.models import User
-from backtests.models import Backtest, BacktestSchedule, RunStatus
+from backtests.models import CONFIG_FIELDS, Backtest, BacktestSchedule, RunStatus
 from backtests.services.backtests import backtest_create
 from backtests.services.config import Level, run_config, usable_strategy, validated_params
 from bots.timeframes import timeframe_ms
@@ -240,21 +240,7 @@ def schedule_run(*, schedule_id: int, now: datetime | None = None) -> Backtest |
     BacktestSchedule.objects.filter(pk=schedule.pk).update(last_run_at=fired_at)
     try:
         return backtest_create(
-            user=schedule.user,
-            strategy=schedule.strategy_id,
-            params=schedule.params,
-            exchange=schedule.exchange,
-            symbol=schedule.symbol,
-            timeframe=schedule.timeframe,
-            start=start,
-            end=end,
-            initial_cash=schedule.initial_cash,
-            fee_rate=schedule.fee_rate,
-            slippage_bps=schedule.slippage_bps,
-            position_size=schedule.position_size,
-            stop_loss=schedule.stop_loss,
-            take_profit=schedule.take_profit,
-            schedule=schedule,
+            user=schedule.user, start=start, end=end, schedule=schedule, **schedule.run_settings()
         )
     except AppError as exc:
         return _failed_run(schedule, start, end, exc)
@@ -287,18 +273,3 @@ def _failed_run(
         extra=context(schedule_id=schedule.pk, backtest_id=run.pk, code=exc.code),
     )
     return run
-
-
-CONFIG_FIELDS = (
-    "strategy_id",
-    "params",
-    "exchange",
-    "symbol",
-    "timeframe",
-    "initial_cash",
-    "fee_rate",
-    "slippage_bps",
-    "position_size",
-    "stop_loss",
-    "take_profit",
-)
