@@ -4,6 +4,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from django.conf import settings
 from django.db import models
 
 from accounts.models import ExchangeAccount
@@ -145,3 +146,242 @@ class PaperOrder(models.Model):
 
     def __str__(self) -> str:
         return f"{self.side} {self.amount} {self.symbol} ({self.status})"
+
+
+# --- trading bots -------------------------------------------------------------------------------
+
+MONEY: dict[str, Any] = PRICE
+PERCENT: dict[str, Any] = {"max_digits": 7, "decimal_places": 3}
+
+
+class Bot(models.Model):
+    """A trader's strategy running on one market of one exchange account.
+
+    The bot's state lives here, not in any process: a tick reads it, claims the bot with a lease
+    (``tick_lease_until``), trades, and writes it back. ``last_candle_ms`` is the open time of the
+    newest closed candle the bot has acted on, so a tick for a candle already handled does nothing.
+    """
+
+    class Status(models.TextChoices):
+        STOPPED = "stopped"
+        RUNNING = "running"
+        STOPPING = "stopping"
+        ERROR = "error"
+
+    class DataSource(models.TextChoices):
+        LIVE = "live"
+        REPLAY = "replay"
+
+    class OrderSizeKind(models.TextChoices):
+        FRACTION = "fraction", "Fraction of free quote balance"
+        QUOTE = "quote", "Quote amount"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="bots"
+    )
+    exchange_account = models.ForeignKey(
+        ExchangeAccount, on_delete=models.PROTECT, related_name="bots"
+    )
+    name = models.CharField(max_length=100)
+    symbol = models.CharField(max_length=40)
+    timeframe = models.CharField(max_length=4, choices=[(t, t) for t in TIMEFRAMES])
+    strategy = models.ForeignKey(
+        "strategies.Strategy", on_delete=models.PROTECT, related_name="+", to_field="key"
+    )
+    params = models.JSONField(default=dict, help_text="Validated strategy parameters")
+    data_source = models.CharField(
+        max_length=8, choices=DataSource.choices, default=DataSource.LIVE
+    )
+    replay_start_ms = models.BigIntegerField(
+        null=True, blank=True, help_text="Replay: market time the replay starts at, epoch ms"
+    )
+    replay_speed = models.FloatField(null=True, blank=True, help_text="Replay: candles a minute")
+    replay_started_at = models.FloatField(
+        null=True, blank=True, help_text="Replay: wall clock (epoch s) of the last start"
+    )
+    replay_resume_ms = models.BigIntegerField(
+        null=True, blank=True, help_text="Replay: market time at the last start, epoch ms"
+    )
+    order_size_kind = models.CharField(
+        max_length=8, choices=OrderSizeKind.choices, default=OrderSizeKind.FRACTION
+    )
+    order_size = models.DecimalField(
+        **MONEY, default=1, help_text="A fraction (0 < f <= 1) or a quote amount"
+    )
+    max_position = models.DecimalField(
+        **MONEY, null=True, blank=True, help_text="Largest position value, in quote currency"
+    )
+    stop_loss_pct = models.DecimalField(**PERCENT, null=True, blank=True)
+    take_profit_pct = models.DecimalField(**PERCENT, null=True, blank=True)
+    daily_loss_limit = models.DecimalField(
+        **MONEY, null=True, blank=True,
+        help_text="Stop (and flatten) the bot when today's PnL falls to minus this, in quote",
+    )  # fmt: skip
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.STOPPED)
+    stop_flatten = models.BooleanField(
+        default=False, help_text="While stopping: also close the position"
+    )
+    last_error = models.TextField(blank=True, default="")
+    last_tick_at = models.DateTimeField(null=True, blank=True)
+    last_candle_ms = models.BigIntegerField(null=True, blank=True)
+    next_tick_at = models.DateTimeField(null=True, blank=True)
+    tick_lease_until = models.DateTimeField(null=True, blank=True)
+    tick_lease_token = models.CharField(max_length=36, blank=True, default="")
+    error_streak = models.PositiveIntegerField(
+        default=0, help_text="Transient exchange failures in a row (backoff)"
+    )
+    risk_exit_target = models.SmallIntegerField(
+        null=True, blank=True,
+        help_text="The signal a stop-loss/take-profit exit left; re-entry waits for a new one",
+    )  # fmt: skip
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "bots"
+        ordering = ("-created_at",)
+        indexes: ClassVar[list[Any]] = [
+            models.Index(fields=("status", "next_tick_at"), name="bot_due"),
+        ]
+        constraints: ClassVar[list[Any]] = [
+            models.UniqueConstraint(fields=("user", "name"), name="bot_name_per_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.symbol} {self.timeframe}, {self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (Bot.Status.RUNNING, Bot.Status.STOPPING)
+
+
+class Order(models.Model):
+    """An order the bot decided on. It is written (``pending``) BEFORE it is sent, under a
+    deterministic ``client_order_id``, so a crash between sending and recording is found and
+    reconciled with the exchange instead of sent again."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending (decided, not yet confirmed by the exchange)"
+        OPEN = "open"
+        CLOSED = "closed"
+        CANCELED = "canceled"
+        REJECTED = "rejected"
+
+    OPEN_STATUSES = (Status.PENDING, Status.OPEN)
+
+    class Side(models.TextChoices):
+        BUY = "buy"
+        SELL = "sell"
+
+    class Type(models.TextChoices):
+        MARKET = "market"
+        LIMIT = "limit"
+
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="orders")
+    client_order_id = models.CharField(max_length=64, unique=True)
+    exchange_order_id = models.CharField(max_length=64, blank=True, default="")
+    symbol = models.CharField(max_length=40)
+    side = models.CharField(max_length=4, choices=Side.choices)
+    order_type = models.CharField(max_length=6, choices=Type.choices)
+    price = models.DecimalField(**PRICE, null=True, blank=True, help_text="Limit price")
+    qty = models.DecimalField(**PRICE)
+    filled_qty = models.DecimalField(**PRICE, default=0)
+    average_price = models.DecimalField(**PRICE, null=True, blank=True)
+    fee = models.DecimalField(**PRICE, default=0)
+    fee_currency = models.CharField(max_length=20, blank=True, default="")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    reason = models.CharField(max_length=20, help_text="signal, stop_loss, take_profit, stop ...")
+    error = models.TextField(blank=True, default="")
+    candle_ms = models.BigIntegerField(help_text="Open time of the candle that decided it")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "orders"
+        ordering = ("-created_at", "-id")
+        indexes: ClassVar[list[Any]] = [
+            models.Index(fields=("bot", "status"), name="order_bot_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.side} {self.qty} {self.symbol} ({self.status})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in Order.OPEN_STATUSES
+
+
+class Trade(models.Model):
+    """One fill of an order. ``pnl`` is realised on a sell (net of both sides' fees); 0 on a buy."""
+
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="trades")
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="trades")
+    symbol = models.CharField(max_length=40)
+    side = models.CharField(max_length=4, choices=Order.Side.choices)
+    qty = models.DecimalField(**PRICE)
+    price = models.DecimalField(**PRICE)
+    fee = models.DecimalField(**PRICE, default=0, help_text="In quote currency")
+    pnl = models.DecimalField(**PRICE, default=0)
+    time = models.DateTimeField(help_text="Fill time (market time in a replay)")
+
+    class Meta:
+        db_table = "trades"
+        ordering = ("-time", "-id")
+        indexes: ClassVar[list[Any]] = [
+            models.Index(fields=("bot", "-time"), name="trade_bot_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.side} {self.qty} {self.symbol} @ {self.price}"
+
+
+class Position(models.Model):
+    """What a bot holds on its market. ``pnl`` is realised and cumulative; ``unrealized_pnl`` is
+    the open quantity marked to the last close."""
+
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="positions")
+    symbol = models.CharField(max_length=40)
+    qty = models.DecimalField(**PRICE, default=0)
+    entry_price = models.DecimalField(**PRICE, null=True, blank=True)
+    entry_fees = models.DecimalField(
+        **PRICE, default=0, help_text="Fees paid to open the quantity held, in quote"
+    )
+    pnl = models.DecimalField(**PRICE, default=0)
+    unrealized_pnl = models.DecimalField(**PRICE, default=0)
+    mark_price = models.DecimalField(**PRICE, null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "positions"
+        constraints: ClassVar[list[Any]] = [
+            models.UniqueConstraint(fields=("bot", "symbol"), name="position_per_bot_symbol"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.qty} {self.symbol}"
+
+
+class BotEvent(models.Model):
+    """The bot's own log: one row per meaningful event (a tick, an order, an error)."""
+
+    class Level(models.TextChoices):
+        INFO = "info"
+        WARNING = "warning"
+        ERROR = "error"
+
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="events")
+    time = models.DateTimeField(auto_now_add=True)
+    level = models.CharField(max_length=8, choices=Level.choices, default=Level.INFO)
+    kind = models.CharField(max_length=40)
+    message = models.TextField()
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        db_table = "bot_events"
+        ordering = ("-time", "-id")
+        indexes: ClassVar[list[Any]] = [
+            models.Index(fields=("bot", "-time"), name="bot_event_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.time:%Y-%m-%d %H:%M:%S} {self.level} {self.kind}"

@@ -156,6 +156,11 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
+    "dispatch-bot-ticks": {
+        "task": "bots.tasks.dispatch_ticks_task",
+        "schedule": timedelta(seconds=env_int(ENV, "BOT_DISPATCH_SECONDS", 1, minimum=1)),
+        "options": {"queue": ENV.get("BOTS_QUEUE", "trading"), "expires": 10},
+    },
     "cleanup-expired-auth": {
         "task": "accounts.tasks.cleanup_expired_auth_task",
         "schedule": timedelta(hours=1),
@@ -190,6 +195,22 @@ BACKTEST_MAX_ATTEMPTS = env_int(ENV, "BACKTEST_MAX_ATTEMPTS", 2, minimum=1)
 # The stored equity curve is thinned to about this many points (it is for charts).
 BACKTEST_EQUITY_POINTS = env_int(ENV, "BACKTEST_EQUITY_POINTS", 2000, minimum=2)
 SWEEP_MAX_COMBINATIONS = env_int(ENV, "SWEEP_MAX_COMBINATIONS", 1000, minimum=1)
+
+# --- Trading bots ----------------------------------------------------------------------------
+# The queue bot ticks go to (tests point it at their own worker's queue).
+BOTS_QUEUE = ENV.get("BOTS_QUEUE", "trading")
+# Beat runs the dispatcher this often; it enqueues a tick for every bot whose candle has closed.
+BOT_DISPATCH_SECONDS = env_int(ENV, "BOT_DISPATCH_SECONDS", 1, minimum=1)
+# A tick holds its bot this long at most; a tick killed mid-way frees the bot when it lapses.
+BOT_TICK_LEASE_SECONDS = env_int(ENV, "BOT_TICK_LEASE_SECONDS", 60, minimum=1)
+# A dispatched tick that has not run this long after dispatch is dispatched again (lost message).
+BOT_REDISPATCH_SECONDS = env_int(ENV, "BOT_REDISPATCH_SECONDS", 30, minimum=1)
+# Closed candles a tick hands the strategy (its warm-up must fit in them).
+BOT_CANDLE_WINDOW = env_int(ENV, "BOT_CANDLE_WINDOW", 500, minimum=10)
+# Live bots tick this long after a candle closes, so the exchange has published it.
+BOT_LIVE_CLOSE_DELAY_SECONDS = env_int(ENV, "BOT_LIVE_CLOSE_DELAY_SECONDS", 2, minimum=0)
+# Retry a transient exchange failure after 2, 4, 8 ... seconds, at most this long.
+BOT_MAX_BACKOFF_SECONDS = env_int(ENV, "BOT_MAX_BACKOFF_SECONDS", 300, minimum=1)
 
 # --- Auth ------------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

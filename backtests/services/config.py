@@ -6,7 +6,6 @@ Each raises :class:`~tradingbot.errors.AppError` with a stable code, so the API 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from types import EllipsisType
@@ -19,41 +18,12 @@ from backtests.models import ACTIVE_STATUSES, Backtest, Sweep, epoch_ms
 from bots import selectors as bot_selectors
 from bots.services import check_symbol
 from strategies.base import Strategy
-from strategies.models import Strategy as StrategyRow
-from strategies.params import StrategyParamError
-from strategies.registry import active
+from strategies.services import usable_strategy, validated_params
 from tradingbot.errors import AppError
 
 # ``...`` for stop_loss / take_profit means "not given": the strategy's default applies.
 Level = Decimal | None | EllipsisType
-
-
-def usable_strategy(key: str) -> type[Strategy]:
-    """The strategy class for ``key``; it must be registered and not disabled by staff."""
-    registry = active()
-    row = StrategyRow.objects.filter(key=key).first()
-    if key not in registry or row is None:
-        raise AppError(
-            "unknown_strategy",
-            f"Unknown strategy {key!r}.",
-            details={"strategy": [f"known strategies: {', '.join(registry.keys())}"]},
-        )
-    if not (row.enabled and row.available):
-        raise AppError(
-            "strategy_disabled",
-            f"The strategy {key!r} is disabled.",
-            details={"strategy": ["staff have disabled this strategy"]},
-        )
-    return registry.get(key)
-
-
-def validated_params(strategy: type[Strategy], params: Mapping[str, Any] | None) -> dict[str, Any]:
-    try:
-        return strategy.validate(params)
-    except StrategyParamError as exc:
-        raise AppError(
-            "invalid_params", "The strategy parameters are invalid.", details=exc.errors
-        ) from None
+__all__ = ["usable_strategy", "validated_params"]  # shared with the bots app
 
 
 def run_config(

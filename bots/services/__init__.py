@@ -1,0 +1,42 @@
+"""Writes and business operations of the bots app. Keyword-only, typed, transactional.
+
+- ``accounts``: exchange accounts, balances, the demo market.
+- ``lifecycle``: bots created, changed, started, stopped; the kill switch; the tick dispatcher.
+- ``ticks``: the trading tick. ``books``: orders, trades and positions. ``events``: the bot's log
+  and its live updates. ``markets``: a bot's exchange, clock and candles.
+"""
+
+from bots.services.accounts import (
+    check_symbol,
+    demo_market_seed,
+    exchange_account_balances,
+    exchange_account_open,
+)
+from bots.services.lifecycle import (
+    BotConfig,
+    bot_create,
+    bot_delete,
+    bot_start,
+    bot_stop,
+    bot_update,
+    bots_dispatch,
+    bots_kill,
+)
+from bots.services.ticks import TickResult, bot_tick
+
+__all__ = [
+    "BotConfig",
+    "TickResult",
+    "bot_create",
+    "bot_delete",
+    "bot_start",
+    "bot_stop",
+    "bot_tick",
+    "bot_update",
+    "bots_dispatch",
+    "bots_kill",
+    "check_symbol",
+    "demo_market_seed",
+    "exchange_account_balances",
+    "exchange_account_open",
+]

@@ -1,0 +1,67 @@
+"""How a bot reports: its event log (``BotEvent``), status changes, and live updates.
+
+Updates go to the groups ``user-<id>`` and ``bot-<id>`` through the one publishing helper,
+after the surrounding transaction commits.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.utils import timezone
+
+from bots.models import Bot, BotEvent
+from tradingbot.events import object_group, publish_after_commit, user_group
+from tradingbot.logconfig import context
+
+logger = logging.getLogger("bots.bot")
+
+
+def bot_publish(bot: Bot, event_type: str, data: dict[str, Any]) -> None:
+    publish_after_commit(
+        [user_group(bot.user_id), object_group("bot", bot.pk)],
+        {"type": event_type, "id": bot.pk, "data": data},
+    )
+
+
+def bot_event(
+    bot: Bot,
+    kind: str,
+    message: str,
+    *,
+    level: str = BotEvent.Level.INFO,
+    data: dict[str, Any] | None = None,
+) -> BotEvent:
+    """Write one line of the bot's own log and announce it."""
+    event = BotEvent.objects.create(bot=bot, kind=kind, message=message, level=level,
+                                    data=data or {})  # fmt: skip
+    bot_publish(bot, "bot.event", event_data(event))
+    return event
+
+
+def event_data(event: BotEvent) -> dict[str, Any]:
+    return {
+        "id": event.pk, "time": int(event.time.timestamp() * 1000), "level": event.level,
+        "kind": event.kind, "message": event.message, "data": event.data,
+    }  # fmt: skip
+
+
+def bot_set_status(bot: Bot, status: str, *, expected: tuple[str, ...], **fields: Any) -> bool:
+    """Move the bot to ``status`` if it is in one of ``expected`` (a conditional UPDATE, so a
+    concurrent change wins cleanly); log and announce the change. False when it was not."""
+    changed = Bot.objects.filter(pk=bot.pk, status__in=expected).update(
+        status=status, updated_at=timezone.now(), **fields
+    )
+    if not changed:
+        return False
+    previous = bot.status
+    bot.status = status
+    for name, value in fields.items():
+        setattr(bot, name, value)
+    logger.info(
+        "bot.status",
+        extra=context(bot_id=bot.pk, symbol=bot.symbol, action=status, previous=previous),
+    )
+    bot_publish(bot, "bot.status", {"status": status, "last_error": bot.last_error})
+    return True

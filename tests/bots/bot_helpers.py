@@ -1,0 +1,115 @@
+"""Helpers for bot tests: real candles, a funded paper account, a bot, and a clock to drive it.
+
+A replay bot's market time follows the wall clock; tests hand the tick a ``ManualClock`` instead
+and move it on one candle at a time, so a replay of hundreds of candles runs in seconds.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from accounts.models import ExchangeAccount, User
+from bots import services
+from bots.candle_csv import read_candle_file
+from bots.market_data import SAMPLE_PATH, SAMPLE_TIMEFRAME
+from bots.models import Bot, Candle
+from bots.services import BotConfig
+
+EXCHANGE, SYMBOL, TIMEFRAME = "bitget", "BTC/USDT", SAMPLE_TIMEFRAME
+STEP_MS = 5 * 60 * 1000
+
+
+@functools.cache
+def sample_rows() -> list[Any]:
+    return read_candle_file(SAMPLE_PATH, timeframe=TIMEFRAME).rows
+
+
+def store_candles(first: int, count: int) -> list[Any]:
+    """Store rows ``first .. first + count`` of the shipped sample; returns them."""
+    rows = sample_rows()[first : first + count]
+    Candle.objects.bulk_create(
+        Candle(exchange=EXCHANGE, symbol=SYMBOL, timeframe=TIMEFRAME, **row._asdict())
+        for row in rows
+    )
+    return rows
+
+
+def as_datetime(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+class ManualClock:
+    """A wall clock that moves only when told to."""
+
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class ReplayBot:
+    """A replay bot at ``speed`` candles a minute, and the clock that drives its ticks."""
+
+    bot: Bot
+    clock: ManualClock
+
+    @property
+    def seconds_per_candle(self) -> float:
+        assert self.bot.replay_speed
+        return 60.0 / self.bot.replay_speed
+
+    def start(self) -> Bot:
+        self.bot = services.bot_start(bot=self.bot, clock=self.clock)
+        return self.bot
+
+    def tick(self) -> services.TickResult:
+        return services.bot_tick(bot_id=self.bot.pk, clock=self.clock)
+
+    def next_candle(self) -> services.TickResult:
+        """Move market time on one candle, then tick."""
+        self.clock.advance(self.seconds_per_candle)
+        return self.tick()
+
+    def refresh(self) -> Bot:
+        self.bot.refresh_from_db()
+        return self.bot
+
+
+def paper_account(user: User, usdt: str = "10000", **fields: Any) -> ExchangeAccount:
+    account = services.exchange_account_open(
+        user=user, exchange=EXCHANGE, label=fields.pop("label", "Paper"), mode="paper",
+        paper_balance={"USDT": Decimal(usdt)},
+    )  # fmt: skip
+    if fields:
+        ExchangeAccount.objects.filter(pk=account.pk).update(**fields)
+        account.refresh_from_db()
+    return account
+
+
+def replay_bot(
+    user: User,
+    account: ExchangeAccount,
+    *,
+    start_ms: int,
+    strategy: str = "ma_cross",
+    params: dict[str, Any] | None = None,
+    speed: float = 60.0,
+    **risk: Any,
+) -> ReplayBot:
+    config = BotConfig(
+        name=risk.pop("name", f"{strategy} replay"), exchange_account=account, symbol=SYMBOL,
+        timeframe=TIMEFRAME, strategy=strategy,
+        params=params if params is not None else {"fast": 5, "slow": 20},
+        data_source=Bot.DataSource.REPLAY, replay_start=as_datetime(start_ms),
+        replay_speed=speed, **risk,
+    )  # fmt: skip
+    return ReplayBot(services.bot_create(user=user, config=config), ManualClock())
