@@ -13,17 +13,14 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import QuerySet
 from drf_spectacular.utils import (
     OpenApiResponse,
     extend_schema,
     extend_schema_field,
-    inline_serializer,
 )
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.utils.urls import remove_query_param, replace_query_param
 from rest_framework.views import APIView
 
 from accounts.models import ExchangeAccount
@@ -40,15 +37,12 @@ from backtests.models import (
 from backtests.services.schedules import MAX_LOOKBACK_DAYS
 from bots.exchanges.markets import SUPPORTED_EXCHANGES
 from bots.timeframes import TIMEFRAMES
-from tradingbot.api_utils import request_owner, validated
+from tradingbot.api_utils import PageQuery, paged, paginated, request_owner, validated
 from tradingbot.errors import AppError
 from tradingbot.openapi import error_response
 
-DEFAULT_PAGE_SIZE = 20
-MAX_PAGE_SIZE = 100
 DEFAULT_TRADE_PAGE_SIZE = 100
 MAX_TRADE_PAGE_SIZE = 1000
-MAX_PAGE = 1_000_000
 
 CREATE_ERRORS = (
     "validation_error (fields), malformed_request (not JSON), unknown_strategy, "
@@ -56,53 +50,6 @@ CREATE_ERRORS = (
     "empty_period, period_too_long"
 )
 NOT_FOUND = error_response("not_found: no such object, or another user's")
-
-
-# --- Pagination --------------------------------------------------------------------------------
-
-
-class PageQuery(serializers.Serializer):
-    # Bounded so that the offset always fits the database's integers.
-    page = serializers.IntegerField(min_value=1, max_value=MAX_PAGE, default=1)
-    page_size = serializers.IntegerField(
-        min_value=1, max_value=MAX_PAGE_SIZE, default=DEFAULT_PAGE_SIZE
-    )
-
-
-def paged(request: Request, items: QuerySet[Any], output: Any, query: dict[str, Any]) -> Response:
-    """One page of ``items`` as ``{"count", "next", "previous", "results"}``; a page past the
-    end is empty (``next`` null) rather than an error."""
-    page, size = query["page"], query["page_size"]
-    count = items.count()
-    rows = items[(page - 1) * size : page * size]
-    return Response(
-        {
-            "count": count,
-            "next": _page_url(request, page + 1) if page * size < count else None,
-            "previous": _page_url(request, page - 1) if page > 1 else None,
-            "results": output(rows, many=True).data,
-        }
-    )
-
-
-def _page_url(request: Request, page: int) -> str:
-    url = request.build_absolute_uri()
-    if page == 1:
-        return remove_query_param(url, "page")
-    return replace_query_param(url, "page", page)
-
-
-def paginated(name: str, item: serializers.Serializer) -> serializers.Serializer:
-    """The OpenAPI shape of a page of ``item``."""
-    return inline_serializer(
-        name,
-        {
-            "count": serializers.IntegerField(),
-            "next": serializers.URLField(allow_null=True),
-            "previous": serializers.URLField(allow_null=True),
-            "results": item,
-        },
-    )
 
 
 # --- Fields shared by the requests -------------------------------------------------------------

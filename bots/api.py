@@ -1,8 +1,26 @@
-"""REST endpoints for exchange accounts (the trading venues), their balances, and candles."""
+"""REST endpoints for exchange accounts (the trading venues), their balances, candles, and
+the bots that trade on them.
+
+Thin views: input serializers check the shape and bounds of a request, the services check the
+rest (account, strategy, parameters, market, replay candles, risk values, transitions) and
+write; the selectors read, always scoped to the requesting user (another user's object is a 404).
+
+Amounts are decimal strings without trailing zeros (``"1000"``, ``"0.5"``); the times of trades
+and events are epoch milliseconds (UTC), as the live updates send them.
+"""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema, extend_schema_serializer, inline_serializer
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from drf_spectacular.utils import (
+    extend_schema,
+    extend_schema_field,
+    extend_schema_serializer,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -10,12 +28,21 @@ from rest_framework.views import APIView
 
 from accounts import selectors
 from accounts import services as account_services
-from accounts.models import ExchangeAccount
+from accounts.models import ExchangeAccount, User
 from bots import selectors as bot_selectors
 from bots import services
 from bots.exchanges.markets import SUPPORTED_EXCHANGES
+from bots.models import Bot, BotEvent, Order, Position
+from bots.services.lifecycle import MAX_REPLAY_SPEED
 from bots.timeframes import TIMEFRAMES
-from tradingbot.api_utils import request_owner, validated
+from tradingbot.api_utils import (
+    DecimalText,
+    PageQuery,
+    paged,
+    paginated,
+    request_owner,
+    validated,
+)
 from tradingbot.openapi import error_response
 
 
@@ -157,3 +184,475 @@ class CandlesApi(APIView):
         return Response(
             {**{k: query[k] for k in ("exchange", "symbol", "timeframe")}, "candles": candles}
         )
+
+
+# --- Bots --------------------------------------------------------------------------------------
+
+NOT_FOUND = error_response("not_found: no such bot, or another user's")
+CONFIG_ERRORS = (
+    "validation_error (fields, also the risk values and name), malformed_request (not JSON), "
+    "unknown_strategy, strategy_disabled, invalid_params (details per parameter), "
+    "unknown_symbol, empty_period (a replay without stored candles from its start on), "
+    "name_taken"
+)
+MAX_ID = 2**63 - 1
+
+
+def _positive(value: Decimal | float) -> None:
+    if value <= 0:
+        raise serializers.ValidationError("Ensure this value is greater than 0.")
+
+
+def _below_hundred(value: Decimal) -> None:
+    if value >= 100:
+        raise serializers.ValidationError("Ensure this value is less than 100.")
+
+
+class BotDataSourceInput(serializers.Serializer):
+    kind = serializers.ChoiceField(
+        choices=Bot.DataSource.choices,
+        help_text="live: the exchange's candles as they close; replay: stored candles, on a "
+        "paper account",
+    )
+    start = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="Replay only: market time to start at"
+    )
+    speed = serializers.FloatField(
+        required=False,
+        allow_null=True,
+        max_value=MAX_REPLAY_SPEED,
+        validators=[_positive],
+        help_text="Replay only: candles a minute (60 = one candle a second)",
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # A live bot's GET shows start and speed as null, so null is accepted for it (PUT back).
+        replay = attrs["kind"] == Bot.DataSource.REPLAY
+        wrong = {
+            name: ["A replay needs this." if replay else "Only a replay takes this."]
+            for name in ("start", "speed")
+            if (attrs.get(name) is None) == replay
+        }
+        if wrong:
+            raise serializers.ValidationError(wrong)
+        return attrs
+
+
+class BotOrderSizeInput(serializers.Serializer):
+    fraction = serializers.DecimalField(
+        max_digits=28,
+        decimal_places=12,
+        required=False,
+        allow_null=True,
+        max_value=Decimal(1),
+        validators=[_positive],
+        help_text="Of the free quote balance, in (0, 1]",
+    )
+    quote = serializers.DecimalField(
+        max_digits=28,
+        decimal_places=12,
+        required=False,
+        allow_null=True,
+        max_value=Decimal(10**12),
+        validators=[_positive],
+        help_text="A fixed amount of quote currency per order",
+    )
+
+
+def _optional_amount(help_text: str) -> serializers.DecimalField:
+    return serializers.DecimalField(
+        max_digits=28,
+        decimal_places=12,
+        allow_null=True,
+        default=None,
+        max_value=Decimal(10**12),
+        validators=[_positive],
+        help_text=help_text,
+    )
+
+
+class BotInput(serializers.Serializer):
+    """What a trader chooses for a bot (create and PUT); PATCH takes any subset."""
+
+    name = serializers.CharField(max_length=100, help_text="Unique among your bots")
+    exchange_account = serializers.IntegerField(
+        min_value=1, max_value=MAX_ID, help_text="The id of one of your exchange accounts"
+    )
+    symbol = serializers.CharField(max_length=40, help_text="A spot market, e.g. BTC/USDT")
+    timeframe = serializers.ChoiceField(choices=TIMEFRAMES)
+    strategy = serializers.CharField(max_length=64, help_text="A key of GET /api/strategies")
+    params = serializers.DictField(
+        required=False, default=dict, help_text="Strategy parameters; missing ones take defaults"
+    )
+    data_source = BotDataSourceInput(
+        required=False, default=lambda: {"kind": Bot.DataSource.LIVE}, help_text='Default live'
+    )
+    order_size = BotOrderSizeInput(
+        required=False,
+        default=lambda: {"fraction": Decimal(1)},
+        help_text='Exactly one of fraction and quote; default {"fraction": 1}',
+    )
+    max_position = _optional_amount("Largest position value, in quote currency; null = none")
+    stop_loss_pct = serializers.DecimalField(
+        max_digits=7,
+        decimal_places=3,
+        allow_null=True,
+        default=None,
+        validators=[_positive, _below_hundred],
+        help_text="Percent below the entry price, in (0, 100): 2 = 2 %; null = none",
+    )
+    take_profit_pct = serializers.DecimalField(
+        max_digits=7,
+        decimal_places=3,
+        allow_null=True,
+        default=None,
+        validators=[_positive],
+        help_text="Percent above the entry price, in (0, 10000); null = none",
+    )
+    daily_loss_limit = _optional_amount(
+        "Stop and flatten the bot when today's PnL reaches minus this (quote); null = none"
+    )
+
+    def validate_order_size(self, value: dict[str, Any]) -> dict[str, Any]:
+        if sum(value.get(kind) is not None for kind in ("fraction", "quote")) != 1:
+            raise serializers.ValidationError("Give exactly one of fraction and quote.")
+        return value
+
+
+def bot_config(user: User, data: dict[str, Any]) -> services.BotConfig:
+    """The service's configuration for validated ``BotInput`` data; another user's exchange
+    account is a 404."""
+    account = selectors.exchange_account_get(user=user, pk=data["exchange_account"])
+    source, size = data["data_source"], data["order_size"]
+    kind = (
+        Bot.OrderSizeKind.FRACTION if size.get("fraction") is not None else Bot.OrderSizeKind.QUOTE
+    )
+    return services.BotConfig(
+        name=data["name"],
+        exchange_account=account,
+        symbol=data["symbol"],
+        timeframe=data["timeframe"],
+        strategy=data["strategy"],
+        params=data["params"],
+        data_source=source["kind"],
+        replay_start=source.get("start"),
+        replay_speed=source.get("speed"),
+        order_size_kind=kind,
+        order_size=size[kind],
+        max_position=data["max_position"],
+        stop_loss_pct=data["stop_loss_pct"],
+        take_profit_pct=data["take_profit_pct"],
+        daily_loss_limit=data["daily_loss_limit"],
+    )
+
+
+@extend_schema_field({"type": "integer", "format": "int64"})
+class EpochMs(serializers.Field):
+    """A time as epoch milliseconds (UTC)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(read_only=True, **kwargs)
+
+    def to_representation(self, value: datetime) -> int:
+        return int(value.timestamp() * 1000)
+
+
+class BotDataSourceOutput(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=Bot.DataSource.choices)
+    start = serializers.DateTimeField(allow_null=True, help_text="Replay only; null when live")
+    speed = serializers.FloatField(allow_null=True, help_text="Replay only: candles a minute")
+
+
+class BotOrderSizeOutput(serializers.Serializer):
+    fraction = DecimalText(required=False, help_text="Present when sized by fraction")
+    quote = DecimalText(required=False, help_text="Present when sized in quote currency")
+
+
+class BotPositionSummaryOutput(serializers.Serializer):
+    qty = DecimalText()
+    entry_price = DecimalText(allow_null=True)
+    pnl = DecimalText(help_text="Realised, cumulative, net of fees")
+    unrealized_pnl = DecimalText(help_text="The quantity held, marked to the last close")
+
+
+FLAT = {"qty": "0", "entry_price": None, "pnl": "0", "unrealized_pnl": "0"}
+
+
+class BotOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    status = serializers.ChoiceField(choices=Bot.Status.choices)
+    last_error = serializers.CharField(help_text="Why it is in error; empty otherwise")
+    exchange_account = serializers.IntegerField(source="exchange_account_id")
+    symbol = serializers.CharField()
+    timeframe = serializers.CharField()
+    strategy = serializers.CharField(source="strategy_id")
+    params = serializers.JSONField()
+    data_source = serializers.SerializerMethodField()
+    order_size = serializers.SerializerMethodField()
+    max_position = DecimalText(allow_null=True)
+    stop_loss_pct = DecimalText(allow_null=True)
+    take_profit_pct = DecimalText(allow_null=True)
+    daily_loss_limit = DecimalText(allow_null=True)
+    position = serializers.SerializerMethodField()
+    last_tick_at = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+    @extend_schema_field(BotDataSourceOutput)
+    def get_data_source(self, bot: Bot) -> dict[str, Any]:
+        start = bot.replay_start_ms
+        return BotDataSourceOutput(
+            {
+                "kind": bot.data_source,
+                "start": datetime.fromtimestamp(start / 1000, tz=UTC) if start is not None else None,
+                "speed": bot.replay_speed,
+            }
+        ).data
+
+    @extend_schema_field(BotOrderSizeOutput)
+    def get_order_size(self, bot: Bot) -> dict[str, str]:
+        return {bot.order_size_kind: format(Decimal(bot.order_size).normalize(), "f")}
+
+    @extend_schema_field(BotPositionSummaryOutput)
+    def get_position(self, bot: Bot) -> dict[str, Any]:
+        position = bot_selectors.bot_position(bot)
+        return BotPositionSummaryOutput(position).data if position is not None else dict(FLAT)
+
+
+class BotListQuery(PageQuery):
+    status = serializers.ChoiceField(choices=Bot.Status.choices, required=False)
+
+
+class BotListCreateApi(APIView):
+    @extend_schema(
+        operation_id="bots_list",
+        parameters=[BotListQuery],
+        responses={
+            200: paginated("BotPage", BotOutput(many=True)),
+            400: error_response("validation_error: a bad filter or page"),
+        },
+    )
+    def get(self, request: Request) -> Response:
+        query = validated(BotListQuery, request.query_params)
+        bots = bot_selectors.bot_list(user=request_owner(request), status=query.get("status"))
+        return paged(request, bots, BotOutput, query)
+
+    @extend_schema(
+        operation_id="bots_create",
+        request=BotInput,
+        responses={
+            201: BotOutput,
+            400: error_response(CONFIG_ERRORS),
+            404: error_response("not_found: the exchange account is not one of yours"),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        user = request_owner(request)
+        data = validated(BotInput, request.data)
+        bot = services.bot_create(user=user, config=bot_config(user, data))
+        return Response(BotOutput(bot).data, status=status.HTTP_201_CREATED)
+
+
+def _changes(data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise serializers.ValidationError({"non_field_errors": ["Send an object of fields."]})
+    return data
+
+
+class BotDetailApi(APIView):
+    @extend_schema(operation_id="bots_retrieve", responses={200: BotOutput, 404: NOT_FOUND})
+    def get(self, request: Request, pk: int) -> Response:
+        bot = bot_selectors.bot_get(user=request_owner(request), pk=pk)
+        return Response(BotOutput(bot).data)
+
+    @extend_schema(
+        operation_id="bots_update",
+        request=BotInput,
+        responses={
+            200: BotOutput,
+            400: error_response(CONFIG_ERRORS),
+            404: NOT_FOUND,
+            409: error_response("bot_running: stop the bot first"),
+        },
+    )
+    def put(self, request: Request, pk: int) -> Response:
+        user = request_owner(request)
+        bot = bot_selectors.bot_get(user=user, pk=pk)
+        data = validated(BotInput, request.data)
+        return self._update(user, bot, data)
+
+    @extend_schema(
+        operation_id="bots_partial_update",
+        request=BotInput(partial=True),
+        responses={
+            200: BotOutput,
+            400: error_response(CONFIG_ERRORS),
+            404: NOT_FOUND,
+            409: error_response("bot_running: stop the bot first"),
+        },
+    )
+    def patch(self, request: Request, pk: int) -> Response:
+        user = request_owner(request)
+        bot = bot_selectors.bot_get(user=user, pk=pk)
+        # The bot as it is, with the fields sent replacing whole ones; then checked as a PUT.
+        current = {name: value for name, value in BotOutput(bot).data.items()
+                   if name in BotInput().fields}  # fmt: skip
+        data = validated(BotInput, {**current, **_changes(request.data)})
+        return self._update(user, bot, data)
+
+    def _update(self, user: User, bot: Bot, data: dict[str, Any]) -> Response:
+        bot = services.bot_update(bot=bot, config=bot_config(user, data))
+        return Response(BotOutput(bot).data)
+
+    @extend_schema(
+        operation_id="bots_destroy",
+        responses={
+            204: None,
+            404: NOT_FOUND,
+            409: error_response("bot_running: stop the bot first"),
+        },
+    )
+    def delete(self, request: Request, pk: int) -> Response:
+        bot = bot_selectors.bot_get(user=request_owner(request), pk=pk)
+        services.bot_delete(bot=bot)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class BotStartApi(APIView):
+    @extend_schema(
+        operation_id="bots_start",
+        request=None,
+        responses={
+            200: BotOutput,
+            400: error_response("strategy_disabled: staff disabled the strategy since"),
+            404: NOT_FOUND,
+            409: error_response("invalid_transition: the bot is not stopped or in error"),
+        },
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        bot = bot_selectors.bot_get(user=request_owner(request), pk=pk)
+        return Response(BotOutput(services.bot_start(bot=bot)).data)
+
+
+class BotStopInput(serializers.Serializer):
+    flatten = serializers.BooleanField(
+        default=False, help_text="Also close the position with a market sell"
+    )
+
+
+class BotStopApi(APIView):
+    @extend_schema(
+        operation_id="bots_stop",
+        request=BotStopInput,
+        responses={
+            200: BotOutput,
+            400: error_response("validation_error: flatten is not a boolean"),
+            404: NOT_FOUND,
+            409: error_response("invalid_transition: the bot is already stopped"),
+        },
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        bot = bot_selectors.bot_get(user=request_owner(request), pk=pk)
+        data = validated(BotStopInput, request.data)
+        return Response(BotOutput(services.bot_stop(bot=bot, flatten=data["flatten"])).data)
+
+
+class BotPositionOutput(serializers.Serializer):
+    symbol = serializers.CharField()
+    qty = DecimalText()
+    entry_price = DecimalText(allow_null=True)
+    entry_fees = DecimalText(help_text="Fees paid to open the quantity held, in quote")
+    pnl = DecimalText(help_text="Realised, cumulative, net of fees")
+    unrealized_pnl = DecimalText()
+    mark_price = DecimalText(allow_null=True, help_text="The last close")
+    updated_at = serializers.DateTimeField()
+
+
+class BotOrderOutput(serializers.Serializer):
+    client_order_id = serializers.CharField()
+    side = serializers.ChoiceField(choices=Order.Side.choices)
+    order_type = serializers.ChoiceField(choices=Order.Type.choices)
+    price = DecimalText(allow_null=True, help_text="Limit price; null for a market order")
+    qty = DecimalText()
+    filled_qty = DecimalText()
+    average_price = DecimalText(allow_null=True)
+    status = serializers.ChoiceField(choices=Order.Status.choices)
+    reason = serializers.CharField(help_text="signal, stop_loss, take_profit, stop, ...")
+    created_at = serializers.DateTimeField()
+
+
+class BotTradeOutput(serializers.Serializer):
+    side = serializers.ChoiceField(choices=Order.Side.choices)
+    qty = DecimalText()
+    price = DecimalText()
+    fee = DecimalText(help_text="In quote currency")
+    pnl = DecimalText(help_text="Realised on a sell, net of both sides' fees; 0 on a buy")
+    time = EpochMs(help_text="Fill time, epoch ms (market time in a replay)")
+
+
+class BotEventOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    time = EpochMs()
+    level = serializers.ChoiceField(choices=BotEvent.Level.choices)
+    kind = serializers.CharField()
+    message = serializers.CharField()
+    data = serializers.JSONField()
+
+
+class BotOrderQuery(PageQuery):
+    status = serializers.ChoiceField(
+        choices=Order.Status.choices,
+        required=False,
+        help_text="open = pending or open (what the bot still waits on); the others exactly",
+    )
+
+
+class BotEventQuery(PageQuery):
+    level = serializers.ChoiceField(choices=BotEvent.Level.choices, required=False)
+
+
+def _list_schema(operation_id: str, page: str, item: serializers.Serializer, query: Any) -> Any:
+    return extend_schema(
+        operation_id=operation_id,
+        parameters=[query],
+        responses={
+            200: paginated(page, item),
+            400: error_response("validation_error: a bad filter or page"),
+            404: NOT_FOUND,
+        },
+    )
+
+
+class BotPositionsApi(APIView):
+    @_list_schema("bot_positions_list", "BotPositionPage", BotPositionOutput(many=True), PageQuery)
+    def get(self, request: Request, pk: int) -> Response:
+        bot = bot_selectors.bot_get(user=request_owner(request), pk=pk)
+        query = validated(PageQuery, request.query_params)
+        return paged(request, bot_selectors.bot_position_list(bot=bot), BotPositionOutput, query)
+
+
+class BotOrdersApi(APIView):
+    @_list_schema("bot_orders_list", "BotOrderPage", BotOrderOutput(many=True), BotOrderQuery)
+    def get(self, request: Request, pk: int) -> Response:
+        bot = bot_selectors.bot_get(user=request_owner(request), pk=pk)
+        query = validated(BotOrderQuery, request.query_params)
+        orders = bot_selectors.bot_order_list(bot=bot, status=query.get("status"))
+        return paged(request, orders, BotOrderOutput, query)
+
+
+class BotTradesApi(APIView):
+    @_list_schema("bot_trades_list", "BotTradePage", BotTradeOutput(many=True), PageQuery)
+    def get(self, request: Request, pk: int) -> Response:
+        bot = bot_selectors.bot_get(user=request_owner(request), pk=pk)
+        query = validated(PageQuery, request.query_params)
+        return paged(request, bot_selectors.bot_trade_list(bot=bot), BotTradeOutput, query)
+
+
+class BotEventsApi(APIView):
+    @_list_schema("bot_events_list", "BotEventPage", BotEventOutput(many=True), BotEventQuery)
+    def get(self, request: Request, pk: int) -> Response:
+        bot = bot_selectors.bot_get(user=request_owner(request), pk=pk)
+        query = validated(BotEventQuery, request.query_params)
+        events = bot_selectors.bot_event_list(bot=bot, level=query.get("level"))
+        return paged(request, events, BotEventOutput, query)

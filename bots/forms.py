@@ -37,3 +37,9 @@ class ExchangeAccountForm(forms.Form):
         if data["mode"] == ExchangeAccount.Mode.PAPER and usdt is not None:
             data["paper_balance"] = {"USDT": usdt}
         return data
+
+
+class BotStopForm(forms.Form):
+    flatten = forms.BooleanField(
+        required=False, label="Also close the position (market sell)", initial=False
+    )

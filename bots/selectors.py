@@ -1,4 +1,9 @@
-"""Reads of the bots app."""
+"""Reads of the bots app: candles for charts and engines, and the bots of a user.
+
+Bots are always read scoped to their owner: another user's bot is a 404, indistinguishable from
+one that does not exist. What a bot holds (positions, orders, trades, events) is read through
+the bot, once it has been found that way.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,10 @@ import numpy as np
 import pandas as pd
 from django.db.models import FloatField, QuerySet
 from django.db.models.functions import Cast
+from django.shortcuts import get_object_or_404
 
-from bots.models import Candle
+from accounts.models import User
+from bots.models import Bot, BotEvent, Candle, Order, Position, Trade
 from bots.timeframes import timeframe_ms
 
 PRICE_FIELDS = ("open", "high", "low", "close", "volume")
@@ -79,3 +86,61 @@ def candles_frame(
     frame = pd.DataFrame(values, columns=list(FRAME_COLUMNS))
     frame["open_time"] = values[:, 0].astype(np.int64)
     return frame
+
+
+# --- bots ---------------------------------------------------------------------------------------
+
+# The bot's own position is shown with the bot; prefetching them all keeps a page of bots at two
+# queries (a bot moved to another market keeps its old position row too).
+def _bots(user: User) -> QuerySet[Bot]:
+    return Bot.objects.filter(user=user).prefetch_related("positions")
+
+
+def bot_list(*, user: User, status: str | None = None) -> QuerySet[Bot]:
+    """The user's bots, newest first, optionally only those in ``status``."""
+    bots = _bots(user).order_by("-created_at", "-id")
+    if status:
+        bots = bots.filter(status=status)
+    return bots
+
+
+def bot_get(*, user: User, pk: int) -> Bot:
+    """The user's bot, or 404."""
+    return get_object_or_404(_bots(user), pk=pk)
+
+
+def bot_position(bot: Bot) -> Position | None:
+    """The bot's position on its current symbol (None before the first is written); reads the
+    prefetched rows when there are some."""
+    return next((p for p in bot.positions.all() if p.symbol == bot.symbol), None)
+
+
+def bot_position_list(*, bot: Bot) -> QuerySet[Position]:
+    """The bot's positions (one per market it has traded), most recently updated first."""
+    return Position.objects.filter(bot=bot).order_by("-updated_at", "-id")
+
+
+# "open" is what the books still wait on: decided but unconfirmed, or resting on the exchange.
+ORDER_STATUS_FILTERS = {"open": Order.OPEN_STATUSES}
+
+
+def bot_order_list(*, bot: Bot, status: str | None = None) -> QuerySet[Order]:
+    """The bot's orders, newest first; ``status="open"`` means pending or open, any other
+    status filters exactly."""
+    orders = Order.objects.filter(bot=bot).order_by("-created_at", "-id")
+    if status:
+        orders = orders.filter(status__in=ORDER_STATUS_FILTERS.get(status, (status,)))
+    return orders
+
+
+def bot_trade_list(*, bot: Bot) -> QuerySet[Trade]:
+    """The bot's fills, newest first."""
+    return Trade.objects.filter(bot=bot).order_by("-time", "-id")
+
+
+def bot_event_list(*, bot: Bot, level: str | None = None) -> QuerySet[BotEvent]:
+    """The bot's log, newest first, optionally only one level."""
+    events = BotEvent.objects.filter(bot=bot).order_by("-time", "-id")
+    if level:
+        events = events.filter(level=level)
+    return events

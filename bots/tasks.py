@@ -27,3 +27,9 @@ def dispatch_ticks_task() -> int:
 def send_tick(bot_id: int) -> None:
     # A tick not started within a minute is stale: the dispatcher sends a fresh one.
     bot_tick_task.apply_async((bot_id,), queue=settings.BOTS_QUEUE, expires=60)
+
+
+@shared_task(name="bots.tasks.prune_bot_events_task", ignore_result=True)
+def prune_bot_events_task() -> int:
+    """Daily (beat): drop bot events older than BOT_EVENT_RETENTION_DAYS."""
+    return services.bot_events_prune()

@@ -11,4 +11,8 @@ urlpatterns = [
         views.exchange_account_delete_view,
         name="exchange-account-delete",
     ),
+    path("bots/", views.bot_list_view, name="bot-list"),
+    path("bots/<int:pk>/", views.bot_detail_view, name="bot-detail"),
+    path("bots/<int:pk>/start/", views.bot_start_view, name="bot-start"),
+    path("bots/<int:pk>/stop/", views.bot_stop_view, name="bot-stop"),
 ]

@@ -1,17 +1,21 @@
-"""Server-rendered pages for exchange accounts: list, add (paper or live), remove."""
+"""Server-rendered pages: exchange accounts (list, add, remove) and bots (list, one bot's page
+with its books, start and stop)."""
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import selectors
 from accounts import services as account_services
+from accounts.models import User
 from bots import services
-from bots.forms import ExchangeAccountForm
+from bots.forms import BotStopForm, ExchangeAccountForm
+from bots.models import Bot, Order, Position
 from tradingbot.errors import AppError
 from tradingbot.types import AuthenticatedHttpRequest
 
@@ -55,3 +59,85 @@ def exchange_account_delete_view(request: AuthenticatedHttpRequest, pk: int) -> 
     account_services.exchange_account_delete(account=account)
     messages.success(request, f"Exchange account “{account.label}” removed.")
     return redirect("bots:exchange-accounts")
+
+
+# --- bots ---------------------------------------------------------------------------------------
+
+RECENT_ROWS = 20  # trades and events on a bot's page
+
+
+def _user_bots(user: User) -> QuerySet[Bot]:
+    """The user's bots with their position on the bot's market (one query, not one per bot)."""
+    position = Position.objects.filter(bot=OuterRef("pk"), symbol=OuterRef("symbol"))
+    return (
+        Bot.objects.filter(user=user)
+        .select_related("exchange_account")
+        .annotate(
+            position_qty=Subquery(position.values("qty")[:1]),
+            realised_pnl=Subquery(position.values("pnl")[:1]),
+            unrealised_pnl=Subquery(position.values("unrealized_pnl")[:1]),
+        )
+        .order_by("name")
+    )
+
+
+def _own_bot(user: User, pk: int) -> Bot:
+    """The user's bot, or 404: another user's bot is indistinguishable from none."""
+    return get_object_or_404(Bot.objects.select_related("exchange_account"), user=user, pk=pk)
+
+
+@login_required
+@require_http_methods(["GET"])
+def bot_list_view(request: AuthenticatedHttpRequest) -> HttpResponse:
+    return render(request, "bots/bot_list.html", {"bots": _user_bots(request.user)})
+
+
+@login_required
+@require_http_methods(["GET"])
+def bot_detail_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    bot = _own_bot(request.user, pk)
+    page = {
+        "bot": bot,
+        # Read, not created: a GET writes nothing (a new bot's position is made with it).
+        "position": bot.positions.filter(symbol=bot.symbol).first(),
+        "open_orders": bot.orders.filter(status__in=Order.OPEN_STATUSES),
+        "trades": bot.trades.all()[:RECENT_ROWS],
+        "events": bot.events.all()[:RECENT_ROWS],
+        "stop_form": BotStopForm(),
+        "can_start": bot.status in (Bot.Status.STOPPED, Bot.Status.ERROR),
+        "can_stop": bot.status != Bot.Status.STOPPED,
+    }
+    return render(request, "bots/bot_detail.html", page)
+
+
+@login_required
+@require_POST
+def bot_start_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    bot = _own_bot(request.user, pk)
+    try:
+        bot = services.bot_start(bot=bot)
+    except AppError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, f"“{bot.name}” started.")
+    return redirect("bots:bot-detail", pk=bot.pk)
+
+
+@login_required
+@require_POST
+def bot_stop_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    bot = _own_bot(request.user, pk)
+    form = BotStopForm(request.POST)
+    flatten = form.is_valid() and form.cleaned_data["flatten"]
+    try:
+        bot = services.bot_stop(bot=bot, flatten=flatten)
+    except AppError as error:
+        messages.error(request, error.message)
+        return redirect("bots:bot-detail", pk=bot.pk)
+    if bot.status == Bot.Status.STOPPED:
+        messages.success(request, f"“{bot.name}” stopped.")
+    elif bot.status == Bot.Status.STOPPING:
+        messages.info(request, f"“{bot.name}” is stopping: its tick in progress finishes the stop.")
+    else:  # the stopping tick failed; the bot says why
+        messages.error(request, f"“{bot.name}” could not stop: {bot.last_error}")
+    return redirect("bots:bot-detail", pk=bot.pk)

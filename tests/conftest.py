@@ -58,6 +58,15 @@ def _clean_redis_state() -> None:
         client.delete(key)
 
 
+@pytest.fixture(autouse=True)
+def _no_outage_carried_over() -> None:
+    """The ccxt adapter remembers a transient outage per process (to log it once): each test
+    starts without one."""
+    from bots.exchanges import ccxt_exchange
+
+    ccxt_exchange._outages.clear()
+
+
 @pytest.fixture
 def password() -> str:
     return DEFAULT_PASSWORD

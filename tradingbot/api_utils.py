@@ -1,13 +1,22 @@
-"""Small helpers every API view uses."""
+"""Small helpers every API view uses: the owner, input validation, pagination, decimal output."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema_field, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from accounts.models import User
+
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+MAX_PAGE = 1_000_000
 
 
 def request_owner(request: Request) -> User:
@@ -21,3 +30,64 @@ def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict
     serializer = serializer_class(data=data)
     serializer.is_valid(raise_exception=True)
     return dict(serializer.validated_data)
+
+
+# --- Pagination --------------------------------------------------------------------------------
+
+
+class PageQuery(serializers.Serializer):
+    # Bounded so that the offset always fits the database's integers.
+    page = serializers.IntegerField(min_value=1, max_value=MAX_PAGE, default=1)
+    page_size = serializers.IntegerField(
+        min_value=1, max_value=MAX_PAGE_SIZE, default=DEFAULT_PAGE_SIZE
+    )
+
+
+def paged(request: Request, items: QuerySet[Any], output: Any, query: dict[str, Any]) -> Response:
+    """One page of ``items`` as ``{"count", "next", "previous", "results"}``; a page past the
+    end is empty (``next`` null) rather than an error."""
+    page, size = query["page"], query["page_size"]
+    count = items.count()
+    rows = items[(page - 1) * size : page * size]
+    return Response(
+        {
+            "count": count,
+            "next": _page_url(request, page + 1) if page * size < count else None,
+            "previous": _page_url(request, page - 1) if page > 1 else None,
+            "results": output(rows, many=True).data,
+        }
+    )
+
+
+def _page_url(request: Request, page: int) -> str:
+    url = request.build_absolute_uri()
+    if page == 1:
+        return remove_query_param(url, "page")
+    return replace_query_param(url, "page", page)
+
+
+def paginated(name: str, item: serializers.Serializer) -> serializers.Serializer:
+    """The OpenAPI shape of a page of ``item``."""
+    return inline_serializer(
+        name,
+        {
+            "count": serializers.IntegerField(),
+            "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True),
+            "results": item,
+        },
+    )
+
+
+# --- Output fields -----------------------------------------------------------------------------
+
+
+@extend_schema_field({"type": "string", "format": "decimal"})
+class DecimalText(serializers.Field):
+    """A Decimal as a plain string without trailing zeros: ``"10000"``, ``"0.001"``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(read_only=True, **kwargs)
+
+    def to_representation(self, value: Decimal) -> str:
+        return format(value.normalize(), "f")

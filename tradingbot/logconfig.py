@@ -84,6 +84,21 @@ class SecurityOneLine(logging.Filter):
         return True
 
 
+# Celery's per-task lines ("Received task", "succeeded in", beat's "Sending due task") for the
+# tasks that run every second or once per bot and candle. The tick writes its own line with the
+# bot's id; three more lines of Celery bookkeeping per tick would bury it.
+QUIET_TASKS = ("bots.tasks.bot_tick_task", "bots.tasks.dispatch_ticks_task", "dispatch-bot-ticks")
+CELERY_BOOKKEEPING = ("celery.app.trace", "celery.worker.strategy", "celery.beat")
+
+
+class QuietHighFrequencyTasks(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.INFO or not record.name.startswith(CELERY_BOOKKEEPING):
+            return True
+        text = record.getMessage()
+        return not any(name in text for name in QUIET_TASKS)
+
+
 def build_logging_config(*, level: str, fmt: str) -> dict[str, Any]:
     formatter = "json" if fmt == "json" else "text"
     return {
@@ -93,13 +108,16 @@ def build_logging_config(*, level: str, fmt: str) -> dict[str, Any]:
             "text": {"()": "tradingbot.logconfig.TextFormatter"},
             "json": {"()": "tradingbot.logconfig.JsonFormatter"},
         },
-        "filters": {"security_one_line": {"()": "tradingbot.logconfig.SecurityOneLine"}},
+        "filters": {
+            "security_one_line": {"()": "tradingbot.logconfig.SecurityOneLine"},
+            "quiet_tasks": {"()": "tradingbot.logconfig.QuietHighFrequencyTasks"},
+        },
         "handlers": {
             "stdout": {
                 "class": "logging.StreamHandler",
                 "stream": "ext://sys.stdout",
                 "formatter": formatter,
-                "filters": ["security_one_line"],
+                "filters": ["security_one_line", "quiet_tasks"],
             }
         },
         "root": {"handlers": ["stdout"], "level": level},

@@ -166,6 +166,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(hours=1),
         "options": {"queue": "default", "expires": 50 * 60},
     },
+    "prune-bot-events": {
+        "task": "bots.tasks.prune_bot_events_task",
+        "schedule": timedelta(days=1),
+        "options": {"queue": "default", "expires": 60 * 60},
+    },
     "fail-stale-backtests": {
         "task": "backtests.tasks.fail_stale_runs_task",
         "schedule": timedelta(minutes=1),
@@ -211,6 +216,8 @@ BOT_CANDLE_WINDOW = env_int(ENV, "BOT_CANDLE_WINDOW", 500, minimum=10)
 BOT_LIVE_CLOSE_DELAY_SECONDS = env_int(ENV, "BOT_LIVE_CLOSE_DELAY_SECONDS", 2, minimum=0)
 # Retry a transient exchange failure after 2, 4, 8 ... seconds, at most this long.
 BOT_MAX_BACKOFF_SECONDS = env_int(ENV, "BOT_MAX_BACKOFF_SECONDS", 300, minimum=1)
+# Bot events (the bots' own logs) older than this are pruned daily; orders and trades never are.
+BOT_EVENT_RETENTION_DAYS = env_int(ENV, "BOT_EVENT_RETENTION_DAYS", 30, minimum=1)
 
 # --- Auth ------------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

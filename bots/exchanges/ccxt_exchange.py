@@ -51,6 +51,8 @@ ORDER_TYPES = ("market", "limit")
 ORDER_SIDES = ("buy", "sell")
 SCRUBBED = "[scrubbed]"
 _MAX_EXCHANGE_MESSAGE = 300
+# (exchange, method) pairs failing transiently right now, in this process.
+_outages: set[tuple[str, str]] = set()
 _CODE_PATTERN = re.compile(r'"(?:code|err_code)"\s*:\s*"?([A-Za-z0-9_.-]+)')
 
 
@@ -253,13 +255,22 @@ class CcxtExchange:
 
     @contextmanager
     def _ccxt_errors(self, method: str) -> Iterator[None]:
-        """Turn ccxt's exceptions into ours; log one line, never a credential."""
+        """Turn ccxt's exceptions into ours; log one line, never a credential.
+
+        A transient failure (network, rate limit, maintenance) is logged once per outage of
+        this exchange and method, and its end once: a bot retrying with backoff through a
+        ten-minute outage writes two lines, not one per try.
+        """
         try:
             yield
         except ccxt.BaseError as exc:
             raw = self._scrub(str(exc))
             said, code = _exchange_said(raw, self.exchange_id)
             error = self._translate(exc, said)
+            if error.transient and (self.exchange_id, method) in _outages:
+                raise error from None
+            if error.transient:
+                _outages.add((self.exchange_id, method))
             logger.warning(
                 "%s %s failed: %s",
                 self.exchange_id,
@@ -275,6 +286,14 @@ class CcxtExchange:
                 ),
             )
             raise error from None
+        if (self.exchange_id, method) in _outages:
+            _outages.discard((self.exchange_id, method))
+            logger.info(
+                "%s %s answers again",
+                self.exchange_id,
+                method,
+                extra=context(exchange=self.exchange_id, method=method),
+            )
 
     def _translate(self, exc: ccxt.BaseError, said: str) -> ExchangeError:
         name = self.exchange_id

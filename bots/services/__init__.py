@@ -3,7 +3,8 @@
 - ``accounts``: exchange accounts, balances, the demo market.
 - ``lifecycle``: bots created, changed, started, stopped; the kill switch; the tick dispatcher.
 - ``ticks``: the trading tick. ``books``: orders, trades and positions. ``events``: the bot's log
-  and its live updates. ``markets``: a bot's exchange, clock and candles.
+  and its live updates. ``markets``: a bot's exchange, clock and candles. ``housekeeping``:
+  pruning old bot events.
 """
 
 from bots.services.accounts import (
@@ -12,6 +13,7 @@ from bots.services.accounts import (
     exchange_account_balances,
     exchange_account_open,
 )
+from bots.services.housekeeping import bot_events_prune
 from bots.services.lifecycle import (
     BotConfig,
     bot_create,
@@ -29,6 +31,7 @@ __all__ = [
     "TickResult",
     "bot_create",
     "bot_delete",
+    "bot_events_prune",
     "bot_start",
     "bot_stop",
     "bot_tick",

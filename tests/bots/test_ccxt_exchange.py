@@ -460,6 +460,25 @@ def test_it_maps_rate_limits_outages_and_network_trouble_to_transient(
     assert caught.value.status == 503
 
 
+def test_it_logs_a_transient_outage_once_and_its_end_once(
+    live: CcxtExchange, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bots.exchanges.ccxt_exchange")
+    down = StubAdapter(raising(requests.exceptions.ConnectionError("Connection refused")))
+    down.mount_on(live.client.session)
+    for _ in range(5):
+        with pytest.raises(TransientExchangeError):
+            live.fetch_ticker("BTC/USDT")
+    assert len(down.requests) >= 5  # every try went out ...
+    lines = [r for r in caplog.records if r.name == "bots.exchanges.ccxt_exchange"]
+    assert [r.levelno for r in lines] == [logging.WARNING]  # ... and one line says so
+    StubAdapter(answer(200, spot_ticker_response())).mount_on(live.client.session)
+    live.fetch_ticker("BTC/USDT")
+    live.fetch_ticker("BTC/USDT")
+    lines = [r for r in caplog.records if r.name == "bots.exchanges.ccxt_exchange"]
+    assert [r.getMessage() for r in lines[1:]] == ["bitget fetch_ticker answers again"]
+
+
 def test_it_maps_any_other_exchange_error_to_a_502(live: CcxtExchange) -> None:
     StubAdapter(answer(400, bitget_error("49999", "Something odd"))).mount_on(live.client.session)
     with pytest.raises(ExchangeError) as caught:

@@ -59,6 +59,20 @@ def test_it_schedules_the_auth_cleanup_hourly_with_an_expiry_under_an_hour():
     assert app.conf.beat_scheduler == "django_celery_beat.schedulers:DatabaseScheduler"
 
 
+def test_it_dispatches_bot_ticks_every_second_on_the_trading_queue():
+    [entry] = [e for e in app.conf.beat_schedule.values()
+               if e["task"] == "bots.tasks.dispatch_ticks_task"]  # fmt: skip
+    assert entry["schedule"] == timedelta(seconds=1)
+    assert entry["options"]["queue"] == "trading"
+    assert 0 < entry["options"]["expires"] <= 10  # a backlog of dispatches is dropped, not run
+
+
+def test_every_scheduled_task_is_a_registered_task():
+    app.loader.import_default_modules()
+    for name, entry in app.conf.beat_schedule.items():
+        assert entry["task"] in app.tasks, name
+
+
 def test_it_registers_the_cleanup_task_under_its_scheduled_name_without_storing_results():
     assert CLEANUP_TASK in app.tasks
     assert app.tasks[CLEANUP_TASK].name == cleanup_expired_auth_task.name

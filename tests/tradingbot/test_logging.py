@@ -13,7 +13,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tradingbot.logconfig import RESERVED_ATTRS, JsonFormatter, TextFormatter, context
+from tradingbot.logconfig import (
+    RESERVED_ATTRS,
+    JsonFormatter,
+    QuietHighFrequencyTasks,
+    TextFormatter,
+    context,
+)
 
 SCANNED_PACKAGES = ("tradingbot", "accounts", "bots", "strategies", "backtests")
 TICK = (
@@ -93,6 +99,31 @@ def _record(**extra: object) -> logging.LogRecord:
     )
     record.__dict__.update(extra)
     return record
+
+
+def _celery_record(logger: str, message: str, level: int = logging.INFO) -> logging.LogRecord:
+    return logging.LogRecord(logger, level, __file__, 1, message, (), None)
+
+
+@pytest.mark.parametrize(
+    ("logger", "message", "kept"),
+    [
+        ("celery.app.trace", "Task bots.tasks.bot_tick_task[1f] succeeded in 0.01s: 'held'", False),
+        ("celery.worker.strategy", "Task bots.tasks.bot_tick_task[1f] received", False),
+        ("celery.beat", "Scheduler: Sending due task dispatch-bot-ticks (bots.tasks...)", False),
+        ("celery.app.trace", "Task backtests.tasks.run_backtest_task[2a] succeeded in 3s", True),
+        ("bots.tick", "bot.tick bots.tasks.bot_tick_task", True),
+    ],
+)
+def test_it_drops_celerys_bookkeeping_lines_of_the_per_second_tasks_only(logger, message, kept):
+    assert QuietHighFrequencyTasks().filter(_celery_record(logger, message)) is kept
+
+
+def test_it_keeps_a_failure_of_a_quiet_task():
+    record = _celery_record(
+        "celery.app.trace", "Task bots.tasks.bot_tick_task[1f] raised", logging.ERROR
+    )
+    assert QuietHighFrequencyTasks().filter(record)
 
 
 def test_it_quotes_text_values_with_spaces_and_empty_values():
