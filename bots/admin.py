@@ -9,7 +9,6 @@ bot. Every staff action writes an admin ``LogEntry`` on each bot it touched, the
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -42,9 +41,6 @@ from bots.models import (
     Trade,
 )
 from tradingbot.errors import AppError
-from tradingbot.logconfig import context
-
-logger = logging.getLogger(__name__)
 
 EMPTY = "—"
 ACTIVE_STATUSES = (Bot.Status.RUNNING, Bot.Status.STOPPING, Bot.Status.ERROR)  # what a kill stops
@@ -118,7 +114,9 @@ def _changelist_url(model: type[models.Model], **filters: Any) -> str:
 
 
 def _bot_link(bot_id: int, label: str) -> str:
-    return format_html('<a href="{}">{}</a>', reverse("admin:bots_bot_change", args=[bot_id]), label)
+    return format_html(
+        '<a href="{}">{}</a>', reverse("admin:bots_bot_change", args=[bot_id]), label
+    )
 
 
 def _epoch_ms(ms: int | None) -> str:
@@ -160,29 +158,45 @@ class BotAdmin(admin.ModelAdmin):
             "Market and strategy",
             {
                 "fields": (
-                    "exchange_account", "symbol", "timeframe", "strategy", "params",
-                    "data_source", "replay_start", "replay_speed",
+                    "exchange_account",
+                    "symbol",
+                    "timeframe",
+                    "strategy",
+                    "params",
+                    "data_source",
+                    "replay_start",
+                    "replay_speed",
                 )
             },
-        ),  # fmt: skip
+        ),
         (
             "Risk",
             {
                 "fields": (
-                    "order_size_kind", "order_size", "max_position", "stop_loss_pct",
-                    "take_profit_pct", "daily_loss_limit",
+                    "order_size_kind",
+                    "order_size",
+                    "max_position",
+                    "stop_loss_pct",
+                    "take_profit_pct",
+                    "daily_loss_limit",
                 )
             },
-        ),  # fmt: skip
+        ),
         (
             "Ticks",
             {
                 "fields": (
-                    "last_tick_at", "last_candle", "next_tick_at", "tick_lease_until",
-                    "error_streak", "stop_flatten", "created_at", "updated_at",
+                    "last_tick_at",
+                    "last_candle",
+                    "next_tick_at",
+                    "tick_lease_until",
+                    "error_streak",
+                    "stop_flatten",
+                    "created_at",
+                    "updated_at",
                 )
             },
-        ),  # fmt: skip
+        ),
     )
     readonly_fields = flatten_fieldsets(fieldsets)
 
@@ -243,9 +257,7 @@ class BotAdmin(admin.ModelAdmin):
     def stop_bots(self, request: HttpRequest, queryset: QuerySet[Bot]) -> None:
         self._stop(request, queryset, flatten=False)
 
-    @admin.action(
-        description="Stop selected bots and close their positions", permissions=["stop"]
-    )
+    @admin.action(description="Stop selected bots and close their positions", permissions=["stop"])
     def stop_bots_and_flatten(self, request: HttpRequest, queryset: QuerySet[Bot]) -> None:
         self._stop(request, queryset, flatten=True)
 
@@ -277,9 +289,7 @@ class BotAdmin(admin.ModelAdmin):
         if skipped:
             self.message_user(request, f"{skipped} bot(s) were already stopped.", messages.INFO)
         if failed:
-            self.message_user(
-                request, f"{len(failed)} failed: {'; '.join(failed)}", messages.ERROR
-            )
+            self.message_user(request, f"{len(failed)} failed: {'; '.join(failed)}", messages.ERROR)
 
     @admin.action(description="Stop all bots of the selected bots' users", permissions=["stop"])
     def stop_users_bots(self, request: HttpRequest, queryset: QuerySet[Bot]) -> None:
@@ -293,7 +303,7 @@ class BotAdmin(admin.ModelAdmin):
         )
 
     def _kill(self, request: HttpRequest, *, user: User | None, flatten: bool) -> int:
-        """``bots_kill`` with one LogEntry on each bot it moved to ``stopping``."""
+        """``bots_kill`` (which logs the kill itself) with one LogEntry on each bot it moved."""
         active = Bot.objects.filter(status__in=ACTIVE_STATUSES)
         if user is not None:
             active = active.filter(user=user)
@@ -305,13 +315,8 @@ class BotAdmin(admin.ModelAdmin):
         # INSERT for all of them: the kill switch may stop thousands.
         moved = Bot.objects.filter(pk__in=before).exclude(status=Bot.Status.RUNNING)
         LogEntry.objects.log_actions(
-            user_id=request.user.pk, queryset=moved, action_flag=CHANGE,
+            user_id=_staff(request).pk, queryset=moved, action_flag=CHANGE,
             change_message=f"Kill switch ({scope}{closing}).",
-        )  # fmt: skip
-        logger.warning(
-            "bots.kill_switch_admin",
-            extra=context(staff_id=request.user.pk, user_id=user.pk if user else None,
-                          bots=count, flatten=flatten),
         )  # fmt: skip
         return count
 
@@ -330,7 +335,7 @@ class BotAdmin(admin.ModelAdmin):
             flatten = request.POST.get("flatten") == "on"
             count = self._kill(request, user=None, flatten=flatten)
             LogEntry.objects.create(
-                user_id=request.user.pk,
+                user_id=_staff(request).pk,
                 content_type=ContentType.objects.get_for_model(Bot),
                 object_id=None,
                 object_repr="all bots",
@@ -338,9 +343,7 @@ class BotAdmin(admin.ModelAdmin):
                 change_message=f"Kill switch: {count} bot(s) stopping"
                 + (", closing positions." if flatten else "."),
             )
-            self.message_user(
-                request, f"Kill switch: {count} bot(s) stopping.", messages.WARNING
-            )
+            self.message_user(request, f"Kill switch: {count} bot(s) stopping.", messages.WARNING)
             return HttpResponseRedirect(reverse("admin:bots_bot_changelist"))
         context_data = {
             **self.admin_site.each_context(request),
@@ -393,7 +396,6 @@ class BookAdmin(admin.ModelAdmin):
 
     actions = None
     show_full_result_count = False
-    list_select_related = ("bot",)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -424,6 +426,7 @@ class BookAdmin(admin.ModelAdmin):
 
 @admin.register(Order)
 class OrderAdmin(BookAdmin):
+    list_select_related = ("bot",)
     list_display = (
         "client_order_id", "bot_link", "symbol", "side", "order_type", "price", "qty",
         "filled_qty", "average_price", "fee", "status", "reason", "created_at",
@@ -443,6 +446,7 @@ class TradeAdmin(BookAdmin):
 
 @admin.register(Position)
 class PositionAdmin(BookAdmin):
+    list_select_related = ("bot",)
     list_display = (
         "bot_link", "symbol", "qty", "entry_price", "mark_price", "pnl", "unrealized_pnl",
         "updated_at",
@@ -452,6 +456,7 @@ class PositionAdmin(BookAdmin):
 
 @admin.register(BotEvent)
 class BotEventAdmin(BookAdmin):
+    list_select_related = ("bot",)
     list_display = ("time", "bot_link", "level", "kind", "short_message")
     list_filter = ("level", "kind")
     search_fields = ("bot__name", "bot__user__email", "kind")

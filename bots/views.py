@@ -5,17 +5,16 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import selectors
 from accounts import services as account_services
-from accounts.models import User
+from bots import selectors as bot_selectors
 from bots import services
 from bots.forms import BotStopForm, ExchangeAccountForm
-from bots.models import Bot, Order, Position
+from bots.models import Bot
 from tradingbot.errors import AppError
 from tradingbot.types import AuthenticatedHttpRequest
 
@@ -66,43 +65,24 @@ def exchange_account_delete_view(request: AuthenticatedHttpRequest, pk: int) -> 
 RECENT_ROWS = 20  # trades and events on a bot's page
 
 
-def _user_bots(user: User) -> QuerySet[Bot]:
-    """The user's bots with their position on the bot's market (one query, not one per bot)."""
-    position = Position.objects.filter(bot=OuterRef("pk"), symbol=OuterRef("symbol"))
-    return (
-        Bot.objects.filter(user=user)
-        .select_related("exchange_account")
-        .annotate(
-            position_qty=Subquery(position.values("qty")[:1]),
-            realised_pnl=Subquery(position.values("pnl")[:1]),
-            unrealised_pnl=Subquery(position.values("unrealized_pnl")[:1]),
-        )
-        .order_by("name")
-    )
-
-
-def _own_bot(user: User, pk: int) -> Bot:
-    """The user's bot, or 404: another user's bot is indistinguishable from none."""
-    return get_object_or_404(Bot.objects.select_related("exchange_account"), user=user, pk=pk)
-
-
 @login_required
 @require_http_methods(["GET"])
 def bot_list_view(request: AuthenticatedHttpRequest) -> HttpResponse:
-    return render(request, "bots/bot_list.html", {"bots": _user_bots(request.user)})
+    bots = bot_selectors.bot_list(user=request.user).select_related("exchange_account")
+    rows = [(bot, bot_selectors.bot_position(bot)) for bot in bots]
+    return render(request, "bots/bot_list.html", {"rows": rows})
 
 
 @login_required
 @require_http_methods(["GET"])
 def bot_detail_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
-    bot = _own_bot(request.user, pk)
+    bot = bot_selectors.bot_get(user=request.user, pk=pk)
     page = {
         "bot": bot,
-        # Read, not created: a GET writes nothing (a new bot's position is made with it).
-        "position": bot.positions.filter(symbol=bot.symbol).first(),
-        "open_orders": bot.orders.filter(status__in=Order.OPEN_STATUSES),
-        "trades": bot.trades.all()[:RECENT_ROWS],
-        "events": bot.events.all()[:RECENT_ROWS],
+        "position": bot_selectors.bot_position(bot),
+        "open_orders": bot_selectors.bot_order_list(bot=bot, status="open"),
+        "trades": bot_selectors.bot_trade_list(bot=bot)[:RECENT_ROWS],
+        "events": bot_selectors.bot_event_list(bot=bot)[:RECENT_ROWS],
         "stop_form": BotStopForm(),
         "can_start": bot.status in (Bot.Status.STOPPED, Bot.Status.ERROR),
         "can_stop": bot.status != Bot.Status.STOPPED,
@@ -113,7 +93,7 @@ def bot_detail_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def bot_start_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
-    bot = _own_bot(request.user, pk)
+    bot = bot_selectors.bot_get(user=request.user, pk=pk)
     try:
         bot = services.bot_start(bot=bot)
     except AppError as error:
@@ -126,7 +106,7 @@ def bot_start_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def bot_stop_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
-    bot = _own_bot(request.user, pk)
+    bot = bot_selectors.bot_get(user=request.user, pk=pk)
     form = BotStopForm(request.POST)
     flatten = form.is_valid() and form.cleaned_data["flatten"]
     try:

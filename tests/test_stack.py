@@ -30,11 +30,16 @@ SETUP_TIMEOUT = 240
 # From honcho starting the processes to /healthz answering 200.
 HEALTHY_TIMEOUT = 90
 SHUTDOWN_TIMEOUT = 30
+# The demo bot replays 30 candles a minute and enters on its first buy signal.
+DEMO_FIRST_ORDER_TIMEOUT = 120
 HEALTHY = {"status": "ok", "database": "ok", "redis": "ok"}
 DEMO_EMAIL = "demo@example.com"
 WORKER_NODE = f"celery@{socket.gethostname()}"
 
-pytestmark = [pytest.mark.stack, pytest.mark.timeout(SETUP_TIMEOUT + HEALTHY_TIMEOUT + 150)]
+pytestmark = [
+    pytest.mark.stack,
+    pytest.mark.timeout(SETUP_TIMEOUT + HEALTHY_TIMEOUT + DEMO_FIRST_ORDER_TIMEOUT + 150),
+]
 
 
 def _start_and_wait_healthy(stack: Stack, processes: str) -> dict[str, float]:
@@ -58,6 +63,37 @@ def _assert_ctrl_c_stops_everything(stack: Stack) -> float:
     left = stack.leftovers()
     assert left == {}, f"processes left behind after Ctrl-C: {left}" + stack.tail()
     return shutdown
+
+
+def _assert_the_demo_bot_trades(stack: Stack, token: str) -> None:
+    bots = http("GET", f"{stack.url}/api/bots", token=token)
+    assert bots.status == 200, f"/api/bots: {bots.body}" + stack.tail()
+    [demo] = [b for b in bots.body["results"] if b["data_source"]["kind"] == "replay"]
+    assert demo["status"] == "running", demo
+    bot_id = demo["id"]
+    stack.wait_for_output(
+        rf"^\S+ worker\.1\s*\| \S+Z INFO bots\.tick: bot\.tick action=\w+ bot_id={bot_id} ", 60
+    )
+    stack.wait_for_output(
+        rf"^\S+ worker\.1\s*\| \S+Z INFO bots\.tick: bot\.order action=buy_placed "
+        rf"bot_id={bot_id} .*symbol=BTC/USDT",
+        DEMO_FIRST_ORDER_TIMEOUT,
+    )
+    base = f"{stack.url}/api/bots/{bot_id}"
+    orders = http("GET", f"{base}/orders", token=token)
+    trades = http("GET", f"{base}/trades", token=token)
+    assert orders.status == 200, orders.body
+    assert orders.body["count"] >= 1, orders.body
+    assert trades.status == 200, trades.body
+    assert trades.body["count"] >= 1, trades.body
+    assert orders.body["results"][-1]["client_order_id"].startswith(f"tb{bot_id}-")
+    detail = http("GET", base, token=token).body
+    position = detail["position"]
+    assert set(position) >= {"qty", "entry_price", "pnl", "unrealized_pnl"}, detail
+    bought = sum(float(t["qty"]) for t in trades.body["results"] if t["side"] == "buy")
+    sold = sum(float(t["qty"]) for t in trades.body["results"] if t["side"] == "sell")
+    if trades.body["count"] <= len(trades.body["results"]):  # every trade on the first page
+        assert float(position["qty"]) == pytest.approx(bought - sold, abs=1e-9), detail
 
 
 def test_it_runs_the_whole_stack_on_embedded_services_until_ctrl_c(
@@ -106,6 +142,10 @@ def test_it_runs_the_whole_stack_on_embedded_services_until_ctrl_c(
         # And the worker answers a ping over the embedded broker
         pong = stack.wait_celery_pong(timeout=60, destination=WORKER_NODE)
         assert f"{WORKER_NODE}: OK" in pong, pong
+
+        # And the demo paper bot on the replay feed trades: its tick and order lines reach the
+        # worker's stdout with its id, and its orders, trades and position are in the API
+        _assert_the_demo_bot_trades(stack, login.body["token"])
 
         # And worker and beat log through the project's formatter, never Celery's own
         stack.wait_for_output(

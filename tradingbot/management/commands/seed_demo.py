@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from accounts import services as account_services
 from backtests.services.demo import demo_backtest_seed
 from bots import services as bot_services
+from bots.services.accounts import demo_bot_seed
 
 DEMO_EMAIL = "demo@example.com"
 STAFF_EMAIL = "admin@example.com"
@@ -16,7 +17,7 @@ STAFF_EMAIL = "admin@example.com"
 class Command(BaseCommand):
     help = (
         "Create (or refresh) the demo trader, a staff user, the sample candles, a funded "
-        "paper account and a finished backtest; print the logins."
+        "paper account, a finished backtest and a running replay bot; print the logins."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -33,10 +34,12 @@ class Command(BaseCommand):
         )
         market = bot_services.demo_market_seed(trader=trader)
         backtest = demo_backtest_seed(trader=trader)
+        bot = demo_bot_seed(trader=trader)
         self.stdout.write(
             f"Sample candles: {market['candles']} ({market['created']} new); "
             f"paper account “{market['account']}” ready; demo backtest #{backtest.pk} "
-            f"{backtest.status} ({backtest.trade_count} trades)."
+            f"{backtest.status} ({backtest.trade_count} trades); demo bot “{bot.name}” "
+            f"{bot.status} ({bot.data_source}, {bot.replay_speed:g} candles a minute)."
         )
         self.stdout.write(
             "\n".join(

@@ -1,0 +1,173 @@
+"""The trader's bot pages: the list of their bots and one bot's page (status, position, open
+orders, trades, events) with the Start and Stop forms."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.template.defaultfilters import floatformat
+from django.test import Client
+
+from bots.models import Bot, Order, Position
+from strategies.services import strategy_catalogue_sync
+from tests.bots.bot_helpers import paper_account, replay_bot, store_candles
+from tests.bots.test_bot_admin import COUNT, FIRST, SPEED, holding_bot
+
+
+@pytest.fixture
+def rows(db: Any) -> list[Any]:
+    strategy_catalogue_sync()
+    return store_candles(FIRST, COUNT)
+
+
+@pytest.fixture
+def trader_client(client: Client, user: Any) -> Client:
+    client.force_login(user)
+    return client
+
+
+def stopped_bot(user: Any, rows: list[Any], name: str = "pager") -> Bot:
+    return replay_bot(user, paper_account(user, label=name), start_ms=rows[0].open_time,
+                      speed=SPEED, name=name).bot  # fmt: skip
+
+
+def status_of(bot: Bot) -> str:
+    return Bot.objects.get(pk=bot.pk).status
+
+
+def shown_messages(response: Any) -> list[str]:
+    return [str(message) for message in response.context["messages"]]
+
+
+def test_the_pages_need_a_login(client, user, rows):
+    bot = stopped_bot(user, rows)
+    for url in ("/bots/", f"/bots/{bot.pk}/"):
+        response = client.get(url)
+        assert response.status_code == 302
+        assert response["Location"].startswith("/accounts/login/")
+    assert client.post(f"/bots/{bot.pk}/start/").status_code == 302
+    assert status_of(bot) == "stopped"
+
+
+def test_the_list_shows_the_traders_bots_with_status_and_pnl(trader_client, user, other_user, rows):
+    mine = holding_bot(user, paper_account(user), rows, "my holder").bot
+    idle = stopped_bot(user, rows, "my idle bot")
+    theirs = stopped_bot(other_user, rows, "their bot")
+    position = Position.objects.get(bot=mine)
+
+    response = trader_client.get("/bots/")
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert f'href="/bots/{mine.pk}/"' in html
+    assert f'href="/bots/{idle.pk}/"' in html
+    assert theirs.name not in html
+    assert f"/bots/{theirs.pk}/" not in html
+    assert 'class="badge running">Running</span>' in html
+    assert 'class="badge stopped">Stopped</span>' in html
+    assert f"<td>{floatformat(position.pnl, 2)}</td>" in html
+    assert f"<td>{floatformat(position.unrealized_pnl, 2)}</td>" in html
+    assert 'href="/bots/"' in html  # the navigation links to the page
+
+
+def test_the_page_shows_the_bots_books(trader_client, user, rows):
+    bot = holding_bot(user, paper_account(user), rows, "holder").bot
+    position = Position.objects.get(bot=bot)
+    # A resting limit order, as a live exchange would hold one (the bot itself sends market
+    # orders; the page shows whatever the books hold as open).
+    Order.objects.create(
+        bot=bot, client_order_id=f"tb{bot.pk}-resting-buy", symbol=bot.symbol, side="buy",
+        order_type="limit", price="12345.67", qty="0.25", status="open", reason="signal",
+        candle_ms=rows[0].open_time,
+    )  # fmt: skip
+    closed = bot.orders.filter(status="closed").first()
+    trade = bot.trades.first()
+    event = bot.events.first()
+    assert closed is not None
+    assert trade is not None
+    assert event is not None
+
+    response = trader_client.get(f"/bots/{bot.pk}/")
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'id="bot-status">Running</span>' in html
+    assert f'<td class="realised-pnl">{floatformat(position.pnl, 2)}</td>' in html
+    assert f'<td class="unrealised-pnl">{floatformat(position.unrealized_pnl, 2)}</td>' in html
+    assert f"{floatformat(position.qty, '-8')} BTC/USDT" in html
+    open_orders = html.split('id="bot-open-orders"')[1].split("</section>")[0]
+    assert "12345.67" in open_orders
+    assert "<td>limit</td>" in open_orders
+    assert f"tb{bot.pk}-resting-buy" in open_orders
+    assert closed.client_order_id not in open_orders  # a filled order is not open
+    trades = html.split('id="bot-trades"')[1].split("</section>")[0]
+    assert floatformat(trade.price, "-2") in trades
+    assert event.message in html
+    assert 'id="bot-start"' not in html  # running: only Stop is offered
+    assert 'id="bot-stop"' in html
+    assert 'name="flatten"' in html
+    assert "csrfmiddlewaretoken" in html
+
+
+def test_another_users_bot_is_a_404(trader_client, other_user, rows):
+    theirs = stopped_bot(other_user, rows, "theirs")
+
+    assert trader_client.get(f"/bots/{theirs.pk}/").status_code == 404
+    assert trader_client.post(f"/bots/{theirs.pk}/start/").status_code == 404
+    assert status_of(theirs) == "stopped"
+    Bot.objects.filter(pk=theirs.pk).update(status="running")
+    assert trader_client.post(f"/bots/{theirs.pk}/stop/").status_code == 404
+    assert status_of(theirs) == "running"
+    assert trader_client.get("/bots/999999/").status_code == 404
+
+
+def test_start_and_stop_change_the_status(trader_client, user, rows):
+    bot = stopped_bot(user, rows)
+    page = f"/bots/{bot.pk}/"
+    assert 'id="bot-start"' in trader_client.get(page).content.decode()
+
+    started = trader_client.post(f"/bots/{bot.pk}/start/", follow=True)
+    assert started.redirect_chain == [(page, 302)]
+    assert status_of(bot) == "running"
+    assert "“pager” started." in shown_messages(started)
+
+    # A second start is refused by the service: a message on the page, not a 500.
+    again = trader_client.post(f"/bots/{bot.pk}/start/", follow=True)
+    assert again.status_code == 200
+    assert "The bot is running; it cannot start." in shown_messages(again)
+
+    stopped = trader_client.post(f"/bots/{bot.pk}/stop/", {"flatten": "on"}, follow=True)
+    assert status_of(bot) == "stopped"
+    assert "“pager” stopped." in shown_messages(stopped)
+    assert bot.events.filter(kind="stopped", message__contains="closed the position").exists()
+
+    again = trader_client.post(f"/bots/{bot.pk}/stop/", follow=True)
+    assert "The bot is already stopped." in shown_messages(again)
+
+
+def test_stop_without_the_box_keeps_the_position(trader_client, user, rows):
+    bot = holding_bot(user, paper_account(user), rows, "holder").bot
+    held = Position.objects.get(bot=bot).qty
+
+    trader_client.post(f"/bots/{bot.pk}/stop/")
+
+    assert status_of(bot) == "stopped"
+    assert Position.objects.get(bot=bot).qty == held > 0
+    assert not bot.orders.filter(reason="stop").exists()
+
+
+def test_start_and_stop_are_post_only_and_csrf_protected(user, rows):
+    bot = stopped_bot(user, rows)
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+
+    assert client.get(f"/bots/{bot.pk}/start/").status_code == 405
+    assert client.post(f"/bots/{bot.pk}/start/").status_code == 403  # no token
+    assert status_of(bot) == "stopped"
+
+    client.get(f"/bots/{bot.pk}/")  # the page sets the CSRF cookie its forms use
+    token = client.cookies["csrftoken"].value
+    response = client.post(f"/bots/{bot.pk}/start/", {"csrfmiddlewaretoken": token})
+    assert response.status_code == 302
+    assert status_of(bot) == "running"
