@@ -32,7 +32,7 @@ from accounts.models import ExchangeAccount, User
 from bots import selectors as bot_selectors
 from bots import services
 from bots.exchanges.markets import SUPPORTED_EXCHANGES
-from bots.models import Bot, BotEvent, Order, Position
+from bots.models import Bot, BotEvent, Order
 from bots.services.lifecycle import MAX_REPLAY_SPEED
 from bots.timeframes import TIMEFRAMES
 from tradingbot.api_utils import (
@@ -285,7 +285,7 @@ class BotInput(serializers.Serializer):
         required=False, default=dict, help_text="Strategy parameters; missing ones take defaults"
     )
     data_source = BotDataSourceInput(
-        required=False, default=lambda: {"kind": Bot.DataSource.LIVE}, help_text='Default live'
+        required=False, default=lambda: {"kind": Bot.DataSource.LIVE}, help_text="Default live"
     )
     order_size = BotOrderSizeInput(
         required=False,
@@ -401,14 +401,10 @@ class BotOutput(serializers.Serializer):
 
     @extend_schema_field(BotDataSourceOutput)
     def get_data_source(self, bot: Bot) -> dict[str, Any]:
-        start = bot.replay_start_ms
-        return BotDataSourceOutput(
-            {
-                "kind": bot.data_source,
-                "start": datetime.fromtimestamp(start / 1000, tz=UTC) if start is not None else None,
-                "speed": bot.replay_speed,
-            }
-        ).data
+        ms = bot.replay_start_ms
+        start = datetime.fromtimestamp(ms / 1000, tz=UTC) if ms is not None else None
+        source = {"kind": bot.data_source, "start": start, "speed": bot.replay_speed}
+        return BotDataSourceOutput(source).data
 
     @extend_schema_field(BotOrderSizeOutput)
     def get_order_size(self, bot: Bot) -> dict[str, str]:
@@ -484,7 +480,7 @@ class BotDetailApi(APIView):
 
     @extend_schema(
         operation_id="bots_partial_update",
-        request=BotInput(partial=True),
+        request=BotInput,
         responses={
             200: BotOutput,
             400: error_response(CONFIG_ERRORS),
@@ -597,7 +593,7 @@ class BotEventOutput(serializers.Serializer):
     level = serializers.ChoiceField(choices=BotEvent.Level.choices)
     kind = serializers.CharField()
     message = serializers.CharField()
-    data = serializers.JSONField()
+    data = serializers.JSONField()  # type: ignore[assignment]  # DRF pops declared fields
 
 
 class BotOrderQuery(PageQuery):

@@ -90,6 +90,7 @@ def candles_frame(
 
 # --- bots ---------------------------------------------------------------------------------------
 
+
 # The bot's own position is shown with the bot; prefetching them all keeps a page of bots at two
 # queries (a bot moved to another market keeps its old position row too).
 def _bots(user: User) -> QuerySet[Bot]:

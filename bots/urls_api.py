@@ -19,4 +19,12 @@ urlpatterns = [
         name="api-exchange-account-balance",
     ),
     path("candles", api.CandlesApi.as_view(), name="api-candles"),
+    path("bots", api.BotListCreateApi.as_view(), name="api-bots"),
+    path("bots/<int:pk>", api.BotDetailApi.as_view(), name="api-bot"),
+    path("bots/<int:pk>/start", api.BotStartApi.as_view(), name="api-bot-start"),
+    path("bots/<int:pk>/stop", api.BotStopApi.as_view(), name="api-bot-stop"),
+    path("bots/<int:pk>/positions", api.BotPositionsApi.as_view(), name="api-bot-positions"),
+    path("bots/<int:pk>/orders", api.BotOrdersApi.as_view(), name="api-bot-orders"),
+    path("bots/<int:pk>/trades", api.BotTradesApi.as_view(), name="api-bot-trades"),
+    path("bots/<int:pk>/events", api.BotEventsApi.as_view(), name="api-bot-events"),
 ]
