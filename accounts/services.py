@@ -141,6 +141,15 @@ def _check_credentials(*, mode: str, api_key: str, api_secret: str, passphrase: 
 
 
 def exchange_account_delete(*, account: ExchangeAccount) -> None:
+    """Delete an account its bots no longer use (409 while any bot trades on it: the bot's
+    orders and position live on that account)."""
+    if account.bots.exists():
+        raise AppError(
+            "account_in_use",
+            "Bots trade on this account; delete them first.",
+            409,
+            details={"bots": list(account.bots.values_list("name", flat=True)[:20])},
+        )
     account_id, user_id = account.pk, account.user_id
     account.delete()
     logger.info(

@@ -37,7 +37,14 @@ from backtests.models import (
 from backtests.services.schedules import MAX_LOOKBACK_DAYS
 from bots.exchanges.markets import SUPPORTED_EXCHANGES
 from bots.timeframes import TIMEFRAMES
-from tradingbot.api_utils import PageQuery, paged, paginated, request_owner, validated
+from tradingbot.api_utils import (
+    DecimalText,
+    PageQuery,
+    paged,
+    paginated,
+    request_owner,
+    validated,
+)
 from tradingbot.errors import AppError
 from tradingbot.openapi import error_response
 
@@ -134,16 +141,6 @@ class BacktestInput(RunSettingsInput):
 
 
 @extend_schema_field({"type": "string", "format": "decimal"})
-class DecimalText(serializers.Field):
-    """A Decimal as a plain string without trailing zeros: ``"10000"``, ``"0.001"``."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(read_only=True, **kwargs)
-
-    def to_representation(self, value: Decimal) -> str:
-        return format(value.normalize(), "f")
-
-
 class RunSettingsOutput(serializers.Serializer):
     strategy = serializers.CharField(source="strategy_id")
     params = serializers.JSONField()

@@ -55,8 +55,12 @@ def _attach_errors(form: ExchangeAccountForm, error: AppError) -> None:
 @require_POST
 def exchange_account_delete_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     account = selectors.exchange_account_get(user=request.user, pk=pk)
-    account_services.exchange_account_delete(account=account)
-    messages.success(request, f"Exchange account “{account.label}” removed.")
+    try:
+        account_services.exchange_account_delete(account=account)
+    except AppError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, f"Exchange account “{account.label}” removed.")
     return redirect("bots:exchange-accounts")
 
 

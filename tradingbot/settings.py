@@ -266,6 +266,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a "status" or "side" choice; name each enum instead of hashing it.
+    "ENUM_NAME_OVERRIDES": {
+        "RunStatusEnum": "backtests.models.RunStatus",
+        "BotStatusEnum": "bots.models.Bot.Status",
+        "OrderStatusEnum": "bots.models.Order.Status",
+        "OrderSideEnum": "bots.models.Order.Side",
+    },
 }
 
 # Extra strategy modules (dotted paths) loaded with the built-ins at start-up; a broken one

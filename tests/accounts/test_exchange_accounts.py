@@ -225,3 +225,19 @@ def test_the_admin_lists_and_filters_users(client):
     assert response.status_code == 200
     assert "findme@example.com" in response.content.decode()
     assert client.get("/admin/accounts/user/add/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_the_page_keeps_an_account_its_bots_trade_on_and_says_why(client, user):
+    from strategies.services import strategy_catalogue_sync
+    from tests.bots.bot_helpers import paper_account, replay_bot, store_candles
+
+    strategy_catalogue_sync()
+    rows = store_candles(0, 30)
+    account = paper_account(user)
+    replay_bot(user, account, start_ms=rows[0].open_time)
+    client.force_login(user)
+    response = client.post(f"/exchange-accounts/{account.pk}/delete/", follow=True)
+    assert response.status_code == 200
+    assert "Bots trade on this account" in response.content.decode()
+    assert ExchangeAccount.objects.filter(pk=account.pk).exists()

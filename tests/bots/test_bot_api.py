@@ -595,3 +595,13 @@ def test_events_are_paginated_newest_first_and_filtered_by_level(auth_client, tr
     assert events[0]["time"] == int(stored[0].time.timestamp() * 1000)
     assert [e["kind"] for e in warnings["results"]] == ["insufficient_funds"]
     assert auth_client.get(url, {"level": "debug"}).status_code == 400
+
+
+def test_an_exchange_account_with_bots_cannot_be_deleted(auth_client, account):
+    bot = created(auth_client, live_body(account))
+    response = auth_client.delete(f"/api/exchange-accounts/{account.pk}")
+    assert response.status_code == 409
+    assert error_of(response)["code"] == "account_in_use"
+    assert ExchangeAccount.objects.filter(pk=account.pk).exists()
+    assert auth_client.delete(f"/api/bots/{bot['id']}").status_code == 204
+    assert auth_client.delete(f"/api/exchange-accounts/{account.pk}").status_code == 204
