@@ -151,14 +151,15 @@ def entry_qty(inputs: TickInputs) -> Decimal | Skip:
         if spend * (1 + rules.taker_fee) > inputs.free_quote:
             return Skip(
                 "insufficient_funds",
-                f"an order of {spend} {rules.quote} needs more than the "
+                f"an order of {spend.normalize():f} {rules.quote} needs more than the "
                 f"{inputs.free_quote.normalize():f} {rules.quote} free",
             )
     qty = spend / unit_cost if risk.order_size_kind == "fraction" else spend / inputs.ask
     if risk.max_position is not None:
         room = risk.max_position / inputs.ask - inputs.position_qty
         if room <= 0:
-            return Skip("max_position", f"the position is at its maximum of {risk.max_position}")
+            most = f"{risk.max_position.normalize():f} {rules.quote}"
+            return Skip("max_position", f"the position is at its maximum of {most}")
         qty = min(qty, room)
     qty = round_down(qty, rules.amount_step)
     problem = minimum_problem(qty, inputs.ask, rules)

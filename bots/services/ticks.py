@@ -12,7 +12,8 @@ A tick (``bot_tick``):
 5. places and cancels orders. An order is written ``pending`` under a deterministic
    ``client_order_id`` (bot, candle, side) BEFORE it is sent, so a second tick on the same
    candle finds it taken, and a crash after sending is repaired by step 2 of the next tick
-   instead of sending again;
+   instead of sending again. An answer that holds only the order's ids (Bitget's) is read back
+   at once, so a fill or a cancel is booked in the tick that made it;
 6. books fills, trades and the position, writes one ``BotEvent`` and one log line, and
    publishes the update after commit.
 
@@ -23,6 +24,7 @@ once per incident; funds and minimums refuse the order and are recorded as an ev
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import traceback
@@ -35,7 +37,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q, Sum
+from django.db.models import Case, Q, Sum, Value, When
 from django.utils import timezone
 
 from bots.decisions import Decision, RiskSettings, TickInputs, decide, round_down
@@ -46,6 +48,7 @@ from bots.exchanges.errors import (
     InvalidOrderError,
     OrderNotFoundError,
 )
+from bots.exchanges.paper import PaperExchange
 from bots.exchanges.prices import ReplayEndedError
 from bots.models import Bot, BotEvent, Order
 from bots.services.books import order_apply_result, position_mark, position_of
@@ -141,7 +144,10 @@ def _after_success(bot: Bot, market: BotMarket, result: TickResult) -> dict[str,
     next_tick = market.next_tick_at()
     if result.late:  # the exchange has not published the closed candle yet: ask again soon
         next_tick = min(next_tick, timezone.now() + timedelta(seconds=LATE_CANDLE_RETRY_SECONDS))
-    fields: dict[str, Any] = {"last_tick_at": timezone.now(), "next_tick_at": next_tick}
+    now = timezone.now()
+    # A stop asked for after this tick last looked is due at once, not at the next candle.
+    due = Case(When(status=Bot.Status.STOPPING, then=Value(now)), default=Value(next_tick))
+    fields: dict[str, Any] = {"last_tick_at": now, "next_tick_at": due}
     if result.candle_ms is not None:
         fields["last_candle_ms"] = result.candle_ms
     if bot.error_streak:
@@ -164,24 +170,33 @@ def _trade(bot: Bot, market: BotMarket) -> TickResult:
         return TickResult(bot.pk, "waiting", late=late)
     strategy = strategy_registry().create(bot.strategy_id, bot.params)
     target = int(strategy.positions(candles).iloc[-1])
-    fresh = candles[candles["open_time"] > (bot.last_candle_ms or -1)]
-    position = position_of(bot)
+    # The candles closed since the last tick; without one, the newest only: older candles may
+    # predate the position, and their highs and lows must not trigger its exits.
+    since = bot.last_candle_ms if bot.last_candle_ms is not None else candle_ms - 1
+    fresh = candles[candles["open_time"] > since]
+    close = Decimal(repr(float(candles["close"].iloc[-1])))
+    position = position_mark(position_of(bot), close, save=False)
+    if _daily_loss_hit(bot, market, position):
+        # Checked before deciding: a bot restarted on the day it hit the limit does not enter.
+        return _finish_stop(bot, market, candle_ms=candle_ms)
     inputs = _inputs(bot, market, target, position, fresh)
     decision = decide(inputs)
     placed = _execute(bot, market, decision, candle_ms)
-    position = position_mark(position_of(bot), Decimal(repr(float(candles["close"].iloc[-1]))))
+    position = position_mark(position_of(bot), close)
     if decision.risk_exit_target != bot.risk_exit_target:
         Bot.objects.filter(pk=bot.pk).update(risk_exit_target=decision.risk_exit_target)
     _record_tick(bot, decision, target, candle_ms, inputs, placed)
     bot_publish(bot, "bot.position", _position_data(position))
-    if _daily_loss_hit(bot, market, position):
-        return _finish_stop(bot, market, candle_ms=candle_ms)
     outcome = "traded" if placed else ("skipped" if decision.skip else "held")
     return TickResult(bot.pk, outcome, candle_ms=candle_ms, orders=placed)
 
 
 def _inputs(bot: Bot, market: BotMarket, target: int, position: Any, fresh: Any) -> TickInputs:
     rules = market.exchange.market_rules(bot.symbol)
+    if isinstance(market.exchange, PaperExchange):
+        # An all-in entry is sized with the fee the fill will be charged: the paper account's
+        # own, when it sets one, else the exchange would refuse the order for funds.
+        rules = dataclasses.replace(rules, taker_fee=market.exchange.taker_fee(rules))
     ticker = market.exchange.fetch_ticker(bot.symbol)
     balance = market.exchange.fetch_balance()
     free_quote = Decimal(str((balance.get("free") or {}).get(rules.quote) or 0))
@@ -265,6 +280,7 @@ def _send(
     except InsufficientFundsError as error:
         _rejected(bot, order, error)
         return None
+    result = _read_back(bot, market, cid, result)
     base = market.exchange.market_rules(bot.symbol).base
     trades = order_apply_result(order, result, base=base)
     order.refresh_from_db()
@@ -287,10 +303,24 @@ def _cancel(bot: Bot, market: BotMarket, cid: str) -> None:
     except (OrderNotFoundError, InvalidOrderError):
         # Filled or gone meanwhile: whatever it is now, read it back.
         result = market.exchange.fetch_order(None, bot.symbol, client_order_id=cid)
+    result = _read_back(bot, market, cid, result)
     base = market.exchange.market_rules(bot.symbol).base
     trades = order_apply_result(order, result, base=base)
     order.refresh_from_db()
     _announce_order(bot, order, trades)
+
+
+def _read_back(bot: Bot, market: BotMarket, cid: str, result: dict[str, Any]) -> dict[str, Any]:
+    """The order as the exchange now has it, when its answer held the ids only (Bitget answers
+    a new or a cancelled order so): the books must not wait a candle for the fill or the cancel.
+    If it cannot be read yet, the ids are kept and the next tick's reconcile reads it."""
+    if result.get("status") is not None:
+        return result
+    order_id = str(result.get("id") or "") or None
+    try:
+        return market.exchange.fetch_order(order_id, bot.symbol, client_order_id=cid)
+    except ExchangeError:
+        return result
 
 
 def _reconcile(bot: Bot, market: BotMarket) -> None:
@@ -421,7 +451,7 @@ def _finish_stop(bot: Bot, market: BotMarket, *, candle_ms: int | None = None) -
     if bot.stop_flatten:
         placed = _flatten(bot, market)
     bot_set_status(bot, Bot.Status.STOPPED, expected=(Bot.Status.STOPPING,))
-    flattened = " and closed the position" if bot.stop_flatten else ""
+    flattened = " and closed the position" if placed else ""
     bot_event(bot, "stopped", f"Stopped: open orders cancelled{flattened}.")
     return TickResult(bot.pk, "stopped", candle_ms=candle_ms, orders=placed)
 

@@ -2,22 +2,36 @@
 
 A replay bot's market time follows the wall clock; tests hand the tick a ``ManualClock`` instead
 and move it on one candle at a time, so a replay of hundreds of candles runs in seconds.
+
+``Scripted`` is a strategy whose signal the test sets (``Scripted.target``), so a test decides
+when the bot wants to be long; ``Exploding`` raises, as a buggy strategy would. Both exist only
+inside ``strategies_for_tests()``, which activates a registry holding them and restores the previous
+one afterwards.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
 
 from accounts.models import ExchangeAccount, User
 from bots import services
 from bots.candle_csv import read_candle_file
 from bots.market_data import SAMPLE_PATH, SAMPLE_TIMEFRAME
-from bots.models import Bot, Candle
+from bots.models import Bot, Candle, PaperBalance
 from bots.services import BotConfig
+from bots.services.lifecycle import bots_due
+from strategies import registry as strategy_registry
+from strategies.base import Strategy
+from strategies.services import strategy_catalogue_sync
 
 EXCHANGE, SYMBOL, TIMEFRAME = "bitget", "BTC/USDT", SAMPLE_TIMEFRAME
 STEP_MS = 5 * 60 * 1000
@@ -113,3 +127,68 @@ def replay_bot(
         replay_speed=speed, **risk,
     )  # fmt: skip
     return ReplayBot(services.bot_create(user=user, config=config), ManualClock())
+
+
+def scripted_bot(user: User, account: ExchangeAccount, *, start_ms: int, **risk: Any) -> ReplayBot:
+    """A replay bot on the ``Scripted`` strategy (its signal is ``Scripted.target``)."""
+    risk.setdefault("name", "scripted replay")
+    return replay_bot(user, account, start_ms=start_ms, strategy=Scripted.key, params={}, **risk)
+
+
+def due_ids(now: datetime | None = None) -> set[int]:
+    """The bots the dispatcher would send a tick for at ``now``."""
+    return set(bots_due(now).values_list("pk", flat=True))
+
+
+def paper_free(account: ExchangeAccount, currency: str) -> Decimal:
+    row = PaperBalance.objects.filter(account=account, currency=currency).first()
+    return row.free if row is not None else Decimal(0)
+
+
+def paper_used(account: ExchangeAccount, currency: str) -> Decimal:
+    row = PaperBalance.objects.filter(account=account, currency=currency).first()
+    return row.used if row is not None else Decimal(0)
+
+
+# --- strategies the tests control ---------------------------------------------------------------
+
+
+class Scripted(Strategy):
+    """Flat on every candle but the newest, which gets ``Scripted.target`` (the tick reads only
+    the newest)."""
+
+    key = "test_scripted"
+    name = "Scripted (tests)"
+    target: ClassVar[int] = 0
+
+    def target_position(self, candles: pd.DataFrame) -> pd.Series:
+        values = np.zeros(len(candles), dtype=np.int8)
+        if len(values):
+            values[-1] = type(self).target
+        return pd.Series(values, index=candles.index)
+
+
+class ExplodingStrategyError(RuntimeError):
+    pass
+
+
+class Exploding(Strategy):
+    key = "test_exploding"
+    name = "Exploding (tests)"
+
+    def target_position(self, candles: pd.DataFrame) -> pd.Series:
+        raise ExplodingStrategyError(f"indicator blew up on {len(candles)} candles")
+
+
+@contextlib.contextmanager
+def strategies_for_tests() -> Iterator[None]:
+    """The built-in strategies plus ``Scripted`` and ``Exploding``, catalogued; restored after."""
+    previous = strategy_registry.active()
+    strategy_registry.activate(strategy_registry.Registry([*previous, Scripted, Exploding]))
+    Scripted.target = 0
+    try:
+        strategy_catalogue_sync()
+        yield
+    finally:
+        Scripted.target = 0
+        strategy_registry.activate(previous)
