@@ -227,6 +227,8 @@ def bot_stop(*, bot: Bot, flatten: bool = False, clock: Callable[[], float] = ti
         bot_set_status(bot, Bot.Status.STOPPED, expected=(Bot.Status.ERROR,))
         bot_event(bot, "stopped", "Stopped (it was in error).")
         return bot
+    # A second stop never takes back a flatten that an earlier one (or the kill switch) asked for.
+    flatten = flatten or (bot.status == Bot.Status.STOPPING and bot.stop_flatten)
     moved = bot_set_status(
         bot, Bot.Status.STOPPING,
         expected=(Bot.Status.RUNNING, Bot.Status.STOPPING, Bot.Status.ERROR),

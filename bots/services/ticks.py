@@ -40,8 +40,16 @@ from django.db import IntegrityError, transaction
 from django.db.models import Case, Q, Sum, Value, When
 from django.utils import timezone
 
-from bots.decisions import Decision, RiskSettings, TickInputs, decide, round_down
+from bots.decisions import (
+    Decision,
+    RiskSettings,
+    TickInputs,
+    decide,
+    minimum_problem,
+    round_down,
+)
 from bots.exchanges.errors import (
+    BelowMinimumError,
     ExchangeAuthError,
     ExchangeError,
     InsufficientFundsError,
@@ -271,12 +279,18 @@ def _send(
         result = market.exchange.create_order(
             bot.symbol, Order.Type.MARKET, side, qty, client_order_id=cid
         )
+    except BelowMinimumError as error:  # refused before anything was sent
+        _rejected(bot, order, error)
+        return None
     except InvalidOrderError as error:
-        if error.code == "duplicate_client_order_id":  # sent before; read it back
-            result = market.exchange.fetch_order(None, bot.symbol, client_order_id=cid)
-        else:
+        # Exchanges word "this client id is taken" differently (the paper exchange says
+        # duplicate_client_order_id, Bitget an invalid order): if an order under our id exists,
+        # it is the one we sent before, and it is adopted instead of refused.
+        placed = _placed_before(market, bot.symbol, cid)
+        if placed is None:
             _rejected(bot, order, error)
             return None
+        result = placed
     except InsufficientFundsError as error:
         _rejected(bot, order, error)
         return None
@@ -286,6 +300,13 @@ def _send(
     order.refresh_from_db()
     _announce_order(bot, order, trades)
     return order
+
+
+def _placed_before(market: BotMarket, symbol: str, cid: str) -> dict[str, Any] | None:
+    try:
+        return market.exchange.fetch_order(None, symbol, client_order_id=cid)
+    except OrderNotFoundError:
+        return None
 
 
 def _rejected(bot: Bot, order: Order, error: ExchangeError) -> None:
@@ -458,18 +479,18 @@ def _finish_stop(bot: Bot, market: BotMarket, *, candle_ms: int | None = None) -
 
 def _flatten(bot: Bot, market: BotMarket) -> int:
     position = position_of(bot)
+    if position.qty <= 0:
+        return 0
     rules = market.exchange.market_rules(bot.symbol)
     qty = round_down(position.qty, rules.amount_step)
-    if qty <= 0:
-        return 0
-    sequence = bot.orders.count()
-    cid = f"tb{bot.pk}-stop{sequence}"
-    try:
-        order = _send(bot, market, cid, Order.Side.SELL, qty, "stop", bot.last_candle_ms or 0)
-    except InvalidOrderError as error:  # e.g. dust below the minimum
-        bot_event(bot, error.code, f"position not closed: {error.message}",
+    bid = _price(market.exchange.fetch_ticker(bot.symbol), "bid")
+    problem = minimum_problem(qty, bid, rules)
+    if problem is not None:  # dust: no exchange would take it
+        bot_event(bot, "below_minimum", f"position not closed: {problem}",
                   level=BotEvent.Level.WARNING)  # fmt: skip
         return 0
+    cid = f"tb{bot.pk}-stop{bot.orders.count()}"
+    order = _send(bot, market, cid, Order.Side.SELL, qty, "stop", bot.last_candle_ms or 0)
     return 1 if order is not None else 0
 
 

@@ -611,6 +611,71 @@ def test_a_live_market_order_is_booked_in_the_tick_that_sent_it(
     assert len(bitget.orders) == 1
 
 
+class _LaggingBitget(_Bitget):
+    """Bitget that took an order whose answer was lost, does not show it for one more read,
+    and refuses a second order under the same clientOid (its "Client_oid check error")."""
+
+    def __init__(self, price: Decimal, usdt: Decimal) -> None:
+        super().__init__(price, usdt)
+        self.hidden_reads = 1
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.Response:
+        path = urlsplit(request.url or "").path
+        if path == "/api/v2/spot/trade/orderInfo" and self.hidden_reads:
+            self.hidden_reads -= 1
+            self.paths.append(path)
+            return self.ok(request, [])
+        if path == "/api/v2/spot/trade/place-order":
+            cid = json.loads(request.body or "{}")["clientOid"]
+            if cid in self.orders:
+                self.paths.append(path)
+                return json_response(request, 400, bitget_error("40500", "Client_oid check error"))
+        return super().__call__(request)
+
+
+def test_a_lost_live_order_the_exchange_shows_late_is_adopted_not_doubled(
+    user: Any,
+    rows: list[Any],
+    exchange_account_factory: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    settings: Any,
+) -> None:
+    # given: a tick sent a buy and died before recording it; Bitget has the order, but its
+    # order lookup does not show it yet
+    settings.BOT_CANDLE_WINDOW = 50
+    bitget = _LaggingBitget(price=Decimal(rows[-1].close), usdt=Decimal(1000))
+    serve_everywhere(monkeypatch, bitget)
+    account = exchange_account_factory(
+        user=user, mode="live", api_key=LIVE_KEY, api_secret=LIVE_SECRET, passphrase=LIVE_PASSPHRASE
+    )
+    bot = _live_bot(user, account)
+    Scripted.target = 1
+    cid = client_order_id(bot.pk, rows[-1].open_time, "buy")
+    Order.objects.create(
+        bot=bot, client_order_id=cid, symbol=SYMBOL, side="buy", order_type="market",
+        qty=Decimal("0.001"), reason="signal", candle_ms=rows[-1].open_time,
+    )  # fmt: skip
+    quote = Decimal("100")
+    request = requests.Request(
+        "POST", "https://api.bitget.com/api/v2/spot/trade/place-order",
+        data=json.dumps({"clientOid": cid, "orderType": "market", "side": "buy",
+                         "size": str(quote)}),
+    ).prepare()  # fmt: skip
+    bitget._place(request)
+
+    # when: the next tick reconciles (sees nothing yet), decides again and re-sends the same id
+    result = bot_tick(bot_id=bot.pk, clock=_live_clock(rows))
+
+    # then: Bitget refuses the duplicate, the tick reads the first order back and adopts it
+    assert result.outcome == "traded"
+    assert len(bitget.orders) == 1
+    [order] = Order.objects.filter(bot=bot)
+    assert (order.client_order_id, order.status) == (cid, Order.Status.CLOSED)
+    assert Trade.objects.filter(bot=bot).count() == 1
+    assert bot.refresh_from_db() is None
+    assert bot.status == Bot.Status.RUNNING
+
+
 def test_a_live_cancel_is_booked_in_the_tick_that_sent_it(
     user: Any,
     rows: list[Any],
