@@ -105,7 +105,10 @@ def bot_workers(transactional_db: Any, tmp_path: Path) -> Iterator[StartBotWorke
             "LOG_FORMAT": "json",
             **(env or {}),
         }
-        workers = start_workers(count, queue=queue, log_dir=tmp_path, env=worker_env)
+        # A directory per start: a later worker on the same queue gets the same log file name.
+        log_dir = tmp_path / f"start-{len(started)}"
+        log_dir.mkdir()
+        workers = start_workers(count, queue=queue, log_dir=log_dir, env=worker_env)
         started.extend(workers)
         return workers
 
@@ -145,6 +148,20 @@ def dispatch_until(condition: Callable[[], Any], *, timeout: float, what: str) -
         return condition()
 
     return wait_until(dispatched, timeout=timeout, what=what, interval=DISPATCH_INTERVAL)
+
+
+def queued_messages(queue: str) -> int:
+    """Messages waiting in ``queue`` on the broker (not those a worker holds unacknowledged)."""
+    from amqp.exceptions import ChannelError
+
+    from tradingbot.celery import app
+
+    with app.connection_for_write() as broker:
+        try:
+            declared = broker.default_channel.queue_declare(queue=queue, passive=True)
+        except ChannelError:  # Redis: an empty queue is no key at all
+            return 0
+        return int(declared.message_count)
 
 
 def decided_candles(bot: Bot) -> list[int]:
