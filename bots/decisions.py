@@ -86,6 +86,11 @@ class Decision:
     risk_exit_target: int | None = None
 
     @property
+    def is_hold(self) -> bool:
+        """Nothing to send, cancel or report."""
+        return self.place is None and self.skip is None and not self.cancels
+
+    @property
     def action(self) -> str:
         """One word for the log line: buy, sell, skip, cancel or hold."""
         if self.place is not None:

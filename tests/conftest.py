@@ -67,6 +67,16 @@ def _no_outage_carried_over() -> None:
     ccxt_exchange._outages.clear()
 
 
+@pytest.fixture(autouse=True)
+def _no_candles_cached_by_an_earlier_test() -> None:
+    """Ticks cache candle windows and signals per process; tests store different candles under
+    the same keys."""
+    from bots.services import markets, ticks
+
+    markets.forget_candle_windows()
+    ticks._signals.clear()
+
+
 @pytest.fixture
 def password() -> str:
     return DEFAULT_PASSWORD

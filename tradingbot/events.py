@@ -12,11 +12,13 @@ backtest or the tick that was reporting. A failure is logged once per outage, no
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Iterable
+import os
+import threading
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
@@ -24,7 +26,42 @@ from tradingbot.logconfig import context
 
 logger = logging.getLogger(__name__)
 CHANNEL_MESSAGE_TYPE = "stream.event"
+PUBLISH_TIMEOUT_SECONDS = 5.0
 _failing = False
+
+
+class _PublishLoop:
+    """One event loop per process, on a daemon thread, that every publish runs on.
+
+    ``async_to_sync`` from plain sync code starts a loop per call, and the channel layer opens a
+    Redis connection per loop: milliseconds per event, most of a bot tick's time. One long-lived
+    loop keeps its connection. It is made again in a forked child (Celery's prefork pool), whose
+    copy of the parent's thread does not run.
+    """
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pid = 0
+        self._lock = threading.Lock()
+
+    def run(self, work: Callable[[], Awaitable[None]]) -> None:
+        future = asyncio.run_coroutine_threadsafe(_awaited(work), self._running_loop())
+        future.result(timeout=PUBLISH_TIMEOUT_SECONDS)
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or self._pid != os.getpid():
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="events", daemon=True).start()
+                self._loop, self._pid = loop, os.getpid()
+            return self._loop
+
+
+async def _awaited(work: Callable[[], Awaitable[None]]) -> None:
+    await work()
+
+
+_publisher = _PublishLoop()
 
 
 def user_group(user_id: int) -> str:
@@ -37,35 +74,45 @@ def object_group(kind: str, object_id: int) -> str:
 
 def publish_after_commit(groups: Iterable[str], event: dict[str, Any]) -> None:
     """Send ``event`` to every group once the current transaction commits (now if none)."""
-    targets = list(groups)
-    transaction.on_commit(lambda: publish_now(targets, event))
+    publish_batch_after_commit([(list(groups), event)])
+
+
+def publish_batch_after_commit(batch: list[tuple[list[str], dict[str, Any]]]) -> None:
+    """Send several events, in order, in one go once the current transaction commits."""
+    if batch:
+        transaction.on_commit(lambda: publish_batch_now(batch))
 
 
 def publish_now(groups: Iterable[str], event: dict[str, Any]) -> bool:
     """Send ``event`` to ``groups``; False (logged once per outage) when the layer is down."""
+    return publish_batch_now([(list(groups), event)])
+
+
+def publish_batch_now(batch: list[tuple[list[str], dict[str, Any]]]) -> bool:
+    """Send each ``(groups, event)`` in order; False (logged once per outage) when it fails."""
     global _failing
     layer = get_channel_layer()
-    if layer is None:
+    if layer is None or not batch:
         return False
-    message = {"type": CHANNEL_MESSAGE_TYPE, "event": event}
 
-    async def send_to_all() -> None:
-        for group in groups:
-            await layer.group_send(group, message)
+    async def send_all() -> None:
+        for groups, event in batch:
+            message = {"type": CHANNEL_MESSAGE_TYPE, "event": event}
+            for group in groups:
+                await layer.group_send(group, message)
 
+    first_type = batch[0][1].get("type")
     try:
-        # One call for every group: outside an event loop, each async_to_sync call starts a
-        # loop and a Redis connection of its own (tens of ms).
-        async_to_sync(send_to_all)()
+        _publisher.run(send_all)
     except Exception as exc:
         if not _failing:
             _failing = True
             logger.warning(
                 "events.publish_failed",
-                extra=context(event_type=event.get("type"), error=type(exc).__name__),
+                extra=context(event_type=first_type, error=type(exc).__name__),
             )
         return False
     if _failing:
         _failing = False
-        logger.info("events.publish_recovered", extra=context(event_type=event.get("type")))
+        logger.info("events.publish_recovered", extra=context(event_type=first_type))
     return True

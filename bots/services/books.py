@@ -78,9 +78,12 @@ def _q(value: Decimal) -> Decimal:
 
 def position_of(bot: Bot, *, lock: bool = False) -> Position:
     """The bot's position on its symbol (created flat on first use)."""
-    Position.objects.get_or_create(bot=bot, symbol=bot.symbol)
     rows = Position.objects.select_for_update() if lock else Position.objects
-    return rows.get(bot=bot, symbol=bot.symbol)
+    try:
+        return rows.get(bot=bot, symbol=bot.symbol)
+    except Position.DoesNotExist:
+        Position.objects.get_or_create(bot=bot, symbol=bot.symbol)
+        return rows.get(bot=bot, symbol=bot.symbol)
 
 
 def order_apply_result(order: Order, result: dict[str, Any], *, base: str) -> list[Trade]:

@@ -8,6 +8,7 @@ exchange (stored as they arrive, so every bot on one market shares them).
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +28,15 @@ from bots.models import Bot
 from bots.replay import ReplayFeed
 from bots.selectors import candles_frame
 from bots.timeframes import timeframe_ms
+
+# Candle windows by (exchange, symbol, timeframe, first open, newest open), newest last.
+_windows: OrderedDict[tuple[str, str, str, int, int], pd.DataFrame] = OrderedDict()
+WINDOW_CACHE_SIZE = 64
+
+
+def forget_candle_windows() -> None:
+    """Drop the cached windows (tests that rewrite stored candles)."""
+    _windows.clear()
 
 
 @cache
@@ -91,16 +101,30 @@ class BotMarket:
         return datetime.fromtimestamp(moment, tz=UTC)
 
     def closed_candles(self, newest: int) -> pd.DataFrame:
-        """The last ``BOT_CANDLE_WINDOW`` candles up to ``newest`` (missing live ones fetched)."""
+        """The last ``BOT_CANDLE_WINDOW`` candles up to ``newest`` (missing live ones fetched).
+
+        Shared read-only between the bots of one market in this process: a closed candle never
+        changes, so a window that reaches ``newest`` is read from the database once.
+        """
         start = newest - (settings.BOT_CANDLE_WINDOW - 1) * self.step
-        exchange_id = self.bot.exchange_account.exchange
+        key = (self.bot.exchange_account.exchange, self.bot.symbol, self.bot.timeframe,
+               start, newest)  # fmt: skip
+        cached = _windows.get(key)
+        if cached is not None:
+            _windows.move_to_end(key)
+            return cached
+        exchange_id, symbol, timeframe = key[:3]
         if self.feed is None:
             candles_fetch_from_exchange(
-                exchange=public_exchange(exchange_id), symbol=self.bot.symbol,
-                timeframe=self.bot.timeframe, since_ms=start, until_ms=newest + self.step,
-                now_ms=self.now_ms(),
+                exchange=public_exchange(exchange_id), symbol=symbol, timeframe=timeframe,
+                since_ms=start, until_ms=newest + self.step, now_ms=self.now_ms(),
             )  # fmt: skip
-        return candles_frame(
-            exchange=exchange_id, symbol=self.bot.symbol, timeframe=self.bot.timeframe,
+        frame = candles_frame(
+            exchange=exchange_id, symbol=symbol, timeframe=timeframe,
             start_ms=start, end_ms=newest + 1,
         )  # fmt: skip
+        if not frame.empty and int(frame["open_time"].iloc[-1]) == newest:
+            _windows[key] = frame  # complete up to newest: it cannot change any more
+            if len(_windows) > WINDOW_CACHE_SIZE:
+                _windows.popitem(last=False)
+        return frame

@@ -25,10 +25,12 @@ once per incident; funds and minimums refuse the order and are recorded as an ev
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import time
 import traceback
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -60,7 +62,7 @@ from bots.exchanges.paper import PaperExchange
 from bots.exchanges.prices import ReplayEndedError
 from bots.models import Bot, BotEvent, Order
 from bots.services.books import order_apply_result, position_mark, position_of
-from bots.services.events import bot_event, bot_publish, bot_set_status
+from bots.services.events import bot_event, bot_publish, bot_set_status, updates_sent_together
 from bots.services.markets import BotMarket
 from strategies.registry import active as strategy_registry
 from tradingbot.logconfig import context
@@ -121,6 +123,14 @@ def bot_tick(*, bot_id: int, clock: Callable[[], float] = time.time) -> TickResu
         return TickResult(bot_id, "busy" if status in ACTIVE else "idle")
     bot = Bot.objects.select_related("exchange_account", "user").get(pk=bot_id)
     started = time.perf_counter()
+    with updates_sent_together():
+        result = _tick_claimed(bot, token, clock)
+    _log_tick(bot, result, time.perf_counter() - started)
+    return result
+
+
+def _tick_claimed(bot: Bot, token: str, clock: Callable[[], float]) -> TickResult:
+    bot_id = bot.pk
     try:
         market = BotMarket.of(bot, clock=clock)
         if bot.status == Bot.Status.STOPPING:
@@ -139,7 +149,6 @@ def bot_tick(*, bot_id: int, clock: Callable[[], float] = time.time) -> TickResu
     except Exception as error:
         result = _crash(bot, error)
         _release(bot_id, token)
-    _log_tick(bot, result, time.perf_counter() - started)
     return result
 
 
@@ -165,7 +174,7 @@ def _after_success(bot: Bot, market: BotMarket, result: TickResult) -> dict[str,
 
 
 def _trade(bot: Bot, market: BotMarket) -> TickResult:
-    _reconcile(bot, market)
+    open_ids = _reconcile(bot, market)
     newest = market.newest_closed()
     if bot.last_candle_ms is not None and newest <= bot.last_candle_ms:
         return TickResult(bot.pk, "waiting")
@@ -176,8 +185,7 @@ def _trade(bot: Bot, market: BotMarket) -> TickResult:
     candle_ms = int(candles["open_time"].iloc[-1])
     if bot.last_candle_ms is not None and candle_ms <= bot.last_candle_ms:
         return TickResult(bot.pk, "waiting", late=late)
-    strategy = strategy_registry().create(bot.strategy_id, bot.params)
-    target = int(strategy.positions(candles).iloc[-1])
+    target = _signal(bot, candles)
     # The candles closed since the last tick; without one, the newest only: older candles may
     # predate the position, and their highs and lows must not trigger its exits.
     since = bot.last_candle_ms if bot.last_candle_ms is not None else candle_ms - 1
@@ -187,49 +195,99 @@ def _trade(bot: Bot, market: BotMarket) -> TickResult:
     if _daily_loss_hit(bot, market, position):
         # Checked before deciding: a bot restarted on the day it hit the limit does not enter.
         return _finish_stop(bot, market, candle_ms=candle_ms)
-    inputs = _inputs(bot, market, target, position, fresh)
+    state = _TickState(bot, market, target, position, fresh, open_ids)
+    inputs = state.at_mark(close)
     decision = decide(inputs)
+    if not decision.is_hold:  # it may trade: decide again on the exchange's prices and balance
+        inputs = state.at_market()
+        decision = decide(inputs)
     placed = _execute(bot, market, decision, candle_ms)
-    position = position_mark(position_of(bot), close)
-    if decision.risk_exit_target != bot.risk_exit_target:
-        Bot.objects.filter(pk=bot.pk).update(risk_exit_target=decision.risk_exit_target)
-    _record_tick(bot, decision, target, candle_ms, inputs, placed)
+    with transaction.atomic():
+        position = position_mark(position_of(bot) if placed else position, close)
+        if decision.risk_exit_target != bot.risk_exit_target:
+            Bot.objects.filter(pk=bot.pk).update(risk_exit_target=decision.risk_exit_target)
+        _record_tick(bot, decision, target, candle_ms, inputs, placed)
     bot_publish(bot, "bot.position", _position_data(position))
     outcome = "traded" if placed else ("skipped" if decision.skip else "held")
     return TickResult(bot.pk, outcome, candle_ms=candle_ms, orders=placed)
 
 
-def _inputs(bot: Bot, market: BotMarket, target: int, position: Any, fresh: Any) -> TickInputs:
-    rules = market.exchange.market_rules(bot.symbol)
-    if isinstance(market.exchange, PaperExchange):
-        # An all-in entry is sized with the fee the fill will be charged: the paper account's
-        # own, when it sets one, else the exchange would refuse the order for funds.
-        rules = dataclasses.replace(rules, taker_fee=market.exchange.taker_fee(rules))
-    ticker = market.exchange.fetch_ticker(bot.symbol)
-    balance = market.exchange.fetch_balance()
-    free_quote = Decimal(str((balance.get("free") or {}).get(rules.quote) or 0))
-    return TickInputs(
-        target=target,
-        position_qty=position.qty,
-        entry_price=position.entry_price,
-        open_order_ids=tuple(
-            bot.orders.filter(status=Order.Status.OPEN).values_list("client_order_id", flat=True)
-        ),
-        risk=RiskSettings(
-            order_size_kind=bot.order_size_kind,
-            order_size=bot.order_size,
-            max_position=bot.max_position,
-            stop_loss_pct=bot.stop_loss_pct,
-            take_profit_pct=bot.take_profit_pct,
-        ),
-        rules=rules,
-        free_quote=free_quote,
-        ask=_price(ticker, "ask"),
-        bid=_price(ticker, "bid"),
-        high=Decimal(repr(float(fresh["high"].max()))),
-        low=Decimal(repr(float(fresh["low"].min()))),
-        risk_exit_target=bot.risk_exit_target,
-    )
+# (strategy, params, market, newest candle) -> target, newest entries last.
+_signals: OrderedDict[tuple[Any, ...], int] = OrderedDict()
+SIGNAL_CACHE_SIZE = 4096
+
+
+def _signal(bot: Bot, candles: Any) -> int:
+    """The strategy's target after the newest candle. Strategies are pure functions of their
+    parameters and the closed candles, so bots running the same strategy and parameters on the
+    same market share one computation per candle (per worker process)."""
+    key = (
+        bot.strategy_id, json.dumps(bot.params, sort_keys=True), bot.exchange_account.exchange,
+        bot.symbol, bot.timeframe, int(candles["open_time"].iloc[0]),
+        int(candles["open_time"].iloc[-1]), len(candles),
+    )  # fmt: skip
+    if key in _signals:
+        _signals.move_to_end(key)
+        return _signals[key]
+    strategy = strategy_registry().create(bot.strategy_id, bot.params)
+    # A copy: the candles may be shared with other bots, and a strategy may scribble on them.
+    target = int(strategy.positions(candles.copy()).iloc[-1])
+    _signals[key] = target
+    if len(_signals) > SIGNAL_CACHE_SIZE:
+        _signals.popitem(last=False)
+    return target
+
+
+class _TickState:
+    """What a decision needs, read once per tick; the exchange is asked for prices and balance
+    only when the decision might trade."""
+
+    def __init__(
+        self, bot: Bot, market: BotMarket, target: int, position: Any, fresh: Any,
+        open_ids: tuple[str, ...],
+    ) -> None:  # fmt: skip
+        self.bot, self.market, self.target = bot, market, target
+        self.position, self.fresh, self.open_ids = position, fresh, open_ids
+        rules = market.exchange.market_rules(bot.symbol)
+        if isinstance(market.exchange, PaperExchange):
+            # An all-in entry is sized with the fee the fill will be charged: the paper
+            # account's own, when it sets one, else the exchange would refuse it for funds.
+            rules = dataclasses.replace(rules, taker_fee=market.exchange.taker_fee(rules))
+        self.rules = rules
+
+    def at_mark(self, mark: Decimal) -> TickInputs:
+        """Inputs that can only tell "hold": no money to spend, and a bid at half the mark, so
+        that a position that passes the minimums here passes them at any real bid too."""
+        return self._inputs(ask=mark, bid=mark / 2, free_quote=Decimal(0))
+
+    def at_market(self) -> TickInputs:
+        ticker = self.market.exchange.fetch_ticker(self.bot.symbol)
+        balance = self.market.exchange.fetch_balance()
+        free = Decimal(str((balance.get("free") or {}).get(self.rules.quote) or 0))
+        return self._inputs(ask=_price(ticker, "ask"), bid=_price(ticker, "bid"), free_quote=free)
+
+    def _inputs(self, *, ask: Decimal, bid: Decimal, free_quote: Decimal) -> TickInputs:
+        bot = self.bot
+        return TickInputs(
+            target=self.target,
+            position_qty=self.position.qty,
+            entry_price=self.position.entry_price,
+            open_order_ids=self.open_ids,
+            risk=RiskSettings(
+                order_size_kind=bot.order_size_kind,
+                order_size=bot.order_size,
+                max_position=bot.max_position,
+                stop_loss_pct=bot.stop_loss_pct,
+                take_profit_pct=bot.take_profit_pct,
+            ),
+            rules=self.rules,
+            free_quote=free_quote,
+            ask=ask,
+            bid=bid,
+            high=Decimal(repr(float(self.fresh["high"].max()))),
+            low=Decimal(repr(float(self.fresh["low"].min()))),
+            risk_exit_target=bot.risk_exit_target,
+        )
 
 
 def _price(ticker: dict[str, Any], side: str) -> Decimal:
@@ -344,9 +402,11 @@ def _read_back(bot: Bot, market: BotMarket, cid: str, result: dict[str, Any]) ->
         return result
 
 
-def _reconcile(bot: Bot, market: BotMarket) -> None:
-    """Adopt what the exchange holds for every order the books have as pending or open."""
+def _reconcile(bot: Bot, market: BotMarket) -> tuple[str, ...]:
+    """Adopt what the exchange holds for every order the books have as pending or open; the
+    client ids of the orders still open afterwards."""
     base = market.exchange.market_rules(bot.symbol).base
+    still_open = []
     for order in bot.orders.filter(status__in=Order.OPEN_STATUSES).order_by("id"):
         try:
             result = market.exchange.fetch_order(
@@ -358,7 +418,16 @@ def _reconcile(bot: Bot, market: BotMarket) -> None:
         trades = order_apply_result(order, result, base=base)
         order.refresh_from_db()
         _announce_order(bot, order, trades, adopted=True)
-    _adopt_unknown_open_orders(bot, market)
+        if order.status == Order.Status.OPEN:
+            still_open.append(order.client_order_id)
+    if _first_tick_since_a_change(bot):
+        still_open.extend(_adopt_unknown_open_orders(bot, market))
+    return tuple(still_open)
+
+
+def _first_tick_since_a_change(bot: Bot) -> bool:
+    """Every status change (start, stop, error) stamps ``updated_at``; a tick does not."""
+    return bot.last_tick_at is None or bot.last_tick_at <= bot.updated_at
 
 
 def _never_arrived(bot: Bot, order: Order) -> None:
@@ -384,18 +453,15 @@ def _never_arrived(bot: Bot, order: Order) -> None:
     )  # fmt: skip
 
 
-def _adopt_unknown_open_orders(bot: Bot, market: BotMarket) -> None:
+def _adopt_unknown_open_orders(bot: Bot, market: BotMarket) -> list[str]:
     """Open orders on the exchange that carry this bot's id prefix but are missing from the
-    books (a database restored from an older backup) are taken into the books."""
+    books (a database restored from an older backup) are taken into the books. Asked on the
+    first tick after a start, not on every tick: a live account has a request budget."""
     prefix = f"tb{bot.pk}-"
-    known = set(bot.orders.values_list("client_order_id", flat=True).filter(
-        client_order_id__startswith=prefix, status__in=Order.OPEN_STATUSES
-    ))  # fmt: skip
+    adopted = []
     for result in market.exchange.fetch_open_orders(bot.symbol):
         cid = str(result.get("clientOrderId") or "")
-        if not cid.startswith(prefix) or cid in known:
-            continue
-        if Order.objects.filter(client_order_id=cid).exists():
+        if not cid.startswith(prefix) or Order.objects.filter(client_order_id=cid).exists():
             continue
         order = Order.objects.create(
             bot=bot, client_order_id=cid, symbol=bot.symbol, side=result.get("side") or "buy",
@@ -405,6 +471,8 @@ def _adopt_unknown_open_orders(bot: Bot, market: BotMarket) -> None:
         )  # fmt: skip
         order_apply_result(order, result, base=market.exchange.market_rules(bot.symbol).base)
         bot_event(bot, "order_adopted", f"open order {cid} found on the exchange and adopted")
+        adopted.append(cid)
+    return adopted
 
 
 def _announce_order(bot: Bot, order: Order, trades: list[Any], *, adopted: bool = False) -> None:
