@@ -25,7 +25,8 @@ timeframe (the same window of closed candles, strategy, decision, orders and boo
    and the books add to a tick's fixed cost.
 2. Through a real ``celery worker`` (``--pool solo``, on a queue of its own): the bench plays
    beat, sending ``dispatch_ticks_task`` to the worker's queue every second; the worker runs
-   the dispatcher, which enqueues one ``bot_tick_task`` per due bot, and ticks them. For each
+   the dispatcher, which enqueues the due bots in batches of ``BOT_TICK_BATCH``
+   (``bot_ticks_task``), and ticks them. For each
    of ``--worker-candles`` candles the bots' replay is moved on one candle at once (a candle
    closes now for every bot) and the bench times from that moment until every bot has
    recorded the candle: the whole path, beat period, broker and dispatcher included. The
@@ -217,14 +218,16 @@ class Round:
 
     seconds: float
     latencies: list[float] = field(default_factory=list)
-    queries: list[int] = field(default_factory=list)
+    queries: list[float] = field(default_factory=list)
     outcomes: Counter[str] = field(default_factory=Counter)
 
 
 def tick_round(fleet: Fleet, counter: QueryCounter) -> Round:
     from bots import services
 
-    latencies, queries, outcomes = [], [], Counter[str]()
+    latencies: list[float] = []
+    queries: list[float] = []
+    outcomes = Counter[str]()
     started = time.perf_counter()
     for bot_id in fleet.bot_ids:
         before, tick_started = counter.count, time.perf_counter()
@@ -235,10 +238,31 @@ def tick_round(fleet: Fleet, counter: QueryCounter) -> Round:
     return Round(time.perf_counter() - started, latencies, queries, outcomes)
 
 
+def batch_round(fleet: Fleet, counter: QueryCounter) -> Round:
+    """The fleet ticked as a worker ticks it: ``bots_tick_batch`` on ``BOT_TICK_BATCH`` bots
+    at a time (a latency is a batch's time shared among its bots)."""
+    from django.conf import settings
+
+    from bots import services
+
+    latencies, queries, outcomes = [], [], Counter[str]()
+    size = settings.BOT_TICK_BATCH
+    started = time.perf_counter()
+    for first in range(0, len(fleet.bot_ids), size):
+        ids = fleet.bot_ids[first : first + size]
+        before, batch_started = counter.count, time.perf_counter()
+        outcomes.update(services.bots_tick_batch(bot_ids=ids, clock=fleet.clock))
+        share = (time.perf_counter() - batch_started) / len(ids)
+        latencies.extend([share] * len(ids))
+        queries.extend([(counter.count - before) / len(ids)] * len(ids))
+    return Round(time.perf_counter() - started, latencies, queries, outcomes)
+
+
 @dataclass
 class InProcess:
     candles: list[Round]  # one per candle
     waiting: Round  # the peer: the same loop with no new candle
+    batched: Round  # one more candle, ticked in batches as a worker does
 
 
 def in_process(fleet: Fleet, candles: int) -> InProcess:
@@ -252,10 +276,12 @@ def in_process(fleet: Fleet, candles: int) -> InProcess:
                 fleet.clock.now += 60.0 / SPEED  # the next candle closes
             rounds.append(tick_round(fleet, counter))
         waiting = tick_round(fleet, counter)
+        fleet.clock.now += 60.0 / SPEED
+        batched = batch_round(fleet, counter)
     unexpected = set(waiting.outcomes) - {"waiting"}
     if unexpected:
         raise SystemExit(f"the peer round did more than wait: {dict(waiting.outcomes)}")
-    return InProcess(rounds, waiting)
+    return InProcess(rounds, waiting, batched)
 
 
 # --- 2. through a real worker --------------------------------------------------------------------
@@ -404,10 +430,24 @@ def in_process_table(results: dict[int, InProcess]) -> None:
         )
 
 
+def batched_table(results: dict[int, InProcess]) -> None:
+    print(
+        "\n1b. in process, in batches (bots_tick_batch, as the worker's tick task runs them; "
+        "one more candle)\n"
+        f"{'bots':>5} {'ticks/s':>8} {'candle s':>9} {'queries/tick':>13} outcomes"
+    )
+    for size, result in results.items():
+        batched = result.batched
+        print(
+            f"{size:>5} {size / batched.seconds:>8.1f} {batched.seconds:>9.2f} "
+            f"{statistics.mean(batched.queries):>13.1f} {dict(batched.outcomes)}"
+        )
+
+
 def worker_table(results: dict[int, list[WorkerCandle]]) -> None:
     print(
         "\n2. through a real worker (solo pool): beat every second -> dispatcher task -> one "
-        "tick task per bot\n"
+        "tick task per BOT_TICK_BATCH bots\n"
         f"{'bots':>5} {'candles':>8} {'close->done s':>14} {'ticks/s':>8} {'tick median ms':>15} "
         f"{'tick p95 ms':>12} {'worker CPU s':>13}"
     )
@@ -433,9 +473,13 @@ def verdict(in_proc: dict[int, InProcess], workers: dict[int, list[WorkerCandle]
         f"(>= {1000 / BUDGET_SECONDS:.0f} ticks/s)."
     )
     for label, rates in (
-        ("in process", {size: _in_process_rate(result) for size, result in in_proc.items()}),
-        ("real worker", {size: _worker_rate(size, result) for size, result in workers.items()}),
-    ):
+        ("in process, one bot at a time (bot_tick)",
+         {size: _in_process_rate(result) for size, result in in_proc.items()}),
+        ("in process, batched (bots_tick_batch)",
+         {size: (size / r.batched.seconds, r.batched.seconds) for size, r in in_proc.items()}),
+        ("real worker (batched)",
+         {size: _worker_rate(size, result) for size, result in workers.items()}),
+    ):  # fmt: skip
         if not rates:
             continue
         size = max(rates)
@@ -451,6 +495,19 @@ def verdict(in_proc: dict[int, InProcess], workers: dict[int, list[WorkerCandle]
             f"{BUDGET_SECONDS:g} s; 1000 bots need {math.ceil(projected / BUDGET_SECONDS)} such "
             f"workers (a core each)"
         )
+
+
+def trading_note(in_proc: dict[int, InProcess]) -> None:
+    """The batched figures are of candles on which bots hold; a bot that trades takes the full
+    tick. Say what a candle on which many bots trade costs."""
+    size = max(in_proc)
+    first = in_proc[size].candles[0]
+    traded = first.outcomes["traded"]
+    print(
+        f"  a candle on which {traded} of {size} bots trade (the replay's start, where every bot "
+        f"whose signal is on buys) took {first.seconds:.1f} s one bot at a time: trades take the "
+        f"full tick, holds the batched path"
+    )
 
 
 def _in_process_rate(result: InProcess) -> tuple[float, float]:
@@ -523,9 +580,11 @@ def run(args: argparse.Namespace, work_dir: Path) -> None:
             if worker is not None:
                 workers[size] = through_worker(fleet, worker, args.worker_candles)
         in_process_table(in_proc)
+        batched_table(in_proc)
         if workers:
             worker_table(workers)
         verdict(in_proc, workers)
+        trading_note(in_proc)
         print(f"load average after the run: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:
         if worker is not None:

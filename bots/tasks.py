@@ -18,15 +18,33 @@ def bot_tick_task(bot_id: int) -> str:
     return services.bot_tick(bot_id=bot_id).outcome
 
 
+@shared_task(name="bots.tasks.bot_ticks_task", ignore_result=True)
+def bot_ticks_task(bot_ids: list[int]) -> dict[str, int]:
+    """Ticks of several bots: a Celery message costs about as much as a tick, and bots that
+    only hold are recorded together (``bots.services.batch``), so the dispatcher sends them in
+    batches of ``BOT_TICK_BATCH``. A failing bot is recorded on that bot and the batch goes on."""
+    return services.bots_tick_batch(bot_ids=bot_ids)
+
+
 @shared_task(name="bots.tasks.dispatch_ticks_task", ignore_result=True)
 def dispatch_ticks_task() -> int:
-    """Every second (beat): enqueue a tick for each running bot whose candle has closed."""
-    return services.bots_dispatch(send=send_tick)
+    """Every second (beat): enqueue the ticks of the running bots whose candle has closed."""
+    return services.bots_dispatch(send=send_ticks)
+
+
+# A tick not started within a minute is stale: the dispatcher sends a fresh one.
+TICK_EXPIRES_SECONDS = 60
 
 
 def send_tick(bot_id: int) -> None:
-    # A tick not started within a minute is stale: the dispatcher sends a fresh one.
-    bot_tick_task.apply_async((bot_id,), queue=settings.BOTS_QUEUE, expires=60)
+    bot_tick_task.apply_async((bot_id,), queue=settings.BOTS_QUEUE, expires=TICK_EXPIRES_SECONDS)
+
+
+def send_ticks(bot_ids: list[int]) -> None:
+    if len(bot_ids) == 1:
+        send_tick(bot_ids[0])
+        return
+    bot_ticks_task.apply_async((bot_ids,), queue=settings.BOTS_QUEUE, expires=TICK_EXPIRES_SECONDS)
 
 
 @shared_task(name="bots.tasks.prune_bot_events_task", ignore_result=True)

@@ -87,7 +87,12 @@ class SecurityOneLine(logging.Filter):
 # Celery's per-task lines ("Received task", "succeeded in", beat's "Sending due task") for the
 # tasks that run every second or once per bot and candle. The tick writes its own line with the
 # bot's id; three more lines of Celery bookkeeping per tick would bury it.
-QUIET_TASKS = ("bots.tasks.bot_tick_task", "bots.tasks.dispatch_ticks_task", "dispatch-bot-ticks")
+QUIET_TASKS = (
+    "bots.tasks.bot_tick_task",
+    "bots.tasks.bot_ticks_task",
+    "bots.tasks.dispatch_ticks_task",
+    "dispatch-bot-ticks",
+)
 CELERY_BOOKKEEPING = ("celery.app.trace", "celery.worker.strategy", "celery.beat")
 
 

@@ -206,6 +206,8 @@ SWEEP_MAX_COMBINATIONS = env_int(ENV, "SWEEP_MAX_COMBINATIONS", 1000, minimum=1)
 BOTS_QUEUE = ENV.get("BOTS_QUEUE", "trading")
 # Beat runs the dispatcher this often; it enqueues a tick for every bot whose candle has closed.
 BOT_DISPATCH_SECONDS = env_int(ENV, "BOT_DISPATCH_SECONDS", 1, minimum=1)
+# Bot ids per tick task: a Celery message costs about as much as a paper tick.
+BOT_TICK_BATCH = env_int(ENV, "BOT_TICK_BATCH", 20, minimum=1)
 # A tick holds its bot this long at most; a tick killed mid-way frees the bot when it lapses.
 BOT_TICK_LEASE_SECONDS = env_int(ENV, "BOT_TICK_LEASE_SECONDS", 60, minimum=1)
 # A dispatched tick that has not run this long after dispatch is dispatched again (lost message).

@@ -2,9 +2,9 @@
 
 - ``accounts``: exchange accounts, balances, the demo market.
 - ``lifecycle``: bots created, changed, started, stopped; the kill switch; the tick dispatcher.
-- ``ticks``: the trading tick. ``books``: orders, trades and positions. ``events``: the bot's log
-  and its live updates. ``markets``: a bot's exchange, clock and candles. ``housekeeping``:
-  pruning old bot events.
+- ``ticks``: the trading tick; ``batch``: many ticks at once, the bots that hold together.
+- ``books``: orders, trades and positions. ``events``: the bot's log and its live updates.
+- ``markets``: a bot's exchange, clock and candles. ``housekeeping``: pruning old bot events.
 """
 
 from bots.services.accounts import (
@@ -13,6 +13,7 @@ from bots.services.accounts import (
     exchange_account_balances,
     exchange_account_open,
 )
+from bots.services.batch import bots_tick_batch
 from bots.services.housekeeping import bot_events_prune
 from bots.services.lifecycle import (
     BotConfig,
@@ -38,6 +39,7 @@ __all__ = [
     "bot_update",
     "bots_dispatch",
     "bots_kill",
+    "bots_tick_batch",
     "check_symbol",
     "demo_market_seed",
     "exchange_account_balances",

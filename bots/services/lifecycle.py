@@ -284,10 +284,11 @@ def bots_due(now: datetime | None = None) -> QuerySet[Bot]:
     ).filter(Q(tick_lease_until__isnull=True) | Q(tick_lease_until__lt=now))
 
 
-def bots_dispatch(*, send: Callable[[int], Any], limit: int = 10_000) -> int:
-    """Enqueue one tick per due bot through ``send``. Each bot's ``next_tick_at`` is pushed
-    ``BOT_REDISPATCH_SECONDS`` ahead first, so the next dispatch does not enqueue it again
-    while its tick waits in the queue (and does if the message was lost)."""
+def bots_dispatch(*, send: Callable[[list[int]], Any], limit: int = 10_000) -> int:
+    """Enqueue the ticks of the due bots through ``send``, in batches of ``BOT_TICK_BATCH`` bot
+    ids. Each bot's ``next_tick_at`` is pushed ``BOT_REDISPATCH_SECONDS`` ahead first, so the
+    next dispatch does not enqueue it again while its tick waits in the queue (and does if the
+    message was lost). Returns how many bots it enqueued."""
     now = timezone.now()
     ids = list(bots_due(now).order_by("next_tick_at").values_list("pk", flat=True)[:limit])
     if not ids:
@@ -295,6 +296,7 @@ def bots_dispatch(*, send: Callable[[int], Any], limit: int = 10_000) -> int:
     later = now + timedelta(seconds=settings.BOT_REDISPATCH_SECONDS)
     for start in range(0, len(ids), 500):
         Bot.objects.filter(pk__in=ids[start : start + 500]).update(next_tick_at=later)
-    for bot_id in ids:
-        send(bot_id)
+    size = settings.BOT_TICK_BATCH
+    for start in range(0, len(ids), size):
+        send(ids[start : start + size])
     return len(ids)

@@ -37,6 +37,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Case, Q, Sum, Value, When
@@ -124,12 +125,12 @@ def bot_tick(*, bot_id: int, clock: Callable[[], float] = time.time) -> TickResu
     bot = Bot.objects.select_related("exchange_account", "user").get(pk=bot_id)
     started = time.perf_counter()
     with updates_sent_together():
-        result = _tick_claimed(bot, token, clock)
-    _log_tick(bot, result, time.perf_counter() - started)
+        result = tick_claimed(bot, token, clock)
+    log_tick(bot, result, time.perf_counter() - started)
     return result
 
 
-def _tick_claimed(bot: Bot, token: str, clock: Callable[[], float]) -> TickResult:
+def tick_claimed(bot: Bot, token: str, clock: Callable[[], float]) -> TickResult:
     bot_id = bot.pk
     try:
         market = BotMarket.of(bot, clock=clock)
@@ -185,17 +186,14 @@ def _trade(bot: Bot, market: BotMarket) -> TickResult:
     candle_ms = int(candles["open_time"].iloc[-1])
     if bot.last_candle_ms is not None and candle_ms <= bot.last_candle_ms:
         return TickResult(bot.pk, "waiting", late=late)
-    target = _signal(bot, candles)
-    # The candles closed since the last tick; without one, the newest only: older candles may
-    # predate the position, and their highs and lows must not trigger its exits.
-    since = bot.last_candle_ms if bot.last_candle_ms is not None else candle_ms - 1
-    fresh = candles[candles["open_time"] > since]
+    target = signal_of(bot, candles)
+    extremes = range_since(candles, bot.last_candle_ms)
     close = Decimal(repr(float(candles["close"].iloc[-1])))
     position = position_mark(position_of(bot), close, save=False)
     if _daily_loss_hit(bot, market, position):
         # Checked before deciding: a bot restarted on the day it hit the limit does not enter.
         return _finish_stop(bot, market, candle_ms=candle_ms)
-    state = _TickState(bot, market, target, position, fresh, open_ids)
+    state = TickState(bot, market, target, position, extremes, open_ids)
     inputs = state.at_mark(close)
     decision = decide(inputs)
     if not decision.is_hold:  # it may trade: decide again on the exchange's prices and balance
@@ -206,8 +204,8 @@ def _trade(bot: Bot, market: BotMarket) -> TickResult:
         position = position_mark(position_of(bot) if placed else position, close)
         if decision.risk_exit_target != bot.risk_exit_target:
             Bot.objects.filter(pk=bot.pk).update(risk_exit_target=decision.risk_exit_target)
-        _record_tick(bot, decision, target, candle_ms, inputs, placed)
-    bot_publish(bot, "bot.position", _position_data(position))
+        bot_event(bot, **tick_event(decision, target, candle_ms))
+    bot_publish(bot, "bot.position", position_data(position))
     outcome = "traded" if placed else ("skipped" if decision.skip else "held")
     return TickResult(bot.pk, outcome, candle_ms=candle_ms, orders=placed)
 
@@ -217,7 +215,7 @@ _signals: OrderedDict[tuple[Any, ...], int] = OrderedDict()
 SIGNAL_CACHE_SIZE = 4096
 
 
-def _signal(bot: Bot, candles: Any) -> int:
+def signal_of(bot: Bot, candles: Any) -> int:
     """The strategy's target after the newest candle. Strategies are pure functions of their
     parameters and the closed candles, so bots running the same strategy and parameters on the
     same market share one computation per candle (per worker process)."""
@@ -238,16 +236,29 @@ def _signal(bot: Bot, candles: Any) -> int:
     return target
 
 
-class _TickState:
+def range_since(candles: Any, last_candle_ms: int | None) -> tuple[Decimal, Decimal]:
+    """The highest high and lowest low of the candles closed since the last tick; without one,
+    of the newest only: older candles may predate the position, and their highs and lows must
+    not trigger its exits."""
+    times = candles["open_time"].to_numpy()
+    first = int(np.searchsorted(times, last_candle_ms, side="right")) if last_candle_ms else -1
+    first = min(first, len(times) - 1) if first >= 0 else len(times) - 1
+    high = candles["high"].to_numpy()[first:].max()
+    low = candles["low"].to_numpy()[first:].min()
+    return Decimal(repr(float(high))), Decimal(repr(float(low)))
+
+
+class TickState:
     """What a decision needs, read once per tick; the exchange is asked for prices and balance
     only when the decision might trade."""
 
     def __init__(
-        self, bot: Bot, market: BotMarket, target: int, position: Any, fresh: Any,
-        open_ids: tuple[str, ...],
+        self, bot: Bot, market: BotMarket, target: int, position: Any,
+        extremes: tuple[Decimal, Decimal], open_ids: tuple[str, ...],
     ) -> None:  # fmt: skip
         self.bot, self.market, self.target = bot, market, target
-        self.position, self.fresh, self.open_ids = position, fresh, open_ids
+        self.position, self.open_ids = position, open_ids
+        self.high, self.low = extremes
         rules = market.exchange.market_rules(bot.symbol)
         if isinstance(market.exchange, PaperExchange):
             # An all-in entry is sized with the fee the fill will be charged: the paper
@@ -284,8 +295,8 @@ class _TickState:
             free_quote=free_quote,
             ask=ask,
             bid=bid,
-            high=Decimal(repr(float(self.fresh["high"].max()))),
-            low=Decimal(repr(float(self.fresh["low"].min()))),
+            high=self.high,
+            low=self.low,
             risk_exit_target=bot.risk_exit_target,
         )
 
@@ -420,12 +431,12 @@ def _reconcile(bot: Bot, market: BotMarket) -> tuple[str, ...]:
         _announce_order(bot, order, trades, adopted=True)
         if order.status == Order.Status.OPEN:
             still_open.append(order.client_order_id)
-    if _first_tick_since_a_change(bot):
+    if first_tick_since_a_change(bot):
         still_open.extend(_adopt_unknown_open_orders(bot, market))
     return tuple(still_open)
 
 
-def _first_tick_since_a_change(bot: Bot) -> bool:
+def first_tick_since_a_change(bot: Bot) -> bool:
     """Every status change (start, stop, error) stamps ``updated_at``; a tick does not."""
     return bot.last_tick_at is None or bot.last_tick_at <= bot.updated_at
 
@@ -512,7 +523,7 @@ def trade_data(trade: Any) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _position_data(position: Any) -> dict[str, Any]:
+def position_data(position: Any) -> dict[str, Any]:
     return {
         "symbol": position.symbol, "qty": _text(position.qty),
         "entry_price": _text(position.entry_price), "pnl": _text(position.pnl),
@@ -638,31 +649,24 @@ def _crash(bot: Bot, error: Exception) -> TickResult:
 # --- reporting ---------------------------------------------------------------------------------
 
 
-def _record_tick(
-    bot: Bot,
-    decision: Decision,
-    target: int,
-    candle_ms: int,
-    inputs: TickInputs,
-    placed: int,
-) -> None:
+def tick_event(decision: Decision, target: int, candle_ms: int) -> dict[str, Any]:
+    """The ``BotEvent`` fields that record a tick's decision (kind, message, level, data)."""
     data: dict[str, Any] = {"candle_ms": candle_ms, "signal": target, "action": decision.action}
     if decision.place is not None:
         data.update(side=decision.place.side, qty=_text(decision.place.qty),
                     reason=decision.place.reason)  # fmt: skip
     if decision.skip is not None:
         data["skip"] = decision.skip.kind
-        bot_event(bot, decision.skip.kind, decision.skip.message,
-                  level=BotEvent.Level.WARNING, data=data)  # fmt: skip
-        return
+        return {"kind": decision.skip.kind, "message": decision.skip.message,
+                "level": BotEvent.Level.WARNING, "data": data}  # fmt: skip
     moment = datetime.fromtimestamp(candle_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
     message = f"Candle {moment}: signal {target:+d}, {decision.action}"
     if decision.place is not None:
         message += f" {_text(decision.place.qty)} ({decision.place.reason})"
-    bot_event(bot, "tick", message, data=data)
+    return {"kind": "tick", "message": message, "level": BotEvent.Level.INFO, "data": data}
 
 
-def _log_tick(bot: Bot, result: TickResult, seconds: float) -> None:
+def log_tick(bot: Bot, result: TickResult, seconds: float) -> None:
     if result.outcome in ("busy", "idle") or result.quiet:
         return
     logger.info(

@@ -28,10 +28,12 @@ from bots.services import (
 )
 from bots.services import markets as bot_markets
 from bots.services.markets import BotMarket
+from bots.tasks import bot_ticks_task
 from tests.bots.bot_helpers import (
     STEP_MS,
     SYMBOL,
     TIMEFRAME,
+    Exploding,
     ManualClock,
     ReplayBot,
     Scripted,
@@ -313,7 +315,7 @@ def test_the_kill_switch_stops_the_bots_of_one_user_then_everyones(
 
     def dispatch() -> list[int]:
         sent: list[int] = []
-        bots_dispatch(send=lambda pk: sent.append(pk) or runners[pk].tick())
+        bots_dispatch(send=lambda ids: [sent.append(pk) or runners[pk].tick() for pk in ids])
         Bot.objects.update(next_tick_at=timezone.now())  # due again for the next round
         return sorted(sent)
 
@@ -485,8 +487,8 @@ def test_the_dispatcher_sends_each_due_bot_once(user: Any, rows: list[Any], sett
     Bot.objects.filter(pk=held.bot.pk).update(tick_lease_until=now + timedelta(seconds=30))
 
     sent: list[int] = []
-    assert bots_dispatch(send=sent.append) == 1
-    assert bots_dispatch(send=sent.append) == 0  # its tick is queued: not sent again
+    assert bots_dispatch(send=sent.extend) == 1
+    assert bots_dispatch(send=sent.extend) == 0  # its tick is queued: not sent again
     assert sent == [due.bot.pk]
 
     pushed = Bot.objects.get(pk=due.bot.pk).next_tick_at
@@ -504,11 +506,41 @@ def test_a_ticked_bot_is_next_due_when_its_next_candle_closes(user: Any, rows: l
     runner = new_runner(user, rows, speed=0.5)  # two minutes a candle on the real clock
     bot_start(bot=runner.bot, clock=time.time)
     sent: list[int] = []
-    bots_dispatch(send=sent.append)
+    bots_dispatch(send=sent.extend)
     assert bot_tick(bot_id=sent[0]).outcome == "held"
 
     bot = runner.refresh()
     assert bot.next_tick_at is not None
     assert timezone.now() < bot.next_tick_at <= timezone.now() + timedelta(seconds=120)
-    assert bots_dispatch(send=sent.append) == 0
+    assert bots_dispatch(send=sent.extend) == 0
     assert as_datetime(bot.last_candle_ms or 0) == as_datetime(rows[WARM - 1].open_time)
+
+
+def test_the_dispatcher_sends_the_due_bots_in_batches(
+    user: Any, rows: list[Any], settings: Any
+) -> None:
+    settings.BOT_TICK_BATCH = 2
+    runners = [new_runner(user, rows, name=f"batch {n}") for n in range(5)]
+    for runner in runners:
+        runner.start()
+    batches: list[list[int]] = []
+    assert bots_dispatch(send=batches.append) == 5
+    assert [len(batch) for batch in batches] == [2, 2, 1]
+    assert sorted(pk for batch in batches for pk in batch) == sorted(r.bot.pk for r in runners)
+
+
+def test_a_batch_ticks_every_bot_although_one_of_them_fails(user: Any, rows: list[Any]) -> None:
+    # given: three running bots, the middle one on a strategy that raises
+    first, second, third = (new_runner(user, rows, name=n) for n in ("first", "second", "third"))
+    Bot.objects.filter(pk=second.bot.pk).update(strategy_id=Exploding.key)
+    for runner in (first, second, third):
+        bot_start(bot=runner.refresh(), clock=time.time)
+
+    outcomes = bot_ticks_task.apply(args=([first.bot.pk, second.bot.pk, third.bot.pk],)).get()
+
+    assert outcomes == {"held": 2, "error": 1}
+    assert [r.refresh().status for r in (first, second, third)] == [
+        Bot.Status.RUNNING, Bot.Status.ERROR, Bot.Status.RUNNING,
+    ]  # fmt: skip
+    assert first.bot.last_candle_ms is not None
+    assert third.bot.last_candle_ms is not None

@@ -2,8 +2,8 @@
 
 Each test starts its own solo-pool workers on a queue of its own (``worker_ticks_helpers``),
 points ``settings.BOTS_QUEUE`` at it, and drives the bots as production does: the dispatcher
-(``bots_dispatch`` with ``bots.tasks.send_tick``, which beat runs every second) sends
-``bot_tick_task`` messages through the broker, the worker ticks, and the test reads what the
+(``bots_dispatch`` with ``bots.tasks.send_ticks``, which beat runs every second) sends
+tick task messages through the broker, the worker ticks, and the test reads what the
 worker did from the database and from the worker's own (JSON) log.
 
 The replays start where the shipped candles make ma_cross(5, 20)'s first decision a buy; a full
@@ -22,7 +22,7 @@ from django.conf import settings as django_settings
 from bots import services
 from bots.models import Bot, Order, PaperBalance, PaperOrder, Position, Trade
 from bots.services.ticks import client_order_id
-from bots.tasks import send_tick
+from bots.tasks import send_tick, send_ticks
 from strategies.services import strategy_catalogue_sync
 from tests.backtests.worker_helpers import wait_until
 from tests.bots.bot_helpers import STEP_MS, SYMBOL, paper_account, replay_bot
@@ -256,7 +256,7 @@ def test_a_running_bot_keeps_ticking_on_a_new_worker_after_its_worker_is_stopped
     # and beat's dispatcher sends the next tick while no worker runs (unless its last round
     # sent one the worker did not take before it stopped)
     wait_until(
-        lambda: services.bots_dispatch(send=send_tick) or queued_messages(first.queue),
+        lambda: services.bots_dispatch(send=send_ticks) or queued_messages(first.queue),
         timeout=TIMEOUT,
         what="a tick waiting in the queue with no worker running",
         interval=0.1,

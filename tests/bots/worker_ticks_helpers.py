@@ -139,12 +139,12 @@ def log_records(worker: Worker, message: str, **fields: Any) -> list[dict[str, A
 
 def dispatch_until(condition: Callable[[], Any], *, timeout: float, what: str) -> Any:
     """Run the dispatcher as beat does (enqueue a tick for every due bot through
-    ``bots.tasks.send_tick``, i.e. to ``settings.BOTS_QUEUE``) until ``condition`` holds."""
+    ``bots.tasks.send_ticks``, i.e. to ``settings.BOTS_QUEUE``) until ``condition`` holds."""
     from bots import services
-    from bots.tasks import send_tick
+    from bots.tasks import send_ticks
 
     def dispatched() -> Any:
-        services.bots_dispatch(send=send_tick)
+        services.bots_dispatch(send=send_ticks)
         return condition()
 
     return wait_until(dispatched, timeout=timeout, what=what, interval=DISPATCH_INTERVAL)

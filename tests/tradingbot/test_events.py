@@ -106,3 +106,30 @@ def test_a_layer_outage_is_logged_once_and_reported_as_not_sent(group, monkeypat
     messages = [record.getMessage() for record in caplog.records]
     assert messages.count("events.publish_failed") == 1
     assert messages.count("events.publish_recovered") == 1
+
+
+def test_a_batch_reaches_each_group_as_one_message_with_its_events_in_order():
+    first, second = f"test-{uuid.uuid4().hex[:8]}", f"test-{uuid.uuid4().hex[:8]}"
+    batch = [
+        ([first, second], {"type": "bot.event", "id": 1, "data": {"n": 1}}),
+        ([first], {"type": "bot.position", "id": 1, "data": {"n": 2}}),
+        ([first], {"type": "bot.event", "id": 2, "data": {"n": 3}}),
+    ]
+    received: dict[str, list[Any]] = {}
+
+    async def both() -> None:
+        layer = get_channel_layer()
+        channels = {}
+        for group in (first, second):
+            channels[group] = await layer.new_channel()
+            await layer.group_add(group, channels[group])
+        await sync_to_async(events.publish_batch_now, thread_sensitive=False)(batch)
+        for group, channel in channels.items():
+            received[group] = []
+            while (message := await _receive(channel, 1.0)) is not None:
+                received[group].append(message)
+
+    async_to_sync(both)()
+
+    assert received[first] == [{"type": "stream.events", "events": [event for _, event in batch]}]
+    assert received[second] == [{"type": "stream.event", "event": batch[0][1]}]
