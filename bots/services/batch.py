@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -85,14 +85,17 @@ def bots_tick_batch(
             "bot_id", flat=True
         )
     )
-    positions = {p.bot_id: p for p in Position.objects.filter(bot__in=bots)}
+    positions = {(p.bot_id, p.symbol): p for p in Position.objects.filter(bot__in=bots)}
     held: list[_Held] = []
     with updates_sent_together():
         for bot in bots:
             started = time.perf_counter()
             quick = None
             if _may_hold_quickly(bot, with_orders, positions):
-                quick = _hold(bot, positions[bot.pk], clock)
+                try:
+                    quick = _hold(bot, positions[bot.pk, bot.symbol], clock, now)
+                except Exception:  # the full tick meets the failure again and records it
+                    quick = None
             if quick is None:
                 result = tick_claimed(bot, token, clock)
                 log_tick(bot, result, time.perf_counter() - started)
@@ -107,30 +110,31 @@ def bots_tick_batch(
     return {k: v for k, v in outcomes.items() if v}
 
 
-def _may_hold_quickly(bot: Bot, with_orders: set[int], positions: dict[int, Position]) -> bool:
+def _may_hold_quickly(
+    bot: Bot, with_orders: set[int], positions: dict[tuple[int, str], Position]
+) -> bool:
     return (
         bot.status == Bot.Status.RUNNING
         and bot.pk not in with_orders
-        and bot.pk in positions
-        and positions[bot.pk].symbol == bot.symbol
+        and (bot.pk, bot.symbol) in positions
         and not bot.error_streak
         and bot.daily_loss_limit is None
         and not first_tick_since_a_change(bot)
     )
 
 
-def _hold(bot: Bot, position: Position, clock: Callable[[], float]) -> _Held | None:
+def _hold(bot: Bot, position: Position, clock: Callable[[], float], now: datetime) -> _Held | None:
     """The bot's tick if it decides nothing, else None (the full tick takes over)."""
     market = BotMarket.of(bot, clock=clock)
     newest = market.newest_closed()
     late = market.feed is None
     if bot.last_candle_ms is not None and newest <= bot.last_candle_ms:
-        return _Held(bot, TickResult(bot.pk, "waiting"), _release_fields(market, late=False))
+        return _Held(bot, TickResult(bot.pk, "waiting"), _release_fields(market, now, late=False))
     candles = market.closed_candles(newest)
     candle_ms = int(candles["open_time"].iloc[-1]) if not candles.empty else None
     if candle_ms is None or (bot.last_candle_ms is not None and candle_ms <= bot.last_candle_ms):
         return _Held(bot, TickResult(bot.pk, "waiting", late=late),
-                     _release_fields(market, late=late))  # fmt: skip
+                     _release_fields(market, now, late=late))  # fmt: skip
     target = signal_of(bot, candles)
     close = Decimal(repr(float(candles["close"].iloc[-1])))
     position_mark(position, close, save=False)
@@ -138,15 +142,15 @@ def _hold(bot: Bot, position: Position, clock: Callable[[], float]) -> _Held | N
     decision = decide(state.at_mark(close))
     if not decision.is_hold:
         return None
-    fields = _release_fields(market, late=False)
+    fields = _release_fields(market, now, late=False)
     fields.update(last_candle_ms=candle_ms, risk_exit_target=decision.risk_exit_target)
     event = BotEvent(bot=bot, **tick_event(decision, target, candle_ms))
     result = TickResult(bot.pk, "held", candle_ms=candle_ms)
     return _Held(bot, result, fields, event=event, position=position)
 
 
-def _release_fields(market: BotMarket, *, late: bool) -> dict[str, Any]:
-    now = timezone.now()
+def _release_fields(market: BotMarket, now: datetime, *, late: bool) -> dict[str, Any]:
+    """One ``now`` for the whole batch: bots with equal values are written by one UPDATE."""
     next_tick = market.next_tick_at()
     if late:
         next_tick = min(next_tick, now + timedelta(seconds=LATE_CANDLE_RETRY_SECONDS))

@@ -135,3 +135,25 @@ def test_a_bot_with_an_open_order_is_reconciled_by_the_full_tick(fleet: Any) -> 
     assert outcomes == {"held": FLEET}
     assert not Order.objects.filter(bot=first).exists()
     assert BotEvent.objects.filter(bot=first, kind="order_not_found").exists()
+
+
+def test_a_failure_on_the_quick_path_falls_back_to_the_full_tick(
+    fleet: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bots, clock, _ = fleet
+    from bots.services import batch
+
+    def unreadable(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("candle store unreadable")
+
+    monkeypatch.setattr(batch.BotMarket, "closed_candles", unreadable)
+    next_candle(clock)
+
+    outcomes = bots_tick_batch(bot_ids=[b.pk for b in bots], clock=clock)
+
+    # the full tick met the same failure and recorded it on each bot: no lease is left held
+    assert outcomes == {"error": FLEET}
+    assert not Bot.objects.filter(pk__in=[b.pk for b in bots], tick_lease_until__isnull=False)
+    assert set(
+        Bot.objects.filter(pk__in=[b.pk for b in bots]).values_list("status", flat=True)
+    ) == {Bot.Status.ERROR}
