@@ -171,13 +171,26 @@ def bot_update(*, bot: Bot, config: BotConfig) -> Bot:
     )  # fmt: skip
     if market_changed and position_of(bot).qty > 0:
         raise _invalid("symbol", "Close the position before moving the bot to another market.")
+    if _feed_changed(bot, fields):
+        # Another market, timeframe or replay: the candles it acted on are not this feed's.
+        fields.update(last_candle_ms=None, risk_exit_target=None)
     updated = Bot.objects.filter(pk=bot.pk, status__in=(Bot.Status.STOPPED, Bot.Status.ERROR))
-    if not updated.update(**fields, last_candle_ms=None, updated_at=timezone.now()):
+    if not updated.update(**fields, updated_at=timezone.now()):
         raise AppError("bot_running", "Stop the bot before changing it.", 409)
     bot.refresh_from_db()
     if market_changed:
         position_of(bot)
     return bot
+
+
+def _feed_changed(bot: Bot, fields: dict[str, Any]) -> bool:
+    """True when the bot will read other candles than it did: a new strategy, parameters or
+    risk settings continue after the last candle acted on (a replay resumes where it was)."""
+    before = (bot.exchange_account_id, bot.symbol, bot.timeframe, bot.data_source,
+              bot.replay_start_ms)  # fmt: skip
+    after = (fields["exchange_account"].pk, fields["symbol"], fields["timeframe"],
+             fields["data_source"], fields["replay_start_ms"])  # fmt: skip
+    return before != after
 
 
 def bot_delete(*, bot: Bot) -> None:

@@ -544,3 +544,39 @@ def test_a_batch_ticks_every_bot_although_one_of_them_fails(user: Any, rows: lis
     ]  # fmt: skip
     assert first.bot.last_candle_ms is not None
     assert third.bot.last_candle_ms is not None
+
+
+def test_a_changed_risk_setting_resumes_the_replay_where_it_was(runner: ReplayBot) -> None:
+    Scripted.target = 1
+    runner.tick()
+    runner.next_candle()
+    before = runner.refresh().last_candle_ms
+    bot_stop(bot=runner.bot, clock=runner.clock)
+    config = BotConfig(
+        name=runner.bot.name, exchange_account=runner.bot.exchange_account, symbol=SYMBOL,
+        timeframe=TIMEFRAME, strategy=Scripted.key, params={}, data_source="replay",
+        replay_start=as_datetime(runner.bot.replay_start_ms or 0), replay_speed=60,
+        stop_loss_pct=Decimal("5"),
+    )  # fmt: skip
+
+    changed = bot_update(bot=runner.refresh(), config=config)
+
+    assert changed.stop_loss_pct == Decimal("5")
+    assert changed.last_candle_ms == before  # not rewound to the replay's start
+    restarted = bot_start(bot=changed, clock=runner.clock)
+    assert restarted.replay_resume_ms == (before or 0) + STEP_MS
+    assert runner.tick().outcome == "waiting"  # nothing new yet: no candle acted on twice
+    assert runner.next_candle().candle_ms == (before or 0) + STEP_MS
+
+
+def test_another_timeframe_starts_the_bot_afresh(runner: ReplayBot) -> None:
+    runner.tick()
+    bot_stop(bot=runner.refresh(), clock=runner.clock)
+    config = BotConfig(
+        name=runner.bot.name, exchange_account=runner.bot.exchange_account, symbol=SYMBOL,
+        timeframe="15m", strategy=Scripted.key, params={},
+    )  # fmt: skip
+
+    changed = bot_update(bot=runner.refresh(), config=config)
+
+    assert changed.last_candle_ms is None

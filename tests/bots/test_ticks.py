@@ -491,13 +491,16 @@ def test_a_restart_after_a_change_checks_the_risk_levels_on_the_newest_candle_on
     level = entry * (1 + take / 100)
     assert newest.high < level <= max(r.high for r in rows[-50:])
 
-    # when: stopped, given a take-profit, started again (the change forgets the last candle)
+    # when: stopped, given a take-profit, started again with the last candle forgotten (as after
+    # a database restore, or a change of market and back)
     bot_stop(bot=Bot.objects.get(pk=bot.pk), clock=clock)
     config = BotConfig(
         name="live", exchange_account=bot.exchange_account, symbol=SYMBOL, timeframe=TIMEFRAME,
         strategy=Scripted.key, params={}, take_profit_pct=take,
     )  # fmt: skip
-    bot = bot_start(bot=bot_update(bot=Bot.objects.get(pk=bot.pk), config=config))
+    bot_update(bot=Bot.objects.get(pk=bot.pk), config=config)
+    Bot.objects.filter(pk=bot.pk).update(last_candle_ms=None)
+    bot = bot_start(bot=Bot.objects.get(pk=bot.pk))
     assert bot.last_candle_ms is None
     result = bot_tick(bot_id=bot.pk, clock=clock)
 
