@@ -17,12 +17,11 @@ from urllib.parse import urlencode
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten_fieldsets
-from django.core.exceptions import PermissionDenied
 from django.db import models, transaction
 from django.db.models import FloatField, QuerySet
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
@@ -40,6 +39,7 @@ from backtests.services.config import usable_strategy, validated_params
 from backtests.services.schedules import MAX_LOOKBACK_DAYS
 from backtests.services.sweeps import LOWER_IS_BETTER
 from bots.services import check_symbol
+from tradingbot.admin_utils import DeletedWithParentAdmin
 from tradingbot.errors import AppError
 from tradingbot.logconfig import context
 
@@ -294,40 +294,18 @@ class BacktestAdmin(RunColumns, ResultAdmin):
 
 
 @admin.register(BacktestTrade)
-class BacktestTradeAdmin(admin.ModelAdmin):
+class BacktestTradeAdmin(DeletedWithParentAdmin):
     """The trades of one backtest (open them from its page). They go only with their backtest:
     deleting one would leave its backtest's metrics wrong, so there is no delete here (the
     permission stays, so deleting a backtest or a user still cascades to its trades)."""
+
+    deleted_with = "A trade is deleted only with its backtest."
 
     list_display = (
         "backtest_link", "seq", "side", "entry", "exit", "qty", "entry_price", "exit_price",
         "fee", "pnl", "return_percent", "exit_reason",
     )  # fmt: skip
     list_filter = ("exit_reason", "side")
-    show_full_result_count = False
-    actions = None
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def change_view(
-        self,
-        request: HttpRequest,
-        object_id: str,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        return super().change_view(
-            request, object_id, form_url, {**(extra_context or {}), "show_delete": False}
-        )
-
-    def delete_view(
-        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
-    ) -> HttpResponse:
-        raise PermissionDenied("A trade is deleted only with its backtest.")
 
     @admin.display(description="backtest", ordering="backtest")
     def backtest_link(self, trade: BacktestTrade) -> str:

@@ -40,6 +40,7 @@ from bots.models import (
     Position,
     Trade,
 )
+from tradingbot.admin_utils import DeletedWithParentAdmin
 from tradingbot.errors import AppError
 
 EMPTY = "—"
@@ -390,34 +391,11 @@ class BotAdmin(admin.ModelAdmin):
 # --- the books ----------------------------------------------------------------------------------
 
 
-class BookAdmin(admin.ModelAdmin):
+class BookAdmin(DeletedWithParentAdmin):
     """What a bot did. Read-only; a row is deleted only with its bot (the delete permission
     stays, so deleting a bot or a user still cascades to its books)."""
 
-    actions = None
-    show_full_result_count = False
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def change_view(
-        self,
-        request: HttpRequest,
-        object_id: str,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        return super().change_view(
-            request, object_id, form_url, {**(extra_context or {}), "show_delete": False}
-        )
-
-    def delete_view(
-        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
-    ) -> HttpResponse:
-        raise PermissionDenied("A bot's books are deleted only with the bot.")
+    deleted_with = "A bot's books are deleted only with the bot."
 
     @admin.display(description="bot", ordering="bot__name")
     def bot_link(self, row: Any) -> str:
