@@ -1,15 +1,11 @@
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
-from django.utils import timezone
 from rest_framework import authentication, exceptions
 
 from accounts.models import ApiToken, User
-
-# Record use at most once a minute per token: no write on every API request.
-LAST_USED_RESOLUTION = timedelta(minutes=1)
+from accounts.services import api_token_authenticate
 
 
 class TokenAuthentication(authentication.TokenAuthentication):
@@ -31,12 +27,7 @@ class TokenAuthentication(authentication.TokenAuthentication):
         return self.authenticate_credentials(key)
 
     def authenticate_credentials(self, key: str) -> tuple[User, ApiToken]:
-        token = (
-            ApiToken.objects.select_related("user").filter(key_hash=ApiToken.hash_key(key)).first()
-        )
-        now = timezone.now()
-        if token is None or token.is_expired(now) or not token.user.is_active:
+        found = api_token_authenticate(key=key)
+        if found is None:
             raise exceptions.AuthenticationFailed("Invalid or expired token.")
-        if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
-            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-        return token.user, token
+        return found

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import authenticate
@@ -63,6 +63,21 @@ def api_token_issue(*, user: User) -> IssuedToken:
     )
     logger.info("auth.token_issued", extra=context(user_id=user.pk, token_id=token.pk))
     return IssuedToken(key=key, token=token)
+
+
+# Record use at most once a minute per token: no write on every API request.
+TOKEN_LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def api_token_authenticate(*, key: str) -> tuple[User, ApiToken] | None:
+    """The active user and unexpired token that ``key`` is, or None."""
+    token = ApiToken.objects.select_related("user").filter(key_hash=ApiToken.hash_key(key)).first()
+    now = timezone.now()
+    if token is None or token.is_expired(now) or not token.user.is_active:
+        return None
+    if token.last_used_at is None or now - token.last_used_at > TOKEN_LAST_USED_RESOLUTION:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token.user, token
 
 
 def api_token_revoke(*, token: ApiToken) -> None:

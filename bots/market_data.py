@@ -25,10 +25,13 @@ from bots.candle_csv import (
     format_ms,
     read_candle_file,
 )
+from bots.events import CandleData
 from bots.exchanges.base import Exchange
 from bots.models import Candle
 from bots.timeframes import OHLCV_COLUMNS, TimeframeError, resample, timeframe_ms
 from tradingbot.errors import AppError
+from tradingbot.events import publish_after_commit
+from tradingbot.live.protocol import candles_channel, candles_group
 from tradingbot.logconfig import context
 
 logger = logging.getLogger(__name__)
@@ -339,8 +342,11 @@ def candles_fetch_from_exchange(
         rows = sorted(row for row in map(_ohlcv_row, page) if cursor <= row.open_time < end)
         if not rows:
             break
-        result += candles_import(**key, rows=rows)
+        stored = candles_import(**key, rows=rows)
+        result += stored
         cursor = rows[-1].open_time + step
+        if stored.created and rows[-1].open_time == now // step * step - step:
+            _announce_closed(**key, row=rows[-1])
         if progress is not None:
             progress(min(-(-(cursor - start) // step), total), total)
     logger.info(
@@ -348,6 +354,17 @@ def candles_fetch_from_exchange(
         extra=context(**key, pages=pages, new=result.created, unchanged=result.unchanged),
     )
     return result
+
+
+def _announce_closed(*, exchange: str, symbol: str, timeframe: str, row: CandleRow) -> None:
+    """Tell the market's subscribers about its newest closed candle, just stored."""
+    data: CandleData = {
+        "exchange": exchange, "symbol": symbol, "timeframe": timeframe,
+        "candle": [row.open_time, *(float(value) for value in row[1:])],
+    }  # fmt: skip
+    event = {"type": "candles.closed", "channel": candles_channel(exchange, symbol, timeframe),
+             "owner": None, "data": data}  # fmt: skip
+    publish_after_commit([candles_group(exchange, symbol, timeframe)], event)
 
 
 def candles_load_sample(*, exchange: str = "bitget", symbol: str = "BTC/USDT") -> SampleSummary:

@@ -11,15 +11,36 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from channels.security.websocket import OriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
 
 from tradingbot.routing import websocket_urlpatterns  # noqa: E402
+
+
+class BrowserOriginValidator(OriginValidator):
+    """Refuse a WebSocket whose Origin is not one of ALLOWED_HOSTS (another site's page riding
+    on the trader's session cookie). A browser always sends Origin on a WebSocket; a handshake
+    without one is not from a page, and authenticates like any API client."""
+
+    def valid_origin(self, parsed_origin: object) -> bool:
+        if parsed_origin is None:
+            return True
+        return bool(super().valid_origin(parsed_origin))
+
+
+def allowed_origins() -> list[str]:
+    # As channels' AllowedHostsOriginValidator: ALLOWED_HOSTS, plus local hosts under DEBUG.
+    hosts = list(settings.ALLOWED_HOSTS)
+    if settings.DEBUG and not hosts:
+        hosts = ["localhost", "127.0.0.1", "[::1]"]
+    return hosts
+
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        "websocket": BrowserOriginValidator(
+            AuthMiddlewareStack(URLRouter(websocket_urlpatterns)), allowed_origins()
         ),
     }
 )

@@ -1,9 +1,12 @@
 """Publishing live events to WebSocket groups through the channel layer.
 
-Groups are per user and per object (``user-<id>``, ``backtest-<id>``, ``sweep-<id>``). An event is
-``{"type": "<kind>.<what>", "id": <object id>, "data": {...}}``; it reaches the consumers as the
-channel-layer message ``{"type": "stream.event", "event": <event>}``, or, when one batch sends
-several events to a group, as ``{"type": "stream.events", "events": [<event>, ...]}`` in order.
+Groups are per user and per object (``user-<id>``, ``bot-<id>``, ``backtest-<id>``,
+``sweep-<id>``) and per market (candles). An event is ``{"type": "<kind>.<what>", "id": <object
+id>, "channel": "<kind>:<id>", "owner": <user id>, "data": {...}}`` (``object_event``); a market's
+events have no owner. It reaches the consumers as the channel-layer message ``{"type":
+"stream.event", "group": <group>, "event": <event>}``, or, when one batch sends several events to a
+group, as ``{"type": "stream.events", "group": <group>, "events": [<event>, ...]}`` in order. The
+consumer checks ``owner`` on every event before it passes one on, without ``owner``.
 
 Events are sent only after the surrounding transaction commits, so a client never hears of a state
 that a rollback then takes back, and a client that re-reads on an event finds what it announced.
@@ -17,7 +20,7 @@ import asyncio
 import logging
 import os
 import threading
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from channels.layers import get_channel_layer
@@ -74,11 +77,25 @@ def object_group(kind: str, object_id: int) -> str:
     return f"{kind}-{object_id}"
 
 
-def channel_message(events: list[dict[str, Any]]) -> dict[str, Any]:
+def object_groups(kind: str, object_id: int, owner_id: int) -> list[str]:
+    """Where an object's events go: its owner's group and its own."""
+    return [user_group(owner_id), object_group(kind, object_id)]
+
+
+def object_event(
+    kind: str, what: str, *, object_id: int, owner_id: int, data: Mapping[str, Any]
+) -> dict[str, Any]:
+    return {
+        "type": f"{kind}.{what}", "id": object_id, "channel": f"{kind}:{object_id}",
+        "owner": owner_id, "data": data,
+    }  # fmt: skip
+
+
+def channel_message(group: str, events: list[dict[str, Any]]) -> dict[str, Any]:
     """The channel-layer message carrying ``events`` to a group's consumers."""
     if len(events) == 1:
-        return {"type": CHANNEL_MESSAGE_TYPE, "event": events[0]}
-    return {"type": CHANNEL_BATCH_TYPE, "events": events}
+        return {"type": CHANNEL_MESSAGE_TYPE, "group": group, "event": events[0]}
+    return {"type": CHANNEL_BATCH_TYPE, "group": group, "events": events}
 
 
 def publish_after_commit(groups: Iterable[str], event: dict[str, Any]) -> None:
@@ -116,7 +133,7 @@ def publish_batch_now(batch: list[tuple[list[str], dict[str, Any]]]) -> bool:
     async def send_all() -> None:
         await asyncio.gather(
             *(
-                layer.group_send(group, channel_message(events))
+                layer.group_send(group, channel_message(group, events))
                 for group, events in per_group.items()
             )
         )

@@ -1,5 +1,7 @@
-"""WebSocket routes. The live-updates consumer (``/ws/``) is added by the live-updates work."""
+"""WebSocket routes: the one live-updates endpoint."""
 
-from django.urls import URLPattern
+from django.urls import path
 
-websocket_urlpatterns: list[URLPattern] = []
+from tradingbot.live.consumers import LiveConsumer
+
+websocket_urlpatterns = [path("ws/", LiveConsumer.as_asgi())]

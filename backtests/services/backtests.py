@@ -32,6 +32,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from backtests.engine import EXIT_REASONS, BacktestResult
+from backtests.events import BacktestStatusData
 from backtests.models import ACTIVE_STATUSES, Backtest, BacktestSchedule, BacktestTrade, RunStatus
 from backtests.runner import run_backtest
 from backtests.services.config import (
@@ -45,7 +46,7 @@ from backtests.services.config import (
 from backtests.services.heartbeat import Heartbeat
 from bots import selectors as bot_selectors
 from strategies.registry import UnknownStrategyError, active
-from tradingbot.events import object_group, publish_after_commit, user_group
+from tradingbot.events import object_event, object_groups, publish_after_commit
 from tradingbot.logconfig import context
 
 logger = logging.getLogger(__name__)
@@ -415,18 +416,24 @@ class _Progress:
             _publish(self.backtest)
 
 
+def backtest_status_data(backtest: Backtest) -> BacktestStatusData:
+    return {
+        "status": backtest.status,
+        "progress": round(backtest.progress, 4),
+        "error": backtest.error,
+    }
+
+
 def _publish(backtest: Backtest) -> None:
     publish_after_commit(
-        [user_group(backtest.user_id), object_group("backtest", backtest.pk)],
-        {
-            "type": "backtest.status",
-            "id": backtest.pk,
-            "data": {
-                "status": backtest.status,
-                "progress": round(backtest.progress, 4),
-                "error": backtest.error,
-            },
-        },
+        object_groups("backtest", backtest.pk, backtest.user_id),
+        object_event(
+            "backtest",
+            "status",
+            object_id=backtest.pk,
+            owner_id=backtest.user_id,
+            data=backtest_status_data(backtest),
+        ),
     )
 
 

@@ -33,6 +33,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.models import User
+from backtests.events import SweepStatusData
 from backtests.grid import GridError, expand_grid
 from backtests.metrics import METRIC_KEYS
 from backtests.models import ACTIVE_STATUSES, RunStatus, Sweep, SweepRun
@@ -49,7 +50,7 @@ from backtests.services.heartbeat import Heartbeat
 from bots import selectors as bot_selectors
 from strategies.registry import active
 from tradingbot.errors import AppError
-from tradingbot.events import object_group, publish_after_commit, user_group
+from tradingbot.events import object_event, object_groups, publish_after_commit
 from tradingbot.logconfig import context
 
 logger = logging.getLogger(__name__)
@@ -339,20 +340,26 @@ def sweep_ranking(*, sweep: Sweep, limit: int | None = None) -> list[SweepRun]:
     return ranked if limit is None else ranked[:limit]
 
 
+def sweep_status_data(sweep: Sweep) -> SweepStatusData:
+    return {
+        "status": sweep.status,
+        "progress": round(sweep.progress, 4),
+        "done": sweep.done_count,
+        "failed": sweep.failed_count,
+        "total": sweep.combination_count,
+    }
+
+
 def _publish(sweep: Sweep) -> None:
     publish_after_commit(
-        [user_group(sweep.user_id), object_group("sweep", sweep.pk)],
-        {
-            "type": "sweep.status",
-            "id": sweep.pk,
-            "data": {
-                "status": sweep.status,
-                "progress": round(sweep.progress, 4),
-                "done": sweep.done_count,
-                "failed": sweep.failed_count,
-                "total": sweep.combination_count,
-            },
-        },
+        object_groups("sweep", sweep.pk, sweep.user_id),
+        object_event(
+            "sweep",
+            "status",
+            object_id=sweep.pk,
+            owner_id=sweep.user_id,
+            data=sweep_status_data(sweep),
+        ),
     )
 
 

@@ -30,9 +30,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 from bots.decisions import decide
+from bots.events import CandleData
 from bots.models import Bot, BotEvent, Order, Position
 from bots.services.books import position_mark
-from bots.services.events import bot_publish, event_data, updates_sent_together
+from bots.services.events import bot_publish, candle_data, event_data, updates_sent_together
 from bots.services.markets import BotMarket
 from bots.services.ticks import (
     LATE_CANDLE_RETRY_SECONDS,
@@ -57,6 +58,7 @@ class _Held:
     fields: dict[str, Any]
     event: BotEvent | None = None
     position: Position | None = None
+    candle: CandleData | None = None
     seconds: float = 0.0
 
 
@@ -146,7 +148,8 @@ def _hold(bot: Bot, position: Position, clock: Callable[[], float], now: datetim
     fields.update(last_candle_ms=candle_ms, risk_exit_target=decision.risk_exit_target)
     event = BotEvent(bot=bot, **tick_event(decision, target, candle_ms))
     result = TickResult(bot.pk, "held", candle_ms=candle_ms)
-    return _Held(bot, result, fields, event=event, position=position)
+    return _Held(bot, result, fields, event=event, position=position,
+                 candle=candle_data(bot, candles))  # fmt: skip
 
 
 def _release_fields(market: BotMarket, now: datetime, *, late: bool) -> dict[str, Any]:
@@ -183,6 +186,9 @@ def _write_back(held: list[_Held]) -> None:
         Bot.objects.filter(pk__in=[h.bot.pk for h in held], status=Bot.Status.STOPPING).update(
             next_tick_at=now
         )
+    for item in held:
+        if item.candle is not None:
+            bot_publish(item.bot, "bot.candle", item.candle)
     for event in events:
         bot_publish(event.bot, "bot.event", event_data(event))
     for item in held:

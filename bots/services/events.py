@@ -7,15 +7,18 @@ after the surrounding transaction commits.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
+import pandas as pd
 from django.utils import timezone
 
+from bots.events import BotEventData, BotStatusData, CandleData
 from bots.models import Bot, BotEvent
-from tradingbot.events import object_group, publish_batch_after_commit, user_group
+from bots.selectors import PRICE_FIELDS
+from tradingbot.events import object_event, object_groups, publish_batch_after_commit
 from tradingbot.logconfig import context
 
 logger = logging.getLogger("bots.bot")
@@ -36,9 +39,10 @@ def updates_sent_together() -> Iterator[None]:
         publish_batch_after_commit(batch)
 
 
-def bot_publish(bot: Bot, event_type: str, data: dict[str, Any]) -> None:
-    message = ([user_group(bot.user_id), object_group("bot", bot.pk)],
-               {"type": event_type, "id": bot.pk, "data": data})  # fmt: skip
+def bot_publish(bot: Bot, event_type: str, data: Mapping[str, Any]) -> None:
+    what = event_type.removeprefix("bot.")
+    event = object_event("bot", what, object_id=bot.pk, owner_id=bot.user_id, data=data)
+    message = (object_groups("bot", bot.pk, bot.user_id), event)
     batch = _collected.get()
     if batch is not None:
         batch.append(message)
@@ -61,11 +65,25 @@ def bot_event(
     return event
 
 
-def event_data(event: BotEvent) -> dict[str, Any]:
+def event_data(event: BotEvent) -> BotEventData:
     return {
         "id": event.pk, "time": int(event.time.timestamp() * 1000), "level": event.level,
         "kind": event.kind, "message": event.message, "data": event.data,
     }  # fmt: skip
+
+
+def candle_data(bot: Bot, candles: pd.DataFrame) -> CandleData:
+    """The newest candle of ``candles`` (a frame of closed candles, oldest first)."""
+    newest = candles.iloc[-1]
+    return {
+        "exchange": bot.exchange_account.exchange, "symbol": bot.symbol,
+        "timeframe": bot.timeframe,
+        "candle": [int(newest["open_time"]), *(float(newest[k]) for k in PRICE_FIELDS)],
+    }  # fmt: skip
+
+
+def status_data(bot: Bot) -> BotStatusData:
+    return {"status": bot.status, "last_error": bot.last_error}
 
 
 def bot_set_status(bot: Bot, status: str, *, expected: tuple[str, ...], **fields: Any) -> bool:
@@ -84,5 +102,5 @@ def bot_set_status(bot: Bot, status: str, *, expected: tuple[str, ...], **fields
         "bot.status",
         extra=context(bot_id=bot.pk, symbol=bot.symbol, action=status, previous=previous),
     )
-    bot_publish(bot, "bot.status", {"status": status, "last_error": bot.last_error})
+    bot_publish(bot, "bot.status", status_data(bot))
     return True

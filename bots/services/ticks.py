@@ -51,6 +51,7 @@ from bots.decisions import (
     minimum_problem,
     round_down,
 )
+from bots.events import OrderData, PositionData, TradeData
 from bots.exchanges.errors import (
     BelowMinimumError,
     ExchangeAuthError,
@@ -63,7 +64,13 @@ from bots.exchanges.paper import PaperExchange
 from bots.exchanges.prices import ReplayEndedError
 from bots.models import Bot, BotEvent, Order
 from bots.services.books import order_apply_result, position_mark, position_of
-from bots.services.events import bot_event, bot_publish, bot_set_status, updates_sent_together
+from bots.services.events import (
+    bot_event,
+    bot_publish,
+    bot_set_status,
+    candle_data,
+    updates_sent_together,
+)
 from bots.services.markets import BotMarket
 from strategies.registry import active as strategy_registry
 from tradingbot.logconfig import context
@@ -186,6 +193,7 @@ def _trade(bot: Bot, market: BotMarket) -> TickResult:
     candle_ms = int(candles["open_time"].iloc[-1])
     if bot.last_candle_ms is not None and candle_ms <= bot.last_candle_ms:
         return TickResult(bot.pk, "waiting", late=late)
+    bot_publish(bot, "bot.candle", candle_data(bot, candles))
     target = signal_of(bot, candles)
     extremes = range_since(candles, bot.last_candle_ms)
     close = Decimal(repr(float(candles["close"].iloc[-1])))
@@ -506,7 +514,7 @@ def _announce_order(bot: Bot, order: Order, trades: list[Any], *, adopted: bool 
         bot_publish(bot, "bot.trade", trade_data(trade))
 
 
-def order_data(order: Order) -> dict[str, Any]:
+def order_data(order: Order) -> OrderData:
     return {
         "client_order_id": order.client_order_id, "side": order.side,
         "order_type": order.order_type, "price": _text(order.price), "qty": _text(order.qty),
@@ -515,7 +523,7 @@ def order_data(order: Order) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def trade_data(trade: Any) -> dict[str, Any]:
+def trade_data(trade: Any) -> TradeData:
     return {
         "side": trade.side, "qty": _text(trade.qty), "price": _text(trade.price),
         "fee": _text(trade.fee), "pnl": _text(trade.pnl),
@@ -523,7 +531,7 @@ def trade_data(trade: Any) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def position_data(position: Any) -> dict[str, Any]:
+def position_data(position: Any) -> PositionData:
     return {
         "symbol": position.symbol, "qty": _text(position.qty),
         "entry_price": _text(position.entry_price), "pnl": _text(position.pnl),

@@ -59,7 +59,11 @@ def test_an_event_reaches_the_group_as_a_stream_event(group):
         assert events.publish_now([group], {"type": "thing.status", "id": 1, "data": {"a": 1}})
 
     assert listen(group, act) == [
-        {"type": "stream.event", "event": {"type": "thing.status", "id": 1, "data": {"a": 1}}}
+        {
+            "type": "stream.event",
+            "group": group,
+            "event": {"type": "thing.status", "id": 1, "data": {"a": 1}},
+        }
     ]
 
 
@@ -131,5 +135,7 @@ def test_a_batch_reaches_each_group_as_one_message_with_its_events_in_order():
 
     async_to_sync(both)()
 
-    assert received[first] == [{"type": "stream.events", "events": [event for _, event in batch]}]
-    assert received[second] == [{"type": "stream.event", "event": batch[0][1]}]
+    assert received[first] == [
+        {"type": "stream.events", "group": first, "events": [event for _, event in batch]}
+    ]
+    assert received[second] == [{"type": "stream.event", "group": second, "event": batch[0][1]}]
