@@ -10,7 +10,7 @@ from typing import Any, TypedDict
 
 
 class BotStatusData(TypedDict):
-    """``bot.status``: the bot moved to ``status`` (draft, running, stopping, stopped, error)."""
+    """``bot.status``: the bot moved to ``status`` (running, stopping, stopped, error)."""
 
     status: str
     last_error: str

@@ -32,6 +32,8 @@ from bots.market_data import (
     candles_store_resampled,
 )
 from bots.models import Candle
+from tests.backtests.worker_helpers import group_listener  # noqa: F401 - a fixture
+from tradingbot.live.protocol import candles_group
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "bots" / "data" / "btc_usdt_5m.csv.gz"
@@ -448,3 +450,38 @@ def test_it_does_not_ask_when_every_candle_of_the_range_is_stored(db: Any) -> No
     # then
     assert (result.created, result.unchanged) == (0, 0)
     assert transport.requests == []
+
+
+def test_the_newest_closed_candle_is_announced_to_the_markets_subscribers_once(
+    transactional_db: Any,
+    group_listener: Any,  # noqa: F811
+) -> None:
+    # given: a listener on the market's group
+    group_listener.join(candles_group("bitget", "BTC/USDT", "5m"))
+
+    # when: a fetch stores up to the newest closed candle, then runs again (nothing new)
+    for _ in range(2):
+        candles_fetch_from_exchange(
+            exchange=bitget(BitgetKlines(NOW)), symbol="BTC/USDT", timeframe="5m",
+            since_ms=SINCE, now_ms=NOW,
+        )  # fmt: skip
+
+    # then: one candles.closed, for the newest closed candle only
+    messages = group_listener.receive(seconds=2)
+    assert [m["event"]["type"] for m in messages] == ["candles.closed"]
+    event = messages[0]["event"]
+    assert event["channel"] == "candles:bitget:BTC/USDT:5m"
+    assert event["owner"] is None
+    assert event["data"]["candle"] == [int(ROWS[-2][0]), *(float(v) for v in ROWS[-2][1:])]
+
+
+def test_a_fetch_of_older_candles_announces_nothing(
+    transactional_db: Any,
+    group_listener: Any,  # noqa: F811
+) -> None:
+    group_listener.join(candles_group("bitget", "BTC/USDT", "5m"))
+    candles_fetch_from_exchange(
+        exchange=bitget(BitgetKlines(NOW)), symbol="BTC/USDT", timeframe="5m",
+        since_ms=SINCE, until_ms=SINCE + 300 * STEP, now_ms=NOW,
+    )  # fmt: skip
+    assert group_listener.receive(seconds=1) == []
