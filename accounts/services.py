@@ -17,6 +17,7 @@ from django.utils import timezone
 from accounts import throttling
 from accounts.models import ApiToken, ExchangeAccount, User
 from tradingbot.errors import AppError
+from tradingbot.events import revoke_connections_now, token_group
 from tradingbot.logconfig import context
 
 logger = logging.getLogger(__name__)
@@ -81,7 +82,10 @@ def api_token_authenticate(*, key: str) -> tuple[User, ApiToken] | None:
 
 
 def api_token_revoke(*, token: ApiToken) -> None:
+    """Delete the token; its live connections are closed once that commits."""
     ApiToken.objects.filter(pk=token.pk).delete()
+    token_id = token.pk
+    transaction.on_commit(lambda: revoke_connections_now(token_group(token_id)))
     logger.info("auth.token_revoked", extra=context(user_id=token.user_id, token_id=token.pk))
 
 

@@ -17,6 +17,7 @@ backtest or the tick that was reporting. A failure is logged once per outage, no
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import threading
@@ -77,6 +78,16 @@ def object_group(kind: str, object_id: int) -> str:
     return f"{kind}-{object_id}"
 
 
+def session_group(session_key: str) -> str:
+    """The live connections of one browser session (a hash: group names are stored in Redis)."""
+    return f"session-{hashlib.sha256(session_key.encode()).hexdigest()[:32]}"
+
+
+def token_group(token_id: int) -> str:
+    """The live connections authenticated by one API token."""
+    return f"token-{token_id}"
+
+
 def object_groups(kind: str, object_id: int, owner_id: int) -> list[str]:
     """Where an object's events go: its owner's group and its own."""
     return [user_group(owner_id), object_group(kind, object_id)]
@@ -112,6 +123,23 @@ def publish_batch_after_commit(batch: list[tuple[list[str], dict[str, Any]]]) ->
 def publish_now(groups: Iterable[str], event: dict[str, Any]) -> bool:
     """Send ``event`` to ``groups``; False (logged once per outage) when the layer is down."""
     return publish_batch_now([(list(groups), event)])
+
+
+def revoke_connections_now(group: str) -> bool:
+    """Close the live connections in ``group`` (their session or token has ended) with 4401."""
+    layer = get_channel_layer()
+    if layer is None:
+        return False
+
+    async def send() -> None:
+        await layer.group_send(group, {"type": "connection.revoke"})
+
+    try:
+        _publisher.run(send)
+    except Exception as exc:
+        logger.warning("events.revoke_failed", extra=context(error=type(exc).__name__))
+        return False
+    return True
 
 
 def publish_batch_now(batch: list[tuple[list[str], dict[str, Any]]]) -> bool:

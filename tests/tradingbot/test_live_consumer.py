@@ -15,7 +15,7 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
-from accounts.services import api_token_issue
+from accounts.services import api_token_issue, api_token_revoke
 from bots.models import Bot
 from tests.backtests.worker_helpers import group_listener  # noqa: F401 - a fixture
 from tests.bots.bot_helpers import EXCHANGE, SYMBOL, TIMEFRAME, paper_account, replay_bot
@@ -86,6 +86,44 @@ def test_it_authenticates_a_session_and_joins_the_users_group(user):
         assert await socket.receive_json_from() == {"type": "auth.ok", "user": user.pk}
         assert await ask(socket, {"type": "ping"}) == {"type": "pong"}
         await socket.disconnect()
+
+    run(scenario)
+
+
+def test_logging_out_closes_that_sessions_sockets_only(user):
+    # given: two browsers of the same user, each with a live socket
+    browsers = [Client(), Client()]
+    for browser in browsers:
+        browser.force_login(user)
+
+    def headers(browser: Client) -> list[Any]:
+        cookie = f"sessionid={browser.cookies['sessionid'].value}".encode()
+        return [(b"cookie", cookie), (b"origin", b"http://127.0.0.1:8000")]
+
+    async def scenario() -> None:
+        leaving, staying = [await connected(headers=headers(b)) for b in browsers]
+        for socket in (leaving, staying):
+            assert (await socket.receive_json_from())["type"] == "auth.ok"
+        # when: the first browser logs out
+        response = await asyncio.to_thread(browsers[0].post, "/accounts/logout/")
+        assert response.status_code == 302
+        # then: its socket is told and closed; the other browser's is not
+        assert (await leaving.receive_json_from(timeout=5))["code"] == "session_ended"
+        assert (await leaving.receive_output(timeout=5))["code"] == protocol.CLOSE_UNAUTHENTICATED
+        assert await ask(staying, {"type": "ping"}) == {"type": "pong"}
+        await staying.disconnect()
+
+    run(scenario)
+
+
+def test_revoking_a_token_closes_its_sockets(user):
+    issued = api_token_issue(user=user)
+
+    async def scenario() -> None:
+        socket = await connected(issued.key)
+        await asyncio.to_thread(api_token_revoke, token=issued.token)
+        assert (await socket.receive_json_from(timeout=5))["code"] == "session_ended"
+        assert (await socket.receive_output(timeout=5))["code"] == protocol.CLOSE_UNAUTHENTICATED
 
     run(scenario)
 

@@ -24,7 +24,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from accounts.models import User
-from tradingbot.events import user_group
+from tradingbot.events import session_group, token_group, user_group
 from tradingbot.live import protocol
 from tradingbot.live.protocol import (
     Auth,
@@ -34,7 +34,7 @@ from tradingbot.live.protocol import (
     Subscribe,
     Unsubscribe,
 )
-from tradingbot.live.subscriptions import subscription_snapshot, user_for_token
+from tradingbot.live.subscriptions import subscription_snapshot, token_holder
 from tradingbot.logconfig import context
 
 logger = logging.getLogger("tradingbot.live")
@@ -56,7 +56,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         await self.accept()
         user = self.scope.get("user")
         if user is not None and user.is_authenticated:
-            await self._authenticated(user)
+            await self._authenticated(user, session_group(self.scope["session"].session_key))
         else:
             self.auth_timer = asyncio.create_task(self._close_unless_authenticated())
 
@@ -84,7 +84,10 @@ class LiveConsumer(AsyncWebsocketConsumer):
             return
         self.received += 1
         if text_data is None:
-            await self._bad("invalid_message", "binary frames are not accepted; send JSON text")
+            if self.user is None:
+                await self._refuse("unauthenticated", "authenticate first")
+            else:
+                await self._bad("invalid_message", "binary frames are not accepted; send JSON text")
             return
         if len(text_data) > protocol.MAX_TEXT_BYTES // 4 and (
             len(text_data.encode()) > protocol.MAX_TEXT_BYTES
@@ -113,18 +116,19 @@ class LiveConsumer(AsyncWebsocketConsumer):
         elif isinstance(message, Unsubscribe):
             await self._unsubscribe(message.channel)
 
-    async def _auth(self, token: str) -> None:
-        user = await database_sync_to_async(user_for_token)(token)
+    async def _auth(self, key: str) -> None:
+        holder = await database_sync_to_async(token_holder)(key)
         if self.user is not None:
-            if user is None or user.pk != self.user.pk:
+            if holder is None or holder[0].pk != self.user.pk:
                 await self._bad("auth_failed", "this connection is already another user's")
             else:
-                await self._send({"type": "auth.ok", "user": user.pk})
+                await self._send({"type": "auth.ok", "user": self.user.pk})
             return
-        if user is None:
+        if holder is None:
             await self._refuse("auth_failed", "invalid or expired token")
             return
-        await self._authenticated(user)
+        user, token_id = holder
+        await self._authenticated(user, token_group(token_id))
 
     async def _subscribe(self, channel: Channel) -> None:
         if channel.name not in self.subscriptions and (
@@ -175,14 +179,19 @@ class LiveConsumer(AsyncWebsocketConsumer):
             if admitted:
                 await self._send(protocol.client_view(event))
 
+    async def connection_revoke(self, message: dict[str, Any]) -> None:
+        await self._refuse("session_ended", "signed out", reason="signed_out")
+
     # --- helpers ------------------------------------------------------------------------------
 
-    async def _authenticated(self, user: User) -> None:
+    async def _authenticated(self, user: User, credential_group: str) -> None:
+        """Join the user's group, and the group of the session or token it came with (so
+        that logging out or revoking the token closes it)."""
         self.user = user
         if self.auth_timer is not None:
             self.auth_timer.cancel()
             self.auth_timer = None
-        if await self._join(user_group(user.pk)):
+        if await self._join(credential_group) and await self._join(user_group(user.pk)):
             await self._send({"type": "auth.ok", "user": user.pk})
 
     async def _close_unless_authenticated(self) -> None:

@@ -27,9 +27,10 @@ SNAPSHOT_CANDLES = 200
 SNAPSHOT_RECENT = 20
 
 
-def user_for_token(key: str) -> User | None:
+def token_holder(key: str) -> tuple[User, int] | None:
+    """The user and token id that API token ``key`` is, or None."""
     found = api_token_authenticate(key=key)
-    return None if found is None else found[0]
+    return None if found is None else (found[0], found[1].pk)
 
 
 def subscription_snapshot(*, user: User, channel: Channel) -> Event:

@@ -1,0 +1,202 @@
+/*
+ * A bot's page (templates/bots/bot_detail.html), kept current through Live (live.js).
+ *
+ * It subscribes to bot:<id> (the id is this script tag's data-bot-id). Each bot.snapshot (on
+ * every connect and reconnect) redraws the status, position, open orders, trades and events
+ * from the server's state; bot.status, bot.position, bot.order, bot.trade and bot.event then
+ * change just their part. Rows are drawn as the template draws them (Django's floatformat, UTC
+ * times), and text goes in as text, never as HTML.
+ */
+(() => {
+  "use strict";
+
+  const script = document.currentScript;
+  const botId = script && script.dataset.botId;
+  if (!window.Live || !botId) return;
+
+  const channel = `bot:${botId}`;
+  const RECENT_ROWS = 20; // as bots/views.py RECENT_ROWS
+
+  // --- formatting, as the template's filters ----------------------------------------------------
+
+  /** Django's floatformat on a decimal string: `places` < 0 drops the decimals of a whole number;
+   *  rounding is half away from zero, done on the digits so that no float rounds a price. */
+  function floatformat(text, places) {
+    if (text === null || text === undefined || text === "") return "";
+    const match = /^(-?)(\d*)(?:\.(\d*))?$/.exec(String(text));
+    if (match === null) return String(text);
+    const [, sign, whole, fraction = ""] = match;
+    const digits = Math.abs(places);
+    if (places < 0 && /^0*$/.test(fraction)) {
+      const integer = BigInt(whole || "0");
+      return integer === 0n ? "0" : `${sign}${integer}`;
+    }
+    const kept = (fraction + "0".repeat(digits + 1)).slice(0, digits + 1);
+    let scaled = BigInt((whole || "0") + kept.slice(0, digits));
+    if (kept[digits] >= "5") scaled += 1n;
+    const padded = scaled.toString().padStart(digits + 1, "0");
+    const result = digits ? `${padded.slice(0, -digits)}.${padded.slice(-digits)}` : padded;
+    return scaled === 0n ? result : sign + result;
+  }
+
+  function utc(ms, withSeconds) {
+    const iso = new Date(ms).toISOString();
+    return `${iso.slice(0, 10)} ${iso.slice(11, withSeconds ? 19 : 16)} UTC`;
+  }
+
+  function row(cells, attributes = {}) {
+    const tr = document.createElement("tr");
+    for (const [name, value] of Object.entries(attributes)) tr.setAttribute(name, value);
+    for (const text of cells) {
+      const td = document.createElement("td");
+      td.textContent = text;
+      tr.append(td);
+    }
+    return tr;
+  }
+
+  // --- the sections -----------------------------------------------------------------------------
+
+  function section(id) {
+    const element = document.getElementById(id);
+    return {
+      element,
+      table: element.querySelector("table"),
+      body: element.querySelector("tbody"),
+      empty: element.querySelector(".empty"),
+    };
+  }
+
+  function showRows(part) {
+    const any = part.body.rows.length > 0;
+    part.table.hidden = !any;
+    part.empty.hidden = any;
+  }
+
+  function prepend(part, tr) {
+    part.body.prepend(tr);
+    while (part.body.rows.length > RECENT_ROWS) part.body.lastElementChild.remove();
+    showRows(part);
+  }
+
+  function showStatus(data) {
+    const badge = document.getElementById("bot-status");
+    const status = String(data.status || "");
+    badge.className = `badge ${status}`;
+    badge.textContent = status.charAt(0).toUpperCase() + status.slice(1);
+    const errorRow = document.getElementById("bot-error-row");
+    document.getElementById("bot-error").textContent = data.last_error || "";
+    errorRow.hidden = !data.last_error;
+    // The forms the page was drawn with stay; those that no longer apply are disabled.
+    const start = document.querySelector("#bot-start button");
+    const stop = document.querySelector("#bot-stop button");
+    if (start) start.disabled = status === "running" || status === "stopping";
+    if (stop) stop.disabled = status === "stopped";
+  }
+
+  function showPosition(data) {
+    const part = section("bot-position");
+    const cell = (name) => part.body.querySelector(`td.${name}`);
+    const has = data !== null && data !== undefined;
+    cell("position-qty").textContent = has ? `${floatformat(data.qty, -8)} ${data.symbol}` : "";
+    cell("entry-price").textContent = has ? floatformat(data.entry_price, -2) || "—" : "";
+    cell("mark-price").textContent = has ? floatformat(data.mark_price, -2) || "—" : "";
+    cell("realised-pnl").textContent = has ? floatformat(data.pnl, 2) : "";
+    cell("unrealised-pnl").textContent = has ? floatformat(data.unrealized_pnl, 2) : "";
+    part.table.hidden = !has;
+    part.empty.hidden = has;
+  }
+
+  function eventRow(data) {
+    const cells = [utc(data.time, true), data.level, data.kind, data.message];
+    return row(cells, { "data-event-id": String(data.id) });
+  }
+
+  function addEvent(data) {
+    const part = section("bot-events");
+    if (part.body.querySelector(`tr[data-event-id="${CSS.escape(String(data.id))}"]`)) return;
+    prepend(part, eventRow(data));
+  }
+
+  function tradeKey(data) {
+    return [data.time, data.side, data.qty, data.price, data.fee, data.pnl].join("|");
+  }
+
+  function tradeRow(data) {
+    const cells = [
+      utc(data.time, false), data.side, floatformat(data.qty, -8), floatformat(data.price, -2),
+      floatformat(data.fee, 4), floatformat(data.pnl, 2),
+    ];
+    return row(cells, { "data-trade-key": tradeKey(data) });
+  }
+
+  function addTrade(data) {
+    const part = section("bot-trades");
+    // A trade made while the snapshot was read arrives in it and again as an event.
+    const key = CSS.escape(tradeKey(data));
+    if (part.body.querySelector(`tr[data-trade-key="${key}"]`)) return;
+    prepend(part, tradeRow(data));
+  }
+
+  function orderRow(data, placed) {
+    const cells = [
+      placed, data.side, data.order_type,
+      data.price === null ? "market" : floatformat(data.price, -2),
+      floatformat(data.qty, -8), floatformat(data.filled_qty, -8), data.status, data.reason,
+      data.client_order_id,
+    ];
+    return row(cells, { "data-order-id": data.client_order_id });
+  }
+
+  function orderRows(part) {
+    return new Map([...part.body.rows].map((tr) => [tr.dataset.orderId, tr]));
+  }
+
+  /** An order's event carries no placing time: a known row keeps its own, a new one shows "—". */
+  function showOrder(data) {
+    const part = section("bot-open-orders");
+    const existing = orderRows(part).get(data.client_order_id);
+    if (data.status !== "open") {
+      if (existing) existing.remove();
+    } else if (existing) {
+      existing.replaceWith(orderRow(data, existing.cells[0].textContent));
+    } else {
+      part.body.prepend(orderRow(data, "—"));
+    }
+    showRows(part);
+  }
+
+  function showSnapshot(data) {
+    showStatus(data);
+    showPosition(data.position);
+    const orders = section("bot-open-orders");
+    const placed = orderRows(orders);
+    orders.body.replaceChildren(...(data.open_orders || []).map((order) => {
+      const known = placed.get(order.client_order_id);
+      return orderRow(order, known ? known.cells[0].textContent : "—");
+    }));
+    showRows(orders);
+    // Snapshots list the most recent oldest first; the page shows them newest first.
+    const trades = section("bot-trades");
+    trades.body.replaceChildren(...(data.recent_trades || []).map(tradeRow).reverse());
+    showRows(trades);
+    const events = section("bot-events");
+    events.body.replaceChildren(...(data.recent_events || []).map(eventRow).reverse());
+    showRows(events);
+  }
+
+  // --- wiring -----------------------------------------------------------------------------------
+
+  const forThisBot = (draw) => (message) => {
+    if (message.channel === channel) draw(message.data || {});
+  };
+  window.Live.on("bot.snapshot", forThisBot(showSnapshot));
+  window.Live.on("bot.status", forThisBot(showStatus));
+  window.Live.on("bot.position", (message) => {
+    if (message.channel === channel) showPosition(message.data);
+  });
+  window.Live.on("bot.order", forThisBot(showOrder));
+  window.Live.on("bot.trade", forThisBot(addTrade));
+  window.Live.on("bot.event", forThisBot(addEvent));
+  window.Live.subscribe(channel);
+})();
