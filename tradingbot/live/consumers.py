@@ -38,6 +38,11 @@ from tradingbot.live.subscriptions import subscription_snapshot, token_holder
 from tradingbot.logconfig import context
 
 logger = logging.getLogger("tradingbot.live")
+# Reasons the server closed a connection for a fault (logged as a warning; the rest as info).
+FAULTS = frozenset(
+    ("unauthenticated", "auth_failed", "too_many_bad_messages", "message_too_big",
+     "layer_unavailable")
+)  # fmt: skip
 
 
 class LiveConsumer(AsyncWebsocketConsumer):
@@ -65,7 +70,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
             self.auth_timer.cancel()
         left_all = await self._leave_all()
         reason = self.close_reason or ("" if left_all else "layer_unavailable")
-        log = logger.warning if self.close_reason not in ("", "auth_timeout") else logger.info
+        log = logger.warning if reason in FAULTS else logger.info
         log(
             "ws.closed",
             extra=context(
