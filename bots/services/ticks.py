@@ -512,6 +512,8 @@ def _announce_order(bot: Bot, order: Order, trades: list[Any], *, adopted: bool 
     bot_publish(bot, "bot.order", order_data(order))
     for trade in trades:
         bot_publish(bot, "bot.trade", trade_data(trade))
+    if trades:  # a fill moved the position (a stop's flatten, a fill found on reconcile)
+        bot_publish(bot, "bot.position", position_data(position_of(bot)))
 
 
 def order_data(order: Order) -> OrderData:

@@ -27,6 +27,7 @@ from bots.services import BotConfig, bot_create, bot_start, bot_stop, bot_tick, 
 from bots.services.markets import BotMarket
 from bots.services.ticks import client_order_id
 from bots.tasks import bot_tick_task
+from tests.backtests.worker_helpers import group_listener  # noqa: F401 - a fixture
 from tests.bots.bot_helpers import (
     STEP_MS,
     SYMBOL,
@@ -463,6 +464,32 @@ def test_a_stop_that_meets_an_outage_backs_off_and_finishes_later(
     assert runner.tick().outcome == "stopped"
     assert Position.objects.get(bot=runner.bot).qty == 0
     assert kinds(runner.bot).count("exchange_unavailable") == 1
+
+
+def test_a_stop_that_closes_the_position_announces_the_flat_position(
+    runner: ReplayBot,
+    group_listener: Any,  # noqa: F811
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    # given: a bot in a long position, listened to on its group
+    Scripted.target = 1
+    runner.tick()
+    group_listener.join(f"bot-{runner.bot.pk}")
+
+    # when: it is stopped with "close the position" (the stop carries it out at once)
+    with django_capture_on_commit_callbacks(execute=True):
+        bot = bot_stop(bot=runner.refresh(), flatten=True, clock=runner.clock)
+    assert bot.status == Bot.Status.STOPPED
+
+    # then: a page showing the position hears that it is flat, after the closing trade
+    messages = group_listener.receive(seconds=3)
+    events = [e for m in messages for e in (m.get("events") or [m["event"]])]
+    types = [e["type"] for e in events]
+    assert "bot.trade" in types
+    positions = [e["data"] for e in events if e["type"] == "bot.position"]
+    assert positions
+    assert positions[-1]["qty"] == "0"
+    assert types.index("bot.trade") < len(types) - 1 - types[::-1].index("bot.position")
 
 
 def _ticker_at(price: Decimal) -> dict[str, Any]:
