@@ -104,6 +104,32 @@ class QuietHighFrequencyTasks(logging.Filter):
         return not any(name in text for name in QUIET_TASKS)
 
 
+class OncePerInterval(logging.Filter):
+    """Let a logger's repeated failure through once per ``seconds`` (with how many were held back).
+
+    For third-party loops that log on every iteration of a failure: channels-redis' pub/sub reader
+    logs a traceback every second while Redis is down.
+    """
+
+    def __init__(self, seconds: float = 300.0) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self._last: dict[tuple[str, str], float] = {}
+        self._held: dict[tuple[str, str], int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, str(record.msg))
+        last = self._last.get(key)
+        if last is not None and record.created - last < self.seconds:
+            self._held[key] = self._held.get(key, 0) + 1
+            return False
+        self._last[key] = record.created
+        held = self._held.pop(key, 0)
+        if held:
+            record.repeated = held
+        return True
+
+
 def build_logging_config(*, level: str, fmt: str) -> dict[str, Any]:
     formatter = "json" if fmt == "json" else "text"
     return {
@@ -116,6 +142,7 @@ def build_logging_config(*, level: str, fmt: str) -> dict[str, Any]:
         "filters": {
             "security_one_line": {"()": "tradingbot.logconfig.SecurityOneLine"},
             "quiet_tasks": {"()": "tradingbot.logconfig.QuietHighFrequencyTasks"},
+            "once_per_interval": {"()": "tradingbot.logconfig.OncePerInterval"},
         },
         "handlers": {
             "stdout": {
@@ -136,5 +163,7 @@ def build_logging_config(*, level: str, fmt: str) -> dict[str, Any]:
             "celery": {"level": "INFO"},
             # ccxt logs each request's headers (API key, passphrase) at DEBUG: never let it.
             "ccxt": {"level": "INFO"},
+            # Its pub/sub reader logs a traceback every second while Redis is down.
+            "channels_redis.pubsub": {"filters": ["once_per_interval"]},
         },
     }

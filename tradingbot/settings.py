@@ -127,9 +127,14 @@ CACHES = {
         "KEY_PREFIX": "tb",
     }
 }
+# Redis pub/sub, not channels-redis' list-based core layer: a group event is one PUBLISH that
+# each daphne process fans out to its own sockets (the core layer pushes one copy per socket),
+# membership ends with the process's subscription (nothing left behind by a crash), and a
+# socket that disconnects cannot take a message meant for the others with it (the core layer
+# shares one blocking read per process, and a cancelled read drops what it had popped).
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
         "CONFIG": {"hosts": [{"address": REDIS_URL}], "prefix": "tb-asgi"},
     }
 }

@@ -186,6 +186,7 @@ class GroupListener:
         self._thread.start()
         self.channel: str = self._run(self.layer.new_channel())
         self.groups: list[str] = []
+        self._pending: asyncio.Future[Any] | None = None
 
     def _run(self, coroutine: Coroutine[Any, Any, T], timeout: float = 120.0) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
@@ -199,15 +200,20 @@ class GroupListener:
         return self._run(self._receive(seconds, until), timeout=seconds + 30)
 
     async def _receive(self, seconds: float, until: Callable[[Any], bool] | None) -> list[Any]:
+        # The pending receive is kept, never cancelled: cancelling the pub/sub layer's receive
+        # unsubscribes the channel.
         messages: list[Any] = []
-        try:
-            async with asyncio.timeout(seconds):
-                while True:
-                    messages.append(await self.layer.receive(self.channel))
-                    if until is not None and until(messages[-1]):
-                        break
-        except TimeoutError:
-            pass
+        deadline = self._loop.time() + seconds
+        while (left := deadline - self._loop.time()) > 0:
+            if self._pending is None:
+                self._pending = asyncio.ensure_future(self.layer.receive(self.channel))
+            done, _ = await asyncio.wait({self._pending}, timeout=left)
+            if not done:
+                break
+            messages.append(self._pending.result())
+            self._pending = None
+            if until is not None and until(messages[-1]):
+                break
         return messages
 
     def close(self) -> None:

@@ -38,11 +38,21 @@ async def _listen(group: str, act: Any, *, quiet_for: float | None = None) -> li
     return received
 
 
+_pending: dict[str, asyncio.Future[Any]] = {}
+
+
 async def _receive(channel: str, timeout: float) -> Any:
-    try:
-        return await asyncio.wait_for(get_channel_layer().receive(channel), timeout)
-    except TimeoutError:
+    """The next message, or None after ``timeout``. The wait is never cancelled: cancelling
+    the pub/sub layer's ``receive`` unsubscribes the channel (a consumer's receive is cancelled
+    only when it ends)."""
+    pending = _pending.get(channel)
+    if pending is None:
+        pending = _pending[channel] = asyncio.ensure_future(get_channel_layer().receive(channel))
+    done, _ = await asyncio.wait({pending}, timeout=timeout)
+    if not done:
         return None
+    del _pending[channel]
+    return pending.result()
 
 
 def listen(group: str, act: Any) -> list[Any]:

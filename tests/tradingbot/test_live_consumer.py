@@ -23,6 +23,7 @@ from tests.bots.bot_helpers import store_candles as store_sample_candles
 from tradingbot.asgi import application
 from tradingbot.events import object_event, object_groups, publish_now
 from tradingbot.live import protocol
+from tradingbot.redis import get_redis
 
 pytestmark = pytest.mark.django_db(transaction=True)
 QUIET_SECONDS = 0.5
@@ -313,18 +314,19 @@ def test_a_disconnect_leaves_every_group(user, bot):
     layer = get_channel_layer()
     groups = object_groups("bot", bot.pk, user.pk)
 
-    async def members(group: str) -> int:
-        connection = layer.connection(layer.consistent_hash(group))
-        return int(await connection.zcard(layer._group_key(group)))
+    def subscribers(group: str) -> int:
+        # This process's subscription to the group's pub/sub channel, as Redis sees it.
+        name = layer._get_group_channel_name(group)
+        return int(dict(get_redis().pubsub_numsub(name))[name.encode()])
 
     async def scenario() -> None:
         socket = await connected(token)
         await ask(socket, {"type": "subscribe", "channel": f"bot:{bot.pk}"})
-        assert [await members(group) for group in groups] == [1, 1]
+        assert [subscribers(group) for group in groups] == [1, 1]
         # when
         await socket.disconnect()
         # then
-        assert [await members(group) for group in groups] == [0, 0]
+        assert [subscribers(group) for group in groups] == [0, 0]
 
     run(scenario)
 

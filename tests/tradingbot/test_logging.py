@@ -16,6 +16,7 @@ from tests.conftest import ROOT
 from tradingbot.logconfig import (
     RESERVED_ATTRS,
     JsonFormatter,
+    OncePerInterval,
     QuietHighFrequencyTasks,
     TextFormatter,
     context,
@@ -124,6 +125,50 @@ def test_it_keeps_a_failure_of_a_quiet_task():
         "celery.app.trace", "Task bots.tasks.bot_tick_task[1f] raised", logging.ERROR
     )
     assert QuietHighFrequencyTasks().filter(record)
+
+
+def _record_at(created: float, message: str = "Unexpected exception in receive task"):
+    record = _celery_record("channels_redis.pubsub", message, logging.ERROR)
+    record.created = created
+    return record
+
+
+def test_it_lets_a_repeated_failure_through_once_per_interval_with_the_count_held_back():
+    # given: a failure logged every second for ten minutes, the filter's interval five
+    once = OncePerInterval(seconds=300)
+    records = [_record_at(1000.0 + second) for second in range(600)]
+    # when
+    kept = [record for record in records if once.filter(record)]
+    # then: the first, then the one five minutes on, which says how many it stood for
+    assert [record.created for record in kept] == [1000.0, 1300.0]
+    assert not hasattr(kept[0], "repeated")
+    assert kept[1].repeated == 299
+
+
+def test_it_keeps_a_different_failure_in_the_same_interval():
+    once = OncePerInterval(seconds=300)
+    assert once.filter(_record_at(1000.0, "Unexpected exception in receive task"))
+    assert once.filter(_record_at(1001.0, "Something else went wrong"))
+    assert not once.filter(_record_at(1002.0, "Something else went wrong"))
+
+
+def test_it_logs_channels_redis_pubsub_reader_failures_once_per_interval(tmp_path):
+    # given: the pub/sub reader's failure, as it logs it once a second while Redis is down
+    command = (
+        "import logging\n"
+        "log = logging.getLogger('channels_redis.pubsub')\n"
+        "for _ in range(50):\n"
+        "    try:\n"
+        "        raise ConnectionError('Error 111 connecting to 127.0.0.1:6379')\n"
+        "    except ConnectionError:\n"
+        "        log.exception('Unexpected exception in receive task')\n"
+    )
+    # when
+    result = manage_shell(tmp_path, command, LOG_FORMAT="text")
+    # then: one line (and its traceback), not fifty
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("Unexpected exception in receive task") == 1, result.stdout
+    assert result.stdout.count("Traceback") == 1
 
 
 def test_it_quotes_text_values_with_spaces_and_empty_values():
