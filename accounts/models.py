@@ -2,9 +2,12 @@ from __future__ import annotations
 
 import hashlib
 from decimal import Decimal
+from functools import cache
 from typing import Any, ClassVar
+from zoneinfo import available_timezones
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
@@ -35,11 +38,29 @@ class UserManager(BaseUserManager["User"]):
         return self.get(email__iexact=username)
 
 
+def validate_time_zone(name: str) -> None:
+    if not is_time_zone(name):
+        raise ValidationError(f"{name!r} is not an IANA time zone name.")
+
+
+def is_time_zone(name: str) -> bool:
+    return name in _time_zones()
+
+
+@cache
+def _time_zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
 class User(AbstractBaseUser, PermissionsMixin):
     """A trader or a staff member. The email address is the login."""
 
     email = models.EmailField(unique=True)
     display_name = models.CharField(max_length=100, blank=True)
+    time_zone = models.CharField(
+        max_length=64, default="UTC", validators=[validate_time_zone],
+        help_text="IANA name (Europe/Paris): pages show times in it. Set by the browser at login",
+    )  # fmt: skip
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False)
     date_joined = models.DateTimeField(default=timezone.now)

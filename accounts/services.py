@@ -15,7 +15,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts import throttling
-from accounts.models import ApiToken, ExchangeAccount, User
+from accounts.models import ApiToken, ExchangeAccount, User, is_time_zone
 from tradingbot.errors import AppError
 from tradingbot.events import revoke_connections_now, token_group
 from tradingbot.logconfig import context
@@ -193,3 +193,14 @@ def _user_with_password(*, email: str, password: str, is_staff: bool) -> User:
     user.set_password(password)
     user.save()
     return user
+
+
+def user_time_zone_set(*, user: User, name: str) -> bool:
+    """Keep the trader's time zone (an IANA name from the browser); an unknown name is ignored.
+    True when it changed."""
+    if not name or name == user.time_zone or not is_time_zone(name):
+        return False
+    user.time_zone = name
+    user.save(update_fields=["time_zone"])
+    logger.info("user.time_zone_set", extra=context(user_id=user.pk, time_zone=name))
+    return True

@@ -33,6 +33,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
             headers = error.headers
         else:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            services.user_time_zone_set(user=user, name=request.POST.get("time_zone", ""))
             return redirect(_safe_next(request))
     next_url = request.POST.get("next") or request.GET.get("next") or ""
     response = render(

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from django import forms
 
 from accounts.models import ExchangeAccount
+from bots.models import Bot
+from bots.services.lifecycle import MAX_REPLAY_SPEED, BotConfig
+from bots.timeframes import TIMEFRAMES
 
 
 class ExchangeAccountForm(forms.Form):
@@ -43,3 +47,101 @@ class BotStopForm(forms.Form):
     flatten = forms.BooleanField(
         required=False, label="Also close the position (market sell)", initial=False
     )
+
+
+def _optional_amount(help_text: str) -> forms.DecimalField:
+    return forms.DecimalField(
+        required=False, max_digits=28, decimal_places=12, min_value=Decimal("0.000000000001"),
+        max_value=Decimal(10**12), help_text=help_text,
+    )  # fmt: skip
+
+
+class BotForm(forms.Form):
+    """A bot's configuration (create and edit); its strategy's parameters are a
+    ``StrategyParamsForm`` of their own. The service checks the whole (``bot_config_check``)."""
+
+    name = forms.CharField(max_length=100)
+    exchange_account = forms.ModelChoiceField(queryset=ExchangeAccount.objects.none())
+    symbol = forms.CharField(max_length=40, initial="BTC/USDT", help_text="A spot market")
+    timeframe = forms.ChoiceField(choices=[(tf, tf) for tf in TIMEFRAMES], initial="5m")
+    strategy = forms.ChoiceField(choices=())
+    data_source = forms.ChoiceField(
+        choices=Bot.DataSource.choices, initial=Bot.DataSource.LIVE, widget=forms.RadioSelect,
+        help_text="Live: the exchange's candles as they close. Replay: stored candles, paper only.",
+    )  # fmt: skip
+    replay_start = forms.DateTimeField(
+        required=False, label="Replay from", help_text="Market time, in your time zone",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )  # fmt: skip
+    replay_speed = forms.FloatField(
+        required=False, min_value=0.001, max_value=MAX_REPLAY_SPEED, initial=60,
+        help_text="Candles a minute (60 = one candle a second)",
+    )  # fmt: skip
+    order_size_kind = forms.ChoiceField(
+        choices=Bot.OrderSizeKind.choices, initial=Bot.OrderSizeKind.FRACTION, label="Order size",
+    )  # fmt: skip
+    order_size = forms.DecimalField(
+        max_digits=28, decimal_places=12, min_value=Decimal(0), initial=Decimal(1),
+        label="Amount", help_text="A fraction of the free quote balance in (0, 1], or quote",
+    )  # fmt: skip
+    max_position = _optional_amount("Largest position value (quote); empty = none")
+    stop_loss_pct = forms.DecimalField(
+        required=False, max_digits=7, decimal_places=3, min_value=Decimal("0.001"),
+        max_value=Decimal("99.999"), label="Stop loss %", help_text="Below the entry price",
+    )  # fmt: skip
+    take_profit_pct = forms.DecimalField(
+        required=False, max_digits=7, decimal_places=3, min_value=Decimal("0.001"),
+        max_value=Decimal("9999.999"), label="Take profit %", help_text="Above the entry price",
+    )  # fmt: skip
+    daily_loss_limit = _optional_amount("Stop and flatten at this day's loss (quote); empty = none")
+
+    def __init__(self, *args: Any, user: Any, strategies: list[tuple[str, str]], **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        field = self.fields["exchange_account"]
+        assert isinstance(field, forms.ModelChoiceField)
+        field.queryset = ExchangeAccount.objects.filter(user=user)
+        strategy = self.fields["strategy"]
+        assert isinstance(strategy, forms.ChoiceField)
+        strategy.choices = strategies
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if cleaned.get("data_source") == Bot.DataSource.REPLAY:
+            for name in ("replay_start", "replay_speed"):
+                if cleaned.get(name) is None and name not in self.errors:
+                    self.add_error(name, "A replay needs this.")
+        return cleaned
+
+    def config(self, params: dict[str, Any]) -> BotConfig:
+        data = self.cleaned_data
+        replay = data["data_source"] == Bot.DataSource.REPLAY
+        return BotConfig(
+            name=data["name"], exchange_account=data["exchange_account"], symbol=data["symbol"],
+            timeframe=data["timeframe"], strategy=data["strategy"], params=params,
+            data_source=data["data_source"],
+            replay_start=data["replay_start"] if replay else None,
+            replay_speed=data["replay_speed"] if replay else None,
+            order_size_kind=data["order_size_kind"], order_size=data["order_size"],
+            max_position=data["max_position"], stop_loss_pct=data["stop_loss_pct"],
+            take_profit_pct=data["take_profit_pct"], daily_loss_limit=data["daily_loss_limit"],
+        )  # fmt: skip
+
+    def add_service_errors(self, details: dict[str, list[str]]) -> None:
+        """A service's 400 ``details`` next to the fields they name (else above the form)."""
+        for name, messages in details.items():
+            for message in messages:
+                self.add_error(name if name in self.fields else None, message)
+
+
+def bot_initial(bot: Bot) -> dict[str, Any]:
+    """A stored bot as ``BotForm`` initial values (edit page)."""
+    start = bot.replay_start_ms
+    return {
+        "name": bot.name, "exchange_account": bot.exchange_account_id, "symbol": bot.symbol,
+        "timeframe": bot.timeframe, "strategy": bot.strategy_id, "data_source": bot.data_source,
+        "replay_start": None if start is None else datetime.fromtimestamp(start / 1000, tz=UTC),
+        "replay_speed": bot.replay_speed, "order_size_kind": bot.order_size_kind,
+        "order_size": bot.order_size, "max_position": bot.max_position,
+        "stop_loss_pct": bot.stop_loss_pct, "take_profit_pct": bot.take_profit_pct,
+        "daily_loss_limit": bot.daily_loss_limit,
+    }  # fmt: skip

@@ -8,6 +8,9 @@ the bot, once it has been found that way.
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import NamedTuple, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -16,8 +19,10 @@ from django.db.models.functions import Cast
 from django.shortcuts import get_object_or_404
 
 from accounts.models import User
+from bots.exchanges.markets import get_catalog
 from bots.models import Bot, BotEvent, Candle, Order, Position, Trade
 from bots.timeframes import timeframe_ms
+from tradingbot.errors import AppError
 
 PRICE_FIELDS = ("open", "high", "low", "close", "volume")
 # Charts want floats: let the database cast, instead of building 1,000 Decimals per request.
@@ -145,3 +150,78 @@ def bot_event_list(*, bot: Bot, level: str | None = None) -> QuerySet[BotEvent]:
     if level:
         events = events.filter(level=level)
     return events
+
+
+# --- pages ----------------------------------------------------------------------------------------
+
+CHART_CANDLES = 200
+
+
+class MarketPlaces(NamedTuple):
+    """Decimal places a market's prices and amounts are shown with (its precision steps)."""
+
+    price: int
+    qty: int
+
+
+def market_places(*, exchange: str, symbol: str) -> MarketPlaces:
+    """From the exchange's market rules; 2 and 8 for a market the catalogue does not list."""
+    try:
+        rules = get_catalog(exchange).rules(symbol)
+    except AppError:
+        return MarketPlaces(2, 8)
+    return MarketPlaces(_places(rules.price_step, 2), _places(rules.amount_step, 8))
+
+
+def _places(step: Decimal | None, fallback: int) -> int:
+    if step is None or step <= 0:
+        return fallback
+    exponent = step.normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else fallback
+
+
+class ChartMarker(TypedDict):
+    time: int  # the open time (ms) of the candle the fill happened in
+    side: str
+    price: float
+    qty: float
+
+
+class BotChart(TypedDict):
+    candles: list[list[float]]
+    markers: list[ChartMarker]
+    entry_price: float | None
+    timeframe_ms: int
+
+
+def bot_chart(bot: Bot) -> BotChart:
+    """The bot's most recent candles (up to its own clock: a replay's last candle) with its
+    fills in that window as markers, and the open position's entry price."""
+    step = timeframe_ms(bot.timeframe)
+    before = None
+    if bot.data_source == Bot.DataSource.REPLAY:
+        clock = bot.last_candle_ms if bot.last_candle_ms is not None else bot.replay_start_ms
+        before = None if clock is None else clock + 1
+    candles = candles_recent(
+        exchange=bot.exchange_account.exchange, symbol=bot.symbol, timeframe=bot.timeframe,
+        limit=CHART_CANDLES, before=before,
+    )  # fmt: skip
+    markers: list[ChartMarker] = []
+    if candles:
+        since = datetime.fromtimestamp(candles[0][0] / 1000, tz=UTC)
+        trades = bot_trade_list(bot=bot).filter(time__gte=since).reverse()
+        markers = [_marker(trade, step) for trade in trades]
+    position = bot_position(bot)
+    entry = position.entry_price if position is not None and position.qty > 0 else None
+    return {
+        "candles": candles, "markers": markers, "timeframe_ms": step,
+        "entry_price": None if entry is None else float(entry),
+    }  # fmt: skip
+
+
+def _marker(trade: Trade, step: int) -> ChartMarker:
+    ms = int(trade.time.timestamp() * 1000)
+    return {
+        "time": ms // step * step, "side": trade.side,
+        "price": float(trade.price), "qty": float(trade.qty),
+    }  # fmt: skip

@@ -12,7 +12,9 @@ urlpatterns = [
         name="exchange-account-delete",
     ),
     path("bots/", views.bot_list_view, name="bot-list"),
+    path("bots/new/", views.bot_create_view, name="bot-create"),
     path("bots/<int:pk>/", views.bot_detail_view, name="bot-detail"),
+    path("bots/<int:pk>/edit/", views.bot_edit_view, name="bot-edit"),
     path("bots/<int:pk>/start/", views.bot_start_view, name="bot-start"),
     path("bots/<int:pk>/stop/", views.bot_stop_view, name="bot-stop"),
 ]

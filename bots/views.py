@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
@@ -13,8 +14,10 @@ from accounts import selectors
 from accounts import services as account_services
 from bots import selectors as bot_selectors
 from bots import services
-from bots.forms import BotStopForm, ExchangeAccountForm
+from bots.forms import BotForm, BotStopForm, ExchangeAccountForm, bot_initial
 from bots.models import Bot
+from strategies.forms import StrategyParamsForm
+from strategies.selectors import strategy_classes_usable
 from tradingbot.errors import AppError
 from tradingbot.types import AuthenticatedHttpRequest
 
@@ -81,17 +84,102 @@ def bot_list_view(request: AuthenticatedHttpRequest) -> HttpResponse:
 @require_http_methods(["GET"])
 def bot_detail_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     bot = bot_selectors.bot_get(user=request.user, pk=pk)
+    trades = Paginator(bot_selectors.bot_trade_list(bot=bot), RECENT_ROWS)
     page = {
         "bot": bot,
+        "places": bot_selectors.market_places(
+            exchange=bot.exchange_account.exchange, symbol=bot.symbol
+        ),
+        "chart": bot_selectors.bot_chart(bot),
         "position": bot_selectors.bot_position(bot),
         "open_orders": bot_selectors.bot_order_list(bot=bot, status="open"),
-        "trades": bot_selectors.bot_trade_list(bot=bot)[:RECENT_ROWS],
+        "trades": trades.get_page(request.GET.get("trades_page")),
         "events": bot_selectors.bot_event_list(bot=bot)[:RECENT_ROWS],
         "stop_form": BotStopForm(),
         "can_start": bot.status in (Bot.Status.STOPPED, Bot.Status.ERROR),
         "can_stop": bot.status != Bot.Status.STOPPED,
     }
     return render(request, "bots/bot_detail.html", page)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def bot_create_view(request: AuthenticatedHttpRequest) -> HttpResponse:
+    return _bot_form_page(request, bot=None)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def bot_edit_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    return _bot_form_page(request, bot=bot_selectors.bot_get(user=request.user, pk=pk))
+
+
+# Bots trade spot, long only: the service refuses allow_short, so the form does not offer it.
+BOT_EXCLUDED_PARAMS = ("allow_short",)
+
+
+def _bot_form_page(request: AuthenticatedHttpRequest, *, bot: Bot | None) -> HttpResponse:
+    """The bot form (create or edit). Each strategy's parameters are a form of their own; only
+    the chosen strategy's are read, and the service checks the whole configuration."""
+    strategies = strategy_classes_usable()
+    initial = bot_initial(bot) if bot else {"strategy": next(iter(strategies), "")}
+    data = request.POST if request.method == "POST" else None
+    form = BotForm(
+        data, user=request.user, initial=initial,
+        strategies=[(key, cls.name) for key, cls in strategies.items()],
+    )  # fmt: skip
+    chosen = data.get("strategy", "") if data is not None else initial["strategy"]
+    param_forms = {
+        key: StrategyParamsForm(
+            data if key == chosen else None, strategy=cls, exclude=BOT_EXCLUDED_PARAMS,
+            values=bot.params if bot is not None and key == bot.strategy_id else None,
+        )
+        for key, cls in strategies.items()
+    }  # fmt: skip
+    status = 200
+    if data is not None:
+        params = param_forms.get(chosen)
+        form_ok = form.is_valid()
+        if form_ok and params is not None and params.is_valid():
+            try:
+                saved = _bot_save(request, bot, form.config(params.values))
+            except AppError as error:
+                _attach_bot_errors(form, params, error)
+                status = error.status
+            else:
+                return redirect("bots:bot-detail", pk=saved.pk)
+        else:
+            status = 400
+    page = {
+        "bot": bot, "form": form, "param_forms": list(param_forms.values()),
+        "has_accounts": selectors.exchange_account_list(user=request.user).exists(),
+    }  # fmt: skip
+    return render(request, "bots/bot_form.html", page, status=status)
+
+
+def _bot_save(
+    request: AuthenticatedHttpRequest, bot: Bot | None, config: services.BotConfig
+) -> Bot:
+    if bot is None:
+        created = services.bot_create(user=request.user, config=config)
+        messages.success(request, f"“{created.name}” created. Start it when you are ready.")
+        return created
+    updated = services.bot_update(bot=bot, config=config)
+    messages.success(request, f"“{updated.name}” saved.")
+    return updated
+
+
+def _attach_bot_errors(form: BotForm, params: StrategyParamsForm, error: AppError) -> None:
+    """A service's refusal next to the fields it names: a parameter's on the parameters' form."""
+    details = dict(error.details)
+    if error.code == "invalid_params":
+        params.add_errors(details)
+        return
+    if "params" in details:
+        params.add_errors({"non_field_errors": details.pop("params")})
+    form.add_service_errors(details)
+    if not error.details:
+        form.add_error(None, error.message)
 
 
 @login_required
@@ -104,7 +192,7 @@ def bot_start_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
         messages.error(request, error.message)
     else:
         messages.success(request, f"“{bot.name}” started.")
-    return redirect("bots:bot-detail", pk=bot.pk)
+    return _back(request, bot)
 
 
 @login_required
@@ -117,11 +205,18 @@ def bot_stop_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
         bot = services.bot_stop(bot=bot, flatten=flatten)
     except AppError as error:
         messages.error(request, error.message)
-        return redirect("bots:bot-detail", pk=bot.pk)
+        return _back(request, bot)
     if bot.status == Bot.Status.STOPPED:
         messages.success(request, f"“{bot.name}” stopped.")
     elif bot.status == Bot.Status.STOPPING:
         messages.info(request, f"“{bot.name}” is stopping: its tick in progress finishes the stop.")
     else:  # the stopping tick failed; the bot says why
         messages.error(request, f"“{bot.name}” could not stop: {bot.last_error}")
+    return _back(request, bot)
+
+
+def _back(request: AuthenticatedHttpRequest, bot: Bot) -> HttpResponse:
+    """Where a start or stop came from: the dashboard's buttons, or the bot's page."""
+    if request.POST.get("next") == "dashboard":
+        return redirect("dashboard")
     return redirect("bots:bot-detail", pk=bot.pk)

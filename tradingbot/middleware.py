@@ -1,13 +1,17 @@
-"""One access-log line per HTTP request, in the project's log format (daphne's own is off)."""
+"""One access-log line per HTTP request, in the project's log format (daphne's own is off); the
+trader's time zone for the pages."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable
+from functools import cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 
 from tradingbot.logconfig import context
 
@@ -40,3 +44,26 @@ class AccessLogMiddleware:
                 ),
             )
         return response
+
+
+class TraderTimeZoneMiddleware:
+    """Pages show times in the signed-in trader's time zone (``User.time_zone``); UTC otherwise."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            timezone.activate(_zone(user.time_zone))
+        else:
+            timezone.deactivate()
+        return self.get_response(request)
+
+
+@cache
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):  # a name that was valid once: UTC, not a 500
+        return ZoneInfo("UTC")

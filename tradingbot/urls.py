@@ -9,10 +9,12 @@ from tradingbot import health, views
 urlpatterns = [
     path("", views.home, name="home"),
     path("dashboard/", views.dashboard, name="dashboard"),
+    path("dashboard/totals/", views.dashboard_totals, name="dashboard-totals"),
     path("healthz", health.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("", include("accounts.urls")),
     path("", include("bots.urls")),
+    path("", include("backtests.urls")),
     path("api/", include("accounts.urls_api")),
     path("api/", include("bots.urls_api")),
     path("api/", include("backtests.urls_api")),

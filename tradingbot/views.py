@@ -3,8 +3,10 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET
 
-from accounts import selectors as account_selectors
+from bots import dashboard as selectors
+from bots.forms import BotStopForm
 from tradingbot.types import AuthenticatedHttpRequest
 
 
@@ -13,6 +15,21 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@require_GET
 def dashboard(request: AuthenticatedHttpRequest) -> HttpResponse:
-    accounts = account_selectors.exchange_account_list(user=request.user)
-    return render(request, "dashboard.html", {"accounts": accounts})
+    page = {
+        "totals": selectors.dashboard_totals(user=request.user),
+        "bots": selectors.dashboard_bots(user=request.user),
+        "trades": selectors.recent_trades(user=request.user),
+        "events": selectors.recent_events(user=request.user),
+        "stop_form": BotStopForm(),
+    }
+    return render(request, "dashboard.html", page)
+
+
+@login_required
+@require_GET
+def dashboard_totals(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """The totals panel alone: the dashboard redraws it after a fill or a position change."""
+    totals = selectors.dashboard_totals(user=request.user)
+    return render(request, "includes/dashboard_totals.html", {"totals": totals})

@@ -4,8 +4,9 @@
  * It subscribes to bot:<id> (the id is this script tag's data-bot-id). Each bot.snapshot (on
  * every connect and reconnect) redraws the status, position, open orders, trades and events
  * from the server's state; bot.status, bot.position, bot.order, bot.trade and bot.event then
- * change just their part. Rows are drawn as the template draws them (Django's floatformat, UTC
- * times), and text goes in as text, never as HTML.
+ * change just their part. Rows are drawn as the template draws them (Django's floatformat with
+ * the market's precision, times in the trader's time zone), and text goes in as text, never as
+ * HTML. Trades are paged: only the first page (the newest) takes new ones.
  */
 (() => {
   "use strict";
@@ -16,6 +17,8 @@
 
   const channel = `bot:${botId}`;
   const RECENT_ROWS = 20; // as bots/views.py RECENT_ROWS
+  const PRICE = Number(script.dataset.pricePlaces || 2);
+  const QTY = Number(script.dataset.qtyPlaces || 8);
 
   // --- formatting, as the template's filters ----------------------------------------------------
 
@@ -39,9 +42,16 @@
     return scaled === 0n ? result : sign + result;
   }
 
-  function utc(ms, withSeconds) {
-    const iso = new Date(ms).toISOString();
-    return `${iso.slice(0, 10)} ${iso.slice(11, withSeconds ? 19 : 16)} UTC`;
+  // "2024-03-01 12:34:56" in the trader's time zone, as the template's date filter draws it.
+  const TIME_ZONE = document.body.dataset.timeZone || "UTC";
+  const clock = {};
+  function localTime(ms, withSeconds) {
+    const key = withSeconds ? "s" : "m";
+    clock[key] = clock[key] || new Intl.DateTimeFormat("sv-SE", {
+      timeZone: TIME_ZONE, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit",
+      minute: "2-digit", second: withSeconds ? "2-digit" : undefined, hourCycle: "h23",
+    });
+    return clock[key].format(new Date(ms));
   }
 
   function row(cells, attributes = {}) {
@@ -98,9 +108,9 @@
     const part = section("bot-position");
     const cell = (name) => part.body.querySelector(`td.${name}`);
     const has = data !== null && data !== undefined;
-    cell("position-qty").textContent = has ? `${floatformat(data.qty, -8)} ${data.symbol}` : "";
-    cell("entry-price").textContent = has ? floatformat(data.entry_price, -2) || "—" : "";
-    cell("mark-price").textContent = has ? floatformat(data.mark_price, -2) || "—" : "";
+    cell("position-qty").textContent = has ? `${floatformat(data.qty, QTY)} ${data.symbol}` : "";
+    cell("entry-price").textContent = has ? floatformat(data.entry_price, PRICE) || "—" : "";
+    cell("mark-price").textContent = has ? floatformat(data.mark_price, PRICE) || "—" : "";
     cell("realised-pnl").textContent = has ? floatformat(data.pnl, 2) : "";
     cell("unrealised-pnl").textContent = has ? floatformat(data.unrealized_pnl, 2) : "";
     part.table.hidden = !has;
@@ -108,7 +118,7 @@
   }
 
   function eventRow(data) {
-    const cells = [utc(data.time, true), data.level, data.kind, data.message];
+    const cells = [localTime(data.time, true), data.level, data.kind, data.message];
     return row(cells, { "data-event-id": String(data.id) });
   }
 
@@ -124,7 +134,8 @@
 
   function tradeRow(data) {
     const cells = [
-      utc(data.time, false), data.side, floatformat(data.qty, -8), floatformat(data.price, -2),
+      localTime(data.time, false), data.side, floatformat(data.qty, QTY),
+      floatformat(data.price, PRICE),
       floatformat(data.fee, 4), floatformat(data.pnl, 2),
     ];
     return row(cells, { "data-trade-key": tradeKey(data) });
@@ -132,6 +143,7 @@
 
   function addTrade(data) {
     const part = section("bot-trades");
+    if (part.table.dataset.live !== "true") return; // an older page of trades
     // A trade made while the snapshot was read arrives in it and again as an event.
     const key = CSS.escape(tradeKey(data));
     if (part.body.querySelector(`tr[data-trade-key="${key}"]`)) return;
@@ -141,8 +153,8 @@
   function orderRow(data, placed) {
     const cells = [
       placed, data.side, data.order_type,
-      data.price === null ? "market" : floatformat(data.price, -2),
-      floatformat(data.qty, -8), floatformat(data.filled_qty, -8), data.status, data.reason,
+      data.price === null ? "market" : floatformat(data.price, PRICE),
+      floatformat(data.qty, QTY), floatformat(data.filled_qty, QTY), data.status, data.reason,
       data.client_order_id,
     ];
     return row(cells, { "data-order-id": data.client_order_id });
@@ -178,8 +190,10 @@
     showRows(orders);
     // Snapshots list the most recent oldest first; the page shows them newest first.
     const trades = section("bot-trades");
-    trades.body.replaceChildren(...(data.recent_trades || []).map(tradeRow).reverse());
-    showRows(trades);
+    if (trades.table.dataset.live === "true") {
+      trades.body.replaceChildren(...(data.recent_trades || []).map(tradeRow).reverse());
+      showRows(trades);
+    }
     const events = section("bot-events");
     events.body.replaceChildren(...(data.recent_events || []).map(eventRow).reverse());
     showRows(events);

@@ -10,6 +10,7 @@ from django.template.defaultfilters import floatformat
 from django.test import Client
 
 from bots.models import Bot, Order, Position
+from bots.selectors import market_places
 from strategies.services import strategy_catalogue_sync
 from tests.bots.bot_helpers import paper_account, replay_bot, store_candles
 from tests.bots.test_bot_admin import COUNT, FIRST, SPEED, holding_bot
@@ -88,6 +89,8 @@ def test_the_page_shows_the_bots_books(trader_client, user, rows):
     assert trade is not None
     assert event is not None
 
+    places = market_places(exchange=bot.exchange_account.exchange, symbol=bot.symbol)
+
     response = trader_client.get(f"/bots/{bot.pk}/")
 
     assert response.status_code == 200
@@ -95,14 +98,16 @@ def test_the_page_shows_the_bots_books(trader_client, user, rows):
     assert 'id="bot-status">Running</span>' in html
     assert f'<td class="realised-pnl">{floatformat(position.pnl, 2)}</td>' in html
     assert f'<td class="unrealised-pnl">{floatformat(position.unrealized_pnl, 2)}</td>' in html
-    assert f"{floatformat(position.qty, '-8')} BTC/USDT" in html
+    # quantities and prices with the market's precision (Bitget BTC/USDT: 6 and 2 places)
+    assert (places.qty, places.price) == (6, 2)
+    assert f"{floatformat(position.qty, places.qty)} BTC/USDT" in html
     open_orders = html.split('id="bot-open-orders"')[1].split("</section>")[0]
     assert "12345.67" in open_orders
     assert "<td>limit</td>" in open_orders
     assert f"tb{bot.pk}-resting-buy" in open_orders
     assert closed.client_order_id not in open_orders  # a filled order is not open
     trades = html.split('id="bot-trades"')[1].split("</section>")[0]
-    assert floatformat(trade.price, "-2") in trades
+    assert f"<td>{floatformat(trade.price, places.price)}</td>" in trades
     assert event.message in html
     assert 'id="bot-start"' not in html  # running: only Stop is offered
     assert 'id="bot-stop"' in html

@@ -42,7 +42,7 @@ def test_it_adds_a_paper_account_through_the_form(accounts_page, trader):
     rows = page.locator("#exchange-accounts tbody tr")
     expect(rows).to_have_count(1)
     expect(rows.first.locator("td")).to_have_text(
-        ["Paper practice", "Bitget", "Paper", "—", re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d UTC$"),
+        ["Paper practice", "Bitget", "Paper", "—", re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d$"),
          "Remove"]
     )  # fmt: skip
     saved = ExchangeAccount.objects.get(user=trader)

@@ -152,8 +152,8 @@ def event_row(page: Any, event: BotEvent) -> Any:
 
 
 def event_cells(event: BotEvent) -> list[str]:
-    """The row's cells as the template draws them (times in UTC, to the second)."""
-    when = event.time.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    """The row's cells as the template draws them (times in the trader's zone, UTC here)."""
+    when = event.time.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
     return [when, event.level, event.kind, event.message]
 
 

@@ -1,0 +1,134 @@
+/*
+ * A bot's candlestick chart (templates/bots/bot_detail.html), drawn with the vendored
+ * Lightweight Charts and kept current through Live (live.js).
+ *
+ * The page embeds the most recent candles, the bot's fills among them and the open position's
+ * entry price (json_script "bot-chart-data", from bots.selectors.bot_chart). Then:
+ * - bot.candle (each candle a tick acted on) adds or updates a candle;
+ * - bot.trade adds an entry (buy) or exit (sell) marker on its candle;
+ * - bot.position moves the entry-price line, or removes it when the position is flat.
+ * Times are shown in the trader's time zone (the body's data-time-zone).
+ */
+(() => {
+  "use strict";
+
+  const script = document.currentScript;
+  const botId = script && script.dataset.botId;
+  const container = document.getElementById("bot-chart");
+  const source = document.getElementById("bot-chart-data");
+  if (!window.Live || !window.LightweightCharts || !container || !source || !botId) return;
+
+  const channel = `bot:${botId}`;
+  const initial = JSON.parse(source.textContent);
+  const step = initial.timeframe_ms;
+  const places = Number(container.dataset.pricePlaces || 2);
+  const MAX_CANDLES = 1000; // the chart keeps at most this many; older ones scroll off
+  const TIME_ZONE = document.body.dataset.timeZone || "UTC";
+
+  const zoned = (options) => new Intl.DateTimeFormat("sv-SE", { timeZone: TIME_ZONE, ...options });
+  const fullTime = zoned({
+    year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
+    hourCycle: "h23",
+  });
+  const dayOnly = zoned({ month: "2-digit", day: "2-digit" });
+  const timeOnly = zoned({ hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+  const { TickMarkType } = window.LightweightCharts;
+
+  const chart = window.LightweightCharts.createChart(container, {
+    autoSize: true,
+    layout: { background: { color: "transparent" }, textColor: "#8b96a3" },
+    grid: { vertLines: { color: "#2a323c" }, horzLines: { color: "#2a323c" } },
+    timeScale: {
+      timeVisible: true,
+      secondsVisible: false,
+      tickMarkFormatter: (time, type) => {
+        const date = new Date(time * 1000);
+        return type <= TickMarkType.DayOfMonth ? dayOnly.format(date) : timeOnly.format(date);
+      },
+    },
+    localization: {
+      timeFormatter: (time) => fullTime.format(new Date(time * 1000)),
+      priceFormatter: (price) => price.toFixed(places),
+    },
+  });
+  const series = chart.addCandlestickSeries({
+    priceFormat: { type: "price", precision: places, minMove: 1 / 10 ** places },
+  });
+
+  const seconds = (ms) => Math.floor(ms / 1000);
+  const bar = ([time, open, high, low, close]) => ({ time: seconds(time), open, high, low, close });
+  let bars = initial.candles.map(bar);
+  let markers = [];
+  let entryLine = null;
+
+  function marker(fill) {
+    const buy = fill.side === "buy";
+    return {
+      time: seconds(Math.floor(fill.time / step) * step),
+      position: buy ? "belowBar" : "aboveBar",
+      color: buy ? "#1b7f3b" : "#b3261e",
+      shape: buy ? "arrowUp" : "arrowDown",
+      text: `${buy ? "Buy" : "Sell"} ${Number(fill.price).toFixed(places)}`,
+    };
+  }
+
+  function showMarkers() {
+    const first = bars.length ? bars[0].time : 0;
+    markers = markers.filter((m) => m.time >= first).sort((a, b) => a.time - b.time);
+    series.setMarkers(markers);
+    container.dataset.markers = String(markers.length);
+  }
+
+  function showEntry(price) {
+    if (entryLine) series.removePriceLine(entryLine);
+    entryLine = null;
+    if (price !== null && price !== undefined && price !== "") {
+      entryLine = series.createPriceLine({
+        price: Number(price), color: "#2962ff", lineWidth: 1, lineStyle: 2, title: "entry",
+      });
+    }
+    container.dataset.entry = entryLine ? Number(price).toFixed(places) : "";
+  }
+
+  function addCandle(data) {
+    if (!Array.isArray(data.candle)) return;
+    const next = bar(data.candle);
+    const last = bars.length ? bars[bars.length - 1] : null;
+    if (last && next.time < last.time) return; // an old candle: the chart only moves forward
+    series.update(next);
+    if (last && next.time === last.time) bars[bars.length - 1] = next;
+    else bars.push(next);
+    if (bars.length > MAX_CANDLES) {
+      bars = bars.slice(-MAX_CANDLES);
+      series.setData(bars);
+    }
+    container.dataset.candles = String(bars.length);
+    document.querySelector("#bot-chart-card .empty").hidden = true;
+  }
+
+  series.setData(bars);
+  markers = initial.markers.map(marker);
+  showMarkers();
+  showEntry(initial.entry_price);
+  container.dataset.candles = String(bars.length);
+
+  const forThisBot = (draw) => (message) => {
+    if (message.channel === channel) draw(message.data || {});
+  };
+  window.Live.on("bot.candle", forThisBot(addCandle));
+  window.Live.on("bot.trade", forThisBot((fill) => {
+    markers.push(marker(fill));
+    showMarkers();
+  }));
+  window.Live.on("bot.position", (message) => {
+    if (message.channel !== channel) return;
+    const position = message.data;
+    const open = position && Number(position.qty) > 0;
+    showEntry(open ? position.entry_price : null);
+  });
+  window.Live.on("bot.snapshot", forThisBot((snapshot) => {
+    const position = snapshot.position;
+    showEntry(position && Number(position.qty) > 0 ? position.entry_price : null);
+  }));
+  window.Live.subscribe(channel);
+})();
