@@ -23,6 +23,7 @@ from playwright.sync_api import expect
 
 from bots import services
 from bots.models import Bot, BotEvent, Position, Trade
+from bots.selectors import market_places
 from bots.tasks import send_tick
 from strategies.services import strategy_catalogue_sync
 from tests.backtests.worker_helpers import wait_until
@@ -174,7 +175,8 @@ def test_a_tick_run_by_a_worker_shows_on_the_bot_page_of_another_daphne(
     expect(page.locator("#bot-events tbody tr")).to_have_count(1)
     expect(event_row(page, started)).to_have_count(1)
     qty_cell = page.locator("#bot-position td.position-qty")
-    expect(qty_cell).to_have_text(f"0 {SYMBOL}")
+    places = market_places(exchange=bot.exchange_account.exchange, symbol=SYMBOL)
+    expect(qty_cell).to_have_text(f"{floatformat(0, places.qty)} {SYMBOL}")
     assert [received(page, t) for t in ("bot.event", "bot.candle", "bot.position")] == [0, 0, 0]
     # and the trader's page on the session's daphne too
     watcher = browser.new_context(base_url=server.url)
@@ -209,7 +211,8 @@ def test_a_tick_run_by_a_worker_shows_on_the_bot_page_of_another_daphne(
         # and so do the position the tick bought and its trade
         position = Position.objects.get(bot=bot, symbol=SYMBOL)
         assert position.qty > 0
-        expect(qty_cell).to_have_text(f"{floatformat(position.qty, -8)} {SYMBOL}", timeout=LIVE)
+        shown = floatformat(position.qty, places.qty)
+        expect(qty_cell).to_have_text(f"{shown} {SYMBOL}", timeout=LIVE)
         trade = Trade.objects.get(bot=bot)
         expect(page.locator("#bot-trades tbody tr[data-trade-key]")).to_have_count(1)
         expect(page.locator("#bot-trades tbody tr td").nth(1)).to_have_text(trade.side)
