@@ -56,7 +56,7 @@ def _optional_amount(help_text: str) -> forms.DecimalField:
     )  # fmt: skip
 
 
-class AccountChoiceField(forms.ModelChoiceField[ExchangeAccount]):
+class AccountChoiceField(forms.ModelChoiceField):  # type: ignore[type-arg]
     def label_from_instance(self, obj: ExchangeAccount) -> str:
         return f"{obj.label} ({obj.get_mode_display()})"
 
