@@ -1,10 +1,46 @@
+"""The accounts app in the Django admin.
+
+Staff manage users, and disable one through ``services.user_disable`` (their bots stop, their
+tokens, sessions and live connections end), whether with the action or by unticking "active" on
+the user's page. Exchange accounts and API tokens are shown without their secrets: an account's
+API key only as its last four characters, whether its secret and passphrase are set, and a
+token never (only its hash is stored, and that is not shown either). Every staff action writes
+an admin ``LogEntry`` on each object it touched, the audit trail.
+"""
+
 from __future__ import annotations
 
-from django.contrib import admin
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib import admin, messages
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.db.models import Count, Q, QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 
+from accounts import services
 from accounts.models import ApiToken, ExchangeAccount, User
+from bots.models import Bot
+from tradingbot.errors import AppError
+
+EMPTY = "—"
+ACTIVE_BOT_STATUSES = (Bot.Status.RUNNING, Bot.Status.STOPPING, Bot.Status.ERROR)
+
+
+def _staff(request: HttpRequest) -> User:
+    # admin_view lets only active staff in: the user is a real account, not anonymous.
+    assert isinstance(request.user, User)
+    return request.user
+
+
+def _changelist_url(app_model: str, **filters: Any) -> str:
+    url = reverse(f"admin:{app_model}_changelist")
+    return f"{url}?{urlencode(filters)}" if filters else url
 
 
 class UserCreationForm(AdminUserCreationForm):
@@ -24,50 +60,203 @@ class UserAdmin(DjangoUserAdmin):
     form = UserEditForm
     add_form = UserCreationForm
     ordering = ("email",)
-    list_display = ("email", "display_name", "is_active", "is_staff", "date_joined", "last_login")
-    list_filter = ("is_active", "is_staff", "is_superuser")
+    list_display = (
+        "email", "display_name", "is_active", "is_staff", "active_bots", "date_joined",
+        "last_login",
+    )  # fmt: skip
+    list_filter = ("is_active", "is_staff", "is_superuser", "date_joined")
     search_fields = ("email", "display_name")
-    readonly_fields = ("date_joined", "last_login")
+    readonly_fields = ("date_joined", "last_login", "related")
+    actions = ("disable_users", "enable_users")
     fieldsets = (
         (None, {"fields": ("email", "password")}),
-        ("Profile", {"fields": ("display_name",)}),
+        ("Profile", {"fields": ("display_name", "time_zone")}),
         (
             "Permissions",
             {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")},
         ),
-        ("Dates", {"fields": ("date_joined", "last_login")}),
+        ("Activity", {"fields": ("related", "date_joined", "last_login")}),
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
+        active = Count("bots", filter=Q(bots__status__in=ACTIVE_BOT_STATUSES))
+        return super().get_queryset(request).annotate(active_bot_count=active)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = super().get_readonly_fields(request, obj)
+        if obj is not None and obj.pk == request.user.pk:
+            return (*fields, "is_active")  # nobody locks themselves out
+        return fields
+
+    # --- columns and fields
+
+    @admin.display(description="active bots", ordering="active_bot_count")
+    def active_bots(self, user: User) -> int:
+        return getattr(user, "active_bot_count", 0)
+
+    @admin.display(description="their things")
+    def related(self, user: User) -> str:
+        if user.pk is None:
+            return EMPTY
+        links = [
+            (_changelist_url("bots_bot", user__id__exact=user.pk), "bots"),
+            (_changelist_url("accounts_exchangeaccount", user__id__exact=user.pk),
+             "exchange accounts"),
+            (_changelist_url("accounts_apitoken", user__id__exact=user.pk), "API tokens"),
+            (_changelist_url("backtests_backtest", user__id__exact=user.pk), "backtests"),
+            (_changelist_url("backtests_sweep", user__id__exact=user.pk), "sweeps"),
+        ]  # fmt: skip
+        return format_html_join(" · ", '<a href="{}">{}</a>', links)
+
+    # --- disabling and enabling
+
+    # The change permission, as unticking "active" on the user's page needs: a disabled user's
+    # bots are stopped whichever way they were disabled.
+    @admin.action(description="Disable selected users and stop their bots", permissions=["change"])
+    def disable_users(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        disabled = 0
+        for user in queryset:
+            try:
+                self._disable(request, user)
+            except AppError as error:
+                self.message_user(request, f"{user.email}: {error.message}", messages.ERROR)
+            else:
+                disabled += 1
+        if disabled:
+            self.message_user(
+                request,
+                f"{disabled} user(s) disabled; their bots are stopping.",
+                messages.SUCCESS,
+            )
+
+    def _disable(self, request: HttpRequest, user: User) -> None:
+        """``user_disable``, with a LogEntry on the user and on each bot it stopped."""
+        staff = _staff(request)
+        ended = services.user_disable(user=user, by=staff)
+        self.log_change(
+            request,
+            user,
+            f"Disabled (admin action): {len(ended.bot_ids)} bot(s) stopping, "
+            f"{ended.tokens_revoked} API token(s) revoked, {ended.sessions_ended} session(s) "
+            "ended.",
+        )
+        self._log_bots_stopped(request, user, ended.bot_ids)
+
+    @admin.action(description="Enable selected users", permissions=["change"])
+    def enable_users(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        enabled = 0
+        for user in queryset:
+            if services.user_enable(user=user, by=_staff(request)):
+                self.log_change(request, user, "Enabled (admin action).")
+                enabled += 1
+        if not enabled:
+            self.message_user(request, "The selected users were active already.", messages.INFO)
+            return
+        self.message_user(
+            request,
+            f"{enabled} user(s) enabled; their bots stay stopped until they start them.",
+            messages.SUCCESS,
+        )
+
+    def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
+        """Ticking or unticking "active" on a user's page goes through the services, as the
+        actions do: disabling stops the bots and ends the sessions (Django logs the change of
+        the user itself; the bots stopped get theirs here)."""
+        if not (change and "is_active" in form.changed_data):
+            super().save_model(request, obj, form, change)
+            return
+        wanted_active, obj.is_active = obj.is_active, not obj.is_active
+        super().save_model(request, obj, form, change)
+        if wanted_active:
+            services.user_enable(user=obj, by=_staff(request))
+            return
+        ended = services.user_disable(user=obj, by=_staff(request))
+        self._log_bots_stopped(request, obj, ended.bot_ids)
+
+    def _log_bots_stopped(self, request: HttpRequest, owner: User, bot_ids: list[int]) -> None:
+        LogEntry.objects.log_actions(
+            user_id=_staff(request).pk, queryset=Bot.objects.filter(pk__in=bot_ids),
+            action_flag=CHANGE, change_message=f"Stopped: its owner {owner.email} was disabled.",
+        )  # fmt: skip
 
 
 @admin.register(ExchangeAccount)
 class ExchangeAccountAdmin(admin.ModelAdmin):
-    """Staff see which accounts exist, never their secrets (only the masked API key)."""
+    """Staff see which accounts exist, never their secrets: the API key's last four characters
+    (the model's own mask), and whether a secret and a passphrase are set."""
 
-    list_display = ("label", "user", "exchange", "mode", "api_key_masked", "created_at")
+    list_display = ("label", "user", "exchange", "mode", "credentials", "bot_count", "created_at")
     list_filter = ("exchange", "mode", "created_at")
     search_fields = ("label", "user__email")
     list_select_related = ("user",)
-    fields = ("user", "label", "exchange", "mode", "api_key_masked", "created_at")
+    fields = (
+        "user", "label", "exchange", "mode", "credentials", "paper_slippage_bps",
+        "paper_maker_fee", "paper_taker_fee", "bots_link", "created_at",
+    )  # fmt: skip
     readonly_fields = fields
 
-    @admin.display(description="API key")
-    def api_key_masked(self, account: ExchangeAccount) -> str:
-        return account.api_key_masked or "—"
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ExchangeAccount]:
+        return super().get_queryset(request).annotate(bot_total=Count("bots"))
 
-    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
+    @admin.display(description="credentials")
+    def credentials(self, account: ExchangeAccount) -> str:
+        if account.mode == ExchangeAccount.Mode.PAPER and not account.api_key:
+            return "none (paper)"
+        key = f"API key {account.api_key_masked}" if account.api_key else "no API key"
+        secret = "secret set" if account.api_secret else "no secret"
+        passphrase = "passphrase set" if account.passphrase else "no passphrase"
+        return f"{key} · {secret} · {passphrase}"
+
+    @admin.display(description="bots", ordering="bot_total")
+    def bot_count(self, account: ExchangeAccount) -> int:
+        return getattr(account, "bot_total", 0)
+
+    @admin.display(description="bots")
+    def bots_link(self, account: ExchangeAccount) -> str:
+        url = _changelist_url("bots_bot", exchange_account__id__exact=account.pk)
+        return format_html('<a href="{}">{} bot(s)</a>', url, account.bots.count())
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
         # Secrets are entered by their owner only, on the exchange-accounts page or the API.
         return False
+
+    def delete_model(self, request: HttpRequest, obj: ExchangeAccount) -> None:
+        services.exchange_account_delete(account=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ExchangeAccount]) -> None:
+        for account in queryset:
+            try:
+                services.exchange_account_delete(account=account)
+            except AppError as error:  # a bot was made on it since the confirmation page
+                self.message_user(request, f"{account}: {error.message}", messages.ERROR)
 
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ("id", "user", "created_at", "expires_at", "last_used_at")
+    """Tokens by owner and age. The key is never stored (only its hash, which is not shown);
+    deleting a token revokes it and closes the live connections it opened."""
+
+    list_display = ("id", "user", "created_at", "expires_at", "expired", "last_used_at")
     list_filter = ("created_at", "expires_at")
     search_fields = ("user__email",)
     list_select_related = ("user",)
     fields = ("user", "created_at", "expires_at", "last_used_at")
     readonly_fields = fields
 
-    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
+    @admin.display(description="expired", boolean=True)
+    def expired(self, token: ApiToken) -> bool:
+        return token.is_expired(timezone.now())
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # issued to their owner at login, shown to them once
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def delete_model(self, request: HttpRequest, obj: ApiToken) -> None:
+        services.api_token_revoke(token=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        for token in queryset:
+            services.api_token_revoke(token=token)

@@ -3,7 +3,8 @@
 Backtests, their trades and sweeps are results written by workers: staff see them read-only and
 act on them only through the services (re-run, cancel, delete), never by editing a row. Schedules
 are editable: saving one keeps its django-celery-beat ``PeriodicTask`` in step, deleting one
-deletes that task too.
+deletes that task too. Every staff action writes an admin ``LogEntry`` on each object it touched
+(Django writes those of adding, editing and deleting), the audit trail.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from backtests.services.config import usable_strategy, validated_params
 from backtests.services.schedules import MAX_LOOKBACK_DAYS
 from backtests.services.sweeps import LOWER_IS_BETTER
 from bots.services import check_symbol
+from tradingbot.admin_paging import EstimatedCountPaginator
 from tradingbot.admin_utils import DeletedWithParentAdmin
 from tradingbot.errors import AppError
 from tradingbot.logconfig import context
@@ -141,6 +143,12 @@ class ResultAdmin(admin.ModelAdmin):
 
     def _report_error(self, request: HttpRequest, run: Any, error: AppError) -> None:
         self.message_user(request, f"{run}: {error.message}", messages.ERROR)
+
+    def _log_rerun(self, request: HttpRequest, source: Any, rerun: Any) -> None:
+        """The audit trail of a re-run, on both runs: the one re-run and the one it made."""
+        kind = self.opts.verbose_name
+        self.log_change(request, source, f"Re-run (admin action) as {kind} #{rerun.pk}.")
+        self.log_addition(request, rerun, f"Re-run of {kind} #{source.pk} (admin action).")
 
 
 class RunColumns:
@@ -258,10 +266,11 @@ class BacktestAdmin(RunColumns, ResultAdmin):
         created = 0
         for backtest in queryset.select_related("user", "schedule"):
             try:
-                services.backtest_rerun(backtest=backtest)
+                rerun = services.backtest_rerun(backtest=backtest)
             except AppError as exc:
                 self._report_error(request, backtest, exc)
             else:
+                self._log_rerun(request, backtest, rerun)
                 created += 1
         self._report(request, "backtest(s) queued again", created)
 
@@ -272,6 +281,7 @@ class BacktestAdmin(RunColumns, ResultAdmin):
             was_active = backtest.is_active
             backtest = services.backtest_cancel(backtest=backtest)
             if was_active and backtest.status == RunStatus.CANCELLED:
+                self.log_change(request, backtest, "Cancelled (admin action).")
                 cancelled += 1
             else:
                 finished += 1
@@ -300,6 +310,10 @@ class BacktestTradeAdmin(DeletedWithParentAdmin):
     permission stays, so deleting a backtest or a user still cascades to its trades)."""
 
     deleted_with = "A trade is deleted only with its backtest."
+    # Newest backtest first, by the (backtest, seq) unique index: the model's ordering by
+    # "backtest" would join every trade to its backtest and sort the whole table.
+    ordering = ("-backtest_id", "seq")
+    paginator = EstimatedCountPaginator
 
     list_display = (
         "backtest_link", "seq", "side", "entry", "exit", "qty", "entry_price", "exit_price",
@@ -431,7 +445,7 @@ class SweepAdmin(RunColumns, ResultAdmin):
         created = 0
         for sweep in queryset.select_related("user"):
             try:
-                services.sweep_create(
+                rerun = services.sweep_create(
                     user=sweep.user,
                     strategy=sweep.strategy_id,
                     grid=sweep.grid,
@@ -447,6 +461,7 @@ class SweepAdmin(RunColumns, ResultAdmin):
             except AppError as exc:
                 self._report_error(request, sweep, exc)
             else:
+                self._log_rerun(request, sweep, rerun)
                 created += 1
         self._report(request, "sweep(s) queued again", created)
 
@@ -457,6 +472,7 @@ class SweepAdmin(RunColumns, ResultAdmin):
             was_active = sweep.status in ACTIVE_STATUSES
             sweep = services.sweep_cancel(sweep=sweep)
             if was_active and sweep.status == RunStatus.CANCELLED:
+                self.log_change(request, sweep, "Cancelled (admin action).")
                 cancelled += 1
         self._report(request, "sweep(s) cancelled", cancelled)
 
@@ -470,6 +486,42 @@ class SweepAdmin(RunColumns, ResultAdmin):
     def deleted_counts(self, runs: list[Any]) -> dict[str, int]:
         combinations = SweepRun.objects.filter(sweep__in=runs).count()
         return {"sweeps": len(runs), "sweep combinations": combinations}
+
+
+@admin.register(SweepRun)
+class SweepRunAdmin(DeletedWithParentAdmin):
+    """Every combination of every sweep, to find failed ones across sweeps (a sweep's page lists
+    its first ``SWEEP_RUNS_SHOWN``). They go only with their sweep."""
+
+    deleted_with = "A combination is deleted only with its sweep."
+    # Newest sweep first, through the (sweep, seq) unique index (see BacktestTradeAdmin).
+    ordering = ("-sweep_id", "seq")
+    paginator = EstimatedCountPaginator
+    list_display = (
+        "sweep_link", "seq", "status", "params_summary", "metrics_summary", "short_error",
+        "worker", "finished_at",
+    )  # fmt: skip
+    list_filter = ("status",)
+    search_fields = ("sweep__id__exact", "sweep__user__email")
+
+    @admin.display(description="sweep", ordering="sweep_id")
+    def sweep_link(self, run: SweepRun) -> str:
+        url = reverse("admin:backtests_sweep_change", args=[run.sweep_id])
+        return format_html('<a href="{}">#{}</a>', url, run.sweep_id)
+
+    @admin.display(description="params")
+    def params_summary(self, run: SweepRun) -> str:
+        return _params(run.params)
+
+    @admin.display(description="metrics")
+    def metrics_summary(self, run: SweepRun) -> str:
+        return _metrics_summary(run.metrics)
+
+    @admin.display(description="error")
+    def short_error(self, run: SweepRun) -> str:
+        if not run.error:
+            return EMPTY
+        return run.error if len(run.error) <= 80 else run.error[:79] + "…"
 
 
 # --- schedules ----------------------------------------------------------------------------------
@@ -619,7 +671,10 @@ class BacktestScheduleAdmin(admin.ModelAdmin):
             run = services.schedule_run(schedule_id=schedule.pk)
             if run is None:
                 self.message_user(request, f"{schedule.name}: paused, not run.", messages.WARNING)
-            elif run.status == RunStatus.FAILED:
+                continue
+            message = f"Run now (admin action): backtest #{run.pk}, {run.status}."
+            self.log_change(request, schedule, message)
+            if run.status == RunStatus.FAILED:
                 self.message_user(request, f"{schedule.name}: {run.error}", messages.ERROR)
             else:
                 queued += 1

@@ -40,6 +40,7 @@ from bots.models import (
     Position,
     Trade,
 )
+from tradingbot.admin_paging import EstimatedCountPaginator
 from tradingbot.admin_utils import DeletedWithParentAdmin
 from tradingbot.errors import AppError
 
@@ -59,6 +60,11 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(Candle)
 class CandleAdmin(ReadOnlyAdmin):
+    """Millions of rows: no exact count of the whole table (``EstimatedCountPaginator``), no
+    filter that reads every row for its choices (an exchange or symbol filter would run
+    ``SELECT DISTINCT`` over the table), newest rows first by the primary key. Find a market by
+    its exact symbol (``BTC/USDT``)."""
+
     list_display = (
         "exchange",
         "symbol",
@@ -70,16 +76,26 @@ class CandleAdmin(ReadOnlyAdmin):
         "close",
         "volume",
     )
-    list_filter = ("exchange", "timeframe", "symbol")
-    search_fields = ("symbol",)
+    list_filter = ("timeframe",)
+    search_fields = ("=symbol",)
     show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    ordering = ("-id",)
 
 
 @admin.register(MarketSnapshot)
 class MarketSnapshotAdmin(ReadOnlyAdmin):
-    list_display = ("exchange", "fetched_at", "market_count")
+    """A snapshot holds every market of its exchange (megabytes of JSON): the list does not
+    load it; a snapshot's page counts its markets."""
+
+    list_display = ("exchange", "fetched_at")
     list_filter = ("exchange",)
-    exclude = ("markets",)
+    fields = ("exchange", "fetched_at", "market_count")
+    readonly_fields = fields
+    ordering = ("-fetched_at",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[MarketSnapshot]:
+        return super().get_queryset(request).defer("markets")
 
     @admin.display(description="markets")
     def market_count(self, snapshot: MarketSnapshot) -> int:
@@ -100,9 +116,12 @@ class PaperOrderAdmin(ReadOnlyAdmin):
         "order_id", "account", "symbol", "side", "order_type", "price", "amount", "filled",
         "average", "fee_cost", "status", "created_at",
     )  # fmt: skip
-    list_filter = ("status", "side", "order_type", "symbol")
-    search_fields = ("order_id", "client_order_id", "account__label", "account__user__email")
+    list_filter = ("status", "side", "order_type")
+    search_fields = ("order_id", "client_order_id", "account__label", "account__user__email",
+                     "=symbol")  # fmt: skip
     list_select_related = ("account", "account__user")
+    show_full_result_count = False
+    ordering = ("-id",)
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -393,9 +412,14 @@ class BotAdmin(admin.ModelAdmin):
 
 class BookAdmin(DeletedWithParentAdmin):
     """What a bot did. Read-only; a row is deleted only with its bot (the delete permission
-    stays, so deleting a bot or a user still cascades to its books)."""
+    stays, so deleting a bot or a user still cascades to its books).
+
+    Newest first by the primary key: the tables grow with every tick and have no index on their
+    time columns other than per bot, so ordering by time would sort the whole table."""
 
     deleted_with = "A bot's books are deleted only with the bot."
+    ordering = ("-id",)
+    paginator = EstimatedCountPaginator
 
     @admin.display(description="bot", ordering="bot__name")
     def bot_link(self, row: Any) -> str:
@@ -436,7 +460,7 @@ class PositionAdmin(BookAdmin):
 class BotEventAdmin(BookAdmin):
     list_select_related = ("bot",)
     list_display = ("time", "bot_link", "level", "kind", "short_message")
-    list_filter = ("level", "kind")
+    list_filter = ("level",)  # not "kind": its choices would be a DISTINCT over every event
     search_fields = ("bot__name", "bot__user__email", "kind")
 
     @admin.display(description="message")
