@@ -276,7 +276,8 @@ def test_unticking_active_on_the_users_page_disables_them_as_the_action_does(
 
     response = staff_client.post(
         f"{ADMIN}/user/{trader.pk}/change/",
-        {"email": trader.email, "display_name": "Trader", "_save": "Save"},  # "active" unticked
+        # "active" unticked
+        {"email": trader.email, "display_name": "Trader", "time_zone": "UTC", "_save": "Save"},
     )
 
     assert response.status_code == 302
