@@ -1,7 +1,23 @@
 """Server-rendered pages: backtests, sweeps and schedules."""
 
-from django.urls import URLPattern
+from django.urls import path
+
+from backtests import views
 
 app_name = "backtests"
 
-urlpatterns: list[URLPattern] = []
+urlpatterns = [
+    path("backtests/", views.backtest_list_view, name="backtest-list"),
+    path("backtests/new/", views.backtest_create_view, name="backtest-create"),
+    path("backtests/<int:pk>/", views.backtest_detail_view, name="backtest-detail"),
+    path("backtests/<int:pk>/cancel/", views.backtest_cancel_view, name="backtest-cancel"),
+    path("sweeps/", views.sweep_list_view, name="sweep-list"),
+    path("sweeps/new/", views.sweep_create_view, name="sweep-create"),
+    path("sweeps/<int:pk>/", views.sweep_detail_view, name="sweep-detail"),
+    path("sweeps/<int:pk>/cancel/", views.sweep_cancel_view, name="sweep-cancel"),
+    path("schedules/", views.schedule_list_view, name="schedule-list"),
+    path("schedules/new/", views.schedule_create_view, name="schedule-create"),
+    path("schedules/<int:pk>/", views.schedule_detail_view, name="schedule-detail"),
+    path("schedules/<int:pk>/pause/", views.schedule_pause_view, name="schedule-pause"),
+    path("schedules/<int:pk>/resume/", views.schedule_resume_view, name="schedule-resume"),
+]

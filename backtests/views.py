@@ -1,0 +1,258 @@
+"""Server-rendered pages: backtests, sweeps and schedules.
+
+Thin function views: every object is read through an owner-scoped selector (another trader's
+backtest, sweep or schedule is a 404), every write is one service call, and a form the services
+refuse is shown again with their messages next to the fields, answered with 400 (429 for the
+quota of active runs) and nothing stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from backtests import selectors, services
+from backtests.forms import (
+    PARAM_PREFIX,
+    SWITCH_STRATEGY,
+    BacktestForm,
+    RunSettingsForm,
+    ScheduleForm,
+    SweepForm,
+    default_initial,
+)
+from backtests.models import ACTIVE_STATUSES, Backtest, BacktestSchedule, RunStatus, Sweep
+from strategies import selectors as strategy_selectors
+from strategies.models import Strategy as StrategyRow
+from strategies.registry import active
+from tradingbot.errors import AppError
+from tradingbot.types import AuthenticatedHttpRequest
+
+PAGE_SIZE = 25
+TRADES_PAGE_SIZE = 100
+RANKING_ROWS = 100
+HISTORY_PAGE_SIZE = 25
+
+
+# --- forms, shared by the three "new" pages -----------------------------------------------------
+
+
+def _create_page(
+    request: AuthenticatedHttpRequest,
+    form_class: type[RunSettingsForm],
+    template: str,
+    create: Callable[..., Any],
+    created: Callable[[Any], HttpResponse],
+) -> HttpResponse:
+    """A "new" page: the form for the strategy asked for (posted, ``?strategy=``, or the first);
+    a valid post is handed to ``create(user=..., **validated)`` and its result to ``created``.
+
+    A post with ``switch_strategy`` only changes the strategy: the form comes back unbound,
+    keeping what was typed except the old strategy's parameters.
+    """
+    rows = list(strategy_selectors.strategy_list_usable())
+    usable = {row.key for row in rows}
+    key = (request.POST if request.method == "POST" else request.GET).get("strategy")
+    refusal = None
+    markets = None
+    if request.method == "POST" and SWITCH_STRATEGY not in request.POST:
+        # An unusable key is the strategy field's error; the form then has no parameters.
+        strategy = active().get(key) if key in usable else None
+        form = form_class(request.POST, strategies=rows, strategy=strategy)
+        if form.is_valid():
+            try:
+                return created(create(user=request.user, **form.validated))
+            except AppError as error:
+                form.attach_error(error)
+                refusal = error
+    else:
+        key = key if key in usable else (rows[0].key if rows else None)
+        markets = selectors.candle_market_list()
+        form = _unbound_form(request, form_class, rows, key, markets)
+    status = 200
+    if form.errors:
+        status = 429 if refusal is not None and refusal.status == 429 else 400
+    if markets is None:
+        markets = selectors.candle_market_list()
+    return render(request, template, {"form": form, "markets": markets}, status=status)
+
+
+def _unbound_form(
+    request: AuthenticatedHttpRequest,
+    form_class: type[RunSettingsForm],
+    rows: list[StrategyRow],
+    key: str | None,
+    markets: list[dict[str, Any]],
+) -> RunSettingsForm:
+    """A new form for strategy ``key``, filled with what was posted when switching to it."""
+    initial = default_initial(markets=markets)
+    if request.method == "POST":
+        kept = {k: v for k, v in request.POST.items() if not k.startswith(PARAM_PREFIX)}
+        initial |= kept | {"strategy": key}
+    strategy = active().get(key) if key is not None else None
+    return form_class(strategies=rows, strategy=strategy, initial=initial)
+
+
+# --- backtests ----------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def backtest_list_view(request: AuthenticatedHttpRequest) -> HttpResponse:
+    status = request.GET.get("status")
+    status = status if status in RunStatus.values else None
+    backtests = selectors.backtest_list(user=request.user, status=status)
+    page = Paginator(backtests, PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {"page": page, "status": status, "statuses": RunStatus.choices}
+    return render(request, "backtests/backtest_list.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def backtest_create_view(request: AuthenticatedHttpRequest) -> HttpResponse:
+    def created(backtest: Backtest) -> HttpResponse:
+        messages.success(request, f"Backtest #{backtest.pk} queued.")
+        return redirect("backtests:backtest-detail", pk=backtest.pk)
+
+    return _create_page(
+        request, BacktestForm, "backtests/backtest_form.html", services.backtest_create, created
+    )
+
+
+@login_required
+@require_GET
+def backtest_detail_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    backtest = selectors.backtest_get(user=request.user, pk=pk)
+    context: dict[str, Any] = {"backtest": backtest, "active": backtest.is_active}
+    if backtest.status == RunStatus.DONE:
+        trades = selectors.backtest_trade_list(backtest=backtest)
+        context["report"] = selectors.backtest_report(backtest=backtest)
+        context["trades"] = Paginator(trades, TRADES_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "backtests/backtest_detail.html", context)
+
+
+@login_required
+@require_POST
+def backtest_cancel_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    backtest = selectors.backtest_get(user=request.user, pk=pk)
+    backtest = services.backtest_cancel(backtest=backtest)
+    if backtest.status == RunStatus.CANCELLED:
+        messages.success(request, f"Backtest #{backtest.pk} cancelled.")
+    else:
+        messages.info(request, f"Backtest #{backtest.pk} had already finished ({backtest.status}).")
+    return redirect("backtests:backtest-detail", pk=backtest.pk)
+
+
+# --- sweeps -------------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def sweep_list_view(request: AuthenticatedHttpRequest) -> HttpResponse:
+    sweeps = selectors.sweep_list(user=request.user)
+    page = Paginator(sweeps, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "backtests/sweep_list.html", {"page": page})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def sweep_create_view(request: AuthenticatedHttpRequest) -> HttpResponse:
+    def created(sweep: Sweep) -> HttpResponse:
+        messages.success(
+            request, f"Sweep #{sweep.pk} queued: {sweep.combination_count} combinations."
+        )
+        return redirect("backtests:sweep-detail", pk=sweep.pk)
+
+    return _create_page(
+        request, SweepForm, "backtests/sweep_form.html", services.sweep_create, created
+    )
+
+
+@login_required
+@require_GET
+def sweep_detail_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    sweep = selectors.sweep_get(user=request.user, pk=pk)
+    context = {
+        "sweep": sweep,
+        "active": sweep.status in ACTIVE_STATUSES,
+        "varying": selectors.sweep_varying_params(sweep=sweep),
+        "heat_map": selectors.sweep_heat_map(
+            sweep=sweep, x=request.GET.get("x"), y=request.GET.get("y")
+        ),
+        "ranking": services.sweep_ranking(sweep=sweep, limit=RANKING_ROWS),
+        "ranking_limit": RANKING_ROWS,
+        "failures": selectors.sweep_failure_list(sweep=sweep),
+    }
+    return render(request, "backtests/sweep_detail.html", context)
+
+
+@login_required
+@require_POST
+def sweep_cancel_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    sweep = selectors.sweep_get(user=request.user, pk=pk)
+    sweep = services.sweep_cancel(sweep=sweep)
+    if sweep.status == RunStatus.CANCELLED:
+        messages.success(request, f"Sweep #{sweep.pk} cancelled.")
+    else:
+        messages.info(request, f"Sweep #{sweep.pk} had already finished ({sweep.status}).")
+    return redirect("backtests:sweep-detail", pk=sweep.pk)
+
+
+# --- schedules ----------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def schedule_list_view(request: AuthenticatedHttpRequest) -> HttpResponse:
+    schedules = selectors.schedule_list(user=request.user)
+    return render(request, "backtests/schedule_list.html", {"schedules": schedules})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def schedule_create_view(request: AuthenticatedHttpRequest) -> HttpResponse:
+    def created(schedule: BacktestSchedule) -> HttpResponse:
+        messages.success(request, f"Schedule “{schedule.name}” saved.")
+        return redirect("backtests:schedule-detail", pk=schedule.pk)
+
+    return _create_page(
+        request, ScheduleForm, "backtests/schedule_form.html", services.schedule_create, created
+    )
+
+
+@login_required
+@require_GET
+def schedule_detail_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    schedule = selectors.schedule_get(user=request.user, pk=pk)
+    runs = selectors.backtest_list(user=request.user, schedule=schedule)
+    page = Paginator(runs, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "backtests/schedule_detail.html", {"schedule": schedule, "page": page})
+
+
+def _set_enabled(request: AuthenticatedHttpRequest, pk: int, *, enabled: bool) -> HttpResponse:
+    schedule = selectors.schedule_get(user=request.user, pk=pk)
+    schedule = services.schedule_update(schedule=schedule, enabled=enabled)
+    state = "resumed" if enabled else "paused"
+    messages.success(request, f"Schedule “{schedule.name}” {state}.")
+    if request.POST.get("back") == "detail":
+        return redirect("backtests:schedule-detail", pk=schedule.pk)
+    return redirect("backtests:schedule-list")
+
+
+@login_required
+@require_POST
+def schedule_pause_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    return _set_enabled(request, pk, enabled=False)
+
+
+@login_required
+@require_POST
+def schedule_resume_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    return _set_enabled(request, pk, enabled=True)
