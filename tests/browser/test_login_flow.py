@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import log_in
-from tests.conftest import ROOT
 
 pytestmark = pytest.mark.browser
 
 LOGIN = "/accounts/login/"
-SCREENSHOT = ROOT / "docs" / "screenshot-dashboard.png"
 
 
 def test_it_renders_the_login_page_inside_the_site_layout(page):
@@ -55,7 +52,7 @@ def test_it_shows_an_error_and_stays_on_the_login_page_on_a_wrong_password(page,
 def test_it_lands_on_the_dashboard_listing_masked_exchange_accounts(
     page, trader_factory, password, account_factory
 ):
-    # given a trader (fixed email: this test also takes the README screenshot) who has a live
+    # given a trader who has a live
     # account with credentials and a paper account
     trader = trader_factory(email="demo@example.com")
     account_factory(
@@ -86,9 +83,6 @@ def test_it_lands_on_the_dashboard_listing_masked_exchange_accounts(
     content = page.content()
     for secret in ("ABCD-key-1234", "ABCD", "SECRET-value", "5678", "PASS-phrase", "9012"):
         assert secret not in content
-    # The README's screenshot is refreshed on request only, so a test run never dirties the tree.
-    if os.environ.get("UPDATE_SCREENSHOTS"):
-        page.screenshot(path=str(SCREENSHOT), full_page=True)
 
 
 def test_it_sends_the_user_back_where_they_were_going_after_login(page, trader, password):

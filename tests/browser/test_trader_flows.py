@@ -4,14 +4,16 @@ Redis and the test database.
 One trader logs in, adds a paper account, creates an MA Cross bot on the replay feed with the
 bot form, starts it, watches candles and the first trade marker arrive on the chart without a
 reload (the worker ticks the bot; beat's dispatcher is played by the test, sending the ticks),
-stops it, then runs a backtest and watches its progress bar reach done and the results render.
+stops it, then runs a backtest and watches its page follow it to done and render the results.
 A second trader cannot open the first one's bot (404). Each main page's screenshot is saved as
-a test artifact in ``$TEST_ARTIFACTS_DIR`` (default ``var/test-artifacts``).
+a test artifact in ``$TEST_ARTIFACTS_DIR`` (default ``var/test-artifacts``); with
+``UPDATE_SCREENSHOTS=1`` the dashboard's also replaces the README's.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -22,13 +24,14 @@ import pytest
 from django.conf import settings as django_settings
 from playwright.sync_api import expect
 
+from backtests.models import Backtest
 from bots.models import Bot
 from bots.tasks import send_tick
 from strategies.services import strategy_catalogue_sync
 from tests.bots.worker_ticks_helpers import replay_start, store_replay
-from tests.browser.conftest import LiveServer, log_in
-from tests.browser.test_live_client import LIVE
-from tests.conftest import ROOT, WorkerProcess
+from tests.browser.conftest import LiveServer, _free_port, log_in
+from tests.browser.test_live_client import LIVE, OwnDaphne
+from tests.conftest import ROOT, WorkerProcess, database_url
 
 pytestmark = pytest.mark.browser
 
@@ -44,6 +47,25 @@ def worker(
     """The session's worker; the ticks the test sends go to its queue."""
     settings.BOTS_QUEUE = celery_worker_process.queue
     return celery_worker_process
+
+
+@pytest.fixture
+def stack_daphne(worker: WorkerProcess, tmp_path: Path) -> Iterator[OwnDaphne]:
+    """A daphne whose bots and backtests go to the worker's queue (as ``make run``'s go to its
+    worker), on the test database and Redis."""
+    from django.db import connection
+
+    env = {
+        **os.environ, "DATABASE_URL": database_url(connection.settings_dict),
+        "BOTS_QUEUE": worker.queue, "BACKTESTS_QUEUE": worker.queue,
+    }  # fmt: skip
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    daphne = OwnDaphne(port=_free_port(), env=env, log_path=tmp_path / "daphne.log")
+    try:
+        daphne.start()
+        yield daphne
+    finally:
+        daphne.stop()
 
 
 @pytest.fixture
@@ -86,8 +108,10 @@ def chart_count(page: Any, attribute: str) -> int:
 
 
 @pytest.fixture
-def flow_page(browser: Any, server: LiveServer) -> Iterator[Any]:
-    context = browser.new_context(base_url=server.url, viewport={"width": 1280, "height": 900})
+def flow_page(browser: Any, stack_daphne: OwnDaphne) -> Iterator[Any]:
+    context = browser.new_context(
+        base_url=stack_daphne.url, viewport={"width": 1280, "height": 900}
+    )
     context.set_default_timeout(LIVE)
     page = context.new_page()
     errors: list[str] = []
@@ -98,12 +122,13 @@ def flow_page(browser: Any, server: LiveServer) -> Iterator[Any]:
 
 
 def test_a_trader_runs_a_bot_then_a_backtest_and_another_trader_cannot_see_it(
-    browser, flow_page, server, worker, replay_candles, trader, other_trader, password
+    browser, flow_page, stack_daphne, worker, replay_candles, trader, other_trader, password
 ):
     page = flow_page
+    url = stack_daphne.url
     # 1. log in: the dashboard, empty, says what to do first
     log_in(page, trader.email, password)
-    expect(page).to_have_url(f"{server.url}/dashboard/")
+    expect(page).to_have_url(f"{url}/dashboard/")
     expect(page.locator("#dashboard-accounts")).to_contain_text("Add a paper account")
     screenshot(page, "dashboard-empty")
 
@@ -131,7 +156,7 @@ def test_a_trader_runs_a_bot_then_a_backtest_and_another_trader_cannot_see_it(
     screenshot(page, "bot-new")
     page.click("#bot-form button[type=submit]")
     bot = Bot.objects.get(user=trader, name="BTC cross")
-    expect(page).to_have_url(f"{server.url}/bots/{bot.pk}/")
+    expect(page).to_have_url(f"{url}/bots/{bot.pk}/")
     assert (bot.strategy_id, bot.data_source, bot.replay_start_ms) == (
         "ma_cross", "replay", replay_candles,
     )  # fmt: skip
@@ -168,11 +193,44 @@ def test_a_trader_runs_a_bot_then_a_backtest_and_another_trader_cannot_see_it(
     # the dashboard shows the bot, its fill and its events
     page.goto("/dashboard/")
     expect(page.locator(f"#bot-{bot.pk} .bot-status")).to_have_text("Stopped")
+    expect(page.locator(f"#bot-{bot.pk} form.bot-start button")).to_be_visible()
+    expect(page.locator(f"#bot-{bot.pk} form.bot-stop button")).to_be_hidden()
     expect(page.locator("#dashboard-trades tbody tr").first).to_contain_text("BTC cross")
     screenshot(page, "dashboard")
+    # The README's screenshot is refreshed on request only, so a test run never dirties the tree.
+    if os.environ.get("UPDATE_SCREENSHOTS"):
+        page.screenshot(path=str(ROOT / "docs" / "screenshot-dashboard.png"), full_page=True)
 
-    # 8. a second trader cannot open the first trader's bot
-    other = browser.new_context(base_url=server.url)
+    # 7. run a backtest of the same strategy on the replayed stretch; the page follows it live
+    # to done (it reloads itself when the worker finishes) and renders the results
+    page.goto("/backtests/new/")
+    page.select_option("#id_strategy", "ma_cross")
+    page.wait_for_load_state()
+    page.fill("#id_symbol", "BTC/USDT")
+    page.select_option("#id_timeframe", "5m")
+    end = datetime.fromtimestamp(replay_candles / 1000 + 300 * 5 * 60, tz=UTC)
+    page.fill("#id_start", start.strftime("%Y-%m-%dT%H:%M"))
+    page.fill("#id_end", end.strftime("%Y-%m-%dT%H:%M"))
+    screenshot(page, "backtest-new")
+    page.click("form.run-form button.primary")
+    expect(page).to_have_url(re.compile(rf"{url}/backtests/\d+/$"))
+    backtest = Backtest.objects.get(user=trader)
+    expect(page.locator(".run-status [data-role='status']").first).to_have_text("Done")
+    expect(page.locator("#backtest-metrics")).to_be_visible()
+    for chart in ("#chart-price", "#chart-equity", "#chart-drawdown"):
+        expect(page.locator(f"{chart} canvas").first).to_be_visible()
+    backtest.refresh_from_db()
+    assert backtest.status == "done"
+    assert backtest.progress == 1
+    expect(page.locator("#backtest-trades tbody tr")).to_have_count(min(backtest.trade_count, 100))
+    expect(page.locator("#comparison-return")).to_be_visible()
+    screenshot(page, "backtest-detail")
+    page.goto("/backtests/")
+    expect(page.locator(f"a[href='/backtests/{backtest.pk}/']").first).to_be_visible()
+    screenshot(page, "backtests")
+
+    # 8. a second trader cannot open the first trader's bot, nor the backtest
+    other = browser.new_context(base_url=url)
     try:
         other_page = other.new_page()
         log_in(other_page, other_trader.email, password)
@@ -180,6 +238,9 @@ def test_a_trader_runs_a_bot_then_a_backtest_and_another_trader_cannot_see_it(
         assert response is not None
         assert response.status == 404
         response = other_page.goto(f"/bots/{bot.pk}/edit/")
+        assert response is not None
+        assert response.status == 404
+        response = other_page.goto(f"/backtests/{backtest.pk}/")
         assert response is not None
         assert response.status == 404
         expect(other_page.locator("body")).not_to_contain_text("BTC cross")
