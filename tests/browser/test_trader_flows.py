@@ -229,6 +229,29 @@ def test_a_trader_runs_a_bot_then_a_backtest_and_another_trader_cannot_see_it(
     expect(page.locator(f"a[href='/backtests/{backtest.pk}/']").first).to_be_visible()
     screenshot(page, "backtests")
 
+    for name, path in (("sweeps", "/sweeps/"), ("schedules", "/schedules/"),
+                       ("strategies", "/strategies/"), ("bots", "/bots/")):  # fmt: skip
+        page.goto(path)
+        expect(page.locator("h1")).to_be_visible()
+        screenshot(page, name)
+
+    # the pages fit a phone's width: nothing makes the page scroll sideways
+    phone = browser.new_context(base_url=url, viewport={"width": 375, "height": 740})
+    try:
+        small = phone.new_page()
+        log_in(small, trader.email, password)
+        for path in ("/dashboard/", f"/bots/{bot.pk}/", "/bots/new/", "/exchange-accounts/",
+                     f"/backtests/{backtest.pk}/", "/strategies/"):  # fmt: skip
+            small.goto(path)
+            overflow = small.evaluate(
+                "() => document.documentElement.scrollWidth - window.innerWidth"
+            )
+            assert overflow <= 0, f"{path} is {overflow} px wider than the phone"
+        small.goto("/dashboard/")
+        screenshot(small, "dashboard-phone")
+    finally:
+        phone.close()
+
     # 8. a second trader cannot open the first trader's bot, nor the backtest
     other = browser.new_context(base_url=url)
     try:
