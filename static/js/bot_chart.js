@@ -7,7 +7,7 @@
  * - bot.candle (each candle a tick acted on) adds or updates a candle;
  * - bot.trade adds an entry (buy) or exit (sell) marker on its candle;
  * - bot.position moves the entry-price line, or removes it when the position is flat.
- * Times are shown in the trader's time zone (the body's data-time-zone).
+ * Times are shown in the trader's time zone (format.js).
  */
 (() => {
   "use strict";
@@ -16,20 +16,15 @@
   const botId = script && script.dataset.botId;
   const container = document.getElementById("bot-chart");
   const source = document.getElementById("bot-chart-data");
-  if (!window.Live || !window.LightweightCharts || !container || !source || !botId) return;
+  if (!window.Live || !window.Format || !window.LightweightCharts || !container || !source
+      || !botId) return;
 
   const channel = `bot:${botId}`;
   const initial = JSON.parse(source.textContent);
   const step = initial.timeframe_ms;
   const places = Number(container.dataset.pricePlaces || 2);
   const MAX_CANDLES = 1000; // the chart keeps at most this many; older ones scroll off
-  const TIME_ZONE = document.body.dataset.timeZone || "UTC";
-
-  const zoned = (options) => new Intl.DateTimeFormat("sv-SE", { timeZone: TIME_ZONE, ...options });
-  const fullTime = zoned({
-    year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
-    hourCycle: "h23",
-  });
+  const { localTime, zoned } = window.Format;
   const dayOnly = zoned({ month: "2-digit", day: "2-digit" });
   const timeOnly = zoned({ hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
   const { TickMarkType } = window.LightweightCharts;
@@ -47,7 +42,7 @@
       },
     },
     localization: {
-      timeFormatter: (time) => fullTime.format(new Date(time * 1000)),
+      timeFormatter: (time) => localTime(time * 1000, false),
       priceFormatter: (price) => price.toFixed(places),
     },
   });

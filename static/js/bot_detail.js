@@ -13,46 +13,14 @@
 
   const script = document.currentScript;
   const botId = script && script.dataset.botId;
-  if (!window.Live || !botId) return;
+  if (!window.Live || !window.Format || !botId) return;
 
   const channel = `bot:${botId}`;
   const RECENT_ROWS = 20; // as bots/views.py RECENT_ROWS
   const PRICE = Number(script.dataset.pricePlaces || 2);
   const QTY = Number(script.dataset.qtyPlaces || 8);
 
-  // --- formatting, as the template's filters ----------------------------------------------------
-
-  /** Django's floatformat on a decimal string: `places` < 0 drops the decimals of a whole number;
-   *  rounding is half away from zero, done on the digits so that no float rounds a price. */
-  function floatformat(text, places) {
-    if (text === null || text === undefined || text === "") return "";
-    const match = /^(-?)(\d*)(?:\.(\d*))?$/.exec(String(text));
-    if (match === null) return String(text);
-    const [, sign, whole, fraction = ""] = match;
-    const digits = Math.abs(places);
-    if (places < 0 && /^0*$/.test(fraction)) {
-      const integer = BigInt(whole || "0");
-      return integer === 0n ? "0" : `${sign}${integer}`;
-    }
-    const kept = (fraction + "0".repeat(digits + 1)).slice(0, digits + 1);
-    let scaled = BigInt((whole || "0") + kept.slice(0, digits));
-    if (kept[digits] >= "5") scaled += 1n;
-    const padded = scaled.toString().padStart(digits + 1, "0");
-    const result = digits ? `${padded.slice(0, -digits)}.${padded.slice(-digits)}` : padded;
-    return scaled === 0n ? result : sign + result;
-  }
-
-  // "2024-03-01 12:34:56" in the trader's time zone, as the template's date filter draws it.
-  const TIME_ZONE = document.body.dataset.timeZone || "UTC";
-  const clock = {};
-  function localTime(ms, withSeconds) {
-    const key = withSeconds ? "s" : "m";
-    clock[key] = clock[key] || new Intl.DateTimeFormat("sv-SE", {
-      timeZone: TIME_ZONE, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit",
-      minute: "2-digit", second: withSeconds ? "2-digit" : undefined, hourCycle: "h23",
-    });
-    return clock[key].format(new Date(ms));
-  }
+  const { floatformat, localTime } = window.Format;
 
   function row(cells, attributes = {}) {
     const tr = document.createElement("tr");

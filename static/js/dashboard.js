@@ -11,24 +11,12 @@
   "use strict";
 
   const script = document.currentScript;
-  if (!window.Live || !script) return;
+  if (!window.Live || !window.Format || !script) return;
   const totalsUrl = script.dataset.totalsUrl;
   const RECENT_ROWS = 20; // as bots/dashboard.py RECENT
   const MAX_SUBSCRIPTIONS = 100; // the server's limit per connection
-  const TIME_ZONE = document.body.dataset.timeZone || "UTC";
 
-  const formats = {};
-  function localTime(ms, withSeconds) {
-    const key = withSeconds ? "s" : "m";
-    formats[key] = formats[key] || new Intl.DateTimeFormat("sv-SE", {
-      timeZone: TIME_ZONE, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit",
-      minute: "2-digit", second: withSeconds ? "2-digit" : undefined, hourCycle: "h23",
-    });
-    return formats[key].format(new Date(ms));
-  }
-
-  const fixed = (text, places) => (text === null || text === undefined || text === "")
-    ? "" : Number(text).toFixed(places);
+  const { floatformat, localTime } = window.Format;
 
   function botRow(channel) {
     const id = String(channel || "").split(":")[1];
@@ -47,9 +35,12 @@
 
   function showPosition(tr, data) {
     const has = data !== null && data !== undefined;
-    tr.querySelector(".position-qty").textContent = has ? String(Number(data.qty)) : "0";
-    tr.querySelector(".realised-pnl").textContent = has ? fixed(data.pnl, 2) : "0.00";
-    tr.querySelector(".unrealised-pnl").textContent = has ? fixed(data.unrealized_pnl, 2) : "0.00";
+    // As the template: floatformat "-8" and 2, a missing position as 0.
+    tr.querySelector(".position-qty").textContent = floatformat(has ? data.qty : "0", -8);
+    tr.querySelector(".realised-pnl").textContent = floatformat(has ? data.pnl : "0", 2);
+    tr.querySelector(".unrealised-pnl").textContent = floatformat(
+      has ? data.unrealized_pnl : "0", 2,
+    );
   }
 
   function prepend(sectionId, cells, attributes = {}) {
@@ -104,8 +95,8 @@
   }));
   window.Live.on("bot.trade", onRow((tr, data) => {
     prepend("dashboard-trades", [
-      localTime(data.time, false), tr.dataset.botName, data.side, String(Number(data.qty)),
-      fixed(data.price, 2), fixed(data.pnl, 2),
+      localTime(data.time, false), tr.dataset.botName, data.side, floatformat(data.qty, -8),
+      floatformat(data.price, -2), floatformat(data.pnl, 2),
     ]);
     refreshTotals();
   }));

@@ -22,10 +22,11 @@ from typing import Any
 
 import pytest
 from django.conf import settings as django_settings
+from django.template.defaultfilters import floatformat
 from playwright.sync_api import expect
 
 from backtests.models import Backtest
-from bots.models import Bot
+from bots.models import Bot, Position
 from bots.tasks import send_tick
 from strategies.services import strategy_catalogue_sync
 from tests.bots.worker_ticks_helpers import replay_start, store_replay
@@ -195,6 +196,12 @@ def test_a_trader_runs_a_bot_then_a_backtest_and_another_trader_cannot_see_it(
     expect(page.locator(f"#bot-{bot.pk} .bot-status")).to_have_text("Stopped")
     expect(page.locator(f"#bot-{bot.pk} form.bot-start button")).to_be_visible()
     expect(page.locator(f"#bot-{bot.pk} form.bot-stop button")).to_be_hidden()
+    # and once its snapshot has redrawn the row live, it reads as the server drew it
+    page.wait_for_function("() => (window.Live.stats.received['bot.snapshot'] || 0) >= 1")
+    position = Position.objects.get(bot=bot)
+    row = page.locator(f"#bot-{bot.pk}")
+    expect(row.locator(".position-qty")).to_have_text(floatformat(position.qty, "-8"))
+    expect(row.locator(".unrealised-pnl")).to_have_text(floatformat(position.unrealized_pnl, 2))
     expect(page.locator("#dashboard-trades tbody tr").first).to_contain_text("BTC cross")
     screenshot(page, "dashboard")
     # The README's screenshot is refreshed on request only, so a test run never dirties the tree.
