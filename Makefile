@@ -56,7 +56,7 @@ lint: install-dev
 	$(BIN)/ruff format --check .
 
 typecheck: install-dev
-	$(BIN)/mypy tradingbot accounts bots strategies backtests
+	$(BIN)/mypy tradingbot accounts strategies markets bots backtests
 
 bench: install-dev
 	@for script in bench/*.py; do [ -e "$$script" ] || continue; echo "== $$script"; $(BIN)/python "$$script" || exit 1; done

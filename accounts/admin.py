@@ -21,10 +21,10 @@ from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html_join
 
 from accounts import services
-from accounts.models import ApiToken, ExchangeAccount, User
+from accounts.models import ApiToken, User
 from bots.models import Bot
 from tradingbot.errors import AppError
 
@@ -101,7 +101,7 @@ class UserAdmin(DjangoUserAdmin):
             return EMPTY
         links = [
             (_changelist_url("bots_bot", user__id__exact=user.pk), "bots"),
-            (_changelist_url("accounts_exchangeaccount", user__id__exact=user.pk),
+            (_changelist_url("markets_exchangeaccount", user__id__exact=user.pk),
              "exchange accounts"),
             (_changelist_url("accounts_apitoken", user__id__exact=user.pk), "API tokens"),
             (_changelist_url("backtests_backtest", user__id__exact=user.pk), "backtests"),
@@ -179,57 +179,6 @@ class UserAdmin(DjangoUserAdmin):
             user_id=_staff(request).pk, queryset=Bot.objects.filter(pk__in=bot_ids),
             action_flag=CHANGE, change_message=f"Stopped: its owner {owner.email} was disabled.",
         )  # fmt: skip
-
-
-@admin.register(ExchangeAccount)
-class ExchangeAccountAdmin(admin.ModelAdmin):
-    """Staff see which accounts exist, never their secrets: the API key's last four characters
-    (the model's own mask), and whether a secret and a passphrase are set."""
-
-    list_display = ("label", "user", "exchange", "mode", "credentials", "bot_count", "created_at")
-    list_filter = ("exchange", "mode", "created_at")
-    search_fields = ("label", "user__email")
-    list_select_related = ("user",)
-    fields = (
-        "user", "label", "exchange", "mode", "credentials", "paper_slippage_bps",
-        "paper_maker_fee", "paper_taker_fee", "bots_link", "created_at",
-    )  # fmt: skip
-    readonly_fields = fields
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[ExchangeAccount]:
-        return super().get_queryset(request).annotate(bot_total=Count("bots"))
-
-    @admin.display(description="credentials")
-    def credentials(self, account: ExchangeAccount) -> str:
-        if account.mode == ExchangeAccount.Mode.PAPER and not account.api_key:
-            return "none (paper)"
-        key = f"API key {account.api_key_masked}" if account.api_key else "no API key"
-        secret = "secret set" if account.api_secret else "no secret"
-        passphrase = "passphrase set" if account.passphrase else "no passphrase"
-        return f"{key} · {secret} · {passphrase}"
-
-    @admin.display(description="bots", ordering="bot_total")
-    def bot_count(self, account: ExchangeAccount) -> int:
-        return getattr(account, "bot_total", 0)
-
-    @admin.display(description="bots")
-    def bots_link(self, account: ExchangeAccount) -> str:
-        url = _changelist_url("bots_bot", exchange_account__id__exact=account.pk)
-        return format_html('<a href="{}">{} bot(s)</a>', url, account.bots.count())
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        # Secrets are entered by their owner only, on the exchange-accounts page or the API.
-        return False
-
-    def delete_model(self, request: HttpRequest, obj: ExchangeAccount) -> None:
-        services.exchange_account_delete(account=obj)
-
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ExchangeAccount]) -> None:
-        for account in queryset:
-            try:
-                services.exchange_account_delete(account=account)
-            except AppError as error:  # a bot was made on it since the confirmation page
-                self.message_user(request, f"{account}: {error.message}", messages.ERROR)
 
 
 @admin.register(ApiToken)

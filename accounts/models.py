@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import hashlib
-from decimal import Decimal
 from functools import cache
 from typing import Any, ClassVar
 from zoneinfo import available_timezones
@@ -10,8 +9,6 @@ from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, Permis
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
-
-from accounts.fields import EncryptedSecretField
 
 
 class UserManager(BaseUserManager["User"]):
@@ -100,48 +97,3 @@ class ApiToken(models.Model):
 
     def is_expired(self, now: Any = None) -> bool:
         return self.expires_at <= (now or timezone.now())
-
-
-class ExchangeAccount(models.Model):
-    """A trader's connection to an exchange: paper (simulated) or live (real keys, encrypted)."""
-
-    class Exchange(models.TextChoices):
-        BITGET = "bitget", "Bitget"
-
-    class Mode(models.TextChoices):
-        PAPER = "paper", "Paper"
-        LIVE = "live", "Live"
-
-    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="exchange_accounts")
-    exchange = models.CharField(max_length=32, choices=Exchange.choices)
-    label = models.CharField(max_length=100)
-    mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.PAPER)
-    api_key = EncryptedSecretField(blank=True, default="")
-    api_secret = EncryptedSecretField(blank=True, default="")
-    passphrase = EncryptedSecretField(blank=True, default="")
-    # Paper mode only: the fill model's slippage, and fee overrides (default: the market's fees).
-    paper_slippage_bps = models.DecimalField(
-        max_digits=8,
-        decimal_places=2,
-        default=Decimal("5"),
-        help_text="Paper market orders fill this many basis points worse than the reference price",
-    )
-    paper_maker_fee = models.DecimalField(max_digits=8, decimal_places=6, null=True, blank=True)
-    paper_taker_fee = models.DecimalField(max_digits=8, decimal_places=6, null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        db_table = "exchange_accounts"
-        ordering = ("label",)
-        constraints: ClassVar[list[Any]] = [
-            models.UniqueConstraint(
-                fields=("user", "label"), name="exchange_account_label_per_user"
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.label} ({self.exchange}, {self.mode})"
-
-    @property
-    def api_key_masked(self) -> str:
-        return self.api_key.masked

@@ -10,12 +10,12 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY, authenticate
 from django.contrib.sessions.models import Session
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts import throttling
-from accounts.models import ApiToken, ExchangeAccount, User, is_time_zone
+from accounts.models import ApiToken, User, is_time_zone
 from tradingbot.errors import AppError
 from tradingbot.events import revoke_connections_now, token_group, user_group
 from tradingbot.logconfig import context
@@ -96,84 +96,6 @@ def auth_cleanup_expired(*, now: datetime | None = None) -> dict[str, int]:
     tokens, _ = ApiToken.objects.filter(expires_at__lte=now).delete()
     logger.info("auth.cleanup", extra=context(sessions_deleted=sessions, tokens_deleted=tokens))
     return {"sessions": sessions, "tokens": tokens}
-
-
-def exchange_account_create(
-    *,
-    user: User,
-    exchange: str,
-    label: str,
-    mode: str,
-    api_key: str = "",
-    api_secret: str = "",
-    passphrase: str = "",
-) -> ExchangeAccount:
-    """Create an account; a live one must carry the credentials its exchange needs."""
-    _check_credentials(mode=mode, api_key=api_key, api_secret=api_secret, passphrase=passphrase)
-    account = ExchangeAccount(
-        user=user,
-        exchange=exchange,
-        label=label.strip(),
-        mode=mode,
-        api_key=api_key.strip(),
-        api_secret=api_secret.strip(),
-        passphrase=passphrase.strip(),
-    )
-    try:
-        with transaction.atomic():
-            account.save()
-    except IntegrityError:
-        raise AppError(
-            "duplicate_label",
-            "You already have an exchange account with this label.",
-            409,
-            details={"label": ["You already have an exchange account with this label."]},
-        ) from None
-    logger.info(
-        "exchange_account.created",
-        extra=context(
-            user_id=user.pk, exchange_account_id=account.pk, exchange=exchange, mode=mode
-        ),
-    )
-    return account
-
-
-def _check_credentials(*, mode: str, api_key: str, api_secret: str, passphrase: str) -> None:
-    if mode != ExchangeAccount.Mode.LIVE:
-        return
-    missing = {
-        name: ["Required for a live account."]
-        for name, value in (
-            ("api_key", api_key),
-            ("api_secret", api_secret),
-            ("passphrase", passphrase),
-        )
-        if not value.strip()
-    }
-    if missing:
-        raise AppError(
-            "validation_error",
-            "A live Bitget account needs an API key, secret and passphrase.",
-            400,
-            details=missing,
-        )
-
-
-def exchange_account_delete(*, account: ExchangeAccount) -> None:
-    """Delete an account its bots no longer use (409 while any bot trades on it: the bot's
-    orders and position live on that account)."""
-    if account.bots.exists():
-        raise AppError(
-            "account_in_use",
-            "Bots trade on this account; delete them first.",
-            409,
-            details={"bots": list(account.bots.values_list("name", flat=True)[:20])},
-        )
-    account_id, user_id = account.pk, account.user_id
-    account.delete()
-    logger.info(
-        "exchange_account.deleted", extra=context(user_id=user_id, exchange_account_id=account_id)
-    )
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from backtests.models import (
 from backtests.services.config import usable_strategy, validated_params
 from backtests.services.schedules import MAX_LOOKBACK_DAYS
 from backtests.services.sweeps import LOWER_IS_BETTER
-from bots.services import check_symbol
+from markets.services import check_symbol
 from tradingbot.admin_paging import EstimatedCountPaginator
 from tradingbot.admin_utils import DeletedWithParentAdmin
 from tradingbot.errors import AppError

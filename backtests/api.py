@@ -23,7 +23,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import ExchangeAccount
 from backtests import selectors, services
 from backtests.models import (
     ACTIVE_STATUSES,
@@ -35,8 +34,9 @@ from backtests.models import (
     SweepRun,
 )
 from backtests.services.schedules import MAX_LOOKBACK_DAYS
-from bots.exchanges.markets import SUPPORTED_EXCHANGES
-from bots.timeframes import TIMEFRAMES
+from markets.exchanges.markets import SUPPORTED_EXCHANGES
+from markets.models import ExchangeAccount
+from markets.timeframes import TIMEFRAMES
 from tradingbot.api_utils import (
     DecimalText,
     PageQuery,

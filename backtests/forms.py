@@ -27,7 +27,7 @@ from rest_framework import serializers
 from backtests import api
 from backtests.services.sweeps import RANKABLE_METRICS
 from backtests.templatetags.backtests_format import METRICS
-from bots.timeframes import TIMEFRAMES, timeframe_ms
+from markets.timeframes import TIMEFRAMES, timeframe_ms
 from strategies.base import Strategy
 from strategies.models import Strategy as StrategyRow
 from strategies.params import NON_FIELD, Param, StrategyParamError

@@ -19,7 +19,7 @@ from django.db.models import Q
 from django_celery_beat.models import PeriodicTask
 
 from backtests.engine import BacktestSettings
-from bots.timeframes import TIMEFRAMES
+from markets.timeframes import TIMEFRAMES
 
 MONEY: dict[str, Any] = {"max_digits": 28, "decimal_places": 12}
 RATE: dict[str, Any] = {"max_digits": 12, "decimal_places": 8}

@@ -25,10 +25,10 @@ from accounts.models import User
 from backtests.metrics import max_drawdown
 from backtests.models import Backtest, BacktestSchedule, BacktestTrade, RunStatus, Sweep, SweepRun
 from backtests.services.sweeps import LOWER_IS_BETTER, sweep_ranking
-from bots import selectors as bot_selectors
-from bots.exchanges.markets import get_catalog
-from bots.models import Candle
-from bots.timeframes import timeframe_ms
+from markets import selectors as market_selectors
+from markets.exchanges.markets import get_catalog
+from markets.models import Candle
+from markets.timeframes import timeframe_ms
 from strategies.params import show
 from tradingbot.errors import AppError
 
@@ -203,7 +203,7 @@ def backtest_chart(*, backtest: Backtest, price_decimals: int | None) -> Backtes
 
 
 def _period_candles(run: Backtest | Sweep) -> QuerySet[Candle]:
-    return bot_selectors.candles_in_period(
+    return market_selectors.candles_in_period(
         exchange=run.exchange,
         symbol=run.symbol,
         timeframe=run.timeframe,

@@ -77,7 +77,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TQDM_DISABLE", "1")  # backtesting.py's progress bar, for it and children
 
 REAL = "real"
-SAMPLE = ROOT / "bots" / "data" / "btc_usdt_5m.csv.gz"
+SAMPLE = ROOT / "markets" / "data" / "btc_usdt_5m.csv.gz"
 MINUTE = 60_000
 FAST, SLOW = 10, 30
 CASH = 10_000.0

@@ -55,8 +55,9 @@ def run(n: int, var_dir: Path) -> None:
     from django.core.management import call_command
     from django.test import Client
 
-    from accounts.models import ExchangeAccount, User
+    from accounts.models import User
     from accounts.services import api_token_issue
+    from markets.models import ExchangeAccount
     from tradingbot import embedded_redis
 
     server = None

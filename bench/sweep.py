@@ -85,7 +85,7 @@ def synthetic_candles(size: int) -> dict[str, np.ndarray]:
 
 
 def store_candles(size: int) -> None:
-    from bots.models import Candle
+    from markets.models import Candle
 
     existing = Candle.objects.filter(
         exchange=EXCHANGE, symbol=SYMBOL, timeframe=TIMEFRAME, open_time__lt=_end_ms(size)
@@ -108,7 +108,7 @@ def store_candles(size: int) -> None:
 
 
 def remove_candles(size: int) -> None:
-    from bots.models import Candle
+    from markets.models import Candle
 
     Candle.objects.filter(
         exchange=EXCHANGE, symbol=SYMBOL, timeframe=TIMEFRAME, open_time__lt=_end_ms(size)
@@ -226,7 +226,7 @@ def in_process_seconds(size: int, grid: dict[str, list[int]]) -> tuple[float, fl
     """(candle read, the combinations computed serially here) in seconds: the peer."""
     from backtests.engine import BacktestSettings
     from backtests.runner import run_backtest
-    from bots.selectors import candles_frame
+    from markets.selectors import candles_frame
     from strategies.registry import active
 
     started = time.perf_counter()

@@ -2,7 +2,7 @@
 
 It sets up its own stack, as bench/sweep.py does: a throwaway SQLite database (``DATABASE_URL``,
 if set, is used instead; it must exist and is migrated), the embedded Redis (or ``REDIS_URL``),
-and the shipped BTC/USDT 5m candles (``bots/data/btc_usdt_5m.csv.gz``, one bulk insert; left in
+and the shipped BTC/USDT 5m candles (``markets/data/btc_usdt_5m.csv.gz``, one bulk insert; left in
 place when the database already holds them).
 
 The fleet: N bots of one user, each on a paper account of its own (10,000 USDT), trading
@@ -94,9 +94,9 @@ def prepare_environment(work_dir: Path) -> dict[str, str]:
 
 def store_sample() -> bool:
     """Store the shipped 5m candles unless the database has them; True when this bench did."""
-    from bots.candle_csv import read_candle_file
-    from bots.market_data import SAMPLE_PATH
-    from bots.models import Candle
+    from markets.candle_csv import read_candle_file
+    from markets.candles import SAMPLE_PATH
+    from markets.models import Candle
 
     rows = read_candle_file(SAMPLE_PATH, timeframe=TIMEFRAME).rows
     stored = Candle.objects.filter(
@@ -116,9 +116,9 @@ def store_sample() -> bool:
 
 
 def remove_sample() -> None:
-    from bots.candle_csv import read_candle_file
-    from bots.market_data import SAMPLE_PATH
-    from bots.models import Candle
+    from markets.candle_csv import read_candle_file
+    from markets.candles import SAMPLE_PATH
+    from markets.models import Candle
 
     rows = read_candle_file(SAMPLE_PATH, timeframe=TIMEFRAME).rows
     Candle.objects.filter(
@@ -128,8 +128,8 @@ def remove_sample() -> None:
 
 
 def sample_start_ms() -> int:
-    from bots.candle_csv import read_candle_file
-    from bots.market_data import SAMPLE_PATH
+    from markets.candle_csv import read_candle_file
+    from markets.candles import SAMPLE_PATH
 
     return int(read_candle_file(SAMPLE_PATH, timeframe=TIMEFRAME).rows[START_ROW].open_time)
 
@@ -174,13 +174,14 @@ def create_fleet(size: int, start_ms: int) -> Fleet:
     from bots import services
     from bots.models import Bot
     from bots.services import BotConfig
+    from markets import services as market_services
 
     started = time.perf_counter()
     clock = ManualClock(1_000_000.0)
     user = User.objects.create_user(f"bench-ticks-{size}-{uuid.uuid4().hex[:8]}@example.com")
     bot_ids = []
     for index in range(size):
-        account = services.exchange_account_open(
+        account = market_services.exchange_account_open(
             user=user, exchange=EXCHANGE, label=f"paper {index}", mode="paper",
             paper_balance={"USDT": Decimal(10_000)},
         )  # fmt: skip

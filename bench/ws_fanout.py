@@ -440,9 +440,10 @@ def create_fixture(size: int) -> Fixture:
     from accounts.services import api_token_issue
     from bots import services
     from bots.services import BotConfig
+    from markets import services as market_services
 
     user = User.objects.create_user(f"wsbench-{size}-{uuid.uuid4().hex[:8]}@example.com")
-    account = services.exchange_account_open(
+    account = market_services.exchange_account_open(
         user=user, exchange="bitget", label="paper", mode="paper"
     )
     config = BotConfig(

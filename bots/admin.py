@@ -1,6 +1,6 @@
 """The bots app in the Django admin.
 
-Market data and the paper ledger are written by the platform. Bots are configured by their
+Bots are configured by their
 owners and changed by staff only through the services: stop (optionally closing the position),
 stop every bot of a user, and the kill switch that stops every bot on the platform. A bot's books
 (orders, trades, positions, events) are what happened: read-only, and deleted only with their
@@ -29,99 +29,13 @@ from django.views.decorators.http import require_http_methods
 
 from accounts.models import User
 from bots import services
-from bots.models import (
-    Bot,
-    BotEvent,
-    Candle,
-    MarketSnapshot,
-    Order,
-    PaperBalance,
-    PaperOrder,
-    Position,
-    Trade,
-)
+from bots.models import Bot, BotEvent, Order, Position, Trade
 from tradingbot.admin_paging import EstimatedCountPaginator
 from tradingbot.admin_utils import DeletedWithParentAdmin
 from tradingbot.errors import AppError
 
 EMPTY = "—"
 ACTIVE_STATUSES = (Bot.Status.RUNNING, Bot.Status.STOPPING, Bot.Status.ERROR)  # what a kill stops
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Market data and the paper ledger are written by the platform, never by hand."""
-
-    def has_add_permission(self, request: Any) -> bool:
-        return False
-
-    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
-        return False
-
-
-@admin.register(Candle)
-class CandleAdmin(ReadOnlyAdmin):
-    """Millions of rows: no exact count of the whole table (``EstimatedCountPaginator``), no
-    filter that reads every row for its choices (an exchange or symbol filter would run
-    ``SELECT DISTINCT`` over the table), newest rows first by the primary key. Find a market by
-    its exact symbol (``BTC/USDT``)."""
-
-    list_display = (
-        "exchange",
-        "symbol",
-        "timeframe",
-        "opened_at",
-        "open",
-        "high",
-        "low",
-        "close",
-        "volume",
-    )
-    list_filter = ("timeframe",)
-    search_fields = ("=symbol",)
-    show_full_result_count = False
-    paginator = EstimatedCountPaginator
-    ordering = ("-id",)
-
-
-@admin.register(MarketSnapshot)
-class MarketSnapshotAdmin(ReadOnlyAdmin):
-    """A snapshot holds every market of its exchange (megabytes of JSON): the list does not
-    load it; a snapshot's page counts its markets."""
-
-    list_display = ("exchange", "fetched_at")
-    list_filter = ("exchange",)
-    fields = ("exchange", "fetched_at", "market_count")
-    readonly_fields = fields
-    ordering = ("-fetched_at",)
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[MarketSnapshot]:
-        return super().get_queryset(request).defer("markets")
-
-    @admin.display(description="markets")
-    def market_count(self, snapshot: MarketSnapshot) -> int:
-        return len(snapshot.markets)
-
-
-@admin.register(PaperBalance)
-class PaperBalanceAdmin(ReadOnlyAdmin):
-    list_display = ("account", "currency", "free", "used")
-    list_filter = ("currency",)
-    search_fields = ("account__label", "account__user__email")
-    list_select_related = ("account", "account__user")
-
-
-@admin.register(PaperOrder)
-class PaperOrderAdmin(ReadOnlyAdmin):
-    list_display = (
-        "order_id", "account", "symbol", "side", "order_type", "price", "amount", "filled",
-        "average", "fee_cost", "status", "created_at",
-    )  # fmt: skip
-    list_filter = ("status", "side", "order_type")
-    search_fields = ("order_id", "client_order_id", "account__label", "account__user__email",
-                     "=symbol")  # fmt: skip
-    list_select_related = ("account", "account__user")
-    show_full_result_count = False
-    ordering = ("-id",)
 
 
 # --- helpers ------------------------------------------------------------------------------------

@@ -15,8 +15,9 @@ from decimal import Decimal
 from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
-from accounts.models import ExchangeAccount, User
-from bots.models import Bot, BotEvent, Candle, PaperBalance, Position, Trade
+from accounts.models import User
+from bots.models import Bot, BotEvent, Position, Trade
+from markets.models import Candle, ExchangeAccount, PaperBalance
 
 QUOTE = "USDT"
 ZERO = Decimal(0)

@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 
-from bots.exchanges.base import MarketRules
+from markets.exchanges.base import MarketRules
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)

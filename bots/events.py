@@ -1,4 +1,4 @@
-"""Payloads of the bots' live events (``data`` of ``bot.*`` and ``candles.*`` messages).
+"""Payloads of the bots' live events (``data`` of ``bot.*`` messages).
 
 Decimals travel as strings, so that no float rounds a price or a quantity; times are epoch ms.
 ``docs/websocket.md`` shows an example of each.
@@ -63,17 +63,6 @@ class BotEventData(TypedDict):
     data: dict[str, Any]
 
 
-class CandleData(TypedDict):
-    """``bot.candle`` (the candle a bot's tick acted on; replay bots run on their own clock)
-    and ``candles.closed`` (a market's newest closed candle, stored from the exchange).
-    ``candle`` is ``[open_time_ms, open, high, low, close, volume]``, as the candles API."""
-
-    exchange: str
-    symbol: str
-    timeframe: str
-    candle: list[float]
-
-
 class BotSnapshotData(TypedDict):
     """``bot.snapshot``: what a subscriber needs to be current, sent when it subscribes."""
 
@@ -86,12 +75,3 @@ class BotSnapshotData(TypedDict):
     open_orders: list[OrderData]
     recent_trades: list[TradeData]
     recent_events: list[BotEventData]
-
-
-class CandlesSnapshotData(TypedDict):
-    """``candles.snapshot``: the most recent closed candles, oldest first."""
-
-    exchange: str
-    symbol: str
-    timeframe: str
-    candles: list[list[float]]

@@ -5,12 +5,6 @@ from bots import views
 app_name = "bots"
 
 urlpatterns = [
-    path("exchange-accounts/", views.exchange_accounts_view, name="exchange-accounts"),
-    path(
-        "exchange-accounts/<int:pk>/delete/",
-        views.exchange_account_delete_view,
-        name="exchange-account-delete",
-    ),
     path("bots/", views.bot_list_view, name="bot-list"),
     path("bots/new/", views.bot_create_view, name="bot-create"),
     path("bots/<int:pk>/", views.bot_detail_view, name="bot-detail"),

@@ -3,22 +3,6 @@ from django.urls import path
 from bots import api
 
 urlpatterns = [
-    path(
-        "exchange-accounts",
-        api.ExchangeAccountListCreateApi.as_view(),
-        name="api-exchange-accounts",
-    ),
-    path(
-        "exchange-accounts/<int:pk>",
-        api.ExchangeAccountDetailApi.as_view(),
-        name="api-exchange-account",
-    ),
-    path(
-        "exchange-accounts/<int:pk>/balance",
-        api.ExchangeAccountBalanceApi.as_view(),
-        name="api-exchange-account-balance",
-    ),
-    path("candles", api.CandlesApi.as_view(), name="api-candles"),
     path("bots", api.BotListCreateApi.as_view(), name="api-bots"),
     path("bots/<int:pk>", api.BotDetailApi.as_view(), name="api-bot"),
     path("bots/<int:pk>/start", api.BotStartApi.as_view(), name="api-bot-start"),

@@ -1,5 +1,4 @@
-"""Server-rendered pages: exchange accounts (list, add, remove) and bots (list, one bot's page
-with its books, start and stop)."""
+"""Server-rendered pages of the bots: list, form, one bot's page with its books, start and stop."""
 
 from __future__ import annotations
 
@@ -10,64 +9,15 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts import selectors
-from accounts import services as account_services
 from bots import selectors as bot_selectors
 from bots import services
-from bots.forms import BotForm, BotStopForm, ExchangeAccountForm, bot_initial
+from bots.forms import BotForm, BotStopForm, bot_initial
 from bots.models import Bot
+from markets import selectors as market_selectors
 from strategies.forms import StrategyParamsForm
 from strategies.selectors import strategy_classes_usable
 from tradingbot.errors import AppError
 from tradingbot.types import AuthenticatedHttpRequest
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def exchange_accounts_view(request: AuthenticatedHttpRequest) -> HttpResponse:
-    form = ExchangeAccountForm(
-        request.POST or None, initial={"mode": "paper", "exchange": "bitget"}
-    )
-    if request.method == "POST" and form.is_valid():
-        try:
-            account = services.exchange_account_open(user=request.user, **form.account_fields())
-        except AppError as error:
-            _attach_errors(form, error)
-        else:
-            messages.success(request, f"Exchange account “{account.label}” added.")
-            return redirect("bots:exchange-accounts")
-    accounts = selectors.exchange_account_list(user=request.user)
-    status = 400 if form.errors else 200
-    return render(
-        request,
-        "bots/exchange_accounts.html",
-        {"form": form, "accounts": accounts},
-        status=status,
-    )
-
-
-def _attach_errors(form: ExchangeAccountForm, error: AppError) -> None:
-    if not error.details:
-        form.add_error(None, error.message)
-    for field, field_messages in error.details.items():
-        for message in field_messages:
-            form.add_error(field if field in form.fields else None, message)
-
-
-@login_required
-@require_POST
-def exchange_account_delete_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
-    account = selectors.exchange_account_get(user=request.user, pk=pk)
-    try:
-        account_services.exchange_account_delete(account=account)
-    except AppError as error:
-        messages.error(request, error.message)
-    else:
-        messages.success(request, f"Exchange account “{account.label}” removed.")
-    return redirect("bots:exchange-accounts")
-
-
-# --- bots ---------------------------------------------------------------------------------------
 
 RECENT_ROWS = 20  # trades and events on a bot's page
 
@@ -87,7 +37,7 @@ def bot_detail_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     trades = Paginator(bot_selectors.bot_trade_list(bot=bot), RECENT_ROWS)
     page = {
         "bot": bot,
-        "places": bot_selectors.market_places(
+        "places": market_selectors.market_places(
             exchange=bot.exchange_account.exchange, symbol=bot.symbol
         ),
         "chart": bot_selectors.bot_chart(bot),
@@ -152,7 +102,7 @@ def _bot_form_page(request: AuthenticatedHttpRequest, *, bot: Bot | None) -> Htt
             status = 400
     page = {
         "bot": bot, "form": form, "param_forms": list(param_forms.values()),
-        "has_accounts": selectors.exchange_account_list(user=request.user).exists(),
+        "has_accounts": market_selectors.exchange_account_list(user=request.user).exists(),
     }  # fmt: skip
     return render(request, "bots/bot_form.html", page, status=status)
 

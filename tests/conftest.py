@@ -62,7 +62,7 @@ def _clean_redis_state() -> None:
 def _no_outage_carried_over() -> None:
     """The ccxt adapter remembers a transient outage per process (to log it once): each test
     starts without one."""
-    from bots.exchanges import ccxt_exchange
+    from markets.exchanges import ccxt_exchange
 
     ccxt_exchange._outages.clear()
 
@@ -71,9 +71,10 @@ def _no_outage_carried_over() -> None:
 def _no_candles_cached_by_an_earlier_test() -> None:
     """Ticks cache candle windows and signals per process; tests store different candles under
     the same keys."""
-    from bots.services import markets, ticks
+    from bots.services import ticks
+    from markets.candle_windows import forget_candle_windows
 
-    markets.forget_candle_windows()
+    forget_candle_windows()
     ticks._signals.clear()
 
 

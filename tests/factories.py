@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import factory
 
-from accounts.models import ExchangeAccount, User
+from accounts.models import User
+from markets.models import ExchangeAccount
 
 DEFAULT_PASSWORD = "correct horse battery staple"
 

@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "tradingbot",
     "accounts",
     "strategies",
+    "markets",
     "bots",
     "backtests",
 ]

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bots.timeframes import timeframe_ms
+from markets.timeframes import timeframe_ms
 from tradingbot.smoke_client import (
     CheckFailed,
     HttpClient,

@@ -44,7 +44,7 @@ from backtests.services.config import (
     validated_params,
 )
 from backtests.services.heartbeat import Heartbeat
-from bots import selectors as bot_selectors
+from markets import selectors as market_selectors
 from strategies.registry import UnknownStrategyError, active
 from tradingbot.events import object_event, object_groups, publish_after_commit
 from tradingbot.logconfig import context
@@ -287,7 +287,7 @@ def _current_status(backtest_id: int) -> str:
 
 
 def _simulate(backtest: Backtest, progress: _Progress) -> BacktestResult:
-    candles = bot_selectors.candles_frame(
+    candles = market_selectors.candles_frame(
         exchange=backtest.exchange,
         symbol=backtest.symbol,
         timeframe=backtest.timeframe,

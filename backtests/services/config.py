@@ -15,8 +15,8 @@ from django.conf import settings
 
 from accounts.models import User
 from backtests.models import ACTIVE_STATUSES, Backtest, Sweep, epoch_ms
-from bots import selectors as bot_selectors
-from bots.services import check_symbol
+from markets import selectors as market_selectors
+from markets.services import check_symbol
 from strategies.base import Strategy
 from strategies.services import usable_strategy, validated_params
 from tradingbot.errors import AppError
@@ -71,7 +71,7 @@ def checked_period(
         raise AppError(
             "invalid_period", "start must be before end.", details={"end": ["must be after start"]}
         )
-    count = bot_selectors.candles_in_period(
+    count = market_selectors.candles_in_period(
         exchange=exchange,
         symbol=symbol,
         timeframe=timeframe,

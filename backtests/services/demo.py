@@ -9,8 +9,8 @@ from decimal import Decimal
 from accounts.models import User
 from backtests.models import Backtest, RunStatus
 from backtests.services.backtests import backtest_create, backtest_execute
-from bots.market_data import SAMPLE_TIMEFRAME
-from bots.models import Candle
+from markets.candles import SAMPLE_TIMEFRAME
+from markets.models import Candle
 from tradingbot.logconfig import context
 
 logger = logging.getLogger(__name__)

@@ -29,7 +29,7 @@ from accounts.models import User
 from backtests.models import CONFIG_FIELDS, Backtest, BacktestSchedule, RunStatus
 from backtests.services.backtests import backtest_create
 from backtests.services.config import Level, run_config, usable_strategy, validated_params
-from bots.timeframes import timeframe_ms
+from markets.timeframes import timeframe_ms
 from tradingbot.errors import AppError
 from tradingbot.logconfig import context
 

@@ -47,7 +47,7 @@ from backtests.services.config import (
     usable_strategy,
 )
 from backtests.services.heartbeat import Heartbeat
-from bots import selectors as bot_selectors
+from markets import selectors as market_selectors
 from strategies.registry import active
 from tradingbot.errors import AppError
 from tradingbot.events import object_event, object_groups, publish_after_commit
@@ -243,7 +243,7 @@ def _claim(run_id: int, worker: str) -> SweepRun | None:
 def _sweep_candles(sweep: Sweep) -> pd.DataFrame:
     candles = _candle_cache.get(sweep.pk)
     if candles is None:
-        candles = bot_selectors.candles_frame(
+        candles = market_selectors.candles_frame(
             exchange=sweep.exchange,
             symbol=sweep.symbol,
             timeframe=sweep.timeframe,

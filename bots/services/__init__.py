@@ -1,19 +1,14 @@
 """Writes and business operations of the bots app. Keyword-only, typed, transactional.
 
-- ``accounts``: exchange accounts, balances, the demo market.
 - ``lifecycle``: bots created, changed, started, stopped; the kill switch; the tick dispatcher.
 - ``ticks``: the trading tick; ``batch``: many ticks at once, the bots that hold together.
 - ``books``: orders, trades and positions. ``events``: the bot's log and its live updates.
 - ``markets``: a bot's exchange, clock and candles. ``housekeeping``: pruning old bot events.
+- ``demo``: the demo trader's bot.
 """
 
-from bots.services.accounts import (
-    check_symbol,
-    demo_market_seed,
-    exchange_account_balances,
-    exchange_account_open,
-)
 from bots.services.batch import bots_tick_batch
+from bots.services.demo import demo_bot_seed
 from bots.services.housekeeping import bot_events_prune
 from bots.services.lifecycle import (
     BotConfig,
@@ -40,8 +35,5 @@ __all__ = [
     "bots_dispatch",
     "bots_kill",
     "bots_tick_batch",
-    "check_symbol",
-    "demo_market_seed",
-    "exchange_account_balances",
-    "exchange_account_open",
+    "demo_bot_seed",
 ]

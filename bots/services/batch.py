@@ -30,10 +30,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from bots.decisions import decide
-from bots.events import CandleData
 from bots.models import Bot, BotEvent, Order, Position
 from bots.services.books import position_mark
-from bots.services.events import bot_publish, candle_data, event_data, updates_sent_together
+from bots.services.events import bot_candle_data, bot_publish, event_data, updates_sent_together
 from bots.services.markets import BotMarket
 from bots.services.ticks import (
     LATE_CANDLE_RETRY_SECONDS,
@@ -47,6 +46,7 @@ from bots.services.ticks import (
     tick_claimed,
     tick_event,
 )
+from markets.events import CandleData
 
 
 @dataclass
@@ -149,7 +149,7 @@ def _hold(bot: Bot, position: Position, clock: Callable[[], float], now: datetim
     event = BotEvent(bot=bot, **tick_event(decision, target, candle_ms))
     result = TickResult(bot.pk, "held", candle_ms=candle_ms)
     return _Held(bot, result, fields, event=event, position=position,
-                 candle=candle_data(bot, candles))  # fmt: skip
+                 candle=bot_candle_data(bot, candles))  # fmt: skip
 
 
 def _release_fields(market: BotMarket, now: datetime, *, late: bool) -> dict[str, Any]:

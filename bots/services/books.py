@@ -24,8 +24,8 @@ from typing import Any
 
 from django.db import transaction
 
-from bots.exchanges.paper import PLACES
 from bots.models import Bot, Order, Position, Trade
+from markets.exchanges.paper import PLACES
 
 ZERO = Decimal(0)
 CCXT_STATUS = {

@@ -15,9 +15,10 @@ from typing import Any
 import pandas as pd
 from django.utils import timezone
 
-from bots.events import BotEventData, BotStatusData, CandleData
+from bots.events import BotEventData, BotStatusData
 from bots.models import Bot, BotEvent
-from bots.selectors import PRICE_FIELDS
+from markets.events import CandleData, candle_data
+from markets.selectors import PRICE_FIELDS
 from tradingbot.events import object_event, object_groups, publish_batch_after_commit
 from tradingbot.logconfig import context
 
@@ -72,14 +73,15 @@ def event_data(event: BotEvent) -> BotEventData:
     }  # fmt: skip
 
 
-def candle_data(bot: Bot, candles: pd.DataFrame) -> CandleData:
+def bot_candle_data(bot: Bot, candles: pd.DataFrame) -> CandleData:
     """The newest candle of ``candles`` (a frame of closed candles, oldest first)."""
     newest = candles.iloc[-1]
-    return {
-        "exchange": bot.exchange_account.exchange, "symbol": bot.symbol,
-        "timeframe": bot.timeframe,
-        "candle": [int(newest["open_time"]), *(float(newest[k]) for k in PRICE_FIELDS)],
-    }  # fmt: skip
+    return candle_data(
+        exchange=bot.exchange_account.exchange,
+        symbol=bot.symbol,
+        timeframe=bot.timeframe,
+        candle=[int(newest["open_time"]), *(float(newest[k]) for k in PRICE_FIELDS)],
+    )
 
 
 def status_data(bot: Bot) -> BotStatusData:

@@ -19,13 +19,14 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from accounts.models import ExchangeAccount, User
-from bots.exchanges.markets import get_catalog
-from bots.models import Bot, Candle, Order
+from accounts.models import User
+from bots.models import Bot, Order
 from bots.services.books import position_of
 from bots.services.events import bot_event, bot_set_status
 from bots.services.ticks import bot_tick
-from bots.timeframes import TIMEFRAMES, timeframe_ms
+from markets.exchanges.markets import get_catalog
+from markets.models import Candle, ExchangeAccount
+from markets.timeframes import TIMEFRAMES, timeframe_ms
 from strategies.services import usable_strategy, validated_params
 from tradingbot.errors import AppError
 from tradingbot.logconfig import context

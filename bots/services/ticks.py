@@ -52,7 +52,17 @@ from bots.decisions import (
     round_down,
 )
 from bots.events import OrderData, PositionData, TradeData
-from bots.exchanges.errors import (
+from bots.models import Bot, BotEvent, Order
+from bots.services.books import order_apply_result, position_mark, position_of
+from bots.services.events import (
+    bot_candle_data,
+    bot_event,
+    bot_publish,
+    bot_set_status,
+    updates_sent_together,
+)
+from bots.services.markets import BotMarket
+from markets.exchanges.errors import (
     BelowMinimumError,
     ExchangeAuthError,
     ExchangeError,
@@ -60,18 +70,8 @@ from bots.exchanges.errors import (
     InvalidOrderError,
     OrderNotFoundError,
 )
-from bots.exchanges.paper import PaperExchange
-from bots.exchanges.prices import ReplayEndedError
-from bots.models import Bot, BotEvent, Order
-from bots.services.books import order_apply_result, position_mark, position_of
-from bots.services.events import (
-    bot_event,
-    bot_publish,
-    bot_set_status,
-    candle_data,
-    updates_sent_together,
-)
-from bots.services.markets import BotMarket
+from markets.exchanges.paper import PaperExchange
+from markets.exchanges.prices import ReplayEndedError
 from strategies.registry import active as strategy_registry
 from tradingbot.logconfig import context
 
@@ -193,7 +193,7 @@ def _trade(bot: Bot, market: BotMarket) -> TickResult:
     candle_ms = int(candles["open_time"].iloc[-1])
     if bot.last_candle_ms is not None and candle_ms <= bot.last_candle_ms:
         return TickResult(bot.pk, "waiting", late=late)
-    bot_publish(bot, "bot.candle", candle_data(bot, candles))
+    bot_publish(bot, "bot.candle", bot_candle_data(bot, candles))
     target = signal_of(bot, candles)
     extremes = range_since(candles, bot.last_candle_ms)
     close = Decimal(repr(float(candles["close"].iloc[-1])))

@@ -23,10 +23,12 @@ from django.contrib.sessions.models import Session
 from django.db import connection
 from django.test import Client
 
-from accounts.models import ApiToken, ExchangeAccount, User
+from accounts.models import ApiToken, User
 from accounts.services import api_token_issue, user_disable
 from bots import services as bot_services
 from bots.models import Bot
+from markets import services as market_services
+from markets.models import ExchangeAccount
 from strategies.services import strategy_catalogue_sync
 from tests.bots.bot_helpers import paper_account, replay_bot, store_candles
 from tests.factories import UserFactory
@@ -358,7 +360,7 @@ def test_deleting_a_token_in_the_admin_revokes_it_and_is_logged(staff_client, us
 
 def test_no_secret_of_an_account_or_a_token_shows_on_any_page(staff_client, staff, user, rows):
     # given: a live account holding secrets, a token, and audit entries about this user
-    account = bot_services.exchange_account_open(
+    account = market_services.exchange_account_open(
         user=user, exchange="bitget", label="Live", mode="live",
         api_key=API_KEY, api_secret=API_SECRET, passphrase=PASSPHRASE,
     )  # fmt: skip
@@ -375,11 +377,13 @@ def test_no_secret_of_an_account_or_a_token_shows_on_any_page(staff_client, staf
     assert len(stored) == 3
     secrets = (API_KEY, API_SECRET, PASSPHRASE, *stored, issued.key, token.key_hash)
     pages = {
-        f"{ADMIN}/exchangeaccount/": [f"API key ••••{API_KEY[-4:]} · secret set · passphrase set"],
-        f"{ADMIN}/exchangeaccount/{account.pk}/change/": ["secret set", "passphrase set"],
-        f"{ADMIN}/exchangeaccount/{account.pk}/history/": [],
-        f"{ADMIN}/exchangeaccount/{account.pk}/delete/": ["Live"],
-        f"{ADMIN}/exchangeaccount/?q=Live": ["Live"],
+        "/admin/markets/exchangeaccount/": [
+            f"API key ••••{API_KEY[-4:]} · secret set · passphrase set"
+        ],
+        f"/admin/markets/exchangeaccount/{account.pk}/change/": ["secret set", "passphrase set"],
+        f"/admin/markets/exchangeaccount/{account.pk}/history/": [],
+        f"/admin/markets/exchangeaccount/{account.pk}/delete/": ["Live"],
+        "/admin/markets/exchangeaccount/?q=Live": ["Live"],
         f"{ADMIN}/apitoken/": [user.email],
         f"{ADMIN}/apitoken/{token.pk}/change/": [user.email],
         f"{ADMIN}/apitoken/{token.pk}/history/": [],

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from bots.candle_csv import read_candle_file
-from bots.market_data import SAMPLE_PATH, SAMPLE_TIMEFRAME
-from bots.models import Candle
+from markets.candle_csv import read_candle_file
+from markets.candles import SAMPLE_PATH, SAMPLE_TIMEFRAME
+from markets.models import Candle
 from strategies.services import strategy_catalogue_sync
 
 SAMPLE_ROWS = 4000

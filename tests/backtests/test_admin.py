@@ -26,7 +26,7 @@ from backtests.models import (
     Sweep,
     SweepRun,
 )
-from bots.models import Candle
+from markets.models import Candle
 from tests.backtests.conftest import SampleMarket
 from tests.factories import UserFactory
 

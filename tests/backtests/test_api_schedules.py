@@ -18,10 +18,10 @@ from django_celery_beat.models import PeriodicTask
 
 from backtests import services
 from backtests.models import Backtest, BacktestSchedule, RunStatus, epoch_ms
-from bots.candle_csv import read_candle_file
-from bots.market_data import SAMPLE_PATH, candles_import
-from bots.models import Candle
-from bots.timeframes import timeframe_ms
+from markets.candle_csv import read_candle_file
+from markets.candles import SAMPLE_PATH, candles_import
+from markets.models import Candle
+from markets.timeframes import timeframe_ms
 from tests.backtests.api_helpers import (
     ACCOUNT,
     BACKTESTS,

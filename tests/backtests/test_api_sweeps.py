@@ -14,7 +14,7 @@ import pytest
 from backtests import services
 from backtests.models import RunStatus, Sweep, SweepRun
 from backtests.services import sweeps as sweep_services
-from bots.models import Candle
+from markets.models import Candle
 from tests.backtests.api_helpers import SWEEPS, backtest_body, error_of, post_unsent
 from tests.factories import UserFactory
 

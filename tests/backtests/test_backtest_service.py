@@ -17,8 +17,8 @@ from backtests import services
 from backtests.engine import BacktestSettings
 from backtests.models import Backtest, BacktestTrade, RunStatus
 from backtests.runner import run_backtest
-from bots import selectors as bot_selectors
-from bots.models import Candle
+from markets import selectors as market_selectors
+from markets.models import Candle
 from strategies.models import Strategy as StrategyRow
 from strategies.registry import active
 from tests.backtests.conftest import SampleMarket
@@ -182,7 +182,7 @@ def test_a_run_stores_the_engines_trades_metrics_and_thinned_equity(user, sample
 
 
 def _engine_result(market: SampleMarket) -> Any:
-    candles = bot_selectors.candles_frame(
+    candles = market_selectors.candles_frame(
         exchange=market.exchange,
         symbol=market.symbol,
         timeframe=market.timeframe,

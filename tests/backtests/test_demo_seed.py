@@ -10,9 +10,11 @@ from django.core.management import call_command
 from accounts.models import User
 from backtests.models import Backtest, RunStatus
 from bots import services
-from bots.market_data import SAMPLE_PATH
-from bots.models import Bot, Candle, Position
-from bots.services.accounts import DEMO_BOT_NAME, DEMO_PAPER_LABEL
+from bots.models import Bot, Position
+from bots.services.demo import DEMO_BOT_NAME
+from markets.candles import SAMPLE_PATH
+from markets.models import Candle
+from markets.services import DEMO_PAPER_LABEL
 from tests.bots.bot_helpers import sample_rows
 from tradingbot.management.commands.seed_demo import DEMO_EMAIL
 

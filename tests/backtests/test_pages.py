@@ -20,7 +20,7 @@ from django_celery_beat.models import PeriodicTask
 from backtests import services
 from backtests.models import Backtest, BacktestSchedule, RunStatus, Sweep
 from backtests.views import TRADES_PAGE_SIZE
-from bots.models import Candle
+from markets.models import Candle
 from tests.backtests.conftest import SampleMarket
 from tests.factories import UserFactory
 

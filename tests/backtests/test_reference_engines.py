@@ -39,7 +39,7 @@ from backtests import metrics
 from backtests.engine import BacktestResult, BacktestSettings, simulate
 from strategies import registry
 
-SAMPLE = Path(__file__).resolve().parents[2] / "bots" / "data" / "btc_usdt_5m.csv.gz"
+SAMPLE = Path(__file__).resolve().parents[2] / "markets" / "data" / "btc_usdt_5m.csv.gz"
 CASH = 10_000.0
 FEE = 0.001
 SETTINGS = BacktestSettings(initial_cash=CASH, fee_rate=FEE, slippage_bps=0, position_size=1)

@@ -18,7 +18,7 @@ from backtests.engine import BacktestSettings
 from backtests.models import RunStatus, Sweep, SweepRun
 from backtests.runner import run_backtest
 from backtests.services import sweeps as sweep_services
-from bots import selectors as bot_selectors
+from markets import selectors as market_selectors
 from strategies.registry import active
 from tests.backtests.conftest import SampleMarket
 from tradingbot.errors import AppError
@@ -101,7 +101,7 @@ def test_each_combination_gets_the_metrics_of_a_plain_backtest_with_its_params(
     sweep.refresh_from_db()
     assert sweep.status == RunStatus.DONE
     assert (sweep.done_count, sweep.failed_count, sweep.progress) == (6, 0, 1.0)
-    candles = bot_selectors.candles_frame(
+    candles = market_selectors.candles_frame(
         exchange=sample_candles.exchange,
         symbol=sample_candles.symbol,
         timeframe=sample_candles.timeframe,
@@ -208,13 +208,13 @@ def test_the_finish_callback_waits_while_combinations_are_left(user, sample_cand
 def test_a_worker_reads_the_candles_once_per_sweep(user, sample_candles, no_broker, monkeypatch):
     sweep_services._candle_cache.clear()
     reads = []
-    real = bot_selectors.candles_frame
+    real = market_selectors.candles_frame
 
     def counting(**kwargs: Any) -> Any:
         reads.append(kwargs)
         return real(**kwargs)
 
-    monkeypatch.setattr("backtests.services.sweeps.bot_selectors.candles_frame", counting)
+    monkeypatch.setattr("backtests.services.sweeps.market_selectors.candles_frame", counting)
     sweep = create(user, sample_candles)
 
     run_all(sweep)

@@ -25,7 +25,7 @@ from backtests import services
 from backtests.models import Backtest, BacktestTrade, RunStatus, Sweep, SweepRun
 from backtests.runner import run_backtest
 from backtests.tasks import fail_stale_runs_task, run_backtest_task
-from bots import selectors as bot_selectors
+from markets import selectors as market_selectors
 from strategies.registry import active, load_registry
 from strategies.services import strategy_catalogue_sync
 from tests.backtests import slow_strategy
@@ -109,7 +109,7 @@ def wait_for_finished_backtest_via_api(client: Any, backtest_id: int) -> dict[st
 
 def reference_result(market: SampleMarket, strategy: str, params: dict[str, Any], run: Any) -> Any:
     """The same run computed here, in the test process, from the same stored candles."""
-    candles = bot_selectors.candles_frame(
+    candles = market_selectors.candles_frame(
         exchange=market.exchange,
         symbol=market.symbol,
         timeframe=market.timeframe,

@@ -22,13 +22,15 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from accounts.models import ExchangeAccount, User
+from accounts.models import User
 from bots import services
-from bots.candle_csv import read_candle_file
-from bots.market_data import SAMPLE_PATH, SAMPLE_TIMEFRAME
-from bots.models import Bot, Candle, PaperBalance
+from bots.models import Bot
 from bots.services import BotConfig
 from bots.services.lifecycle import bots_due
+from markets import services as market_services
+from markets.candle_csv import read_candle_file
+from markets.candles import SAMPLE_PATH, SAMPLE_TIMEFRAME
+from markets.models import Candle, ExchangeAccount, PaperBalance
 from strategies import registry as strategy_registry
 from strategies.base import Strategy
 from strategies.services import strategy_catalogue_sync
@@ -99,7 +101,7 @@ class ReplayBot:
 
 
 def paper_account(user: User, usdt: str = "10000", **fields: Any) -> ExchangeAccount:
-    account = services.exchange_account_open(
+    account = market_services.exchange_account_open(
         user=user, exchange=EXCHANGE, label=fields.pop("label", "Paper"), mode="paper",
         paper_balance={"USDT": Decimal(usdt)},
     )  # fmt: skip

@@ -16,9 +16,10 @@ from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test import Client
 
-from accounts.models import ExchangeAccount
 from bots import services
 from bots.models import Bot, BotEvent, Order, Position, Trade
+from markets import services as market_services
+from markets.models import ExchangeAccount
 from strategies.services import strategy_catalogue_sync
 from tests.bots.bot_helpers import (
     SYMBOL,
@@ -75,7 +76,7 @@ def holding_bot(user: Any, account: ExchangeAccount, rows: list[Any], name: str)
 
 def live_bot(user: Any) -> Bot:
     """A stopped bot on a live account: its account holds real-looking secrets."""
-    account = services.exchange_account_open(
+    account = market_services.exchange_account_open(
         user=user, exchange="bitget", label="Live", mode="live",
         api_key=API_KEY, api_secret=API_SECRET, passphrase=PASSPHRASE,
     )  # fmt: skip
@@ -148,7 +149,7 @@ def test_every_list_and_page_renders_and_no_secret_shows(staff_client, user, row
         f"{ADMIN}/botevent/{event.pk}/change/": [event.kind],
         f"{ADMIN}/bot/?q={user.email}": [bot.name],
         f"{ADMIN}/bot/?status__exact=running": [bot.name],
-        f"/admin/accounts/exchangeaccount/{live.exchange_account_id}/change/": ["Live"],
+        f"/admin/markets/exchangeaccount/{live.exchange_account_id}/change/": ["Live"],
     }
     with connection.cursor() as cursor:  # what the database holds: the ciphertexts
         cursor.execute(

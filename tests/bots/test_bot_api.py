@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from accounts.models import ExchangeAccount
 from bots import services
 from bots.models import Bot, BotEvent, Order, Position, Trade
+from markets.models import ExchangeAccount
 from strategies.services import strategy_catalogue_sync
 from tests.backtests.api_helpers import all_pages, error_of
 from tests.bots.bot_helpers import (

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from bots.models import Bot, Candle, Trade
+from bots.models import Bot, Trade
+from markets.models import Candle
 from strategies.services import strategy_catalogue_sync
 from tests.bots.bot_helpers import paper_account, store_candles
 from tests.bots.test_bot_admin import COUNT, FIRST, holding_bot

@@ -13,8 +13,7 @@ import pytest
 from django.utils import timezone
 
 from bots.decisions import Decision
-from bots.exchanges.markets import forget_catalogs
-from bots.models import Bot, Order, PaperBalance, PaperOrder, Position, Trade
+from bots.models import Bot, Order, Position, Trade
 from bots.services import (
     BotConfig,
     bot_delete,
@@ -26,9 +25,11 @@ from bots.services import (
     bots_kill,
     ticks,
 )
-from bots.services import markets as bot_markets
 from bots.services.markets import BotMarket
 from bots.tasks import bot_ticks_task
+from markets import candle_windows
+from markets.exchanges.markets import forget_catalogs
+from markets.models import PaperBalance, PaperOrder
 from tests.bots.bot_helpers import (
     STEP_MS,
     SYMBOL,
@@ -443,7 +444,7 @@ def test_a_process_restart_continues_from_the_stored_state(
     events = runner.bot.events.count()
 
     # the process restarts: nothing of the bot is left in memory
-    bot_markets.public_exchange.cache_clear()
+    candle_windows.public_exchange.cache_clear()
     forget_catalogs()
     fresh = ReplayBot(Bot.objects.get(pk=runner.bot.pk), ManualClock(runner.clock.now))
 

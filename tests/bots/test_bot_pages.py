@@ -10,7 +10,7 @@ from django.template.defaultfilters import floatformat
 from django.test import Client
 
 from bots.models import Bot, Order, Position
-from bots.selectors import market_places
+from markets.selectors import market_places
 from strategies.services import strategy_catalogue_sync
 from tests.bots.bot_helpers import paper_account, replay_bot, store_candles
 from tests.bots.test_bot_admin import COUNT, FIRST, SPEED, holding_bot

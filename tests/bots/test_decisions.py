@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from bots.decisions import Decision, Place, RiskSettings, Skip, TickInputs, decide, round_down
-from bots.exchanges.markets import shipped_catalog
+from markets.exchanges.markets import shipped_catalog
 
 RULES = shipped_catalog("bitget").rules("BTC/USDT")
 STEP = Decimal("0.000001")

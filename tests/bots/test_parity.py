@@ -22,8 +22,8 @@ import pytest
 from backtests.engine import BacktestSettings
 from backtests.runner import run_backtest
 from bots.models import Bot, Order, Trade
-from bots.selectors import candles_frame
 from bots.services import bots_tick_batch
+from markets.selectors import candles_frame
 from strategies.registry import active
 from strategies.services import strategy_catalogue_sync
 from tests.bots.bot_helpers import (

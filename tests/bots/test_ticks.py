@@ -2,7 +2,7 @@
 
 The bots trade on the paper exchange over stored candles (a replay driven by a ``ManualClock``),
 or, where the real exchange must speak, through ccxt's own code with only the HTTP transport
-replaced (``tests/bots/ccxt_replay.py``). The signal comes from the ``Scripted`` strategy.
+replaced (``tests/markets/ccxt_replay.py``). The signal comes from the ``Scripted`` strategy.
 """
 
 from __future__ import annotations
@@ -21,12 +21,13 @@ import pytest
 import requests
 from django.utils import timezone
 
-from bots.exchanges.errors import TransientExchangeError
-from bots.models import Bot, BotEvent, Order, PaperOrder, Position, Trade
+from bots.models import Bot, BotEvent, Order, Position, Trade
 from bots.services import BotConfig, bot_create, bot_start, bot_stop, bot_tick, bot_update
 from bots.services.markets import BotMarket
 from bots.services.ticks import client_order_id
 from bots.tasks import bot_tick_task
+from markets.exchanges.errors import TransientExchangeError
+from markets.models import PaperOrder
 from tests.backtests.worker_helpers import group_listener  # noqa: F401 - a fixture
 from tests.bots.bot_helpers import (
     STEP_MS,
@@ -43,8 +44,8 @@ from tests.bots.bot_helpers import (
     store_candles,
     strategies_for_tests,
 )
-from tests.bots.ccxt_replay import answer, json_response, raising, serve_everywhere
-from tests.bots.ccxt_replay import spot_ticker_response as recorded_ticker
+from tests.markets.ccxt_replay import answer, json_response, raising, serve_everywhere
+from tests.markets.ccxt_replay import spot_ticker_response as recorded_ticker
 
 FIRST, COUNT, WARM = 2000, 80, 40  # stored rows, and the row the replay starts at
 LIVE_KEY = "bg_live_key_tick_5a7c1e90"

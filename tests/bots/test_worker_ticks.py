@@ -20,9 +20,10 @@ import pytest
 from django.conf import settings as django_settings
 
 from bots import services
-from bots.models import Bot, Order, PaperBalance, PaperOrder, Position, Trade
+from bots.models import Bot, Order, Position, Trade
 from bots.services.ticks import client_order_id
 from bots.tasks import send_tick, send_ticks
+from markets.models import PaperBalance, PaperOrder
 from strategies.services import strategy_catalogue_sync
 from tests.backtests.worker_helpers import wait_until
 from tests.bots.bot_helpers import STEP_MS, SYMBOL, paper_account, replay_bot

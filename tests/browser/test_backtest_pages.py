@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 from backtests import services
 from backtests.models import Backtest, RunStatus
 from backtests.views import TRADES_PAGE_SIZE
-from bots.models import Candle
+from markets.models import Candle
 from strategies.services import strategy_catalogue_sync
 from tests.backtests.conftest import EXCHANGE, SYMBOL, TIMEFRAME, _as_datetime, _sample_rows
 from tests.browser.conftest import log_in

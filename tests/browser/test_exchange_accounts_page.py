@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from accounts.models import ExchangeAccount
+from markets.models import ExchangeAccount
 from tests.browser.conftest import log_in
 
 pytestmark = pytest.mark.browser

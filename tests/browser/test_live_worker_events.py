@@ -23,8 +23,8 @@ from playwright.sync_api import expect
 
 from bots import services
 from bots.models import Bot, BotEvent, Position, Trade
-from bots.selectors import market_places
 from bots.tasks import send_tick
+from markets.selectors import market_places
 from strategies.services import strategy_catalogue_sync
 from tests.backtests.worker_helpers import wait_until
 from tests.bots.bot_helpers import SYMBOL, paper_account, replay_bot

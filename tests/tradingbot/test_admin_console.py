@@ -15,7 +15,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from bots.models import MarketSnapshot
+from markets.models import MarketSnapshot
 from strategies.services import strategy_catalogue_sync
 from tests.bots.bot_helpers import paper_account, store_candles
 from tests.factories import UserFactory
@@ -100,6 +100,6 @@ def test_the_candle_list_counts_the_whole_table_only_by_estimate_on_postgresql(
         return [q["sql"] for q in captured.captured_queries if "COUNT(" in q["sql"].upper()]
 
     # when / then: a filtered list is counted exactly; the whole table only off PostgreSQL
-    assert counts("/admin/bots/candle/?timeframe__exact=5m")
-    whole = counts("/admin/bots/candle/")
+    assert counts("/admin/markets/candle/?timeframe__exact=5m")
+    whole = counts("/admin/markets/candle/")
     assert (whole == []) is (connection.vendor == "postgresql")

@@ -19,9 +19,10 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from accounts.models import ExchangeAccount, User
+from accounts.models import User
 from backtests.models import Backtest, RunStatus, Sweep
 from bots.models import Bot, BotEvent
+from markets.models import ExchangeAccount
 from strategies.services import strategy_catalogue_sync
 from tests.bots.bot_helpers import paper_account, replay_bot, store_candles
 from tests.factories import UserFactory

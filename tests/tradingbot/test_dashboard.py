@@ -15,7 +15,8 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts import services as account_services
-from bots.models import Bot, BotEvent, PaperBalance, Position, Trade
+from bots.models import Bot, BotEvent, Position, Trade
+from markets.models import PaperBalance
 from strategies.services import strategy_catalogue_sync
 from tests.bots.bot_helpers import paper_account, store_candles
 from tests.bots.test_bot_admin import COUNT, FIRST, holding_bot, live_bot

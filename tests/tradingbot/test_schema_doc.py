@@ -16,11 +16,11 @@ def test_it_keeps_docs_schema_md_equal_to_the_models():
     assert SCHEMA_MD.read_text() == render_schema()
 
 
-def test_it_lists_the_tables_of_the_accounts_app():
+def test_it_lists_the_tables_of_the_accounts_and_markets_apps():
     rendered = render_schema()
     for table, model in [
         ("users", "accounts.User"),
-        ("exchange_accounts", "accounts.ExchangeAccount"),
+        ("exchange_accounts", "markets.ExchangeAccount"),
         ("api_tokens", "accounts.ApiToken"),
     ]:
         assert f"## `{table}`\n\nModel `{model}`." in rendered

@@ -21,9 +21,10 @@ from typing import Any
 import pytest
 from django.contrib.auth.hashers import PBKDF2PasswordHasher, make_password
 
-from accounts.models import ApiToken, ExchangeAccount
+from accounts.models import ApiToken
 from backtests.models import Backtest
-from bots.models import Bot, PaperBalance
+from bots.models import Bot
+from markets.models import ExchangeAccount, PaperBalance
 from strategies.services import strategy_catalogue_sync
 from tests.backtests.worker_helpers import Worker, new_queue, start_workers
 from tests.bots.bot_helpers import paper_account, store_candles

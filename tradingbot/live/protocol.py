@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, NotRequired, TypedDict
 
-from bots.timeframes import TIMEFRAME_MS
+from markets.timeframes import TIMEFRAME_MS
 
 # Daphne (autobahn) lets an application close only with 1000 or 3000-4999.
 CLOSE_UNAUTHENTICATED = 4401

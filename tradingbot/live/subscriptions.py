@@ -10,16 +10,19 @@ from typing import Any
 
 from django.http import Http404
 
-from accounts.models import ExchangeAccount, User
+from accounts.models import User
 from accounts.services import api_token_authenticate
 from backtests import selectors as backtest_selectors
 from backtests.services.backtests import backtest_status_data
 from backtests.services.sweeps import sweep_status_data
 from bots import selectors as bot_selectors
-from bots.events import BotSnapshotData, CandlesSnapshotData
-from bots.services.accounts import check_symbol
+from bots.events import BotSnapshotData
 from bots.services.events import event_data
 from bots.services.ticks import order_data, position_data, trade_data
+from markets import selectors as market_selectors
+from markets.events import CandlesSnapshotData
+from markets.models import ExchangeAccount
+from markets.services import check_symbol
 from tradingbot.errors import AppError
 from tradingbot.live.protocol import Channel, Event, ProtocolError
 
@@ -94,7 +97,7 @@ def candles_snapshot(channel: Channel) -> CandlesSnapshotData:
         check_symbol(exchange=channel.exchange, symbol=channel.symbol)
     except AppError as exc:
         raise ProtocolError(exc.code, exc.message, channel=channel.name) from None
-    candles = bot_selectors.candles_recent(
+    candles = market_selectors.candles_recent(
         exchange=channel.exchange,
         symbol=channel.symbol,
         timeframe=channel.timeframe,

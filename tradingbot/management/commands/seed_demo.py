@@ -7,8 +7,8 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from accounts import services as account_services
 from backtests.services.demo import demo_backtest_seed
-from bots import services as bot_services
-from bots.services.accounts import demo_bot_seed
+from bots.services import demo_bot_seed
+from markets.services import demo_market_seed
 
 DEMO_EMAIL = "demo@example.com"
 STAFF_EMAIL = "admin@example.com"
@@ -32,7 +32,7 @@ class Command(BaseCommand):
             staff_email=STAFF_EMAIL,
             staff_password=staff_password,
         )
-        market = bot_services.demo_market_seed(trader=trader)
+        market = demo_market_seed(trader=trader)
         backtest = demo_backtest_seed(trader=trader)
         bot = demo_bot_seed(trader=trader)
         self.stdout.write(

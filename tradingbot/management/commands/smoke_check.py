@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from bots.timeframes import TIMEFRAMES
+from markets.timeframes import TIMEFRAMES
 from tradingbot.smoke import SmokeCheck, SmokeOptions, format_table
 
 PASSWORD_VARIABLE = "SMOKE_CHECK_PASSWORD"  # noqa: S105 - a variable name, not a secret

@@ -1,0 +1,153 @@
+"""The markets app in the Django admin.
+
+Staff see which exchange accounts exist, never their secrets. Candles, market snapshots and the
+paper ledger are written by the platform, never by hand: read-only here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib import admin, messages
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+
+from markets import services
+from markets.models import Candle, ExchangeAccount, MarketSnapshot, PaperBalance, PaperOrder
+from tradingbot.admin_paging import EstimatedCountPaginator
+from tradingbot.errors import AppError
+
+
+def _changelist_url(app_model: str, **filters: Any) -> str:
+    url = reverse(f"admin:{app_model}_changelist")
+    return f"{url}?{urlencode(filters)}" if filters else url
+
+
+@admin.register(ExchangeAccount)
+class ExchangeAccountAdmin(admin.ModelAdmin):
+    """Staff see which accounts exist, never their secrets: the API key's last four characters
+    (the model's own mask), and whether a secret and a passphrase are set."""
+
+    list_display = ("label", "user", "exchange", "mode", "credentials", "bot_count", "created_at")
+    list_filter = ("exchange", "mode", "created_at")
+    search_fields = ("label", "user__email")
+    list_select_related = ("user",)
+    fields = (
+        "user", "label", "exchange", "mode", "credentials", "paper_slippage_bps",
+        "paper_maker_fee", "paper_taker_fee", "bots_link", "created_at",
+    )  # fmt: skip
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ExchangeAccount]:
+        return super().get_queryset(request).annotate(bot_total=Count("bots"))
+
+    @admin.display(description="credentials")
+    def credentials(self, account: ExchangeAccount) -> str:
+        if account.mode == ExchangeAccount.Mode.PAPER and not account.api_key:
+            return "none (paper)"
+        key = f"API key {account.api_key_masked}" if account.api_key else "no API key"
+        secret = "secret set" if account.api_secret else "no secret"
+        passphrase = "passphrase set" if account.passphrase else "no passphrase"
+        return f"{key} · {secret} · {passphrase}"
+
+    @admin.display(description="bots", ordering="bot_total")
+    def bot_count(self, account: ExchangeAccount) -> int:
+        return getattr(account, "bot_total", 0)
+
+    @admin.display(description="bots")
+    def bots_link(self, account: ExchangeAccount) -> str:
+        url = _changelist_url("bots_bot", exchange_account__id__exact=account.pk)
+        return format_html('<a href="{}">{} bot(s)</a>', url, account.bots.count())
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # Secrets are entered by their owner only, on the exchange-accounts page or the API.
+        return False
+
+    def delete_model(self, request: HttpRequest, obj: ExchangeAccount) -> None:
+        services.exchange_account_delete(account=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ExchangeAccount]) -> None:
+        for account in queryset:
+            try:
+                services.exchange_account_delete(account=account)
+            except AppError as error:  # a bot was made on it since the confirmation page
+                self.message_user(request, f"{account}: {error.message}", messages.ERROR)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Market data and the paper ledger are written by the platform, never by hand."""
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Candle)
+class CandleAdmin(ReadOnlyAdmin):
+    """Millions of rows: no exact count of the whole table (``EstimatedCountPaginator``), no
+    filter that reads every row for its choices (an exchange or symbol filter would run
+    ``SELECT DISTINCT`` over the table), newest rows first by the primary key. Find a market by
+    its exact symbol (``BTC/USDT``)."""
+
+    list_display = (
+        "exchange",
+        "symbol",
+        "timeframe",
+        "opened_at",
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+    )
+    list_filter = ("timeframe",)
+    search_fields = ("=symbol",)
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    ordering = ("-id",)
+
+
+@admin.register(MarketSnapshot)
+class MarketSnapshotAdmin(ReadOnlyAdmin):
+    """A snapshot holds every market of its exchange (megabytes of JSON): the list does not
+    load it; a snapshot's page counts its markets."""
+
+    list_display = ("exchange", "fetched_at")
+    list_filter = ("exchange",)
+    fields = ("exchange", "fetched_at", "market_count")
+    readonly_fields = fields
+    ordering = ("-fetched_at",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[MarketSnapshot]:
+        return super().get_queryset(request).defer("markets")
+
+    @admin.display(description="markets")
+    def market_count(self, snapshot: MarketSnapshot) -> int:
+        return len(snapshot.markets)
+
+
+@admin.register(PaperBalance)
+class PaperBalanceAdmin(ReadOnlyAdmin):
+    list_display = ("account", "currency", "free", "used")
+    list_filter = ("currency",)
+    search_fields = ("account__label", "account__user__email")
+    list_select_related = ("account", "account__user")
+
+
+@admin.register(PaperOrder)
+class PaperOrderAdmin(ReadOnlyAdmin):
+    list_display = (
+        "order_id", "account", "symbol", "side", "order_type", "price", "amount", "filled",
+        "average", "fee_cost", "status", "created_at",
+    )  # fmt: skip
+    list_filter = ("status", "side", "order_type")
+    search_fields = ("order_id", "client_order_id", "account__label", "account__user__email",
+                     "=symbol")  # fmt: skip
+    list_select_related = ("account", "account__user")
+    show_full_result_count = False
+    ordering = ("-id",)

@@ -1,0 +1,351 @@
+"""The live exchange: the ``Exchange`` interface on top of ccxt.
+
+- Markets come from the ``MarketCatalog`` (a stored snapshot), so building an adapter makes no
+  network call; ``load_markets(reload=True)`` is the one call that fetches them.
+- Orders are rounded to the market's precision and checked against its minimums *before* they
+  are sent: an order below the minimum never reaches the exchange.
+- Every ccxt call goes through ``_ccxt_errors``, which turns ccxt's exceptions into the project's
+  ``ExchangeError`` family and logs one line per failure. API credentials live only inside the
+  ccxt client; they are scrubbed from every message and log line, and ccxt's own DEBUG logging
+  (which prints request headers, API key and passphrase included) is switched off.
+
+``params`` (keyword-only, not part of the ``Exchange`` protocol) passes exchange-specific
+parameters to ccxt unchanged, e.g. ``{"marginMode": "cross"}`` or ``{"uta": True}``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, quote_plus
+
+import ccxt
+
+from markets.exchanges.base import MarketRules
+from markets.exchanges.errors import (
+    ExchangeAuthError,
+    ExchangeError,
+    InsufficientFundsError,
+    InvalidOrderError,
+    OrderNotFoundError,
+    TransientExchangeError,
+    UnknownSymbolError,
+)
+from markets.exchanges.markets import MarketCatalog, get_catalog, offline_ccxt
+from tradingbot.logconfig import context
+
+if TYPE_CHECKING:
+    from markets.models import ExchangeAccount
+
+logger = logging.getLogger(__name__)
+
+# ccxt logs every request at DEBUG with its headers: ACCESS-KEY and ACCESS-PASSPHRASE in clear.
+logging.getLogger("ccxt").setLevel(logging.INFO)
+
+ORDER_TYPES = ("market", "limit")
+ORDER_SIDES = ("buy", "sell")
+SCRUBBED = "[scrubbed]"
+_MAX_EXCHANGE_MESSAGE = 300
+# (exchange, method) pairs failing transiently right now, in this process.
+_outages: set[tuple[str, str]] = set()
+_CODE_PATTERN = re.compile(r'"(?:code|err_code)"\s*:\s*"?([A-Za-z0-9_.-]+)')
+
+
+class CcxtExchange:
+    """A real exchange account (or public market data, without credentials) through ccxt."""
+
+    def __init__(
+        self,
+        exchange_id: str,
+        *,
+        api_key: str = "",
+        secret: str = "",
+        password: str = "",
+        catalog: MarketCatalog | None = None,
+    ) -> None:
+        self.exchange_id = exchange_id
+        self.catalog = catalog if catalog is not None else get_catalog(exchange_id)
+        self.client: Any = offline_ccxt(
+            exchange_id, self.catalog.markets, apiKey=api_key, secret=secret, password=password
+        )
+
+    @classmethod
+    def from_account(cls, account: ExchangeAccount) -> CcxtExchange:
+        """The account's exchange, its decrypted credentials held only by the ccxt client."""
+        return cls(
+            account.exchange,
+            api_key=account.api_key.reveal(),
+            secret=account.api_secret.reveal(),
+            password=account.passphrase.reveal(),
+        )
+
+    @classmethod
+    def public(cls, exchange_id: str) -> CcxtExchange:
+        """No credentials: market data only."""
+        return cls(exchange_id)
+
+    def __repr__(self) -> str:
+        return f"<CcxtExchange {self.exchange_id}>"
+
+    # -- markets -------------------------------------------------------------------------------
+
+    def load_markets(self, reload: bool = False) -> dict[str, dict[str, Any]]:
+        """The catalog's markets; with ``reload``, fetched from the exchange (and kept)."""
+        if not reload:
+            return self.catalog.markets
+        with self._ccxt_errors("load_markets"):
+            markets = self.client.load_markets(reload=True)
+        markets = dict(markets)
+        self.catalog = MarketCatalog(self.exchange_id, markets)
+        return markets
+
+    def market_rules(self, symbol: str) -> MarketRules:
+        return self.catalog.rules(symbol)
+
+    # -- market data ---------------------------------------------------------------------------
+
+    def fetch_ohlcv(
+        self,
+        symbol: str,
+        timeframe: str,
+        since: int | None = None,
+        limit: int | None = None,
+        *,
+        params: Mapping[str, Any] | None = None,
+    ) -> list[list[float]]:
+        self.catalog.market(symbol)
+        with self._ccxt_errors("fetch_ohlcv"):
+            rows = self.client.fetch_ohlcv(symbol, timeframe, since, limit, dict(params or {}))
+        return list(rows)
+
+    def fetch_ticker(
+        self, symbol: str, *, params: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        self.catalog.market(symbol)
+        with self._ccxt_errors("fetch_ticker"):
+            return dict(self.client.fetch_ticker(symbol, dict(params or {})))
+
+    # -- account -------------------------------------------------------------------------------
+
+    def fetch_balance(self, *, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        with self._ccxt_errors("fetch_balance"):
+            return dict(self.client.fetch_balance(dict(params or {})))
+
+    def create_order(
+        self,
+        symbol: str,
+        type: str,
+        side: str,
+        amount: Decimal,
+        price: Decimal | None = None,
+        *,
+        client_order_id: str | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Round and check the order against the market's rules, then send it.
+
+        A market order is valued at ``price`` when given, else at the ticker's last price, for
+        the minimum-cost check. On spot, a market buy is sent as that value in the quote
+        currency (Bitget's market buys are sized in quote), so the amount filled is approximate.
+        """
+        if type not in ORDER_TYPES:
+            raise InvalidOrderError(f"order type must be one of {', '.join(ORDER_TYPES)}")
+        if side not in ORDER_SIDES:
+            raise InvalidOrderError(f"order side must be one of {', '.join(ORDER_SIDES)}")
+        market = self.catalog.market(symbol)
+        if amount <= 0:
+            raise InvalidOrderError("order amount must be positive")
+        if type == "limit" and price is None:
+            raise InvalidOrderError("a limit order needs a price")
+        reference = price if price is not None else self._last_price(symbol)
+        rounded_amount, rounded_price = self.catalog.check_order(
+            symbol, amount=amount, price=price, reference_price=reference
+        )
+        send_price: Decimal | None = rounded_price
+        if send_price is None and type == "market" and side == "buy" and market.get("spot"):
+            send_price = self.catalog.price_to_precision(symbol, reference)
+        extra = dict(params or {})
+        if client_order_id is not None:
+            extra["clientOid"] = client_order_id
+        with self._ccxt_errors("create_order"):
+            order = self.client.create_order(
+                symbol,
+                type,
+                side,
+                float(rounded_amount),
+                float(send_price) if send_price is not None else None,
+                extra,
+            )
+        return dict(order)
+
+    def cancel_order(
+        self, id: str, symbol: str, *, params: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        self.catalog.market(symbol)
+        with self._ccxt_errors("cancel_order"):
+            return dict(self.client.cancel_order(id, symbol, dict(params or {})))
+
+    def fetch_order(
+        self,
+        id: str | None,
+        symbol: str,
+        *,
+        client_order_id: str | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """By exchange id, or by our ``client_order_id`` (Bitget's ``clientOid``)."""
+        if not id and client_order_id is None:
+            raise InvalidOrderError("fetch_order needs an order id or a client order id")
+        self.catalog.market(symbol)
+        extra = dict(params or {})
+        if client_order_id is not None:
+            extra["clientOid"] = client_order_id
+        with self._ccxt_errors("fetch_order"):
+            return dict(self.client.fetch_order(id or "", symbol, extra))
+
+    def fetch_open_orders(
+        self, symbol: str | None = None, *, params: Mapping[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        if symbol is not None:
+            self.catalog.market(symbol)
+        with self._ccxt_errors("fetch_open_orders"):
+            orders = self.client.fetch_open_orders(symbol, None, None, dict(params or {}))
+        return [dict(order) for order in orders]
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _last_price(self, symbol: str) -> Decimal:
+        ticker = self.fetch_ticker(symbol)
+        for key in ("last", "close"):
+            value = ticker.get(key)
+            if value is None:
+                continue
+            try:
+                price = Decimal(str(value))
+            except InvalidOperation:
+                continue
+            if price.is_finite() and price > 0:
+                return price
+        raise TransientExchangeError(
+            f"{self.exchange_id} gave no last price for {symbol}; cannot value the market order"
+        )
+
+    def _secrets(self) -> list[str]:
+        values = (self.client.apiKey, self.client.secret, self.client.password)
+        found: list[str] = []
+        for value in values:
+            if not value:
+                continue
+            found.extend({value, quote(value, safe=""), quote_plus(value)})
+        # Longest first, so a secret that contains another is scrubbed whole.
+        return sorted(found, key=len, reverse=True)
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets():
+            text = text.replace(secret, SCRUBBED)
+        return text
+
+    def _has_credentials(self) -> bool:
+        return bool(self.client.check_required_credentials(False))
+
+    @contextmanager
+    def _ccxt_errors(self, method: str) -> Iterator[None]:
+        """Turn ccxt's exceptions into ours; log one line, never a credential.
+
+        A transient failure (network, rate limit, maintenance) is logged once per outage of
+        this exchange and method, and its end once: a bot retrying with backoff through a
+        ten-minute outage writes two lines, not one per try.
+        """
+        try:
+            yield
+        except ccxt.BaseError as exc:
+            raw = self._scrub(str(exc))
+            said, code = _exchange_said(raw, self.exchange_id)
+            error = self._translate(exc, said)
+            if error.transient and (self.exchange_id, method) in _outages:
+                raise error from None
+            if error.transient:
+                _outages.add((self.exchange_id, method))
+            logger.warning(
+                "%s %s failed: %s",
+                self.exchange_id,
+                method,
+                type(exc).__name__,
+                extra=context(
+                    exchange=self.exchange_id,
+                    method=method,
+                    error=type(exc).__name__,
+                    exchange_code=code or "",
+                    exchange_message=said,
+                    code=error.code,
+                ),
+            )
+            raise error from None
+        if (self.exchange_id, method) in _outages:
+            _outages.discard((self.exchange_id, method))
+            logger.info(
+                "%s %s answers again",
+                self.exchange_id,
+                method,
+                extra=context(exchange=self.exchange_id, method=method),
+            )
+
+    def _translate(self, exc: ccxt.BaseError, said: str) -> ExchangeError:
+        name = self.exchange_id
+        if isinstance(exc, ccxt.AuthenticationError):  # PermissionDenied is a subclass
+            if not self._has_credentials():
+                return ExchangeAuthError(f"this {name} account has no API key configured")
+            return ExchangeAuthError("exchange rejected the API key")
+        if isinstance(exc, ccxt.InsufficientFunds):
+            return InsufficientFundsError(f"insufficient balance on {name} for this order ({said})")
+        if isinstance(exc, ccxt.OrderNotFound):  # before InvalidOrder, its parent
+            return OrderNotFoundError(f"order not found on {name}")
+        if isinstance(exc, ccxt.InvalidOrder):
+            return InvalidOrderError(f"{name} refused the order: {said}")
+        if isinstance(exc, ccxt.BadSymbol):
+            return UnknownSymbolError(f"{name} does not know this symbol: {said}")
+        if isinstance(exc, ccxt.DDoSProtection | ccxt.RateLimitExceeded):
+            return TransientExchangeError(f"{name} rate limit reached; retry later")
+        if isinstance(exc, ccxt.ExchangeNotAvailable):  # OnMaintenance is a subclass
+            return TransientExchangeError(f"{name} is unavailable (maintenance or overload)")
+        if isinstance(exc, ccxt.RequestTimeout):
+            return TransientExchangeError(f"{name} did not answer in time")
+        if isinstance(exc, ccxt.NetworkError):
+            return TransientExchangeError(f"could not reach {name}")
+        return ExchangeError(f"{name} error: {said}")
+
+
+def _exchange_said(message: str, exchange_id: str) -> tuple[str, str | None]:
+    """The exchange's own words and error code, out of a ccxt message (``"bitget {json}"``)."""
+    code = None
+    said = message
+    start = message.find("{")
+    if start != -1:
+        try:
+            body = json.loads(message[start:])
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            code = _text(body.get("code", body.get("err_code")))
+            said = _text(body.get("msg", body.get("err_msg"))) or said
+    if code is None:
+        match = _CODE_PATTERN.search(message)
+        code = match.group(1) if match else None
+    prefix = exchange_id + " "
+    if said.startswith(prefix):
+        said = said[len(prefix) :]
+    said = said.strip() or "no details"
+    if len(said) > _MAX_EXCHANGE_MESSAGE:
+        said = said[: _MAX_EXCHANGE_MESSAGE - 1] + "…"
+    return said, code
+
+
+def _text(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    return str(value)

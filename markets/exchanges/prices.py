@@ -1,0 +1,147 @@
+"""Where the paper exchange gets its prices and its clock.
+
+A ``PriceSource`` answers two questions: the *reference price* of a symbol (what a market order
+placed now fills at, before the paper exchange's slippage) and the market time now (epoch ms).
+
+- ``ReplayPrices``: a replay of stored candles (``markets.replay``). The reference price is the open
+  of the next candle, the first one not yet closed; the time is the replay's market time.
+- ``LatestPrices``: live paper trading. The reference price is the last traded price of a real
+  exchange's ticker; the time is the wall clock.
+- ``FixedPrices``: prices and a time set by hand (tests, scripts, what-if runs).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any, Protocol
+
+from markets.exchanges.errors import ExchangeError, TransientExchangeError
+from markets.replay import ReplayFeed, replay_next_candle
+
+
+class PriceSource(Protocol):
+    def reference_price(self, symbol: str) -> Decimal:
+        """The price a market order placed now fills at, before slippage."""
+        ...
+
+    def now_ms(self) -> int:
+        """Market time now, epoch milliseconds UTC."""
+        ...
+
+
+class TickerSource(Protocol):
+    def fetch_ticker(self, symbol: str) -> dict[str, Any]: ...
+
+
+class ReplayEndedError(ExchangeError):
+    """The replay's market time has passed the last stored candle: there is no price to use."""
+
+    default_code = "replay_ended"
+    default_status = 409
+
+
+class NoPriceError(ExchangeError):
+    default_code = "no_price"
+    default_status = 503
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+class ReplayPrices:
+    """Prices of a replay, read from the stored candles of ``exchange`` at the feed's timeframe."""
+
+    def __init__(
+        self, exchange: str, feed: ReplayFeed, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.exchange = exchange
+        self.feed = feed
+        self.clock = clock
+
+    def now_ms(self) -> int:
+        return self.feed.market_time(self.clock())
+
+    def reference_price(self, symbol: str) -> Decimal:
+        now = self.clock()
+        candle = replay_next_candle(self.exchange, symbol, self.feed.timeframe, self.feed, now)
+        if candle is None:
+            next_open = self.feed.next_open_time(now)
+            raise ReplayEndedError(
+                f"the replay has run past the stored data: no {self.feed.timeframe} candle of "
+                f"{symbol} on {self.exchange} opens at or after {_iso(next_open)}",
+                details={"symbol": symbol, "timeframe": self.feed.timeframe,
+                         "next_open_time": next_open},
+            )  # fmt: skip
+        return Decimal(candle.open)
+
+
+class LatestPrices:
+    """Live paper trading: the last price of a real exchange's ticker, and the wall clock."""
+
+    def __init__(
+        self,
+        exchange_id: str,
+        ticker_source: TickerSource,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.exchange_id = exchange_id
+        self.ticker_source = ticker_source
+        self.clock = clock
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    def reference_price(self, symbol: str) -> Decimal:
+        ticker = self.ticker_source.fetch_ticker(symbol)
+        last = ticker.get("last")
+        if last is None:
+            last = ticker.get("close")
+        price = _positive_decimal(last)
+        if price is None:
+            raise TransientExchangeError(
+                f"{self.exchange_id} gave no last price for {symbol} (got {last!r})",
+                details={"symbol": symbol},
+            )
+        return price
+
+
+class FixedPrices:
+    """Prices and market time set by hand. Change them with ``set_price`` and ``now``."""
+
+    def __init__(self, prices: Mapping[str, Decimal | str | int], now_ms: int) -> None:
+        self.prices: dict[str, Decimal] = {}
+        for symbol, price in prices.items():
+            self.set_price(symbol, price)
+        self.now = now_ms
+
+    def set_price(self, symbol: str, price: Decimal | str | int) -> None:
+        value = _positive_decimal(price)
+        if value is None:
+            raise ValueError(f"price of {symbol} must be a positive number, not {price!r}")
+        self.prices[symbol] = value
+
+    def now_ms(self) -> int:
+        return self.now
+
+    def reference_price(self, symbol: str) -> Decimal:
+        try:
+            return self.prices[symbol]
+        except KeyError:
+            raise NoPriceError(f"no price set for {symbol}", details={"symbol": symbol}) from None
+
+
+def _positive_decimal(value: Any) -> Decimal | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    if not number.is_finite() or number <= 0 or not math.isfinite(float(number)):
+        return None
+    return number

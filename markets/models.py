@@ -1,0 +1,199 @@
+"""What bots and backtests share: exchange accounts, candles, the exchanges' market metadata,
+and the paper exchange's ledger."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from django.conf import settings
+from django.db import models
+
+from accounts.fields import EncryptedSecretField
+from markets.timeframes import TIMEFRAMES
+
+
+class ExchangeAccount(models.Model):
+    """A trader's connection to an exchange: paper (simulated) or live (real keys, encrypted)."""
+
+    class Exchange(models.TextChoices):
+        BITGET = "bitget", "Bitget"
+
+    class Mode(models.TextChoices):
+        PAPER = "paper", "Paper"
+        LIVE = "live", "Live"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="exchange_accounts"
+    )
+    exchange = models.CharField(max_length=32, choices=Exchange.choices)
+    label = models.CharField(max_length=100)
+    mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.PAPER)
+    api_key = EncryptedSecretField(blank=True, default="")
+    api_secret = EncryptedSecretField(blank=True, default="")
+    passphrase = EncryptedSecretField(blank=True, default="")
+    # Paper mode only: the fill model's slippage, and fee overrides (default: the market's fees).
+    paper_slippage_bps = models.DecimalField(
+        max_digits=8,
+        decimal_places=2,
+        default=Decimal("5"),
+        help_text="Paper market orders fill this many basis points worse than the reference price",
+    )
+    paper_maker_fee = models.DecimalField(max_digits=8, decimal_places=6, null=True, blank=True)
+    paper_taker_fee = models.DecimalField(max_digits=8, decimal_places=6, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "exchange_accounts"
+        ordering = ("label",)
+        constraints: ClassVar[list[Any]] = [
+            models.UniqueConstraint(
+                fields=("user", "label"), name="exchange_account_label_per_user"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.exchange}, {self.mode})"
+
+    @property
+    def api_key_masked(self) -> str:
+        return self.api_key.masked
+
+
+def new_order_id() -> str:
+    return str(uuid.uuid4())
+
+
+PRICE: dict[str, Any] = {"max_digits": 28, "decimal_places": 12}
+
+
+class Candle(models.Model):
+    """One closed OHLCV candle, keyed by its open time (epoch ms, UTC) as ccxt gives it."""
+
+    exchange = models.CharField(max_length=32)
+    symbol = models.CharField(max_length=40)
+    timeframe = models.CharField(max_length=4, choices=[(t, t) for t in TIMEFRAMES])
+    open_time = models.BigIntegerField(help_text="Candle open time, epoch milliseconds UTC")
+    open = models.DecimalField(**PRICE)
+    high = models.DecimalField(**PRICE)
+    low = models.DecimalField(**PRICE)
+    close = models.DecimalField(**PRICE)
+    volume = models.DecimalField(**PRICE)
+
+    class Meta:
+        db_table = "candles"
+        constraints: ClassVar[list[Any]] = [
+            # Also the index for range reads: (exchange, symbol, timeframe) then open_time.
+            models.UniqueConstraint(
+                fields=("exchange", "symbol", "timeframe", "open_time"), name="candle_key"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.exchange} {self.symbol} {self.timeframe} {self.opened_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def opened_at(self) -> datetime:
+        return datetime.fromtimestamp(self.open_time / 1000, tz=UTC)
+
+
+class MarketSnapshot(models.Model):
+    """The exchange's market metadata (precision, limits, fees) as ccxt loaded it."""
+
+    exchange = models.CharField(max_length=32)
+    markets = models.JSONField()
+    fetched_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        db_table = "market_snapshots"
+
+    def __str__(self) -> str:
+        return f"{self.exchange} markets of {self.fetched_at:%Y-%m-%d %H:%M}"
+
+
+class PaperBalance(models.Model):
+    """One currency of a paper account. ``used`` is what open orders have reserved."""
+
+    account = models.ForeignKey(
+        ExchangeAccount, on_delete=models.CASCADE, related_name="paper_balances"
+    )
+    currency = models.CharField(max_length=20)
+    free = models.DecimalField(**PRICE, default=0)
+    used = models.DecimalField(**PRICE, default=0)
+
+    class Meta:
+        db_table = "paper_balances"
+        constraints: ClassVar[list[Any]] = [
+            models.UniqueConstraint(fields=("account", "currency"), name="paper_balance_currency"),
+            models.CheckConstraint(
+                condition=models.Q(free__gte=0) & models.Q(used__gte=0),
+                name="paper_balance_not_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.currency} {self.free}+{self.used}"
+
+    @property
+    def total(self) -> Any:
+        return self.free + self.used
+
+
+class PaperOrder(models.Model):
+    """An order on the paper exchange; its fill is recorded on the row (one fill per order)."""
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        CLOSED = "closed"
+        CANCELED = "canceled"
+
+    class Side(models.TextChoices):
+        BUY = "buy"
+        SELL = "sell"
+
+    class Type(models.TextChoices):
+        MARKET = "market"
+        LIMIT = "limit"
+
+    account = models.ForeignKey(
+        ExchangeAccount, on_delete=models.CASCADE, related_name="paper_orders"
+    )
+    order_id = models.CharField(max_length=40, unique=True, default=new_order_id)
+    # NULL, not "": orders without one must not collide in the unique constraint.
+    client_order_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    symbol = models.CharField(max_length=40)
+    side = models.CharField(max_length=4, choices=Side.choices)
+    order_type = models.CharField(max_length=6, choices=Type.choices)
+    price = models.DecimalField(**PRICE, null=True, blank=True)
+    amount = models.DecimalField(**PRICE)
+    filled = models.DecimalField(**PRICE, default=0)
+    average = models.DecimalField(**PRICE, null=True, blank=True)
+    cost = models.DecimalField(**PRICE, default=0)
+    fee_cost = models.DecimalField(**PRICE, default=0)
+    fee_currency = models.CharField(max_length=20, blank=True)
+    reserved = models.DecimalField(
+        **PRICE, default=0, help_text="Funds held in 'used' while the order is open"
+    )
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
+    timestamp = models.BigIntegerField(help_text="Placement time, epoch ms (market time)")
+    last_trade_timestamp = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "paper_orders"
+        indexes: ClassVar[list[Any]] = [
+            models.Index(fields=("account", "status", "symbol"), name="paper_order_open"),
+        ]
+        constraints: ClassVar[list[Any]] = [
+            models.UniqueConstraint(
+                fields=("account", "client_order_id"),
+                condition=models.Q(client_order_id__isnull=False),
+                name="paper_order_client_id",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.side} {self.amount} {self.symbol} ({self.status})"

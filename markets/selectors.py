@@ -1,0 +1,127 @@
+"""Reads of the markets app: a trader's exchange accounts (scoped to their owner: another
+user's account is a 404, indistinguishable from none), candles for charts and engines, and how a
+market's numbers are shown."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+from django.db.models import FloatField, QuerySet
+from django.db.models.functions import Cast
+from django.shortcuts import get_object_or_404
+
+from accounts.models import User
+from markets.exchanges.markets import get_catalog
+from markets.models import Candle, ExchangeAccount
+from markets.timeframes import timeframe_ms
+from tradingbot.errors import AppError
+
+
+def exchange_account_list(*, user: User) -> QuerySet[ExchangeAccount]:
+    return ExchangeAccount.objects.filter(user=user).order_by("label")
+
+
+def exchange_account_get(*, user: User, pk: int) -> ExchangeAccount:
+    """The user's account, or 404: another user's account is indistinguishable from none."""
+    return get_object_or_404(ExchangeAccount, user=user, pk=pk)
+
+
+# --- candles ---------------------------------------------------------------------------------
+
+PRICE_FIELDS = ("open", "high", "low", "close", "volume")
+# Charts want floats: let the database cast, instead of building 1,000 Decimals per request.
+AS_FLOATS = {f"{name}_f": Cast(name, FloatField()) for name in PRICE_FIELDS}
+
+
+def candles_recent(
+    *,
+    exchange: str,
+    symbol: str,
+    timeframe: str,
+    limit: int = 200,
+    before: int | None = None,
+    now_ms: int | None = None,
+) -> list[list[float]]:
+    """The most recent ``limit`` closed candles (opened before ``before`` if given), ascending,
+    as ``[open_time_ms, open, high, low, close, volume]`` rows for charts.
+
+    A candle is closed when its open time plus the timeframe has passed.
+    """
+    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+    newest_open = now_ms - timeframe_ms(timeframe)
+    if before is not None:
+        newest_open = min(newest_open, before - 1)
+    rows = (
+        Candle.objects.filter(
+            exchange=exchange, symbol=symbol, timeframe=timeframe, open_time__lte=newest_open
+        )
+        .order_by("-open_time")
+        .annotate(**AS_FLOATS)
+        .values_list("open_time", *AS_FLOATS)[:limit]
+    )
+    return [list(row) for row in reversed(rows)]
+
+
+FRAME_COLUMNS = ("open_time", "open", "high", "low", "close", "volume")
+
+
+def candles_in_period(
+    *, exchange: str, symbol: str, timeframe: str, start_ms: int, end_ms: int
+) -> QuerySet[Candle]:
+    """The stored candles opened in [start_ms, end_ms), as a queryset (for counting)."""
+    return Candle.objects.filter(
+        exchange=exchange,
+        symbol=symbol,
+        timeframe=timeframe,
+        open_time__gte=start_ms,
+        open_time__lt=end_ms,
+    )
+
+
+def candles_frame(
+    *, exchange: str, symbol: str, timeframe: str, start_ms: int, end_ms: int
+) -> pd.DataFrame:
+    """The candles opened in [start_ms, end_ms) as a float DataFrame ascending by open_time,
+    with the columns strategies and the backtest engine take (``FRAME_COLUMNS``)."""
+    rows = (
+        candles_in_period(
+            exchange=exchange, symbol=symbol, timeframe=timeframe, start_ms=start_ms, end_ms=end_ms
+        )
+        .order_by("open_time")
+        .annotate(**AS_FLOATS)
+        .values_list("open_time", *AS_FLOATS)
+    )
+    values = np.array(list(rows), dtype=np.float64).reshape(-1, len(FRAME_COLUMNS))
+    frame = pd.DataFrame(values, columns=list(FRAME_COLUMNS))
+    frame["open_time"] = values[:, 0].astype(np.int64)
+    return frame
+
+
+# --- how a market is shown -----------------------------------------------------------------------
+
+
+class MarketPlaces(NamedTuple):
+    """Decimal places a market's prices and amounts are shown with (its precision steps)."""
+
+    price: int
+    qty: int
+
+
+def market_places(*, exchange: str, symbol: str) -> MarketPlaces:
+    """From the exchange's market rules; 2 and 8 for a market the catalogue does not list."""
+    try:
+        rules = get_catalog(exchange).rules(symbol)
+    except AppError:
+        return MarketPlaces(2, 8)
+    return MarketPlaces(_places(rules.price_step, 2), _places(rules.amount_step, 8))
+
+
+def _places(step: Decimal | None, fallback: int) -> int:
+    if step is None or step <= 0:
+        return fallback
+    exponent = step.normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else fallback

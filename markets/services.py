@@ -1,0 +1,171 @@
+"""Writes of the markets app: exchange accounts (opened, funded, deleted, their balances),
+market checks and the demo market. Keyword-only, typed, transactional."""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from accounts.models import User
+from markets.candles import candles_load_sample
+from markets.exchanges import paper
+from markets.exchanges.factory import exchange_for_account
+from markets.exchanges.markets import get_catalog
+from markets.models import ExchangeAccount
+from tradingbot.errors import AppError
+from tradingbot.logconfig import context
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PAPER_BALANCE = {"USDT": Decimal(10_000)}
+
+
+def exchange_account_open(
+    *,
+    user: User,
+    exchange: str,
+    label: str,
+    mode: str,
+    api_key: str = "",
+    api_secret: str = "",
+    passphrase: str = "",
+    paper_balance: dict[str, Decimal] | None = None,
+) -> ExchangeAccount:
+    """Create an exchange account; a paper one is funded (default 10,000 USDT) in the same
+    transaction, so an account never exists half set up."""
+    if mode != ExchangeAccount.Mode.PAPER and paper_balance:
+        raise AppError(
+            "validation_error",
+            "Only a paper account takes a starting balance.",
+            400,
+            details={"paper_balance": ["Only a paper account takes a starting balance."]},
+        )
+    _check_credentials(mode=mode, api_key=api_key, api_secret=api_secret, passphrase=passphrase)
+    account = ExchangeAccount(
+        user=user, exchange=exchange, label=label.strip(), mode=mode, api_key=api_key.strip(),
+        api_secret=api_secret.strip(), passphrase=passphrase.strip(),
+    )  # fmt: skip
+    with transaction.atomic():
+        _save_new(account)
+        if mode == ExchangeAccount.Mode.PAPER:
+            try:
+                paper.fund(account, paper_balance or DEFAULT_PAPER_BALANCE)
+            except AppError as error:
+                # Rolls the account back with it, and names the field that was wrong.
+                raise AppError(
+                    error.code,
+                    error.message,
+                    error.status,
+                    details={"paper_balance": [error.message]},
+                ) from None
+    logger.info(
+        "exchange_account.created",
+        extra=context(
+            user_id=user.pk, exchange_account_id=account.pk, exchange=exchange, mode=mode
+        ),
+    )
+    return account
+
+
+def _save_new(account: ExchangeAccount) -> None:
+    try:
+        with transaction.atomic():
+            account.save()
+    except IntegrityError:
+        raise AppError(
+            "duplicate_label",
+            "You already have an exchange account with this label.",
+            409,
+            details={"label": ["You already have an exchange account with this label."]},
+        ) from None
+
+
+def _check_credentials(*, mode: str, api_key: str, api_secret: str, passphrase: str) -> None:
+    """A live account must carry the credentials its exchange needs."""
+    if mode != ExchangeAccount.Mode.LIVE:
+        return
+    missing = {
+        name: ["Required for a live account."]
+        for name, value in (
+            ("api_key", api_key),
+            ("api_secret", api_secret),
+            ("passphrase", passphrase),
+        )
+        if not value.strip()
+    }
+    if missing:
+        raise AppError(
+            "validation_error",
+            "A live Bitget account needs an API key, secret and passphrase.",
+            400,
+            details=missing,
+        )
+
+
+def exchange_account_delete(*, account: ExchangeAccount) -> None:
+    """Delete an account its bots no longer use (409 while any bot trades on it: the bot's
+    orders and position live on that account)."""
+    if account.bots.exists():
+        raise AppError(
+            "account_in_use",
+            "Bots trade on this account; delete them first.",
+            409,
+            details={"bots": list(account.bots.values_list("name", flat=True)[:20])},
+        )
+    account_id, user_id = account.pk, account.user_id
+    account.delete()
+    logger.info(
+        "exchange_account.deleted", extra=context(user_id=user_id, exchange_account_id=account_id)
+    )
+
+
+def exchange_account_balances(*, account: ExchangeAccount) -> dict[str, dict[str, str]]:
+    """``{currency: {"free", "used", "total"}}`` as decimal strings, from the account's exchange.
+
+    Currencies with nothing in them are left out.
+    """
+    balance = exchange_for_account(account).fetch_balance()
+    totals: dict[str, Any] = balance.get("total") or {}
+    result = {}
+    for currency in sorted(totals):
+        entry = balance.get(currency) or {}
+        if not any(entry.get(part) for part in ("free", "used", "total")):
+            continue
+        result[currency] = {
+            part: _decimal_text(entry.get(part)) for part in ("free", "used", "total")
+        }
+    logger.info(
+        "exchange_account.balance",
+        extra=context(user_id=account.user_id, exchange_account_id=account.pk, mode=account.mode),
+    )
+    return result
+
+
+def _decimal_text(value: Any) -> str:
+    if value is None:
+        return "0"
+    return format(Decimal(str(value)).normalize(), "f")
+
+
+def check_symbol(*, exchange: str, symbol: str) -> None:
+    """Raise ``unknown_symbol`` (400) unless the exchange lists the market."""
+    get_catalog(exchange).market(symbol)
+
+
+DEMO_PAPER_LABEL = "Paper (Bitget rules)"
+
+
+def demo_market_seed(*, trader: User) -> dict[str, Any]:
+    """Load the shipped BTC/USDT sample (5m and resampled) and give the demo trader a funded
+    paper account. Idempotent: a second run creates nothing."""
+    summary = candles_load_sample()
+    account = ExchangeAccount.objects.filter(user=trader, label=DEMO_PAPER_LABEL).first()
+    if account is None:
+        account = exchange_account_open(
+            user=trader, exchange="bitget", label=DEMO_PAPER_LABEL, mode="paper"
+        )
+    logger.info("demo.seeded", extra=context(user_id=trader.pk, exchange_account_id=account.pk))
+    return {"candles": summary.total, "created": summary.created, "account": account.label}

@@ -1,0 +1,59 @@
+"""Server-rendered pages of the markets app: a trader's exchange accounts (list, add, remove)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from markets import selectors, services
+from markets.forms import ExchangeAccountForm
+from tradingbot.errors import AppError
+from tradingbot.types import AuthenticatedHttpRequest
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def exchange_accounts_view(request: AuthenticatedHttpRequest) -> HttpResponse:
+    form = ExchangeAccountForm(
+        request.POST or None, initial={"mode": "paper", "exchange": "bitget"}
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            account = services.exchange_account_open(user=request.user, **form.account_fields())
+        except AppError as error:
+            _attach_errors(form, error)
+        else:
+            messages.success(request, f"Exchange account “{account.label}” added.")
+            return redirect("markets:exchange-accounts")
+    accounts = selectors.exchange_account_list(user=request.user)
+    status = 400 if form.errors else 200
+    return render(
+        request,
+        "markets/exchange_accounts.html",
+        {"form": form, "accounts": accounts},
+        status=status,
+    )
+
+
+def _attach_errors(form: ExchangeAccountForm, error: AppError) -> None:
+    if not error.details:
+        form.add_error(None, error.message)
+    for field, field_messages in error.details.items():
+        for message in field_messages:
+            form.add_error(field if field in form.fields else None, message)
+
+
+@login_required
+@require_POST
+def exchange_account_delete_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    account = selectors.exchange_account_get(user=request.user, pk=pk)
+    try:
+        services.exchange_account_delete(account=account)
+    except AppError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, f"Exchange account “{account.label}” removed.")
+    return redirect("markets:exchange-accounts")
