@@ -13,7 +13,7 @@ export WEB_PORT HOST
 # Without REDIS_URL the stack brings its own embedded Redis (a unix socket in var/).
 PROCESSES := web worker beat$(if $(REDIS_URL),, redis)
 
-.PHONY: run test lint typecheck bench install install-dev install-compare migrate seed clean
+.PHONY: run test test-fast lint typecheck bench install install-dev install-compare migrate seed clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -50,6 +50,10 @@ run: seed
 
 test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The quick tier, for working: every test that starts no real process (tests/README.md).
+test-fast: install-dev
+	$(BIN)/python -m pytest --fast $(PYTEST_ARGS)
 
 lint: install-dev
 	$(BIN)/ruff check .

@@ -2,10 +2,9 @@
 
 Staff manage users, and disable one through ``services.user_disable`` (their bots stop, their
 tokens, sessions and live connections end), whether with the action or by unticking "active" on
-the user's page. Exchange accounts and API tokens are shown without their secrets: an account's
-API key only as its last four characters, whether its secret and passphrase are set, and a
-token never (only its hash is stored, and that is not shown either). Every staff action writes
-an admin ``LogEntry`` on each object it touched, the audit trail.
+the user's page. API tokens are never shown (only their hash is stored, and that is not shown
+either). Every staff action writes an admin ``LogEntry`` on each object it touched, the audit
+trail.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import admin, messages
-from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.db.models import Count, Q, QuerySet
@@ -25,11 +23,11 @@ from django.utils.html import format_html_join
 
 from accounts import services
 from accounts.models import ApiToken, User
-from bots.models import Bot
 from tradingbot.errors import AppError
 
 EMPTY = "—"
-ACTIVE_BOT_STATUSES = (Bot.Status.RUNNING, Bot.Status.STOPPING, Bot.Status.ERROR)
+# The bots app's statuses of a bot that still runs or may (accounts imports no other app).
+ACTIVE_BOT_STATUSES = ("running", "stopping", "error")
 
 
 def _staff(request: HttpRequest) -> User:
@@ -131,17 +129,10 @@ class UserAdmin(DjangoUserAdmin):
             )
 
     def _disable(self, request: HttpRequest, user: User) -> None:
-        """``user_disable``, with a LogEntry on the user and on each bot it stopped."""
-        staff = _staff(request)
-        ended = services.user_disable(user=user, by=staff)
-        self.log_change(
-            request,
-            user,
-            f"Disabled (admin action): {len(ended.bot_ids)} bot(s) stopping, "
-            f"{ended.tokens_revoked} API token(s) revoked, {ended.sessions_ended} session(s) "
-            "ended.",
-        )
-        self._log_bots_stopped(request, user, ended.bot_ids)
+        """``user_disable``, with a LogEntry on the user (the bots app logs each bot it
+        stopped)."""
+        ended = services.user_disable(user=user, by=_staff(request))
+        self.log_change(request, user, f"Disabled (admin action): {ended.summary()}.")
 
     @admin.action(description="Enable selected users", permissions=["change"])
     def enable_users(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
@@ -162,7 +153,7 @@ class UserAdmin(DjangoUserAdmin):
     def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
         """Ticking or unticking "active" on a user's page goes through the services, as the
         actions do: disabling stops the bots and ends the sessions (Django logs the change of
-        the user itself; the bots stopped get theirs here)."""
+        the user itself; the bots app logs each bot it stopped)."""
         if not (change and "is_active" in form.changed_data):
             super().save_model(request, obj, form, change)
             return
@@ -171,14 +162,7 @@ class UserAdmin(DjangoUserAdmin):
         if wanted_active:
             services.user_enable(user=obj, by=_staff(request))
             return
-        ended = services.user_disable(user=obj, by=_staff(request))
-        self._log_bots_stopped(request, obj, ended.bot_ids)
-
-    def _log_bots_stopped(self, request: HttpRequest, owner: User, bot_ids: list[int]) -> None:
-        LogEntry.objects.log_actions(
-            user_id=_staff(request).pk, queryset=Bot.objects.filter(pk__in=bot_ids),
-            action_flag=CHANGE, change_message=f"Stopped: its owner {owner.email} was disabled.",
-        )  # fmt: skip
+        services.user_disable(user=obj, by=_staff(request))
 
 
 @admin.register(ApiToken)

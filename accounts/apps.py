@@ -6,4 +6,9 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts"
 
     def ready(self) -> None:
+        """Connect the receivers, and tell the live connection how an API token is checked."""
         from accounts import signals  # noqa: F401 - connects the receivers
+        from accounts.services import api_token_holder
+        from tradingbot.live import channels
+
+        channels.register_token_check(api_token_holder)

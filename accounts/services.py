@@ -6,6 +6,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY, authenticate
@@ -16,6 +17,7 @@ from django.utils import timezone
 
 from accounts import throttling
 from accounts.models import ApiToken, User, is_time_zone
+from accounts.signals import Ended, user_disabled
 from tradingbot.errors import AppError
 from tradingbot.events import revoke_connections_now, token_group, user_group
 from tradingbot.logconfig import context
@@ -81,6 +83,12 @@ def api_token_authenticate(*, key: str) -> tuple[User, ApiToken] | None:
     return token.user, token
 
 
+def api_token_holder(key: str) -> tuple[User, int] | None:
+    """The user and token id that API token ``key`` is, or None (the live connection's check)."""
+    found = api_token_authenticate(key=key)
+    return None if found is None else (found[0], found[1].pk)
+
+
 def api_token_revoke(*, token: ApiToken) -> None:
     """Delete the token; its live connections are closed once that commits."""
     ApiToken.objects.filter(pk=token.pk).delete()
@@ -102,57 +110,48 @@ def auth_cleanup_expired(*, now: datetime | None = None) -> dict[str, int]:
 class UserDisabled:
     """What disabling a user ended."""
 
-    bot_ids: list[int]  # the bots it moved to ``stopping`` (their next tick stops them)
+    ended: list[Ended]  # what the apps stopped (``user_disabled``'s receivers: the bots)
     tokens_revoked: int
     sessions_ended: int
 
+    def summary(self) -> str:
+        return ", ".join(
+            [*(item.summary for item in self.ended),
+             f"{self.tokens_revoked} API token(s) revoked",
+             f"{self.sessions_ended} session(s) ended"]
+        )  # fmt: skip
+
 
 def user_disable(*, user: User, by: User) -> UserDisabled:
-    """Disable ``user``: no login, no API token, no session, no live connection, no trading bot.
+    """Disable ``user``: no login, no API token, no session, no live connection, nothing running.
 
-    In one transaction: the account is deactivated; every active bot of the user is moved to
-    ``stopping`` by the kill switch (each bot's own next tick, within seconds, cancels its open
-    orders; positions stay open); every API token and every session of the user is deleted.
-    Once that commits, the user's WebSockets are closed (4401). Disabling a disabled user again
-    ends whatever was left. Staff cannot disable themselves (400 ``cannot_disable_self``).
+    In one transaction: the account is deactivated; the apps stop what runs for the user
+    (``user_disabled``: the bots app's kill switch moves every active bot of the user to
+    ``stopping``, and each bot's own next tick, within seconds, cancels its open orders;
+    positions stay open); every API token and every session of the user is deleted. Once that
+    commits, the user's WebSockets are closed (4401). Disabling a disabled user again ends
+    whatever was left. Staff cannot disable themselves (400 ``cannot_disable_self``).
     """
     if user.pk == by.pk:
         raise AppError("cannot_disable_self", "You cannot disable your own account.", 400)
     with transaction.atomic():
         User.objects.filter(pk=user.pk).update(is_active=False)
         user.is_active = False
-        bot_ids = _user_bots_kill(user=user, by=by)
+        replies: list[tuple[Any, Any]] = user_disabled.send(sender=User, user=user, by=by)
+        ended = [found for _, found in replies if isinstance(found, Ended)]
         tokens_revoked = ApiToken.objects.filter(user=user).delete()[0]
         sessions_ended = _user_sessions_delete(user_id=user.pk)
         group = user_group(user.pk)
         transaction.on_commit(lambda: revoke_connections_now(group))
+    counts = {item.field: item.count for item in ended}
     logger.info(
         "user.disabled",
         extra=context(
-            user_id=user.pk, by_user_id=by.pk, bots_stopped=len(bot_ids),
+            user_id=user.pk, by_user_id=by.pk, **counts,
             tokens_revoked=tokens_revoked, sessions_ended=sessions_ended,
         ),
     )  # fmt: skip
-    return UserDisabled(
-        bot_ids=bot_ids, tokens_revoked=tokens_revoked, sessions_ended=sessions_ended
-    )
-
-
-def _user_bots_kill(*, user: User, by: User) -> list[int]:
-    """The kill switch for ``user``'s bots; returns the ids of the bots it moved."""
-    # Imported here: bots.services imports this module, so importing it at the top is circular.
-    from bots.models import Bot
-    from bots.services import bots_kill
-
-    active = Bot.objects.filter(
-        user=user, status__in=(Bot.Status.RUNNING, Bot.Status.STOPPING, Bot.Status.ERROR)
-    )
-    before = list(active.values_list("pk", flat=True))
-    if not before:
-        return []
-    bots_kill(user=user, by=by)
-    moved = Bot.objects.filter(pk__in=before).exclude(status=Bot.Status.RUNNING)
-    return sorted(moved.values_list("pk", flat=True))
+    return UserDisabled(ended=ended, tokens_revoked=tokens_revoked, sessions_ended=sessions_ended)
 
 
 def _user_sessions_delete(*, user_id: int) -> int:

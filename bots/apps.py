@@ -4,3 +4,13 @@ from django.apps import AppConfig
 class BotsConfig(AppConfig):
     name = "bots"
     verbose_name = "Bots"
+
+    def ready(self) -> None:
+        """Offer ``bot:<id>`` on the live connection, and stop a disabled user's bots."""
+        from accounts.signals import user_disabled
+        from bots.signals import stop_the_disabled_users_bots
+        from bots.snapshot import bot_snapshot
+        from tradingbot.live import channels
+
+        channels.register_object_channel("bot", snapshot=bot_snapshot)
+        user_disabled.connect(stop_the_disabled_users_bots, dispatch_uid="bots.user_disabled")

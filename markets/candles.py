@@ -25,13 +25,12 @@ from markets.candle_csv import (
     format_ms,
     read_candle_file,
 )
-from markets.events import candle_data
+from markets.events import candle_data, candles_channel, candles_group
 from markets.exchanges.base import Exchange
 from markets.models import Candle
 from markets.timeframes import OHLCV_COLUMNS, TimeframeError, resample, timeframe_ms
 from tradingbot.errors import AppError
 from tradingbot.events import publish_after_commit
-from tradingbot.live.protocol import candles_channel, candles_group
 from tradingbot.logconfig import context
 
 logger = logging.getLogger(__name__)

@@ -8,6 +8,15 @@ from __future__ import annotations
 
 from typing import TypedDict
 
+from markets.exchanges.markets import get_catalog
+from markets.models import ExchangeAccount
+from markets.selectors import candles_recent
+from tradingbot.errors import AppError
+from tradingbot.events import market_channel, market_group
+
+CANDLES = "candles"  # the live channel kind of a market's candles
+SNAPSHOT_CANDLES = 200
+
 
 class CandleData(TypedDict):
     """``bot.candle`` (the candle a bot's tick acted on; replay bots run on their own clock)
@@ -31,3 +40,23 @@ class CandlesSnapshotData(TypedDict):
 
 def candle_data(*, exchange: str, symbol: str, timeframe: str, candle: list[float]) -> CandleData:
     return {"exchange": exchange, "symbol": symbol, "timeframe": timeframe, "candle": candle}
+
+
+def candles_channel(exchange: str, symbol: str, timeframe: str) -> str:
+    return market_channel(CANDLES, exchange, symbol, timeframe)
+
+
+def candles_group(exchange: str, symbol: str, timeframe: str) -> str:
+    return market_group(CANDLES, exchange, symbol, timeframe)
+
+
+def candles_snapshot(exchange: str, symbol: str, timeframe: str) -> CandlesSnapshotData:
+    """The most recent closed candles of a market: any user may watch any market the exchange
+    lists (candles are public); ``unknown_symbol`` (AppError) for one it does not."""
+    if exchange not in ExchangeAccount.Exchange.values:
+        raise AppError("unknown_symbol", f"unknown exchange {exchange!r}", 400)
+    get_catalog(exchange).market(symbol)  # unknown_symbol unless the exchange lists it
+    candles = candles_recent(
+        exchange=exchange, symbol=symbol, timeframe=timeframe, limit=SNAPSHOT_CANDLES
+    )
+    return {"exchange": exchange, "symbol": symbol, "timeframe": timeframe, "candles": candles}

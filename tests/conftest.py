@@ -25,6 +25,50 @@ ROOT = Path(__file__).resolve().parent.parent
 _embedded: subprocess.Popen[bytes] | None = None
 
 
+# Fixtures that start a real process: a test that uses one is in the "process" tier.
+PROCESS_FIXTURES = frozenset(("celery_worker_process", "daphne_server", "browser"))
+PROCESS_MARKERS = frozenset(("browser", "stack"))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fast",
+        action="store_true",
+        help="the quick tier: leave out every test that starts a real process (marked "
+        "'process'), and fail a test that starts one unmarked",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark ``process`` every test that starts a real process (a marker that says so, or a
+    fixture that does); with ``--fast``, leave them out."""
+    quick = []
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        markers = {mark.name for mark in item.iter_markers()}
+        if fixtures & PROCESS_FIXTURES or markers & PROCESS_MARKERS:
+            item.add_marker(pytest.mark.process)
+            markers.add("process")
+        if "process" not in markers:
+            quick.append(item)
+    if config.getoption("--fast"):
+        config.hook.pytest_deselected(items=[item for item in items if item not in quick])
+        items[:] = quick
+
+
+@pytest.fixture(autouse=True)
+def _no_process_in_the_quick_tier(request: pytest.FixtureRequest, monkeypatch: Any) -> None:
+    """Under ``--fast`` a test that starts a process fails, naming the marker it lacks: the
+    quick tier stays quick and honest."""
+    if not request.config.getoption("--fast"):
+        return
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("this test starts a process: mark it @pytest.mark.process")
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     global _embedded
     if settings.EMBEDDED_REDIS:

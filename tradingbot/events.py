@@ -1,12 +1,13 @@
 """Publishing live events to WebSocket groups through the channel layer.
 
 Groups are per user and per object (``user-<id>``, ``bot-<id>``, ``backtest-<id>``,
-``sweep-<id>``) and per market (candles). An event is ``{"type": "<kind>.<what>", "id": <object
-id>, "channel": "<kind>:<id>", "owner": <user id>, "data": {...}}`` (``object_event``); a market's
-events have no owner. It reaches the consumers as the channel-layer message ``{"type":
-"stream.event", "group": <group>, "event": <event>}``, or, when one batch sends several events to a
-group, as ``{"type": "stream.events", "group": <group>, "events": [<event>, ...]}`` in order. The
-consumer checks ``owner`` on every event before it passes one on, without ``owner``.
+``sweep-<id>``) and per market (``market_group``: candles). An event is ``{"type":
+"<kind>.<what>", "id": <object id>, "channel": "<kind>:<id>", "owner": <user id>, "data":
+{...}}`` (``object_event``); a market's events have no owner. It reaches the consumers as the
+channel-layer message ``{"type": "stream.event", "group": <group>, "event": <event>}``, or, when
+one batch sends several events to a group, as ``{"type": "stream.events", "group": <group>,
+"events": [<event>, ...]}`` in order. The consumer checks ``owner`` on every event before it
+passes one on, without ``owner``.
 
 Events are sent only after the surrounding transaction commits, so a client never hears of a state
 that a rollback then takes back, and a client that re-reads on an event finds what it announced.
@@ -76,6 +77,16 @@ def user_group(user_id: int) -> str:
 
 def object_group(kind: str, object_id: int) -> str:
     return f"{kind}-{object_id}"
+
+
+def market_channel(kind: str, exchange: str, symbol: str, timeframe: str) -> str:
+    return f"{kind}:{exchange}:{symbol}:{timeframe}"
+
+
+def market_group(kind: str, exchange: str, symbol: str, timeframe: str) -> str:
+    # Group names allow only ASCII letters, digits, "-", "_" and "."; a symbol has "/" and
+    # maybe ":" (BTC/USDT:USDT), so it travels hex-encoded, which cannot collide.
+    return f"{kind}-{exchange}-{symbol.encode().hex()}-{timeframe}"
 
 
 def session_group(session_key: str) -> str:

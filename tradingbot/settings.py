@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "markets",
     "bots",
     "backtests",
+    "tradingbot.site",
 ]
 
 MIDDLEWARE = [
@@ -88,7 +89,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-ROOT_URLCONF = "tradingbot.urls"
+ROOT_URLCONF = "tradingbot.site.urls"
 ASGI_APPLICATION = "tradingbot.asgi.application"
 WSGI_APPLICATION = None
 

@@ -16,7 +16,7 @@ from markets.candles import SAMPLE_PATH
 from markets.models import Candle
 from markets.services import DEMO_PAPER_LABEL
 from tests.bots.bot_helpers import sample_rows
-from tradingbot.management.commands.seed_demo import DEMO_EMAIL
+from tradingbot.site.management.commands.seed_demo import DEMO_EMAIL
 
 
 def test_the_seed_runs_a_demo_backtest_once_without_a_worker(db, strategy_catalogue):

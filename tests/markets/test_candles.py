@@ -29,11 +29,11 @@ from markets.candles import (
     candles_load_sample,
     candles_store_resampled,
 )
+from markets.events import candles_group
 from markets.exchanges.ccxt_exchange import CcxtExchange
 from markets.exchanges.errors import ExchangeError
 from markets.models import Candle
 from tests.backtests.worker_helpers import group_listener  # noqa: F401 - a fixture
-from tradingbot.live.protocol import candles_group
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "markets" / "data" / "btc_usdt_5m.csv.gz"

@@ -17,6 +17,7 @@ from django.test import Client
 
 from accounts.services import api_token_issue, api_token_revoke
 from bots.models import Bot
+from markets.events import candles_group
 from tests.backtests.worker_helpers import group_listener  # noqa: F401 - a fixture
 from tests.bots.bot_helpers import EXCHANGE, SYMBOL, TIMEFRAME, paper_account, replay_bot
 from tests.bots.bot_helpers import store_candles as store_sample_candles
@@ -282,7 +283,7 @@ def test_candles_are_public_but_only_for_listed_markets_and_only_to_subscribers(
         assert snapshot["type"] == "candles.snapshot"
         assert len(snapshot["data"]["candles"]) == 5
         # when
-        await publish([protocol.candles_group(EXCHANGE, SYMBOL, TIMEFRAME)], closed)
+        await publish([candles_group(EXCHANGE, SYMBOL, TIMEFRAME)], closed)
         # then
         assert (await watcher.receive_json_from(timeout=5))["type"] == "candles.closed"
         assert await silent(bystander)

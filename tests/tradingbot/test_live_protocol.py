@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from markets.events import candles_group
 from tradingbot.live import protocol
 from tradingbot.live.protocol import Auth, Channel, Ping, ProtocolError, Subscribe, Unsubscribe
 
@@ -98,7 +99,7 @@ def test_an_object_event_arrives_once_whether_subscribed_or_not():
 
 def test_a_market_event_goes_to_its_subscribers_only():
     event = {"type": "candles.closed", "channel": "candles:bitget:BTC/USDT:5m", "owner": None}
-    group = protocol.candles_group("bitget", "BTC/USDT", "5m")
+    group = candles_group("bitget", "BTC/USDT", "5m")
     assert protocol.admits(
         event, group=group, user_id=1, own_group="user-1", subscribed={event["channel"]}
     )

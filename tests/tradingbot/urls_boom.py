@@ -10,8 +10,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from tradingbot import urls as real_urls
 from tradingbot.errors import AppError
+from tradingbot.site import urls as real_urls
 
 # Error handlers are looked up on the root URLconf: keep the project's own.
 handler400 = real_urls.handler400
@@ -67,5 +67,5 @@ urlpatterns = [
     path("api/conflict", ConflictApi.as_view()),
     path("api/validate", ValidateApi.as_view()),
     path("boom/", plain_boom),
-    path("", include("tradingbot.urls")),
+    path("", include("tradingbot.site.urls")),
 ]

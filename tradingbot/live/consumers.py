@@ -23,10 +23,11 @@ from typing import Any
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.contrib.auth.models import AbstractBaseUser
 
-from accounts.models import User
 from tradingbot.events import session_group, token_group, user_group
 from tradingbot.live import protocol
+from tradingbot.live.channels import token_holder
 from tradingbot.live.protocol import (
     Auth,
     Channel,
@@ -35,7 +36,7 @@ from tradingbot.live.protocol import (
     Subscribe,
     Unsubscribe,
 )
-from tradingbot.live.subscriptions import subscription_snapshot, token_holder
+from tradingbot.live.subscriptions import subscription_snapshot
 from tradingbot.logconfig import context
 
 logger = logging.getLogger("tradingbot.live")
@@ -61,7 +62,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         self.conn_id = uuid.uuid4().hex[:8]
         self.opened = time.monotonic()
-        self.user: User | None = None
+        self.user: AbstractBaseUser | None = None
         self.joined: set[str] = set()
         self.subscriptions: dict[str, Channel] = {}
         self.bad = protocol.BadMessageCounter()
@@ -201,7 +202,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     # --- helpers ------------------------------------------------------------------------------
 
-    async def _authenticated(self, user: User, credential_group: str) -> None:
+    async def _authenticated(self, user: AbstractBaseUser, credential_group: str) -> None:
         """Join the user's group, and the group of the session or token it came with (so
         that logging out or revoking the token closes it)."""
         self.user = user

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, NotRequired, TypedDict
 
-from markets.timeframes import TIMEFRAME_MS
+from tradingbot.events import market_channel, market_group, object_group
+from tradingbot.live import channels
 
 # Daphne (autobahn) lets an application close only with 1000 or 3000-4999.
 CLOSE_UNAUTHENTICATED = 4401
@@ -25,8 +26,6 @@ AUTH_TIMEOUT_SECONDS = 5.0
 MAX_TEXT_BYTES = 64 * 1024
 BAD_MESSAGES_PER_MINUTE = 20
 MAX_SUBSCRIPTIONS = 100
-
-OBJECT_KINDS = ("bot", "backtest", "sweep")
 
 
 # --- client to server --------------------------------------------------------------------------
@@ -66,7 +65,9 @@ class ProtocolError(ValueError):
 
 @dataclass(frozen=True)
 class Channel:
-    """``bot:<id>``, ``backtest:<id>``, ``sweep:<id>`` or ``candles:<exchange>:<symbol>:<tf>``."""
+    """An object's channel, ``<kind>:<id>`` (``bot:7``), or a market's,
+    ``<kind>:<exchange>:<symbol>:<timeframe>`` (``candles:bitget:BTC/USDT:5m``): the kinds are
+    the ones the apps registered (``tradingbot.live.channels``)."""
 
     kind: str
     object_id: int | None = None
@@ -76,56 +77,52 @@ class Channel:
 
     @property
     def name(self) -> str:
-        if self.kind == "candles":
-            return candles_channel(self.exchange, self.symbol, self.timeframe)
+        if self.object_id is None:
+            return market_channel(self.kind, self.exchange, self.symbol, self.timeframe)
         return f"{self.kind}:{self.object_id}"
 
     @property
     def group(self) -> str:
         """The channel-layer group its events are sent to."""
-        if self.kind == "candles":
-            return candles_group(self.exchange, self.symbol, self.timeframe)
-        return f"{self.kind}-{self.object_id}"
-
-
-def candles_channel(exchange: str, symbol: str, timeframe: str) -> str:
-    return f"candles:{exchange}:{symbol}:{timeframe}"
-
-
-def candles_group(exchange: str, symbol: str, timeframe: str) -> str:
-    # Group names allow only ASCII letters, digits, "-", "_" and "."; a symbol has "/" and
-    # maybe ":" (BTC/USDT:USDT), so it travels hex-encoded, which cannot collide.
-    return f"candles-{exchange}-{symbol.encode().hex()}-{timeframe}"
+        if self.object_id is None:
+            return market_group(self.kind, self.exchange, self.symbol, self.timeframe)
+        return object_group(self.kind, self.object_id)
 
 
 def channel_parse(text: Any) -> Channel:
     if not isinstance(text, str) or not text or len(text) > 200:
         raise ProtocolError("invalid_channel", "channel must be a non-empty string")
-    kind, _, rest = text.partition(":")
-    if kind in OBJECT_KINDS:
+    name, _, rest = text.partition(":")
+    kind = channels.kind_of(name)
+    if isinstance(kind, channels.ObjectKind):
         if not rest.isdigit() or len(rest) > 18:
-            raise ProtocolError("invalid_channel", f"use {kind}:<id>", channel=text)
-        return Channel(kind, object_id=int(rest))
-    if kind == "candles":
-        exchange, _, market = rest.partition(":")
-        symbol, _, timeframe = market.rpartition(":")
-        if not exchange or not symbol:
-            raise ProtocolError(
-                "invalid_channel", "use candles:<exchange>:<symbol>:<timeframe>", channel=text
-            )
-        if timeframe not in TIMEFRAME_MS:
-            raise ProtocolError(
-                "invalid_channel",
-                f"unknown timeframe {timeframe!r}; use one of {', '.join(TIMEFRAME_MS)}",
-                channel=text,
-            )
-        return Channel("candles", exchange=exchange, symbol=symbol, timeframe=timeframe)
+            raise ProtocolError("invalid_channel", f"use {name}:<id>", channel=text)
+        return Channel(name, object_id=int(rest))
+    if isinstance(kind, channels.MarketKind):
+        return _market_channel_parse(kind, rest, text)
     raise ProtocolError(
-        "invalid_channel",
-        "channel must be bot:<id>, backtest:<id>, sweep:<id> or "
-        "candles:<exchange>:<symbol>:<timeframe>",
-        channel=text,
+        "invalid_channel", f"channel must be {_one_of(channels.channel_forms())}", channel=text
     )
+
+
+def _market_channel_parse(kind: channels.MarketKind, rest: str, text: str) -> Channel:
+    exchange, _, market = rest.partition(":")
+    symbol, _, timeframe = market.rpartition(":")
+    if not exchange or not symbol:
+        raise ProtocolError(
+            "invalid_channel", f"use {kind.name}:<exchange>:<symbol>:<timeframe>", channel=text
+        )
+    if timeframe not in kind.timeframes:
+        raise ProtocolError(
+            "invalid_channel",
+            f"unknown timeframe {timeframe!r}; use one of {', '.join(kind.timeframes)}",
+            channel=text,
+        )
+    return Channel(kind.name, exchange=exchange, symbol=symbol, timeframe=timeframe)
+
+
+def _one_of(forms: list[str]) -> str:
+    return forms[0] if len(forms) == 1 else f"{', '.join(forms[:-1])} or {forms[-1]}"
 
 
 def message_parse(text: str) -> ClientMessage:

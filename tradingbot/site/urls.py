@@ -4,7 +4,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from strategies.api import StrategyListApi
 from strategies.views import strategy_list_view
-from tradingbot import health, views
+from tradingbot import health
+from tradingbot.site import views
 
 urlpatterns = [
     path("", views.home, name="home"),

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from markets.timeframes import timeframe_ms
-from tradingbot.smoke_client import (
+from tradingbot.site.smoke_client import (
     CheckFailed,
     HttpClient,
     Reply,

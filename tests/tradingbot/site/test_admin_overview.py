@@ -26,7 +26,7 @@ from markets.models import ExchangeAccount
 from strategies.services import strategy_catalogue_sync
 from tests.bots.bot_helpers import paper_account, replay_bot, store_candles
 from tests.factories import UserFactory
-from tradingbot import admin_overview
+from tradingbot.site import admin_overview
 
 NOW = timezone.now()
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from django import template
 
-from tradingbot.admin_overview import overview_for
+from tradingbot.site.admin_overview import overview_for
 
 register = template.Library()
 

@@ -5,8 +5,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
-from bots import dashboard as selectors
 from bots.forms import BotStopForm
+from tradingbot.site import dashboard as selectors
 from tradingbot.types import AuthenticatedHttpRequest
 
 

@@ -31,8 +31,8 @@ from tests.bots.bot_helpers import paper_account, store_candles
 from tests.conftest import ROOT, database_url
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 from tests.tradingbot.live_server_helpers import Daphne, daphne_start, free_port
-from tradingbot.smoke import CheckResult, format_table
-from tradingbot.smoke_client import CheckFailed, envelope_code, ws_url
+from tradingbot.site.smoke import CheckResult, format_table
+from tradingbot.site.smoke_client import CheckFailed, envelope_code, ws_url
 
 CHECKS = [
     "health",

@@ -6,7 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from markets.timeframes import TIMEFRAMES
-from tradingbot.smoke import SmokeCheck, SmokeOptions, format_table
+from tradingbot.site.smoke import SmokeCheck, SmokeOptions, format_table
 
 PASSWORD_VARIABLE = "SMOKE_CHECK_PASSWORD"  # noqa: S105 - a variable name, not a secret
 

@@ -1,0 +1,1 @@
+"""The composition layer on top of the apps (see ``apps.py``)."""
