@@ -26,7 +26,16 @@ _embedded: subprocess.Popen[bytes] | None = None
 
 
 # Fixtures that start a real process: a test that uses one is in the "process" tier.
-PROCESS_FIXTURES = frozenset(("celery_worker_process", "daphne_server", "browser"))
+PROCESS_FIXTURES = frozenset(
+    (
+        "celery_worker_process",
+        "worker_processes",
+        "bot_workers",
+        "daphne_server",
+        "browser",
+        "stack",
+    )
+)
 PROCESS_MARKERS = frozenset(("browser", "stack"))
 
 

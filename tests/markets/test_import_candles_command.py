@@ -156,6 +156,7 @@ def test_it_refuses_bad_arguments_clearly(
     assert Candle.objects.count() == 0
 
 
+@pytest.mark.process
 def test_it_exits_non_zero_without_a_traceback(db: Any, tmp_path: Path) -> None:
     # given a file with a gap after line 2
     path = write(tmp_path / "gap.csv", [ROWS[0], ROWS[2]])

@@ -20,6 +20,8 @@ from markets.exchanges.paper import PaperExchange
 from markets.exchanges.prices import FixedPrices
 from tests.conftest import ROOT, database_url
 
+pytestmark = pytest.mark.process  # starts processes of its own
+
 T0 = 1_704_067_200_000
 MARKER = "PAPER-RESULT "
 

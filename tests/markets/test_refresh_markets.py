@@ -116,6 +116,7 @@ def test_it_fails_clearly_and_stores_nothing_when_the_exchange_is_unreachable(
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.process
 def test_it_exits_non_zero_without_a_traceback() -> None:
     # given: run from the shell, every HTTPS request sent through a proxy that refuses connections
     # (a closed local port): the exchange is unreachable and nothing leaves the machine

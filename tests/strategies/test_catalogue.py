@@ -83,6 +83,7 @@ def test_staff_can_disable_a_strategy_in_the_admin(client):
     assert macd.enabled is False
 
 
+@pytest.mark.process
 def test_a_broken_strategy_module_stops_start_up_naming_it(tmp_path):
     # given: a user strategy module that fails to import
     (tmp_path / "my_broken_strategy.py").write_text("import does_not_exist\n")
@@ -103,6 +104,7 @@ def test_a_broken_strategy_module_stops_start_up_naming_it(tmp_path):
     assert "StrategyLoadError" in result.stderr
 
 
+@pytest.mark.process
 def test_a_users_strategy_module_loads_without_touching_our_code(tmp_path):
     (tmp_path / "my_strategy.py").write_text(
         "from strategies.base import Strategy\n"

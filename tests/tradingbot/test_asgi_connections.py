@@ -17,6 +17,8 @@ import pytest
 from tests.conftest import ROOT, database_url
 from tests.stack_helpers import free_port
 
+pytestmark = pytest.mark.process  # starts processes of its own
+
 
 def _serve(env):
     port = free_port()

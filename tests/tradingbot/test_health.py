@@ -69,6 +69,7 @@ print(json.dumps({"status": response.status_code, "body": json.loads(response.co
 """
 
 
+@pytest.mark.process
 def test_it_reports_503_naming_the_database_when_the_database_is_down(tmp_path):
     # given: a PostgreSQL address where nothing listens, and the Redis of this test session
     env = {

@@ -45,6 +45,7 @@ def manage_shell(
 # --- start-up configuration, seen from outside ------------------------------------------------
 
 
+@pytest.mark.process
 def test_it_writes_context_as_key_values_on_stdout_in_text_format(tmp_path):
     # when
     result = manage_shell(tmp_path, TICK, LOG_FORMAT="text")
@@ -58,6 +59,7 @@ def test_it_writes_context_as_key_values_on_stdout_in_text_format(tmp_path):
     assert "tick.done" not in result.stderr
 
 
+@pytest.mark.process
 def test_it_writes_one_json_object_per_record_on_stdout_in_json_format(tmp_path):
     # when
     result = manage_shell(tmp_path, TICK, LOG_FORMAT="json")
@@ -74,12 +76,14 @@ def test_it_writes_one_json_object_per_record_on_stdout_in_json_format(tmp_path)
     assert "tick.done" not in result.stderr
 
 
+@pytest.mark.process
 def test_it_drops_records_below_the_configured_level(tmp_path):
     result = manage_shell(tmp_path, TICK, LOG_FORMAT="text", LOG_LEVEL="WARNING")
     assert result.returncode == 0, result.stderr
     assert "tick.done" not in result.stdout
 
 
+@pytest.mark.process
 def test_it_writes_a_django_record_once_and_only_through_the_project_handler(tmp_path):
     # given: development mode (DEBUG defaults to on)
     command = "import logging; logging.getLogger('django.template').error('template.broken')"
@@ -152,6 +156,7 @@ def test_it_keeps_a_different_failure_in_the_same_interval():
     assert not once.filter(_record_at(1002.0, "Something else went wrong"))
 
 
+@pytest.mark.process
 def test_it_logs_channels_redis_pubsub_reader_failures_once_per_interval(tmp_path):
     # given: the pub/sub reader's failure, as it logs it once a second while Redis is down
     command = (

@@ -16,6 +16,8 @@ import pytest
 
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.process  # starts processes of its own
+
 PROJECT_VARIABLES = (
     "DEBUG",
     "SECRET_KEY",

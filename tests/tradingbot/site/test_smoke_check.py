@@ -174,6 +174,7 @@ def test_it_passes_every_check_against_a_running_stack_and_leaves_nothing_behind
 
 @pytest.mark.stack
 @pytest.mark.timeout(300)
+@pytest.mark.process
 def test_it_uses_the_traders_own_paper_account_and_keeps_it(
     stack: Stack, trader: Any, tmp_path: Path
 ) -> None:
@@ -195,6 +196,7 @@ def test_it_uses_the_traders_own_paper_account_and_keeps_it(
 
 @pytest.mark.stack
 @pytest.mark.timeout(300)
+@pytest.mark.process
 def test_a_wrong_password_fails_login_and_what_needs_it(
     stack: Stack, trader: Any, tmp_path: Path
 ) -> None:
@@ -216,6 +218,7 @@ def test_a_wrong_password_fails_login_and_what_needs_it(
     assert owned_by(trader) == {"bots": 0, "backtests": 0, "tokens": 0, "exchange accounts": 0}
 
 
+@pytest.mark.process
 def test_a_closed_port_fails_every_check_that_needs_the_server(tmp_path: Path) -> None:
     # given: a port nothing listens on
     url = f"http://127.0.0.1:{free_port()}"
