@@ -2,12 +2,8 @@
  * The backtest pages (templates/backtests/backtest_list.html, backtest_detail.html,
  * schedule_detail.html): live progress through Live (live.js), and a finished backtest's charts.
  *
- * Progress. Every `.run-status[data-run-kind="backtest"]` on the page (a status badge, and while
- * the backtest is queued or running a <progress> bar and its percentage) follows that
- * backtest's `backtest.snapshot` and `backtest.status` messages (docs/websocket.md). The page
- * subscribes to `backtest:<id>` for each active one, so every (re)connect brings a snapshot.
- * A section marked `data-reload-on-finish="backtest:<id>"` reloads the page once that backtest
- * is done, failed or cancelled: the server then renders its results or its error.
+ * Progress: run_progress.js, for every backtest on the page; the page reloads once the backtest
+ * it shows is over, and the server renders its results or its error.
  *
  * Charts. A finished backtest's page embeds what its charts draw (json_script
  * "backtest-chart-data", built by backtests.selectors.backtest_chart): bars
@@ -19,70 +15,7 @@
 (() => {
   "use strict";
 
-  const KIND = "backtest";
-  const ACTIVE = new Set(["queued", "running"]);
-  const LABELS = {
-    queued: "Queued", running: "Running", done: "Done", failed: "Failed", cancelled: "Cancelled",
-  };
   const MARKER_TEXT_LIMIT = 60; // more markers than this are drawn without their labels
-
-  // --- progress ---------------------------------------------------------------------------------
-
-  /** As the template's `percent` filter: a fraction with 2 decimals and " %". */
-  function percent(fraction) {
-    return `${(fraction * 100).toFixed(2)} %`;
-  }
-
-  function widgets(id) {
-    return document.querySelectorAll(
-      `.run-status[data-run-kind="${KIND}"][data-run-id="${CSS.escape(String(id))}"]`,
-    );
-  }
-
-  function showStatus(id, data) {
-    const status = String(data.status || "");
-    const progress = Number(data.progress);
-    const running = ACTIVE.has(status);
-    widgets(id).forEach((widget) => {
-      widget.dataset.status = status;
-      const badge = widget.querySelector('[data-role="status"]');
-      badge.className = `badge ${status}`;
-      badge.textContent = LABELS[status] || status;
-      const bar = widget.querySelector('[data-role="progress"]');
-      const text = widget.querySelector('[data-role="percent"]');
-      if (bar) {
-        bar.hidden = !running;
-        if (Number.isFinite(progress)) bar.value = progress;
-      }
-      if (text) {
-        text.hidden = !running;
-        if (Number.isFinite(progress)) text.textContent = percent(progress);
-      }
-    });
-    if (!running && document.querySelector(`[data-reload-on-finish="${KIND}:${id}"]`)) {
-      reloadOnce();
-    }
-  }
-
-  let reloading = false;
-  function reloadOnce() {
-    if (reloading) return;
-    reloading = true;
-    window.location.reload();
-  }
-
-  function watchProgress() {
-    if (!window.Live) return;
-    const draw = (message) => {
-      if (message.id !== undefined && widgets(message.id).length) showStatus(message.id, message.data || {});
-    };
-    window.Live.on(`${KIND}.snapshot`, draw);
-    window.Live.on(`${KIND}.status`, draw);
-    const active = document.querySelectorAll(`.run-status[data-run-kind="${KIND}"]`);
-    active.forEach((widget) => {
-      if (ACTIVE.has(widget.dataset.status)) window.Live.subscribe(`${KIND}:${widget.dataset.runId}`);
-    });
-  }
 
   // --- charts -----------------------------------------------------------------------------------
 
@@ -229,6 +162,6 @@
     });
   }
 
-  watchProgress();
+  if (window.RunProgress) window.RunProgress.watch("backtest");
   drawCharts();
 })();
