@@ -30,9 +30,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 from bots.decisions import decide
+from bots.events import bot_candle_data, event_data, position_data
 from bots.models import Bot, BotEvent, Order, Position
 from bots.services.books import position_mark
-from bots.services.events import bot_candle_data, bot_publish, event_data, updates_sent_together
+from bots.services.events import bot_publish, updates_sent_together
 from bots.services.markets import BotMarket
 from bots.services.ticks import (
     LATE_CANDLE_RETRY_SECONDS,
@@ -40,7 +41,6 @@ from bots.services.ticks import (
     TickState,
     first_tick_since_a_change,
     log_tick,
-    position_data,
     range_since,
     signal_of,
     tick_claimed,

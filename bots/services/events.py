@@ -12,13 +12,10 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-import pandas as pd
 from django.utils import timezone
 
-from bots.events import BotEventData, BotStatusData
+from bots.events import event_data, status_data
 from bots.models import Bot, BotEvent
-from markets.events import CandleData, candle_data
-from markets.selectors import PRICE_FIELDS
 from tradingbot.events import object_event, object_groups, publish_batch_after_commit
 from tradingbot.logconfig import context
 
@@ -64,28 +61,6 @@ def bot_event(
                                     data=data or {})  # fmt: skip
     bot_publish(bot, "bot.event", event_data(event))
     return event
-
-
-def event_data(event: BotEvent) -> BotEventData:
-    return {
-        "id": event.pk, "time": int(event.time.timestamp() * 1000), "level": event.level,
-        "kind": event.kind, "message": event.message, "data": event.data,
-    }  # fmt: skip
-
-
-def bot_candle_data(bot: Bot, candles: pd.DataFrame) -> CandleData:
-    """The newest candle of ``candles`` (a frame of closed candles, oldest first)."""
-    newest = candles.iloc[-1]
-    return candle_data(
-        exchange=bot.exchange_account.exchange,
-        symbol=bot.symbol,
-        timeframe=bot.timeframe,
-        candle=[int(newest["open_time"]), *(float(newest[k]) for k in PRICE_FIELDS)],
-    )
-
-
-def status_data(bot: Bot) -> BotStatusData:
-    return {"status": bot.status, "last_error": bot.last_error}
 
 
 def bot_set_status(bot: Bot, status: str, *, expected: tuple[str, ...], **fields: Any) -> bool:

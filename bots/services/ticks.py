@@ -51,11 +51,10 @@ from bots.decisions import (
     minimum_problem,
     round_down,
 )
-from bots.events import OrderData, PositionData, TradeData
+from bots.events import bot_candle_data, decimal_text, order_data, position_data, trade_data
 from bots.models import Bot, BotEvent, Order
 from bots.services.books import order_apply_result, position_mark, position_of
 from bots.services.events import (
-    bot_candle_data,
     bot_event,
     bot_publish,
     bot_set_status,
@@ -516,36 +515,6 @@ def _announce_order(bot: Bot, order: Order, trades: list[Any], *, adopted: bool 
         bot_publish(bot, "bot.position", position_data(position_of(bot)))
 
 
-def order_data(order: Order) -> OrderData:
-    return {
-        "client_order_id": order.client_order_id, "side": order.side,
-        "order_type": order.order_type, "price": _text(order.price), "qty": _text(order.qty),
-        "filled_qty": _text(order.filled_qty), "average_price": _text(order.average_price),
-        "status": order.status, "reason": order.reason,
-    }  # fmt: skip
-
-
-def trade_data(trade: Any) -> TradeData:
-    return {
-        "side": trade.side, "qty": _text(trade.qty), "price": _text(trade.price),
-        "fee": _text(trade.fee), "pnl": _text(trade.pnl),
-        "time": int(trade.time.timestamp() * 1000),
-    }  # fmt: skip
-
-
-def position_data(position: Any) -> PositionData:
-    return {
-        "symbol": position.symbol, "qty": _text(position.qty),
-        "entry_price": _text(position.entry_price), "pnl": _text(position.pnl),
-        "unrealized_pnl": _text(position.unrealized_pnl),
-        "mark_price": _text(position.mark_price),
-    }  # fmt: skip
-
-
-def _text(value: Decimal | None) -> str | None:
-    return None if value is None else f"{value.normalize():f}"
-
-
 # --- stopping ----------------------------------------------------------------------------------
 
 
@@ -663,7 +632,7 @@ def tick_event(decision: Decision, target: int, candle_ms: int) -> dict[str, Any
     """The ``BotEvent`` fields that record a tick's decision (kind, message, level, data)."""
     data: dict[str, Any] = {"candle_ms": candle_ms, "signal": target, "action": decision.action}
     if decision.place is not None:
-        data.update(side=decision.place.side, qty=_text(decision.place.qty),
+        data.update(side=decision.place.side, qty=decimal_text(decision.place.qty),
                     reason=decision.place.reason)  # fmt: skip
     if decision.skip is not None:
         data["skip"] = decision.skip.kind
@@ -672,7 +641,7 @@ def tick_event(decision: Decision, target: int, candle_ms: int) -> dict[str, Any
     moment = datetime.fromtimestamp(candle_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
     message = f"Candle {moment}: signal {target:+d}, {decision.action}"
     if decision.place is not None:
-        message += f" {_text(decision.place.qty)} ({decision.place.reason})"
+        message += f" {decimal_text(decision.place.qty)} ({decision.place.reason})"
     return {"kind": "tick", "message": message, "level": BotEvent.Level.INFO, "data": data}
 
 

@@ -15,10 +15,7 @@ from accounts.services import api_token_authenticate
 from backtests import selectors as backtest_selectors
 from backtests.services.backtests import backtest_status_data
 from backtests.services.sweeps import sweep_status_data
-from bots import selectors as bot_selectors
-from bots.events import BotSnapshotData
-from bots.services.events import event_data
-from bots.services.ticks import order_data, position_data, trade_data
+from bots.events import bot_snapshot
 from markets import selectors as market_selectors
 from markets.events import CandlesSnapshotData
 from markets.models import ExchangeAccount
@@ -27,7 +24,6 @@ from tradingbot.errors import AppError
 from tradingbot.live.protocol import Channel, Event, ProtocolError
 
 SNAPSHOT_CANDLES = 200
-SNAPSHOT_RECENT = 20
 
 
 def token_holder(key: str) -> tuple[User, int] | None:
@@ -66,25 +62,6 @@ def _snapshot_of(user: User, channel: Channel) -> tuple[Any, int | None]:
         assert pk is not None
         return sweep_status_data(backtest_selectors.sweep_get(user=user, pk=pk)), pk
     return candles_snapshot(channel), None
-
-
-def bot_snapshot(*, user: User, pk: int) -> BotSnapshotData:
-    bot = bot_selectors.bot_get(user=user, pk=pk)
-    position = bot_selectors.bot_position(bot)
-    open_orders = bot_selectors.bot_order_list(bot=bot, status="open")
-    trades = bot_selectors.bot_trade_list(bot=bot)[:SNAPSHOT_RECENT]
-    events = bot_selectors.bot_event_list(bot=bot)[:SNAPSHOT_RECENT]
-    return {
-        "status": bot.status,
-        "last_error": bot.last_error,
-        "symbol": bot.symbol,
-        "timeframe": bot.timeframe,
-        "last_candle_ms": bot.last_candle_ms,
-        "position": None if position is None else position_data(position),
-        "open_orders": [order_data(order) for order in open_orders],
-        "recent_trades": [trade_data(trade) for trade in reversed(trades)],
-        "recent_events": [event_data(event) for event in reversed(events)],
-    }
 
 
 def candles_snapshot(channel: Channel) -> CandlesSnapshotData:
