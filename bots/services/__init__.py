@@ -9,6 +9,7 @@
 
 from bots.services.batch import bots_tick_batch
 from bots.services.demo import demo_bot_seed
+from bots.services.dispatch import bots_dispatch
 from bots.services.housekeeping import bot_events_prune
 from bots.services.lifecycle import (
     BotConfig,
@@ -17,7 +18,6 @@ from bots.services.lifecycle import (
     bot_start,
     bot_stop,
     bot_update,
-    bots_dispatch,
     bots_kill,
 )
 from bots.services.ticks import TickResult, bot_tick

@@ -17,16 +17,13 @@ rows: the tick event, the position marked to the close, ``last_candle_ms`` and `
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from bots.decisions import decide
@@ -34,6 +31,7 @@ from bots.events import bot_candle_data, event_data, position_data
 from bots.models import Bot, BotEvent, Order, Position
 from bots.services.books import position_mark
 from bots.services.events import bot_publish, updates_sent_together
+from bots.services.lease import leases_claim, leases_release
 from bots.services.markets import BotMarket
 from bots.services.ticks import (
     LATE_CANDLE_RETRY_SECONDS,
@@ -66,14 +64,8 @@ def bots_tick_batch(
     *, bot_ids: list[int], clock: Callable[[], float] = time.time
 ) -> dict[str, int]:
     """Tick every bot of ``bot_ids`` (see the module docstring); outcomes counted."""
-    token = str(uuid.uuid4())
     now = timezone.now()
-    Bot.objects.filter(pk__in=bot_ids, status__in=(Bot.Status.RUNNING, Bot.Status.STOPPING)).filter(
-        Q(tick_lease_until__isnull=True) | Q(tick_lease_until__lt=now)
-    ).update(
-        tick_lease_until=now + timedelta(seconds=settings.BOT_TICK_LEASE_SECONDS),
-        tick_lease_token=token,
-    )  # fmt: skip
+    token, _ = leases_claim(bot_ids)
     bots = list(
         Bot.objects.select_related("exchange_account", "user")
         .filter(tick_lease_token=token)
@@ -105,7 +97,7 @@ def bots_tick_batch(
                 continue
             quick.seconds = time.perf_counter() - started
             held.append(quick)
-        _write_back(held)
+        _write_back(held, token)
     for item in held:
         log_tick(item.bot, item.result, item.seconds)
         outcomes[item.result.outcome] = outcomes.get(item.result.outcome, 0) + 1
@@ -160,7 +152,7 @@ def _release_fields(market: BotMarket, now: datetime, *, late: bool) -> dict[str
     return {"last_tick_at": now, "next_tick_at": next_tick}
 
 
-def _write_back(held: list[_Held]) -> None:
+def _write_back(held: list[_Held], token: str) -> None:
     """Record the held ticks and free their bots (every one claimed by this batch's lease).
 
     Bots and positions that get the same values are written by one UPDATE each: the bots of
@@ -179,9 +171,7 @@ def _write_back(held: list[_Held]) -> None:
         ):  # fmt: skip
             Position.objects.filter(pk__in=pks).update(**values, updated_at=now)
         for values, pks in _grouped((h.bot.pk, h.fields) for h in held):
-            Bot.objects.filter(pk__in=pks).update(
-                **values, tick_lease_until=None, tick_lease_token=""
-            )
+            leases_release(pks, token, **values)
         # A stop asked for during the batch is due at once, not at the next candle.
         Bot.objects.filter(pk__in=[h.bot.pk for h in held], status=Bot.Status.STOPPING).update(
             next_tick_at=now

@@ -29,7 +29,6 @@ import json
 import logging
 import time
 import traceback
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,7 +39,7 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Case, Q, Sum, Value, When
+from django.db.models import Case, Sum, Value, When
 from django.utils import timezone
 
 from bots.decisions import (
@@ -53,6 +52,7 @@ from bots.decisions import (
 )
 from bots.events import bot_candle_data, decimal_text, order_data, position_data, trade_data
 from bots.models import Bot, BotEvent, Order
+from bots.order_ids import client_order_id, is_bot_order, stop_order_id
 from bots.services.books import order_apply_result, position_mark, position_of
 from bots.services.events import (
     bot_event,
@@ -60,6 +60,7 @@ from bots.services.events import (
     bot_set_status,
     updates_sent_together,
 )
+from bots.services.lease import ACTIVE, lease_claim, lease_release
 from bots.services.markets import BotMarket
 from markets.exchanges.errors import (
     BelowMinimumError,
@@ -75,7 +76,6 @@ from strategies.registry import active as strategy_registry
 from tradingbot.logconfig import context
 
 logger = logging.getLogger("bots.tick")
-ACTIVE = (Bot.Status.RUNNING, Bot.Status.STOPPING)
 LATE_CANDLE_RETRY_SECONDS = 2
 
 
@@ -93,38 +93,13 @@ class TickResult:
     quiet: bool = False  # a retry within an incident already reported: no log line
 
 
-# --- the lease ---------------------------------------------------------------------------------
-
-
-def _claim(bot_id: int) -> str | None:
-    """Take the bot for one tick; None when it is not active or another tick holds it."""
-    now = timezone.now()
-    token = str(uuid.uuid4())
-    claimed = (
-        Bot.objects.filter(pk=bot_id, status__in=ACTIVE)
-        .filter(Q(tick_lease_until__isnull=True) | Q(tick_lease_until__lt=now))
-        .update(
-            tick_lease_until=now + timedelta(seconds=settings.BOT_TICK_LEASE_SECONDS),
-            tick_lease_token=token,
-        )
-    )
-    return token if claimed else None
-
-
-def _release(bot_id: int, token: str, **fields: Any) -> None:
-    """Free the bot (only if this tick still holds it) and save the tick's bookkeeping."""
-    Bot.objects.filter(pk=bot_id, tick_lease_token=token).update(
-        tick_lease_until=None, tick_lease_token="", **fields
-    )
-
-
 # --- the tick ----------------------------------------------------------------------------------
 
 
 def bot_tick(*, bot_id: int, clock: Callable[[], float] = time.time) -> TickResult:
     """Run one tick of the bot (see the module docstring). Never raises for a bot's failure:
     the failure is recorded on the bot, so a task wrapper has nothing to retry."""
-    token = _claim(bot_id)
+    token = lease_claim(bot_id)
     if token is None:
         status = Bot.objects.filter(pk=bot_id).values_list("status", flat=True).first()
         return TickResult(bot_id, "busy" if status in ACTIVE else "idle")
@@ -146,16 +121,16 @@ def tick_claimed(bot: Bot, token: str, clock: Callable[[], float]) -> TickResult
             result = _trade(bot, market)
             if result.outcome != "stopped" and _stop_requested(bot):
                 result = _finish_stop(bot, market, candle_ms=result.candle_ms)
-        _release(bot_id, token, **_after_success(bot, market, result))
+        lease_release(bot_id, token, **_after_success(bot, market, result))
     except ReplayEndedError as error:
         result = _replay_ended(bot, error)
-        _release(bot_id, token)
+        lease_release(bot_id, token)
     except ExchangeError as error:
         result = _exchange_failure(bot, error)
-        _release(bot_id, token, **_retry_fields(bot, error))
+        lease_release(bot_id, token, **_retry_fields(bot, error))
     except Exception as error:
         result = _crash(bot, error)
-        _release(bot_id, token)
+        lease_release(bot_id, token)
     return result
 
 
@@ -319,11 +294,6 @@ def _price(ticker: dict[str, Any], side: str) -> Decimal:
 # --- orders ------------------------------------------------------------------------------------
 
 
-def client_order_id(bot_id: int, candle_ms: int, side: str) -> str:
-    """The one id a decision can have: the same bot, candle and side give the same id."""
-    return f"tb{bot_id}-{candle_ms // 1000}-{side}"
-
-
 def _execute(bot: Bot, market: BotMarket, decision: Decision, candle_ms: int) -> int:
     """Cancel and place what the decision says; the number of orders placed."""
     for cid in decision.cancels:
@@ -475,11 +445,10 @@ def _adopt_unknown_open_orders(bot: Bot, market: BotMarket) -> list[str]:
     """Open orders on the exchange that carry this bot's id prefix but are missing from the
     books (a database restored from an older backup) are taken into the books. Asked on the
     first tick after a start, not on every tick: a live account has a request budget."""
-    prefix = f"tb{bot.pk}-"
     adopted = []
     for result in market.exchange.fetch_open_orders(bot.symbol):
         cid = str(result.get("clientOrderId") or "")
-        if not cid.startswith(prefix) or Order.objects.filter(client_order_id=cid).exists():
+        if not is_bot_order(bot.pk, cid) or Order.objects.filter(client_order_id=cid).exists():
             continue
         order = Order.objects.create(
             bot=bot, client_order_id=cid, symbol=bot.symbol, side=result.get("side") or "buy",
@@ -547,7 +516,7 @@ def _flatten(bot: Bot, market: BotMarket) -> int:
         bot_event(bot, "below_minimum", f"position not closed: {problem}",
                   level=BotEvent.Level.WARNING)  # fmt: skip
         return 0
-    cid = f"tb{bot.pk}-stop{bot.orders.count()}"
+    cid = stop_order_id(bot.pk, bot.orders.count())
     order = _send(bot, market, cid, Order.Side.SELL, qty, "stop", bot.last_candle_ms or 0)
     return 1 if order is not None else 0
 

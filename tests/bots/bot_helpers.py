@@ -26,7 +26,7 @@ from accounts.models import User
 from bots import services
 from bots.models import Bot
 from bots.services import BotConfig
-from bots.services.lifecycle import bots_due
+from bots.services.dispatch import bots_due
 from markets import services as market_services
 from markets.candle_csv import read_candle_file
 from markets.candles import SAMPLE_PATH, SAMPLE_TIMEFRAME

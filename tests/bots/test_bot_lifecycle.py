@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from bots.decisions import Decision
 from bots.models import Bot, Order, Position, Trade
+from bots.order_ids import bot_order_prefix
 from bots.services import (
     BotConfig,
     bot_delete,
@@ -154,7 +155,7 @@ def test_stop_cancels_the_open_orders_and_releases_their_reserve(runner: ReplayB
     # given: a tick has run; then an order of the bot is found resting on the exchange
     account = runner.bot.exchange_account
     assert runner.tick().outcome == "held"
-    cid = f"tb{runner.bot.pk}-restored-1"
+    cid = bot_order_prefix(runner.bot.pk) + "restored-1"
     _rest_a_limit_order(runner, cid)
     _rest_a_limit_order(runner, "someone-else-1")  # not the bot's: left alone
     reserved = Decimal("100.200000000000")  # 0.01 BTC at 10,000 plus the 0.2 % maker fee

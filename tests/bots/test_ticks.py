@@ -22,9 +22,9 @@ import requests
 from django.utils import timezone
 
 from bots.models import Bot, BotEvent, Order, Position, Trade
+from bots.order_ids import bot_order_prefix, client_order_id
 from bots.services import BotConfig, bot_create, bot_start, bot_stop, bot_tick, bot_update
 from bots.services.markets import BotMarket
-from bots.services.ticks import client_order_id
 from bots.tasks import bot_tick_task
 from markets.exchanges.errors import TransientExchangeError
 from markets.models import PaperOrder
@@ -724,7 +724,7 @@ def test_a_live_cancel_is_booked_in_the_tick_that_sent_it(
         user=user, mode="live", api_key=LIVE_KEY, api_secret=LIVE_SECRET, passphrase=LIVE_PASSPHRASE
     )
     bot = _live_bot(user, account)
-    resting = bitget.rest(f"tb{bot.pk}-restored-1", price="10000", size="0.01")
+    resting = bitget.rest(bot_order_prefix(bot.pk) + "restored-1", price="10000", size="0.01")
 
     # when: a tick adopts it and, trading with market orders only, cancels it
     result = bot_tick(bot_id=bot.pk, clock=_live_clock(rows))

@@ -2,7 +2,7 @@
 
 Each test starts its own solo-pool workers on a queue of its own (``worker_ticks_helpers``),
 points ``settings.BOTS_QUEUE`` at it, and drives the bots as production does: the dispatcher
-(``bots_dispatch`` with ``bots.tasks.send_ticks``, which beat runs every second) sends
+(``bots_dispatch`` with its default ``send_ticks``, which beat runs every second) sends
 tick task messages through the broker, the worker ticks, and the test reads what the
 worker did from the database and from the worker's own (JSON) log.
 
@@ -21,8 +21,8 @@ from django.conf import settings as django_settings
 
 from bots import services
 from bots.models import Bot, Order, Position, Trade
-from bots.services.ticks import client_order_id
-from bots.tasks import send_tick, send_ticks
+from bots.order_ids import client_order_id
+from bots.services.dispatch import send_tick, send_ticks
 from markets.models import PaperBalance, PaperOrder
 from strategies.services import strategy_catalogue_sync
 from tests.backtests.worker_helpers import wait_until
