@@ -1,8 +1,14 @@
 """Writes and business operations of the bots app. Keyword-only, typed, transactional.
 
-- ``lifecycle``: bots created, changed, started, stopped; the kill switch; the tick dispatcher.
-- ``ticks``: the trading tick; ``batch``: many ticks at once, the bots that hold together.
-- ``books``: orders, trades and positions. ``events``: the bot's log and its live updates.
+- ``lifecycle``: bots created, changed, started, stopped; the kill switch.
+- ``dispatch``: the bots due for a tick, and sending their ticks (by task name).
+- ``ticks``: the trading tick, top to bottom; ``batch``: many ticks at once, the bots that
+  hold together. Its parts: ``lease`` (which tick holds a bot), ``orders`` (send, cancel,
+  read back, reconcile, adopt), ``stopping`` (a stop carried out, the daily loss limit),
+  ``failures`` (errors, backoff, recovery), ``outcomes`` (``TickResult``, the tick's event
+  and log line).
+- ``books``: orders, trades and positions. ``events``: the bot's log, its status changes, and
+  the live updates a tick gathers (``BotUpdates``) and publishes once.
 - ``markets``: a bot's exchange, clock and candles. ``housekeeping``: pruning old bot events.
 - ``demo``: the demo trader's bot.
 """
@@ -20,7 +26,8 @@ from bots.services.lifecycle import (
     bot_update,
     bots_kill,
 )
-from bots.services.ticks import TickResult, bot_tick
+from bots.services.outcomes import TickResult
+from bots.services.ticks import bot_tick
 
 __all__ = [
     "BotConfig",
