@@ -37,6 +37,9 @@ from strategies.services import strategy_catalogue_sync
 
 EXCHANGE, SYMBOL, TIMEFRAME = "bitget", "BTC/USDT", SAMPLE_TIMEFRAME
 STEP_MS = 5 * 60 * 1000
+# The stretch of the sample the admin and page tests store (``rows`` in ``conftest``): a bot
+# ticks through a few hundred of its candles.
+FIRST, COUNT = 2000, 1500
 
 
 @functools.cache

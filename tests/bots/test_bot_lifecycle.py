@@ -4,7 +4,6 @@ replay bots on the paper exchange (see ``tests/bots/bot_helpers.py``)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -46,18 +45,13 @@ from tests.bots.bot_helpers import (
     paper_used,
     scripted_bot,
     store_candles,
-    strategies_for_tests,
 )
 from tests.factories import UserFactory
 from tradingbot.errors import AppError
 
+pytestmark = pytest.mark.usefixtures("scripted_strategies")
+
 FIRST, COUNT, WARM = 2000, 120, 40
-
-
-@pytest.fixture(autouse=True)
-def _strategies(db: Any) -> Iterator[None]:
-    with strategies_for_tests():
-        yield
 
 
 @pytest.fixture
