@@ -26,7 +26,7 @@ from rest_framework.views import APIView
 from accounts.models import User
 from bots import selectors as bot_selectors
 from bots import services
-from bots.models import Bot, BotEvent, Order
+from bots.models import Bot
 from bots.services.lifecycle import MAX_REPLAY_SPEED
 from markets import selectors as market_selectors
 from markets.timeframes import TIMEFRAMES
@@ -196,17 +196,6 @@ def bot_config(user: User, data: dict[str, Any]) -> services.BotConfig:
         take_profit_pct=data["take_profit_pct"],
         daily_loss_limit=data["daily_loss_limit"],
     )
-
-
-@extend_schema_field({"type": "integer", "format": "int64"})
-class EpochMs(serializers.Field):
-    """A time as epoch milliseconds (UTC)."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(read_only=True, **kwargs)
-
-    def to_representation(self, value: datetime) -> int:
-        return int(value.timestamp() * 1000)
 
 
 class BotDataSourceOutput(serializers.Serializer):
@@ -404,103 +393,3 @@ class BotStopApi(APIView):
         bot = bot_selectors.bot_get(user=request_owner(request), pk=pk)
         data = validated(BotStopInput, request.data)
         return Response(BotOutput(services.bot_stop(bot=bot, flatten=data["flatten"])).data)
-
-
-class BotPositionOutput(serializers.Serializer):
-    symbol = serializers.CharField()
-    qty = DecimalText()
-    entry_price = DecimalText(allow_null=True)
-    entry_fees = DecimalText(help_text="Fees paid to open the quantity held, in quote")
-    pnl = DecimalText(help_text="Realised, cumulative, net of fees")
-    unrealized_pnl = DecimalText()
-    mark_price = DecimalText(allow_null=True, help_text="The last close")
-    updated_at = serializers.DateTimeField()
-
-
-class BotOrderOutput(serializers.Serializer):
-    client_order_id = serializers.CharField()
-    side = serializers.ChoiceField(choices=Order.Side.choices)
-    order_type = serializers.ChoiceField(choices=Order.Type.choices)
-    price = DecimalText(allow_null=True, help_text="Limit price; null for a market order")
-    qty = DecimalText()
-    filled_qty = DecimalText()
-    average_price = DecimalText(allow_null=True)
-    status = serializers.ChoiceField(choices=Order.Status.choices)
-    reason = serializers.CharField(help_text="signal, stop_loss, take_profit, stop, ...")
-    created_at = serializers.DateTimeField()
-
-
-class BotTradeOutput(serializers.Serializer):
-    side = serializers.ChoiceField(choices=Order.Side.choices)
-    qty = DecimalText()
-    price = DecimalText()
-    fee = DecimalText(help_text="In quote currency")
-    pnl = DecimalText(help_text="Realised on a sell, net of both sides' fees; 0 on a buy")
-    time = EpochMs(help_text="Fill time, epoch ms (market time in a replay)")
-
-
-class BotEventOutput(serializers.Serializer):
-    id = serializers.IntegerField()
-    time = EpochMs()
-    level = serializers.ChoiceField(choices=BotEvent.Level.choices)
-    kind = serializers.CharField()
-    message = serializers.CharField()
-    data = serializers.JSONField()  # type: ignore[assignment]  # DRF pops declared fields
-
-
-class BotOrderQuery(PageQuery):
-    status = serializers.ChoiceField(
-        choices=Order.Status.choices,
-        required=False,
-        help_text="open = pending or open (what the bot still waits on); the others exactly",
-    )
-
-
-class BotEventQuery(PageQuery):
-    level = serializers.ChoiceField(choices=BotEvent.Level.choices, required=False)
-
-
-def _list_schema(operation_id: str, page: str, item: serializers.Serializer, query: Any) -> Any:
-    return extend_schema(
-        operation_id=operation_id,
-        parameters=[query],
-        responses={
-            200: paginated(page, item),
-            400: error_response("validation_error: a bad filter or page"),
-            404: NOT_FOUND,
-        },
-    )
-
-
-class BotPositionsApi(APIView):
-    @_list_schema("bot_positions_list", "BotPositionPage", BotPositionOutput(many=True), PageQuery)
-    def get(self, request: Request, pk: int) -> Response:
-        bot = bot_selectors.bot_get(user=request_owner(request), pk=pk)
-        query = validated(PageQuery, request.query_params)
-        return paged(request, bot_selectors.bot_position_list(bot=bot), BotPositionOutput, query)
-
-
-class BotOrdersApi(APIView):
-    @_list_schema("bot_orders_list", "BotOrderPage", BotOrderOutput(many=True), BotOrderQuery)
-    def get(self, request: Request, pk: int) -> Response:
-        bot = bot_selectors.bot_get(user=request_owner(request), pk=pk)
-        query = validated(BotOrderQuery, request.query_params)
-        orders = bot_selectors.bot_order_list(bot=bot, status=query.get("status"))
-        return paged(request, orders, BotOrderOutput, query)
-
-
-class BotTradesApi(APIView):
-    @_list_schema("bot_trades_list", "BotTradePage", BotTradeOutput(many=True), PageQuery)
-    def get(self, request: Request, pk: int) -> Response:
-        bot = bot_selectors.bot_get(user=request_owner(request), pk=pk)
-        query = validated(PageQuery, request.query_params)
-        return paged(request, bot_selectors.bot_trade_list(bot=bot), BotTradeOutput, query)
-
-
-class BotEventsApi(APIView):
-    @_list_schema("bot_events_list", "BotEventPage", BotEventOutput(many=True), BotEventQuery)
-    def get(self, request: Request, pk: int) -> Response:
-        bot = bot_selectors.bot_get(user=request_owner(request), pk=pk)
-        query = validated(BotEventQuery, request.query_params)
-        events = bot_selectors.bot_event_list(bot=bot, level=query.get("level"))
-        return paged(request, events, BotEventOutput, query)

@@ -2,13 +2,13 @@
 
 Ticks go to ``settings.BOTS_QUEUE`` (``trading``), so a long backtest never delays one. A tick
 message delivered twice, or a tick retried, is harmless: the tick claims its bot and decides at
-most once per candle (see ``bots.services.ticks``).
+most once per candle (see ``bots.services.ticks``). The dispatcher (``bots.services.dispatch``)
+sends the ticks by these tasks' names.
 """
 
 from __future__ import annotations
 
 from celery import shared_task
-from django.conf import settings
 
 from bots import services
 
@@ -29,22 +29,7 @@ def bot_ticks_task(bot_ids: list[int]) -> dict[str, int]:
 @shared_task(name="bots.tasks.dispatch_ticks_task", ignore_result=True)
 def dispatch_ticks_task() -> int:
     """Every second (beat): enqueue the ticks of the running bots whose candle has closed."""
-    return services.bots_dispatch(send=send_ticks)
-
-
-# A tick not started within a minute is stale: the dispatcher sends a fresh one.
-TICK_EXPIRES_SECONDS = 60
-
-
-def send_tick(bot_id: int) -> None:
-    bot_tick_task.apply_async((bot_id,), queue=settings.BOTS_QUEUE, expires=TICK_EXPIRES_SECONDS)
-
-
-def send_ticks(bot_ids: list[int]) -> None:
-    if len(bot_ids) == 1:
-        send_tick(bot_ids[0])
-        return
-    bot_ticks_task.apply_async((bot_ids,), queue=settings.BOTS_QUEUE, expires=TICK_EXPIRES_SECONDS)
+    return services.bots_dispatch()
 
 
 @shared_task(name="bots.tasks.prune_bot_events_task", ignore_result=True)

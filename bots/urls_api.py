@@ -1,14 +1,14 @@
 from django.urls import path
 
-from bots import api
+from bots import api, api_books
 
 urlpatterns = [
     path("bots", api.BotListCreateApi.as_view(), name="api-bots"),
     path("bots/<int:pk>", api.BotDetailApi.as_view(), name="api-bot"),
     path("bots/<int:pk>/start", api.BotStartApi.as_view(), name="api-bot-start"),
     path("bots/<int:pk>/stop", api.BotStopApi.as_view(), name="api-bot-stop"),
-    path("bots/<int:pk>/positions", api.BotPositionsApi.as_view(), name="api-bot-positions"),
-    path("bots/<int:pk>/orders", api.BotOrdersApi.as_view(), name="api-bot-orders"),
-    path("bots/<int:pk>/trades", api.BotTradesApi.as_view(), name="api-bot-trades"),
-    path("bots/<int:pk>/events", api.BotEventsApi.as_view(), name="api-bot-events"),
+    path("bots/<int:pk>/positions", api_books.BotPositionsApi.as_view(), name="api-bot-positions"),
+    path("bots/<int:pk>/orders", api_books.BotOrdersApi.as_view(), name="api-bot-orders"),
+    path("bots/<int:pk>/trades", api_books.BotTradesApi.as_view(), name="api-bot-trades"),
+    path("bots/<int:pk>/events", api_books.BotEventsApi.as_view(), name="api-bot-events"),
 ]

@@ -1,14 +1,21 @@
 """Writes and business operations of the bots app. Keyword-only, typed, transactional.
 
-- ``lifecycle``: bots created, changed, started, stopped; the kill switch; the tick dispatcher.
-- ``ticks``: the trading tick; ``batch``: many ticks at once, the bots that hold together.
-- ``books``: orders, trades and positions. ``events``: the bot's log and its live updates.
+- ``lifecycle``: bots created, changed, started, stopped; the kill switch.
+- ``dispatch``: the bots due for a tick, and sending their ticks (by task name).
+- ``ticks``: the trading tick, top to bottom; ``batch``: many ticks at once, the bots that
+  hold together. Its parts: ``lease`` (which tick holds a bot), ``orders`` (send, cancel,
+  read back, reconcile, adopt), ``stopping`` (a stop carried out, the daily loss limit),
+  ``failures`` (errors, backoff, recovery), ``outcomes`` (``TickResult``, the tick's event
+  and log line).
+- ``books``: orders, trades and positions. ``events``: the bot's log, its status changes, and
+  the live updates a tick gathers (``BotUpdates``) and publishes once.
 - ``markets``: a bot's exchange, clock and candles. ``housekeeping``: pruning old bot events.
 - ``demo``: the demo trader's bot.
 """
 
 from bots.services.batch import bots_tick_batch
 from bots.services.demo import demo_bot_seed
+from bots.services.dispatch import bots_dispatch
 from bots.services.housekeeping import bot_events_prune
 from bots.services.lifecycle import (
     BotConfig,
@@ -17,10 +24,10 @@ from bots.services.lifecycle import (
     bot_start,
     bot_stop,
     bot_update,
-    bots_dispatch,
     bots_kill,
 )
-from bots.services.ticks import TickResult, bot_tick
+from bots.services.outcomes import TickResult
+from bots.services.ticks import bot_tick
 
 __all__ = [
     "BotConfig",

@@ -11,42 +11,42 @@ orders to adopt), no daily loss limit to evaluate, and a decision that, taken at
 with no money to spend, is "hold" (``TickState.at_mark``: the same test the single tick uses to
 skip asking the exchange). Every other bot, and any bot whose fast path fails, is ticked by
 ``bot_tick``'s own code under the lease the batch already holds. The two paths write the same
-rows: the tick event, the position marked to the close, ``last_candle_ms`` and ``next_tick_at``.
+rows: the tick event, the position marked to the close, ``last_candle_ms`` and ``next_tick_at``,
+and gather their updates in one ``BotUpdates``, published once for the whole batch.
 """
 
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from decimal import Decimal
+from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from bots.decisions import decide
+from bots.events import bot_candle_data
 from bots.models import Bot, BotEvent, Order, Position
 from bots.services.books import position_mark
-from bots.services.events import bot_candle_data, bot_publish, event_data, updates_sent_together
+from bots.services.events import BotUpdates
+from bots.services.lease import leases_claim, leases_release
 from bots.services.markets import BotMarket
+from bots.services.orders import first_tick_since_a_change
+from bots.services.outcomes import TickResult, log_tick, tick_event
 from bots.services.ticks import (
-    LATE_CANDLE_RETRY_SECONDS,
-    TickResult,
     TickState,
-    first_tick_since_a_change,
-    log_tick,
-    position_data,
+    candles_since_last_tick,
+    last_close,
+    next_tick_at,
     range_since,
     signal_of,
     tick_claimed,
-    tick_event,
 )
 from markets.events import CandleData
+
+Positions = dict[tuple[int, str], Position]
 
 
 @dataclass
@@ -66,14 +66,8 @@ def bots_tick_batch(
     *, bot_ids: list[int], clock: Callable[[], float] = time.time
 ) -> dict[str, int]:
     """Tick every bot of ``bot_ids`` (see the module docstring); outcomes counted."""
-    token = str(uuid.uuid4())
     now = timezone.now()
-    Bot.objects.filter(pk__in=bot_ids, status__in=(Bot.Status.RUNNING, Bot.Status.STOPPING)).filter(
-        Q(tick_lease_until__isnull=True) | Q(tick_lease_until__lt=now)
-    ).update(
-        tick_lease_until=now + timedelta(seconds=settings.BOT_TICK_LEASE_SECONDS),
-        tick_lease_token=token,
-    )  # fmt: skip
+    token, _ = leases_claim(bot_ids)
     bots = list(
         Bot.objects.select_related("exchange_account", "user")
         .filter(tick_lease_token=token)
@@ -82,6 +76,24 @@ def bots_tick_batch(
     outcomes = {"busy": len(set(bot_ids)) - len(bots)}  # another tick holds them, or stopped
     if not bots:
         return outcomes
+    updates = BotUpdates()
+    try:
+        held = _tick_each(bots, token, clock, now, updates, outcomes)
+        _write_back(held, token, updates)
+    finally:
+        updates.publish()
+    for item in held:
+        log_tick(item.bot, item.result, item.seconds)
+        _count(outcomes, item.result)
+    return {k: v for k, v in outcomes.items() if v}
+
+
+def _tick_each(
+    bots: list[Bot], token: str, clock: Callable[[], float], now: datetime,
+    updates: BotUpdates, outcomes: dict[str, int],
+) -> list[_Held]:  # fmt: skip
+    """Tick each bot: on the fast path when it holds (returned, to be written back together),
+    else by the full tick (logged and counted here)."""
     with_orders = set(
         Order.objects.filter(bot__in=bots, status__in=Order.OPEN_STATUSES).values_list(
             "bot_id", flat=True
@@ -89,32 +101,37 @@ def bots_tick_batch(
     )
     positions = {(p.bot_id, p.symbol): p for p in Position.objects.filter(bot__in=bots)}
     held: list[_Held] = []
-    with updates_sent_together():
-        for bot in bots:
-            started = time.perf_counter()
-            quick = None
-            if _may_hold_quickly(bot, with_orders, positions):
-                try:
-                    quick = _hold(bot, positions[bot.pk, bot.symbol], clock, now)
-                except Exception:  # the full tick meets the failure again and records it
-                    quick = None
-            if quick is None:
-                result = tick_claimed(bot, token, clock)
-                log_tick(bot, result, time.perf_counter() - started)
-                outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
-                continue
-            quick.seconds = time.perf_counter() - started
-            held.append(quick)
-        _write_back(held)
-    for item in held:
-        log_tick(item.bot, item.result, item.seconds)
-        outcomes[item.result.outcome] = outcomes.get(item.result.outcome, 0) + 1
-    return {k: v for k, v in outcomes.items() if v}
+    for bot in bots:
+        started = time.perf_counter()
+        quick = _hold_quickly(bot, with_orders, positions, clock, now)
+        if quick is None:
+            result = tick_claimed(bot, token, clock, updates)
+            log_tick(bot, result, time.perf_counter() - started)
+            _count(outcomes, result)
+            continue
+        quick.seconds = time.perf_counter() - started
+        held.append(quick)
+    return held
 
 
-def _may_hold_quickly(
-    bot: Bot, with_orders: set[int], positions: dict[tuple[int, str], Position]
-) -> bool:
+def _count(outcomes: dict[str, int], result: TickResult) -> None:
+    outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
+
+
+def _hold_quickly(
+    bot: Bot, with_orders: set[int], positions: Positions, clock: Callable[[], float],
+    now: datetime,
+) -> _Held | None:  # fmt: skip
+    """The bot's tick on the fast path; None when it must take the full tick."""
+    if not _may_hold_quickly(bot, with_orders, positions):
+        return None
+    try:
+        return _hold(bot, positions[bot.pk, bot.symbol], clock, now)
+    except Exception:  # the full tick meets the failure again and records it
+        return None
+
+
+def _may_hold_quickly(bot: Bot, with_orders: set[int], positions: Positions) -> bool:
     return (
         bot.status == Bot.Status.RUNNING
         and bot.pk not in with_orders
@@ -128,17 +145,12 @@ def _may_hold_quickly(
 def _hold(bot: Bot, position: Position, clock: Callable[[], float], now: datetime) -> _Held | None:
     """The bot's tick if it decides nothing, else None (the full tick takes over)."""
     market = BotMarket.of(bot, clock=clock)
-    newest = market.newest_closed()
-    late = market.feed is None
-    if bot.last_candle_ms is not None and newest <= bot.last_candle_ms:
-        return _Held(bot, TickResult(bot.pk, "waiting"), _release_fields(market, now, late=False))
-    candles = market.closed_candles(newest)
-    candle_ms = int(candles["open_time"].iloc[-1]) if not candles.empty else None
-    if candle_ms is None or (bot.last_candle_ms is not None and candle_ms <= bot.last_candle_ms):
-        return _Held(bot, TickResult(bot.pk, "waiting", late=late),
-                     _release_fields(market, now, late=late))  # fmt: skip
+    candles = candles_since_last_tick(bot, market)
+    if isinstance(candles, TickResult):  # waiting for the next candle
+        return _Held(bot, candles, _release_fields(market, now, late=candles.late))
+    candle_ms = int(candles["open_time"].iloc[-1])
     target = signal_of(bot, candles)
-    close = Decimal(repr(float(candles["close"].iloc[-1])))
+    close = last_close(candles)
     position_mark(position, close, save=False)
     state = TickState(bot, market, target, position, range_since(candles, bot.last_candle_ms), ())
     decision = decide(state.at_mark(close))
@@ -154,14 +166,12 @@ def _hold(bot: Bot, position: Position, clock: Callable[[], float], now: datetim
 
 def _release_fields(market: BotMarket, now: datetime, *, late: bool) -> dict[str, Any]:
     """One ``now`` for the whole batch: bots with equal values are written by one UPDATE."""
-    next_tick = market.next_tick_at()
-    if late:
-        next_tick = min(next_tick, now + timedelta(seconds=LATE_CANDLE_RETRY_SECONDS))
-    return {"last_tick_at": now, "next_tick_at": next_tick}
+    return {"last_tick_at": now, "next_tick_at": next_tick_at(market, now, late=late)}
 
 
-def _write_back(held: list[_Held]) -> None:
-    """Record the held ticks and free their bots (every one claimed by this batch's lease).
+def _write_back(held: list[_Held], token: str, updates: BotUpdates) -> None:
+    """Record the held ticks, free their bots (every one claimed by this batch's ``token``),
+    and gather their updates: the candles, then the tick events, then the positions.
 
     Bots and positions that get the same values are written by one UPDATE each: the bots of
     one market and timeframe share their next tick and candle, flat positions their mark.
@@ -179,21 +189,19 @@ def _write_back(held: list[_Held]) -> None:
         ):  # fmt: skip
             Position.objects.filter(pk__in=pks).update(**values, updated_at=now)
         for values, pks in _grouped((h.bot.pk, h.fields) for h in held):
-            Bot.objects.filter(pk__in=pks).update(
-                **values, tick_lease_until=None, tick_lease_token=""
-            )
+            leases_release(pks, token, **values)
         # A stop asked for during the batch is due at once, not at the next candle.
         Bot.objects.filter(pk__in=[h.bot.pk for h in held], status=Bot.Status.STOPPING).update(
             next_tick_at=now
         )
     for item in held:
         if item.candle is not None:
-            bot_publish(item.bot, "bot.candle", item.candle)
+            updates.candle(item.bot, item.candle)
     for event in events:
-        bot_publish(event.bot, "bot.event", event_data(event))
+        updates.event(event.bot, event)
     for item in held:
         if item.position is not None:
-            bot_publish(item.bot, "bot.position", position_data(item.position))
+            updates.position(item.bot, item.position)
 
 
 def _grouped(rows: Iterable[tuple[int, dict[str, Any]]]) -> list[tuple[dict[str, Any], list[int]]]:

@@ -1,54 +1,68 @@
-"""How a bot reports: its event log (``BotEvent``), status changes, and live updates.
+"""How a bot reports: its event log (``BotEvent``), its status changes, and the live updates
+that announce them.
 
-Updates go to the groups ``user-<id>`` and ``bot-<id>`` through the one publishing helper,
-after the surrounding transaction commits.
+A tick (or a batch of ticks) gathers its updates, in the order things happen, in one
+``BotUpdates`` that it passes along and publishes once when it is done: after the surrounding
+transaction commits, to the groups ``user-<id>`` and ``bot-<id>``, in one trip to the channel
+layer. A write outside a tick (a start, a stop, the kill switch) is announced on its own, also
+after commit.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable, Mapping
 from typing import Any
 
-import pandas as pd
 from django.utils import timezone
 
-from bots.events import BotEventData, BotStatusData
-from bots.models import Bot, BotEvent
-from markets.events import CandleData, candle_data
-from markets.selectors import PRICE_FIELDS
+from bots.events import event_data, order_data, position_data, status_data, trade_data
+from bots.models import Bot, BotEvent, Order, Position, Trade
+from markets.events import CandleData
 from tradingbot.events import object_event, object_groups, publish_batch_after_commit
 from tradingbot.logconfig import context
 
 logger = logging.getLogger("bots.bot")
-Batch = list[tuple[list[str], dict[str, Any]]]
-_collected: ContextVar[Batch | None] = ContextVar("bot_updates", default=None)
 
 
-@contextmanager
-def updates_sent_together() -> Iterator[None]:
-    """Hold the updates published inside the block and send them in one go at its end (after
-    commit): a tick's four or five updates then cost one trip to the channel layer, not five."""
-    batch: Batch = []
-    token = _collected.set(batch)
-    try:
-        yield
-    finally:
-        _collected.reset(token)
-        publish_batch_after_commit(batch)
+class BotUpdates:
+    """The live updates of what happened to bots, in the order it happened, published once.
 
+    Each payload is built when it is recorded, from the row as it is then, as the event that
+    announces that moment should say; a later change is a later update.
+    """
 
-def bot_publish(bot: Bot, event_type: str, data: Mapping[str, Any]) -> None:
-    what = event_type.removeprefix("bot.")
-    event = object_event("bot", what, object_id=bot.pk, owner_id=bot.user_id, data=data)
-    message = (object_groups("bot", bot.pk, bot.user_id), event)
-    batch = _collected.get()
-    if batch is not None:
-        batch.append(message)
-    else:
-        publish_batch_after_commit([message])
+    def __init__(self) -> None:
+        self._messages: list[tuple[list[str], dict[str, Any]]] = []
+
+    def candle(self, bot: Bot, candle: CandleData) -> None:
+        """The candle the bot's tick acted on."""
+        self._add(bot, "candle", candle)
+
+    def order(self, bot: Bot, order: Order) -> None:
+        self._add(bot, "order", order_data(order))
+
+    def trade(self, bot: Bot, trade: Trade) -> None:
+        self._add(bot, "trade", trade_data(trade))
+
+    def position(self, bot: Bot, position: Position) -> None:
+        self._add(bot, "position", position_data(position))
+
+    def event(self, bot: Bot, event: BotEvent) -> None:
+        self._add(bot, "event", event_data(event))
+
+    def status(self, bot: Bot) -> None:
+        self._add(bot, "status", status_data(bot))
+
+    def publish(self) -> None:
+        """Send the updates gathered so far, in order, once the current transaction commits
+        (at once outside a transaction), and start gathering afresh."""
+        messages, self._messages = self._messages, []
+        publish_batch_after_commit(messages)
+
+    def _add(self, bot: Bot, what: str, data: Mapping[str, Any]) -> None:
+        event = object_event("bot", what, object_id=bot.pk, owner_id=bot.user_id, data=data)
+        self._messages.append((object_groups("bot", bot.pk, bot.user_id), event))
 
 
 def bot_event(
@@ -58,39 +72,24 @@ def bot_event(
     *,
     level: str = BotEvent.Level.INFO,
     data: dict[str, Any] | None = None,
+    updates: BotUpdates | None = None,
 ) -> BotEvent:
-    """Write one line of the bot's own log and announce it."""
+    """Write one line of the bot's own log, and announce it with ``updates`` (or, without
+    them, on its own after commit)."""
     event = BotEvent.objects.create(bot=bot, kind=kind, message=message, level=level,
                                     data=data or {})  # fmt: skip
-    bot_publish(bot, "bot.event", event_data(event))
+    _announce(updates, lambda gathered: gathered.event(bot, event))
     return event
 
 
-def event_data(event: BotEvent) -> BotEventData:
-    return {
-        "id": event.pk, "time": int(event.time.timestamp() * 1000), "level": event.level,
-        "kind": event.kind, "message": event.message, "data": event.data,
-    }  # fmt: skip
-
-
-def bot_candle_data(bot: Bot, candles: pd.DataFrame) -> CandleData:
-    """The newest candle of ``candles`` (a frame of closed candles, oldest first)."""
-    newest = candles.iloc[-1]
-    return candle_data(
-        exchange=bot.exchange_account.exchange,
-        symbol=bot.symbol,
-        timeframe=bot.timeframe,
-        candle=[int(newest["open_time"]), *(float(newest[k]) for k in PRICE_FIELDS)],
-    )
-
-
-def status_data(bot: Bot) -> BotStatusData:
-    return {"status": bot.status, "last_error": bot.last_error}
-
-
-def bot_set_status(bot: Bot, status: str, *, expected: tuple[str, ...], **fields: Any) -> bool:
+def bot_set_status(
+    bot: Bot, status: str, *, expected: tuple[str, ...], updates: BotUpdates | None = None,
+    **fields: Any,
+) -> bool:  # fmt: skip
     """Move the bot to ``status`` if it is in one of ``expected`` (a conditional UPDATE, so a
-    concurrent change wins cleanly); log and announce the change. False when it was not."""
+    concurrent change wins cleanly), writing ``fields`` with it; log the change and announce it
+    with ``updates`` (or, without them, on its own after commit). False when it was not in
+    ``expected``."""
     changed = Bot.objects.filter(pk=bot.pk, status__in=expected).update(
         status=status, updated_at=timezone.now(), **fields
     )
@@ -104,5 +103,15 @@ def bot_set_status(bot: Bot, status: str, *, expected: tuple[str, ...], **fields
         "bot.status",
         extra=context(bot_id=bot.pk, symbol=bot.symbol, action=status, previous=previous),
     )
-    bot_publish(bot, "bot.status", status_data(bot))
+    _announce(updates, lambda gathered: gathered.status(bot))
     return True
+
+
+def _announce(updates: BotUpdates | None, record: Callable[[BotUpdates], None]) -> None:
+    """Record an update in ``updates``; without them, publish it on its own (after commit)."""
+    if updates is not None:
+        record(updates)
+        return
+    alone = BotUpdates()
+    record(alone)
+    alone.publish()

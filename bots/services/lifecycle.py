@@ -1,4 +1,4 @@
-"""Creating, changing, starting and stopping bots; the staff kill switch; the tick dispatcher.
+"""Creating, changing, starting and stopping bots; the staff kill switch.
 
 Every state change is a conditional UPDATE on ``status``, so a start racing a stop (or a tick
 that puts the bot in ``error``) ends in one clean state, never a mix.
@@ -10,19 +10,18 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import User
 from bots.models import Bot, Order
 from bots.services.books import position_of
 from bots.services.events import bot_event, bot_set_status
+from bots.services.lease import no_lease
 from bots.services.ticks import bot_tick
 from markets.exchanges.markets import get_catalog
 from markets.models import Candle, ExchangeAccount
@@ -213,7 +212,7 @@ def bot_start(*, bot: Bot, clock: Callable[[], float] = time.time) -> Bot:
     usable_strategy(bot.strategy_id)  # staff may have disabled it since
     fields: dict[str, Any] = {
         "last_error": "", "error_streak": 0, "stop_flatten": False,
-        "next_tick_at": timezone.now(), "tick_lease_until": None, "tick_lease_token": "",
+        "next_tick_at": timezone.now(), **no_lease(),
     }  # fmt: skip
     if bot.data_source == Bot.DataSource.REPLAY:
         step = timeframe_ms(bot.timeframe)
@@ -285,32 +284,3 @@ def bots_kill(*, user: User | None = None, by: User | None = None, flatten: bool
         extra=context(user_id=user.pk if user else None, by=by.pk if by else None, bots=count),
     )
     return count
-
-
-# --- the dispatcher ----------------------------------------------------------------------------
-
-
-def bots_due(now: datetime | None = None) -> QuerySet[Bot]:
-    """Active bots whose next tick is due and that no tick holds."""
-    now = now or timezone.now()
-    return Bot.objects.filter(
-        status__in=(Bot.Status.RUNNING, Bot.Status.STOPPING), next_tick_at__lte=now
-    ).filter(Q(tick_lease_until__isnull=True) | Q(tick_lease_until__lt=now))
-
-
-def bots_dispatch(*, send: Callable[[list[int]], Any], limit: int = 10_000) -> int:
-    """Enqueue the ticks of the due bots through ``send``, in batches of ``BOT_TICK_BATCH`` bot
-    ids. Each bot's ``next_tick_at`` is pushed ``BOT_REDISPATCH_SECONDS`` ahead first, so the
-    next dispatch does not enqueue it again while its tick waits in the queue (and does if the
-    message was lost). Returns how many bots it enqueued."""
-    now = timezone.now()
-    ids = list(bots_due(now).order_by("next_tick_at").values_list("pk", flat=True)[:limit])
-    if not ids:
-        return 0
-    later = now + timedelta(seconds=settings.BOT_REDISPATCH_SECONDS)
-    for start in range(0, len(ids), 500):
-        Bot.objects.filter(pk__in=ids[start : start + 500]).update(next_tick_at=later)
-    size = settings.BOT_TICK_BATCH
-    for start in range(0, len(ids), size):
-        send(ids[start : start + size])
-    return len(ids)

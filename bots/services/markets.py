@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
 
 import pandas as pd
 from django.conf import settings
@@ -89,3 +91,13 @@ class BotMarket:
             timeframe=self.bot.timeframe, size=settings.BOT_CANDLE_WINDOW, newest=newest,
             live_now_ms=self.now_ms() if self.feed is None else None,
         )  # fmt: skip
+
+
+def ticker_price(ticker: dict[str, Any], side: str) -> Decimal:
+    """The ``bid`` or ``ask`` of a ccxt ticker: the exchange's exact string when its raw answer
+    has one, else ccxt's number (or the last price)."""
+    info = ticker.get("info")
+    if isinstance(info, dict) and isinstance(info.get(side), str):
+        return Decimal(info[side])
+    value = ticker.get(side) or ticker.get("last") or ticker.get("close")
+    return Decimal(str(value))

@@ -1,162 +1,117 @@
 """The trading tick: one bot, one closed candle, at most one decision.
 
-A tick (``bot_tick``):
+A tick (``bot_tick``), top to bottom:
 
-1. claims the bot with a lease: a conditional UPDATE that only one worker can win, so two ticks
+1. claims the bot (``lease``): a conditional UPDATE that only one worker can win, so two ticks
    of one bot never overlap; a worker killed mid-tick frees the bot when the lease lapses;
-2. reconciles with the exchange: every order the books still hold as pending or open is read
-   back by its ``client_order_id`` and adopted as the exchange has it;
-3. loads the closed candles and computes the signal with ``Strategy.positions``, the function
-   the backtest runs;
-4. decides with the pure ``bots.decisions.decide``;
-5. places and cancels orders. An order is written ``pending`` under a deterministic
-   ``client_order_id`` (bot, candle, side) BEFORE it is sent, so a second tick on the same
-   candle finds it taken, and a crash after sending is repaired by step 2 of the next tick
-   instead of sending again. An answer that holds only the order's ids (Bitget's) is read back
-   at once, so a fill or a cancel is booked in the tick that made it;
-6. books fills, trades and the position, writes one ``BotEvent`` and one log line, and
-   publishes the update after commit.
+2. reconciles with the exchange (``orders``): every order the books still hold as pending or
+   open is read back by its ``client_order_id`` and adopted as the exchange has it;
+3. finds the candle that closed since its last tick, and computes the signal on the closed
+   candles with ``Strategy.positions``, the function the backtest runs;
+4. checks the daily loss limit (``stopping``), then decides with the pure
+   ``bots.decisions.decide``: at the last close first, and only when that might trade, again
+   on the exchange's prices and balance;
+5. cancels and places orders (``orders``: written before they are sent, under ids that make a
+   decision's order exactly-once, and booked in the tick that sent them);
+6. marks the position to the close, writes one ``BotEvent`` (its decision), and carries out a
+   stop asked for meanwhile (``stopping``);
+7. frees the bot with its bookkeeping (the next tick's time), publishes what it announces, and
+   writes one log line (``outcomes``).
 
-Failures: an authentication error or an exception of the strategy (or of the tick itself) puts
-the bot in ``error``; a transient exchange error retries with exponential backoff and is logged
-once per incident; funds and minimums refuse the order and are recorded as an event.
+What a tick announces (orders, fills, the position, bot events, status changes, the candle) is
+gathered in the one ``BotUpdates`` it passes along, in the order it happened, and published
+once at the end, after commit. Failures (``failures``): an authentication error or an exception
+of the strategy (or of the tick itself) puts the bot in ``error``; a transient exchange error
+retries with exponential backoff and is reported once per incident.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import time
-import traceback
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import numpy as np
-from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import Case, Q, Sum, Value, When
+import pandas as pd
+from django.db import transaction
+from django.db.models import Case, Value, When
 from django.utils import timezone
 
-from bots.decisions import (
-    Decision,
-    RiskSettings,
-    TickInputs,
-    decide,
-    minimum_problem,
-    round_down,
+from bots.decisions import RiskSettings, TickInputs, decide
+from bots.events import bot_candle_data
+from bots.models import Bot, Position
+from bots.services.books import position_mark, position_of
+from bots.services.events import BotUpdates, bot_event
+from bots.services.failures import (
+    crash,
+    exchange_failure,
+    recovered_fields,
+    replay_ended,
+    retry_fields,
 )
-from bots.events import OrderData, PositionData, TradeData
-from bots.models import Bot, BotEvent, Order
-from bots.services.books import order_apply_result, position_mark, position_of
-from bots.services.events import (
-    bot_candle_data,
-    bot_event,
-    bot_publish,
-    bot_set_status,
-    updates_sent_together,
-)
-from bots.services.markets import BotMarket
-from markets.exchanges.errors import (
-    BelowMinimumError,
-    ExchangeAuthError,
-    ExchangeError,
-    InsufficientFundsError,
-    InvalidOrderError,
-    OrderNotFoundError,
-)
+from bots.services.lease import ACTIVE, lease_claim, lease_release
+from bots.services.markets import BotMarket, ticker_price
+from bots.services.orders import orders_execute, orders_reconcile
+from bots.services.outcomes import TickResult, log_tick, tick_event
+from bots.services.stopping import daily_loss_hit, stop_finish
+from markets.exchanges.errors import ExchangeError
 from markets.exchanges.paper import PaperExchange
 from markets.exchanges.prices import ReplayEndedError
 from strategies.registry import active as strategy_registry
-from tradingbot.logconfig import context
 
-logger = logging.getLogger("bots.tick")
-ACTIVE = (Bot.Status.RUNNING, Bot.Status.STOPPING)
 LATE_CANDLE_RETRY_SECONDS = 2
-
-
-@dataclass(frozen=True)
-class TickResult:
-    """What one tick did: ``outcome`` is one of ``busy`` (another tick holds the bot),
-    ``idle`` (not running), ``waiting`` (no new candle), ``traded``, ``held``, ``skipped``,
-    ``stopped``, ``retry`` or ``error``."""
-
-    bot_id: int
-    outcome: str
-    candle_ms: int | None = None
-    orders: int = 0
-    late: bool = False  # the newest closed candle is not there yet
-    quiet: bool = False  # a retry within an incident already reported: no log line
-
-
-# --- the lease ---------------------------------------------------------------------------------
-
-
-def _claim(bot_id: int) -> str | None:
-    """Take the bot for one tick; None when it is not active or another tick holds it."""
-    now = timezone.now()
-    token = str(uuid.uuid4())
-    claimed = (
-        Bot.objects.filter(pk=bot_id, status__in=ACTIVE)
-        .filter(Q(tick_lease_until__isnull=True) | Q(tick_lease_until__lt=now))
-        .update(
-            tick_lease_until=now + timedelta(seconds=settings.BOT_TICK_LEASE_SECONDS),
-            tick_lease_token=token,
-        )
-    )
-    return token if claimed else None
-
-
-def _release(bot_id: int, token: str, **fields: Any) -> None:
-    """Free the bot (only if this tick still holds it) and save the tick's bookkeeping."""
-    Bot.objects.filter(pk=bot_id, tick_lease_token=token).update(
-        tick_lease_until=None, tick_lease_token="", **fields
-    )
-
-
-# --- the tick ----------------------------------------------------------------------------------
 
 
 def bot_tick(*, bot_id: int, clock: Callable[[], float] = time.time) -> TickResult:
     """Run one tick of the bot (see the module docstring). Never raises for a bot's failure:
     the failure is recorded on the bot, so a task wrapper has nothing to retry."""
-    token = _claim(bot_id)
+    token = lease_claim(bot_id)
     if token is None:
         status = Bot.objects.filter(pk=bot_id).values_list("status", flat=True).first()
         return TickResult(bot_id, "busy" if status in ACTIVE else "idle")
     bot = Bot.objects.select_related("exchange_account", "user").get(pk=bot_id)
     started = time.perf_counter()
-    with updates_sent_together():
-        result = tick_claimed(bot, token, clock)
+    updates = BotUpdates()
+    try:
+        result = tick_claimed(bot, token, clock, updates)
+    finally:
+        updates.publish()
     log_tick(bot, result, time.perf_counter() - started)
     return result
 
 
-def tick_claimed(bot: Bot, token: str, clock: Callable[[], float]) -> TickResult:
-    bot_id = bot.pk
+def tick_claimed(
+    bot: Bot, token: str, clock: Callable[[], float], updates: BotUpdates
+) -> TickResult:
+    """The tick of a bot that the lease ``token`` holds: frees the bot when done, gathers in
+    ``updates`` what the tick announces, and records a failure on the bot instead of raising."""
     try:
         market = BotMarket.of(bot, clock=clock)
-        if bot.status == Bot.Status.STOPPING:
-            result = _finish_stop(bot, market)
-        else:
-            result = _trade(bot, market)
-            if result.outcome != "stopped" and _stop_requested(bot):
-                result = _finish_stop(bot, market, candle_ms=result.candle_ms)
-        _release(bot_id, token, **_after_success(bot, market, result))
+        result = _trade_or_stop(bot, market, updates)
+        lease_release(bot.pk, token, **_after_success(bot, market, result, updates))
     except ReplayEndedError as error:
-        result = _replay_ended(bot, error)
-        _release(bot_id, token)
+        result = replay_ended(bot, error, updates)
+        lease_release(bot.pk, token)
     except ExchangeError as error:
-        result = _exchange_failure(bot, error)
-        _release(bot_id, token, **_retry_fields(bot, error))
+        result = exchange_failure(bot, error, updates)
+        lease_release(bot.pk, token, **retry_fields(bot, error))
     except Exception as error:
-        result = _crash(bot, error)
-        _release(bot_id, token)
+        result = crash(bot, error, updates)
+        lease_release(bot.pk, token)
+    return result
+
+
+def _trade_or_stop(bot: Bot, market: BotMarket, updates: BotUpdates) -> TickResult:
+    if bot.status == Bot.Status.STOPPING:
+        return _stop(bot, market, updates)
+    result = _trade(bot, market, updates)
+    if result.outcome != "stopped" and _stop_requested(bot):
+        return _stop(bot, market, updates, candle_ms=result.candle_ms)
     return result
 
 
@@ -165,24 +120,71 @@ def _stop_requested(bot: Bot) -> bool:
     return Bot.objects.filter(pk=bot.pk, status=Bot.Status.STOPPING).exists()
 
 
-def _after_success(bot: Bot, market: BotMarket, result: TickResult) -> dict[str, Any]:
-    next_tick = market.next_tick_at()
-    if result.late:  # the exchange has not published the closed candle yet: ask again soon
-        next_tick = min(next_tick, timezone.now() + timedelta(seconds=LATE_CANDLE_RETRY_SECONDS))
+def _stop(
+    bot: Bot, market: BotMarket, updates: BotUpdates, *, candle_ms: int | None = None
+) -> TickResult:
+    placed = stop_finish(bot, market, updates)
+    return TickResult(bot.pk, "stopped", candle_ms=candle_ms, orders=placed)
+
+
+def _trade(bot: Bot, market: BotMarket, updates: BotUpdates) -> TickResult:
+    open_ids = orders_reconcile(bot, market, updates)
+    candles = candles_since_last_tick(bot, market)
+    if isinstance(candles, TickResult):  # waiting for the next candle
+        return candles
+    candle_ms = int(candles["open_time"].iloc[-1])
+    updates.candle(bot, bot_candle_data(bot, candles))
+    target = signal_of(bot, candles)
+    close = last_close(candles)
+    position = position_mark(position_of(bot), close, save=False)
+    if daily_loss_hit(bot, market, position, updates):
+        # Checked before deciding: a bot restarted on the day it hit the limit does not enter.
+        return _stop(bot, market, updates, candle_ms=candle_ms)
+    extremes = range_since(candles, bot.last_candle_ms)
+    state = TickState(bot, market, target, position, extremes, open_ids)
+    decision = decide(state.at_mark(close))
+    if not decision.is_hold:  # it may trade: decide again on the exchange's prices and balance
+        decision = decide(state.at_market())
+    placed = orders_execute(bot, market, decision, candle_ms, updates)
+    with transaction.atomic():
+        position = position_mark(position_of(bot) if placed else position, close)
+        if decision.risk_exit_target != bot.risk_exit_target:
+            Bot.objects.filter(pk=bot.pk).update(risk_exit_target=decision.risk_exit_target)
+        bot_event(bot, **tick_event(decision, target, candle_ms), updates=updates)
+    updates.position(bot, position)
+    outcome = "traded" if placed else ("skipped" if decision.skip else "held")
+    return TickResult(bot.pk, outcome, candle_ms=candle_ms, orders=placed)
+
+
+def _after_success(
+    bot: Bot, market: BotMarket, result: TickResult, updates: BotUpdates
+) -> dict[str, Any]:
+    """The bot's bookkeeping after a tick that ran, written as the lease is released."""
     now = timezone.now()
+    next_tick = next_tick_at(market, now, late=result.late)
     # A stop asked for after this tick last looked is due at once, not at the next candle.
     due = Case(When(status=Bot.Status.STOPPING, then=Value(now)), default=Value(next_tick))
     fields: dict[str, Any] = {"last_tick_at": now, "next_tick_at": due}
     if result.candle_ms is not None:
         fields["last_candle_ms"] = result.candle_ms
-    if bot.error_streak:
-        fields["error_streak"] = 0
-        bot_event(bot, "exchange_recovered", "The exchange answers again; trading resumed.")
-    return fields
+    return fields | recovered_fields(bot, updates)
 
 
-def _trade(bot: Bot, market: BotMarket) -> TickResult:
-    open_ids = _reconcile(bot, market)
+def next_tick_at(market: BotMarket, now: datetime, *, late: bool) -> datetime:
+    """When the bot is due next: when its next candle closes; soon, when the exchange has not
+    published the closed candle yet (``late``)."""
+    next_tick = market.next_tick_at()
+    if late:
+        next_tick = min(next_tick, now + timedelta(seconds=LATE_CANDLE_RETRY_SECONDS))
+    return next_tick
+
+
+# --- what the tick decides on ------------------------------------------------------------------
+
+
+def candles_since_last_tick(bot: Bot, market: BotMarket) -> pd.DataFrame | TickResult:
+    """The closed candles, when one has closed since the bot's last tick; else the tick's
+    ``waiting`` result."""
     newest = market.newest_closed()
     if bot.last_candle_ms is not None and newest <= bot.last_candle_ms:
         return TickResult(bot.pk, "waiting")
@@ -190,32 +192,14 @@ def _trade(bot: Bot, market: BotMarket) -> TickResult:
     late = market.feed is None  # a live exchange may publish a closed candle a little late
     if candles.empty:
         return TickResult(bot.pk, "waiting", late=late)
-    candle_ms = int(candles["open_time"].iloc[-1])
-    if bot.last_candle_ms is not None and candle_ms <= bot.last_candle_ms:
+    if bot.last_candle_ms is not None and int(candles["open_time"].iloc[-1]) <= bot.last_candle_ms:
         return TickResult(bot.pk, "waiting", late=late)
-    bot_publish(bot, "bot.candle", bot_candle_data(bot, candles))
-    target = signal_of(bot, candles)
-    extremes = range_since(candles, bot.last_candle_ms)
-    close = Decimal(repr(float(candles["close"].iloc[-1])))
-    position = position_mark(position_of(bot), close, save=False)
-    if _daily_loss_hit(bot, market, position):
-        # Checked before deciding: a bot restarted on the day it hit the limit does not enter.
-        return _finish_stop(bot, market, candle_ms=candle_ms)
-    state = TickState(bot, market, target, position, extremes, open_ids)
-    inputs = state.at_mark(close)
-    decision = decide(inputs)
-    if not decision.is_hold:  # it may trade: decide again on the exchange's prices and balance
-        inputs = state.at_market()
-        decision = decide(inputs)
-    placed = _execute(bot, market, decision, candle_ms)
-    with transaction.atomic():
-        position = position_mark(position_of(bot) if placed else position, close)
-        if decision.risk_exit_target != bot.risk_exit_target:
-            Bot.objects.filter(pk=bot.pk).update(risk_exit_target=decision.risk_exit_target)
-        bot_event(bot, **tick_event(decision, target, candle_ms))
-    bot_publish(bot, "bot.position", position_data(position))
-    outcome = "traded" if placed else ("skipped" if decision.skip else "held")
-    return TickResult(bot.pk, outcome, candle_ms=candle_ms, orders=placed)
+    return candles
+
+
+def last_close(candles: pd.DataFrame) -> Decimal:
+    """The newest candle's close, as the Decimal of its shortest float spelling."""
+    return Decimal(repr(float(candles["close"].iloc[-1])))
 
 
 # (strategy, params, market, newest candle) -> target, newest entries last.
@@ -223,7 +207,7 @@ _signals: OrderedDict[tuple[Any, ...], int] = OrderedDict()
 SIGNAL_CACHE_SIZE = 4096
 
 
-def signal_of(bot: Bot, candles: Any) -> int:
+def signal_of(bot: Bot, candles: pd.DataFrame) -> int:
     """The strategy's target after the newest candle. Strategies are pure functions of their
     parameters and the closed candles, so bots running the same strategy and parameters on the
     same market share one computation per candle (per worker process)."""
@@ -244,7 +228,7 @@ def signal_of(bot: Bot, candles: Any) -> int:
     return target
 
 
-def range_since(candles: Any, last_candle_ms: int | None) -> tuple[Decimal, Decimal]:
+def range_since(candles: pd.DataFrame, last_candle_ms: int | None) -> tuple[Decimal, Decimal]:
     """The highest high and lowest low of the candles closed since the last tick; without one,
     of the newest only: older candles may predate the position, and their highs and lows must
     not trigger its exits."""
@@ -261,7 +245,7 @@ class TickState:
     only when the decision might trade."""
 
     def __init__(
-        self, bot: Bot, market: BotMarket, target: int, position: Any,
+        self, bot: Bot, market: BotMarket, target: int, position: Position,
         extremes: tuple[Decimal, Decimal], open_ids: tuple[str, ...],
     ) -> None:  # fmt: skip
         self.bot, self.market, self.target = bot, market, target
@@ -283,7 +267,9 @@ class TickState:
         ticker = self.market.exchange.fetch_ticker(self.bot.symbol)
         balance = self.market.exchange.fetch_balance()
         free = Decimal(str((balance.get("free") or {}).get(self.rules.quote) or 0))
-        return self._inputs(ask=_price(ticker, "ask"), bid=_price(ticker, "bid"), free_quote=free)
+        return self._inputs(
+            ask=ticker_price(ticker, "ask"), bid=ticker_price(ticker, "bid"), free_quote=free
+        )
 
     def _inputs(self, *, ask: Decimal, bid: Decimal, free_quote: Decimal) -> TickInputs:
         bot = self.bot
@@ -307,386 +293,3 @@ class TickState:
             low=self.low,
             risk_exit_target=bot.risk_exit_target,
         )
-
-
-def _price(ticker: dict[str, Any], side: str) -> Decimal:
-    info = ticker.get("info")
-    if isinstance(info, dict) and isinstance(info.get(side), str):
-        return Decimal(info[side])
-    value = ticker.get(side) or ticker.get("last") or ticker.get("close")
-    return Decimal(str(value))
-
-
-# --- orders ------------------------------------------------------------------------------------
-
-
-def client_order_id(bot_id: int, candle_ms: int, side: str) -> str:
-    """The one id a decision can have: the same bot, candle and side give the same id."""
-    return f"tb{bot_id}-{candle_ms // 1000}-{side}"
-
-
-def _execute(bot: Bot, market: BotMarket, decision: Decision, candle_ms: int) -> int:
-    """Cancel and place what the decision says; the number of orders placed."""
-    for cid in decision.cancels:
-        _cancel(bot, market, cid)
-    if decision.place is None:
-        return 0
-    place = decision.place
-    cid = client_order_id(bot.pk, candle_ms, place.side)
-    return 1 if _send(bot, market, cid, place.side, place.qty, place.reason, candle_ms) else 0
-
-
-def _send(
-    bot: Bot, market: BotMarket, cid: str, side: str, qty: Decimal, reason: str, candle_ms: int
-) -> Order | None:
-    """Write the order, send it, book the answer. None when this decision was already taken."""
-    try:
-        with transaction.atomic():
-            order = Order.objects.create(
-                bot=bot, client_order_id=cid, symbol=bot.symbol, side=side,
-                order_type=Order.Type.MARKET, qty=qty, reason=reason, candle_ms=candle_ms,
-            )  # fmt: skip
-    except IntegrityError:
-        logger.info(
-            "bot.order_duplicate",
-            extra=context(bot_id=bot.pk, symbol=bot.symbol, action=side, client_order_id=cid),
-        )
-        return None
-    try:
-        result = market.exchange.create_order(
-            bot.symbol, Order.Type.MARKET, side, qty, client_order_id=cid
-        )
-    except BelowMinimumError as error:  # refused before anything was sent
-        _rejected(bot, order, error)
-        return None
-    except InvalidOrderError as error:
-        # Exchanges word "this client id is taken" differently (the paper exchange says
-        # duplicate_client_order_id, Bitget an invalid order): if an order under our id exists,
-        # it is the one we sent before, and it is adopted instead of refused.
-        placed = _placed_before(market, bot.symbol, cid)
-        if placed is None:
-            _rejected(bot, order, error)
-            return None
-        result = placed
-    except InsufficientFundsError as error:
-        _rejected(bot, order, error)
-        return None
-    result = _read_back(bot, market, cid, result)
-    base = market.exchange.market_rules(bot.symbol).base
-    trades = order_apply_result(order, result, base=base)
-    order.refresh_from_db()
-    _announce_order(bot, order, trades)
-    return order
-
-
-def _placed_before(market: BotMarket, symbol: str, cid: str) -> dict[str, Any] | None:
-    try:
-        return market.exchange.fetch_order(None, symbol, client_order_id=cid)
-    except OrderNotFoundError:
-        return None
-
-
-def _rejected(bot: Bot, order: Order, error: ExchangeError) -> None:
-    Order.objects.filter(pk=order.pk).update(status=Order.Status.REJECTED, error=error.message)
-    bot_event(
-        bot, error.code, f"{order.side} order refused: {error.message}",
-        level=BotEvent.Level.WARNING, data={"client_order_id": order.client_order_id},
-    )  # fmt: skip
-
-
-def _cancel(bot: Bot, market: BotMarket, cid: str) -> None:
-    order = bot.orders.get(client_order_id=cid)
-    try:
-        result = market.exchange.cancel_order(order.exchange_order_id, bot.symbol)
-    except (OrderNotFoundError, InvalidOrderError):
-        # Filled or gone meanwhile: whatever it is now, read it back.
-        result = market.exchange.fetch_order(None, bot.symbol, client_order_id=cid)
-    result = _read_back(bot, market, cid, result)
-    base = market.exchange.market_rules(bot.symbol).base
-    trades = order_apply_result(order, result, base=base)
-    order.refresh_from_db()
-    _announce_order(bot, order, trades)
-
-
-def _read_back(bot: Bot, market: BotMarket, cid: str, result: dict[str, Any]) -> dict[str, Any]:
-    """The order as the exchange now has it, when its answer held the ids only (Bitget answers
-    a new or a cancelled order so): the books must not wait a candle for the fill or the cancel.
-    If it cannot be read yet, the ids are kept and the next tick's reconcile reads it."""
-    if result.get("status") is not None:
-        return result
-    order_id = str(result.get("id") or "") or None
-    try:
-        return market.exchange.fetch_order(order_id, bot.symbol, client_order_id=cid)
-    except ExchangeError:
-        return result
-
-
-def _reconcile(bot: Bot, market: BotMarket) -> tuple[str, ...]:
-    """Adopt what the exchange holds for every order the books have as pending or open; the
-    client ids of the orders still open afterwards."""
-    base = market.exchange.market_rules(bot.symbol).base
-    still_open = []
-    for order in bot.orders.filter(status__in=Order.OPEN_STATUSES).order_by("id"):
-        try:
-            result = market.exchange.fetch_order(
-                order.exchange_order_id or None, bot.symbol, client_order_id=order.client_order_id
-            )
-        except OrderNotFoundError:
-            _never_arrived(bot, order)
-            continue
-        trades = order_apply_result(order, result, base=base)
-        order.refresh_from_db()
-        _announce_order(bot, order, trades, adopted=True)
-        if order.status == Order.Status.OPEN:
-            still_open.append(order.client_order_id)
-    if first_tick_since_a_change(bot):
-        still_open.extend(_adopt_unknown_open_orders(bot, market))
-    return tuple(still_open)
-
-
-def first_tick_since_a_change(bot: Bot) -> bool:
-    """Every status change (start, stop, error) stamps ``updated_at``; a tick does not."""
-    return bot.last_tick_at is None or bot.last_tick_at <= bot.updated_at
-
-
-def _never_arrived(bot: Bot, order: Order) -> None:
-    """An order the exchange does not know.
-
-    A pending one never reached it (the crash or the network failure came before the send): its
-    row is removed, which frees its ``client_order_id`` so that the same decision may be sent
-    again under the same id (should the lost request arrive after all, the exchange refuses the
-    second one as a duplicate and the tick adopts the first). An open one that vanished is
-    closed in the books.
-    """
-    if order.status == Order.Status.PENDING:
-        order.delete()
-        message = f"{order.side} order {order.client_order_id} never reached the exchange"
-    else:
-        Order.objects.filter(pk=order.pk).update(
-            status=Order.Status.CANCELED, error="the exchange no longer knows this order"
-        )
-        message = f"{order.side} order {order.client_order_id} is gone from the exchange"
-    bot_event(
-        bot, "order_not_found", message, level=BotEvent.Level.WARNING,
-        data={"client_order_id": order.client_order_id},
-    )  # fmt: skip
-
-
-def _adopt_unknown_open_orders(bot: Bot, market: BotMarket) -> list[str]:
-    """Open orders on the exchange that carry this bot's id prefix but are missing from the
-    books (a database restored from an older backup) are taken into the books. Asked on the
-    first tick after a start, not on every tick: a live account has a request budget."""
-    prefix = f"tb{bot.pk}-"
-    adopted = []
-    for result in market.exchange.fetch_open_orders(bot.symbol):
-        cid = str(result.get("clientOrderId") or "")
-        if not cid.startswith(prefix) or Order.objects.filter(client_order_id=cid).exists():
-            continue
-        order = Order.objects.create(
-            bot=bot, client_order_id=cid, symbol=bot.symbol, side=result.get("side") or "buy",
-            order_type=result.get("type") or Order.Type.LIMIT,
-            price=Decimal(str(result["price"])) if result.get("price") else None,
-            qty=Decimal(str(result.get("amount") or 0)), reason="adopted", candle_ms=0,
-        )  # fmt: skip
-        order_apply_result(order, result, base=market.exchange.market_rules(bot.symbol).base)
-        bot_event(bot, "order_adopted", f"open order {cid} found on the exchange and adopted")
-        adopted.append(cid)
-    return adopted
-
-
-def _announce_order(bot: Bot, order: Order, trades: list[Any], *, adopted: bool = False) -> None:
-    verb = "adopted" if adopted else "placed"
-    logger.info(
-        "bot.order",
-        extra=context(
-            bot_id=bot.pk,
-            symbol=bot.symbol,
-            action=f"{order.side}_{verb}",
-            client_order_id=order.client_order_id,
-            order_status=order.status,
-            qty=str(order.qty),
-            filled=str(order.filled_qty),
-            price=str(order.average_price or ""),
-        ),
-    )
-    bot_publish(bot, "bot.order", order_data(order))
-    for trade in trades:
-        bot_publish(bot, "bot.trade", trade_data(trade))
-    if trades:  # a fill moved the position (a stop's flatten, a fill found on reconcile)
-        bot_publish(bot, "bot.position", position_data(position_of(bot)))
-
-
-def order_data(order: Order) -> OrderData:
-    return {
-        "client_order_id": order.client_order_id, "side": order.side,
-        "order_type": order.order_type, "price": _text(order.price), "qty": _text(order.qty),
-        "filled_qty": _text(order.filled_qty), "average_price": _text(order.average_price),
-        "status": order.status, "reason": order.reason,
-    }  # fmt: skip
-
-
-def trade_data(trade: Any) -> TradeData:
-    return {
-        "side": trade.side, "qty": _text(trade.qty), "price": _text(trade.price),
-        "fee": _text(trade.fee), "pnl": _text(trade.pnl),
-        "time": int(trade.time.timestamp() * 1000),
-    }  # fmt: skip
-
-
-def position_data(position: Any) -> PositionData:
-    return {
-        "symbol": position.symbol, "qty": _text(position.qty),
-        "entry_price": _text(position.entry_price), "pnl": _text(position.pnl),
-        "unrealized_pnl": _text(position.unrealized_pnl),
-        "mark_price": _text(position.mark_price),
-    }  # fmt: skip
-
-
-def _text(value: Decimal | None) -> str | None:
-    return None if value is None else f"{value.normalize():f}"
-
-
-# --- stopping ----------------------------------------------------------------------------------
-
-
-def _finish_stop(bot: Bot, market: BotMarket, *, candle_ms: int | None = None) -> TickResult:
-    """Cancel the bot's open orders, close the position when asked, and mark it stopped."""
-    _reconcile(bot, market)
-    for cid in bot.orders.filter(status=Order.Status.OPEN).values_list(
-        "client_order_id", flat=True
-    ):
-        _cancel(bot, market, cid)
-    bot.refresh_from_db(fields=["stop_flatten", "status"])
-    placed = 0
-    if bot.stop_flatten:
-        placed = _flatten(bot, market)
-    bot_set_status(bot, Bot.Status.STOPPED, expected=(Bot.Status.STOPPING,))
-    flattened = " and closed the position" if placed else ""
-    bot_event(bot, "stopped", f"Stopped: open orders cancelled{flattened}.")
-    return TickResult(bot.pk, "stopped", candle_ms=candle_ms, orders=placed)
-
-
-def _flatten(bot: Bot, market: BotMarket) -> int:
-    position = position_of(bot)
-    if position.qty <= 0:
-        return 0
-    rules = market.exchange.market_rules(bot.symbol)
-    qty = round_down(position.qty, rules.amount_step)
-    bid = _price(market.exchange.fetch_ticker(bot.symbol), "bid")
-    problem = minimum_problem(qty, bid, rules)
-    if problem is not None:  # dust: no exchange would take it
-        bot_event(bot, "below_minimum", f"position not closed: {problem}",
-                  level=BotEvent.Level.WARNING)  # fmt: skip
-        return 0
-    cid = f"tb{bot.pk}-stop{bot.orders.count()}"
-    order = _send(bot, market, cid, Order.Side.SELL, qty, "stop", bot.last_candle_ms or 0)
-    return 1 if order is not None else 0
-
-
-def _daily_loss_hit(bot: Bot, market: BotMarket, position: Any) -> bool:
-    """Today's realised PnL plus the open position's unrealised PnL at or below minus the limit
-    stops the bot and closes its position. "Today" is the market's UTC day."""
-    if bot.daily_loss_limit is None:
-        return False
-    day_start = datetime.fromtimestamp(market.now_ms() / 1000, tz=UTC).replace(
-        hour=0, minute=0, second=0, microsecond=0
-    )
-    realised = bot.trades.filter(time__gte=day_start).aggregate(total=Sum("pnl"))["total"]
-    today = (realised or Decimal(0)) + position.unrealized_pnl
-    if today > -bot.daily_loss_limit:
-        return False
-    Bot.objects.filter(pk=bot.pk).update(status=Bot.Status.STOPPING, stop_flatten=True)
-    bot.status, bot.stop_flatten = Bot.Status.STOPPING, True
-    bot_event(
-        bot, "daily_loss_limit",
-        f"Today's PnL {today.normalize():f} reached the daily loss limit of "
-        f"{bot.daily_loss_limit.normalize():f}; stopping and closing the position.",
-        level=BotEvent.Level.WARNING, data={"pnl_today": str(today)},
-    )  # fmt: skip
-    return True
-
-
-# --- failures ----------------------------------------------------------------------------------
-
-
-def _replay_ended(bot: Bot, error: ReplayEndedError) -> TickResult:
-    bot_set_status(bot, Bot.Status.STOPPED, expected=ACTIVE)
-    bot_event(bot, "replay_ended", f"Stopped: {error.message}.")
-    return TickResult(bot.pk, "stopped")
-
-
-def _exchange_failure(bot: Bot, error: ExchangeError) -> TickResult:
-    if error.transient:
-        if bot.error_streak == 0:  # one event per incident, not one per try
-            bot_event(
-                bot, "exchange_unavailable",
-                f"{error.message}; retrying with backoff.", level=BotEvent.Level.WARNING,
-            )  # fmt: skip
-        return TickResult(bot.pk, "retry", quiet=bot.error_streak > 0)
-    message = str(error.message)
-    if isinstance(error, ExchangeAuthError):
-        message = f"{error.message}: check the exchange account's API key"
-    bot_set_status(bot, Bot.Status.ERROR, expected=ACTIVE, last_error=message)
-    bot_event(bot, error.code, message, level=BotEvent.Level.ERROR)
-    return TickResult(bot.pk, "error")
-
-
-def _retry_fields(bot: Bot, error: ExchangeError) -> dict[str, Any]:
-    if not error.transient:
-        return {}
-    delay = min(2 ** (bot.error_streak + 1), settings.BOT_MAX_BACKOFF_SECONDS)
-    return {"error_streak": bot.error_streak + 1,
-            "next_tick_at": timezone.now() + timedelta(seconds=delay)}  # fmt: skip
-
-
-def _crash(bot: Bot, error: Exception) -> TickResult:
-    """A bug (in a strategy or here): the bot stops in ``error``; other bots are not touched."""
-    logger.error(
-        "bot.tick_failed",
-        exc_info=error,
-        extra=context(bot_id=bot.pk, symbol=bot.symbol, action="error",
-                      error=type(error).__name__),
-    )  # fmt: skip
-    message = f"{type(error).__name__}: {error}"
-    bot_set_status(bot, Bot.Status.ERROR, expected=ACTIVE, last_error=message)
-    bot_event(
-        bot, "tick_failed", message, level=BotEvent.Level.ERROR,
-        data={"traceback": traceback.format_exc(limit=20)[-4000:]},
-    )  # fmt: skip
-    return TickResult(bot.pk, "error")
-
-
-# --- reporting ---------------------------------------------------------------------------------
-
-
-def tick_event(decision: Decision, target: int, candle_ms: int) -> dict[str, Any]:
-    """The ``BotEvent`` fields that record a tick's decision (kind, message, level, data)."""
-    data: dict[str, Any] = {"candle_ms": candle_ms, "signal": target, "action": decision.action}
-    if decision.place is not None:
-        data.update(side=decision.place.side, qty=_text(decision.place.qty),
-                    reason=decision.place.reason)  # fmt: skip
-    if decision.skip is not None:
-        data["skip"] = decision.skip.kind
-        return {"kind": decision.skip.kind, "message": decision.skip.message,
-                "level": BotEvent.Level.WARNING, "data": data}  # fmt: skip
-    moment = datetime.fromtimestamp(candle_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
-    message = f"Candle {moment}: signal {target:+d}, {decision.action}"
-    if decision.place is not None:
-        message += f" {_text(decision.place.qty)} ({decision.place.reason})"
-    return {"kind": "tick", "message": message, "level": BotEvent.Level.INFO, "data": data}
-
-
-def log_tick(bot: Bot, result: TickResult, seconds: float) -> None:
-    if result.outcome in ("busy", "idle") or result.quiet:
-        return
-    logger.info(
-        "bot.tick",
-        extra=context(
-            bot_id=bot.pk,
-            symbol=bot.symbol,
-            action=result.outcome,
-            candle_ms=result.candle_ms,
-            orders=result.orders,
-            ms=round(seconds * 1000, 1),
-        ),
-    )

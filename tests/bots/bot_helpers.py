@@ -26,7 +26,7 @@ from accounts.models import User
 from bots import services
 from bots.models import Bot
 from bots.services import BotConfig
-from bots.services.lifecycle import bots_due
+from bots.services.dispatch import bots_due
 from markets import services as market_services
 from markets.candle_csv import read_candle_file
 from markets.candles import SAMPLE_PATH, SAMPLE_TIMEFRAME
@@ -37,6 +37,9 @@ from strategies.services import strategy_catalogue_sync
 
 EXCHANGE, SYMBOL, TIMEFRAME = "bitget", "BTC/USDT", SAMPLE_TIMEFRAME
 STEP_MS = 5 * 60 * 1000
+# The stretch of the sample the admin and page tests store (``rows`` in ``conftest``): a bot
+# ticks through a few hundred of its candles.
+FIRST, COUNT = 2000, 1500
 
 
 @functools.cache

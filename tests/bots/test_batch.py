@@ -5,7 +5,6 @@ Scripted replay bots on one shared manual clock (see ``tests/bots/bot_helpers.py
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,17 +21,12 @@ from tests.bots.bot_helpers import (
     paper_account,
     scripted_bot,
     store_candles,
-    strategies_for_tests,
 )
+
+pytestmark = pytest.mark.usefixtures("scripted_strategies")
 
 FIRST, COUNT, WARM = 2000, 80, 40
 FLEET = 20
-
-
-@pytest.fixture(autouse=True)
-def _strategies(db: Any) -> Iterator[None]:
-    with strategies_for_tests():
-        yield
 
 
 @pytest.fixture

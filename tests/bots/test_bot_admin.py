@@ -20,27 +20,18 @@ from bots import services
 from bots.models import Bot, BotEvent, Order, Position, Trade
 from markets import services as market_services
 from markets.models import ExchangeAccount
-from strategies.services import strategy_catalogue_sync
 from tests.bots.bot_helpers import (
     SYMBOL,
     TIMEFRAME,
     ReplayBot,
     paper_account,
     replay_bot,
-    store_candles,
 )
 from tests.factories import UserFactory
 
 ADMIN = "/admin/bots"
-FIRST, COUNT = 2000, 1500  # candles stored; a bot ticks through a few hundred of them
 SPEED = 600.0  # candles a minute: the real clock moves ten candles a second past the start
 API_KEY, API_SECRET, PASSPHRASE = "key-AAAA1111bbbb", "secret-ZZZZ9999yyyy", "phrase-QQQQ7777"
-
-
-@pytest.fixture
-def rows(db: Any) -> list[Any]:
-    strategy_catalogue_sync()
-    return store_candles(FIRST, COUNT)
 
 
 @pytest.fixture

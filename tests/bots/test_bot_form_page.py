@@ -13,21 +13,8 @@ from django.test import Client
 
 from bots.models import Bot, Trade
 from markets.models import Candle
-from strategies.services import strategy_catalogue_sync
-from tests.bots.bot_helpers import paper_account, store_candles
-from tests.bots.test_bot_admin import COUNT, FIRST, holding_bot
-
-
-@pytest.fixture
-def rows(db: Any) -> list[Any]:
-    strategy_catalogue_sync()
-    return store_candles(FIRST, COUNT)
-
-
-@pytest.fixture
-def trader_client(client: Client, user: Any) -> Client:
-    client.force_login(user)
-    return client
+from tests.bots.bot_helpers import paper_account
+from tests.bots.test_bot_admin import holding_bot
 
 
 def form_data(account: Any, **changes: Any) -> dict[str, Any]:

@@ -4,7 +4,6 @@ replay bots on the paper exchange (see ``tests/bots/bot_helpers.py``)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -14,6 +13,7 @@ from django.utils import timezone
 
 from bots.decisions import Decision
 from bots.models import Bot, Order, Position, Trade
+from bots.order_ids import bot_order_prefix
 from bots.services import (
     BotConfig,
     bot_delete,
@@ -45,18 +45,13 @@ from tests.bots.bot_helpers import (
     paper_used,
     scripted_bot,
     store_candles,
-    strategies_for_tests,
 )
 from tests.factories import UserFactory
 from tradingbot.errors import AppError
 
+pytestmark = pytest.mark.usefixtures("scripted_strategies")
+
 FIRST, COUNT, WARM = 2000, 120, 40
-
-
-@pytest.fixture(autouse=True)
-def _strategies(db: Any) -> Iterator[None]:
-    with strategies_for_tests():
-        yield
 
 
 @pytest.fixture
@@ -154,7 +149,7 @@ def test_stop_cancels_the_open_orders_and_releases_their_reserve(runner: ReplayB
     # given: a tick has run; then an order of the bot is found resting on the exchange
     account = runner.bot.exchange_account
     assert runner.tick().outcome == "held"
-    cid = f"tb{runner.bot.pk}-restored-1"
+    cid = bot_order_prefix(runner.bot.pk) + "restored-1"
     _rest_a_limit_order(runner, cid)
     _rest_a_limit_order(runner, "someone-else-1")  # not the bot's: left alone
     reserved = Decimal("100.200000000000")  # 0.01 BTC at 10,000 plus the 0.2 % maker fee

@@ -5,27 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from django.template.defaultfilters import floatformat
 from django.test import Client
 
 from bots.models import Bot, Order, Position
 from markets.selectors import market_places
-from strategies.services import strategy_catalogue_sync
-from tests.bots.bot_helpers import paper_account, replay_bot, store_candles
-from tests.bots.test_bot_admin import COUNT, FIRST, SPEED, holding_bot
-
-
-@pytest.fixture
-def rows(db: Any) -> list[Any]:
-    strategy_catalogue_sync()
-    return store_candles(FIRST, COUNT)
-
-
-@pytest.fixture
-def trader_client(client: Client, user: Any) -> Client:
-    client.force_login(user)
-    return client
+from tests.bots.bot_helpers import paper_account, replay_bot
+from tests.bots.test_bot_admin import SPEED, holding_bot
 
 
 def stopped_bot(user: Any, rows: list[Any], name: str = "pager") -> Bot:

@@ -11,7 +11,7 @@ import copy
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -22,9 +22,9 @@ import requests
 from django.utils import timezone
 
 from bots.models import Bot, BotEvent, Order, Position, Trade
+from bots.order_ids import bot_order_prefix, client_order_id
 from bots.services import BotConfig, bot_create, bot_start, bot_stop, bot_tick, bot_update
 from bots.services.markets import BotMarket
-from bots.services.ticks import client_order_id
 from bots.tasks import bot_tick_task
 from markets.exchanges.errors import TransientExchangeError
 from markets.models import PaperOrder
@@ -42,21 +42,16 @@ from tests.bots.bot_helpers import (
     replay_bot,
     scripted_bot,
     store_candles,
-    strategies_for_tests,
 )
 from tests.markets.ccxt_replay import answer, json_response, raising, serve_everywhere
 from tests.markets.ccxt_replay import spot_ticker_response as recorded_ticker
+
+pytestmark = pytest.mark.usefixtures("scripted_strategies")
 
 FIRST, COUNT, WARM = 2000, 80, 40  # stored rows, and the row the replay starts at
 LIVE_KEY = "bg_live_key_tick_5a7c1e90"
 LIVE_SECRET = "s3cr3t-tick-9b2d44"
 LIVE_PASSPHRASE = "pass-tick-77f1"
-
-
-@pytest.fixture(autouse=True)
-def _strategies(db: Any) -> Iterator[None]:
-    with strategies_for_tests():
-        yield
 
 
 @pytest.fixture
@@ -321,6 +316,25 @@ def _live_bot(user: Any, account: Any, **config: Any) -> Bot:
         ),
     )  # fmt: skip
     return bot_start(bot=bot)
+
+
+@pytest.fixture
+def bitget_bot(
+    user: Any, exchange_account_factory: Any, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> Callable[[Any], Bot]:
+    """Start a bot on a live Bitget account whose HTTP requests ``bitget`` answers (ccxt's own
+    request and response code runs); all the candles it reads are stored."""
+
+    def started(bitget: Any) -> Bot:
+        settings.BOT_CANDLE_WINDOW = 50
+        serve_everywhere(monkeypatch, bitget)
+        account = exchange_account_factory(
+            user=user, mode="live", api_key=LIVE_KEY, api_secret=LIVE_SECRET,
+            passphrase=LIVE_PASSPHRASE,
+        )  # fmt: skip
+        return _live_bot(user, account)
+
+    return started
 
 
 def bitget_error(code: str, msg: str) -> dict[str, Any]:
@@ -608,20 +622,11 @@ class _Bitget:
 
 
 def test_a_live_market_order_is_booked_in_the_tick_that_sent_it(
-    user: Any,
-    rows: list[Any],
-    exchange_account_factory: Any,
-    monkeypatch: pytest.MonkeyPatch,
-    settings: Any,
+    rows: list[Any], bitget_bot: Callable[[Any], Bot]
 ) -> None:
     # given: a live account on Bitget, through ccxt's own request and response code
-    settings.BOT_CANDLE_WINDOW = 50
     bitget = _Bitget(price=Decimal(rows[-1].close), usdt=Decimal(1000))
-    serve_everywhere(monkeypatch, bitget)
-    account = exchange_account_factory(
-        user=user, mode="live", api_key=LIVE_KEY, api_secret=LIVE_SECRET, passphrase=LIVE_PASSPHRASE
-    )
-    bot = _live_bot(user, account)
+    bot = bitget_bot(bitget)
     Scripted.target = 1
 
     result = bot_tick(bot_id=bot.pk, clock=_live_clock(rows))
@@ -667,21 +672,12 @@ class _LaggingBitget(_Bitget):
 
 
 def test_a_lost_live_order_the_exchange_shows_late_is_adopted_not_doubled(
-    user: Any,
-    rows: list[Any],
-    exchange_account_factory: Any,
-    monkeypatch: pytest.MonkeyPatch,
-    settings: Any,
+    rows: list[Any], bitget_bot: Callable[[Any], Bot]
 ) -> None:
     # given: a tick sent a buy and died before recording it; Bitget has the order, but its
     # order lookup does not show it yet
-    settings.BOT_CANDLE_WINDOW = 50
     bitget = _LaggingBitget(price=Decimal(rows[-1].close), usdt=Decimal(1000))
-    serve_everywhere(monkeypatch, bitget)
-    account = exchange_account_factory(
-        user=user, mode="live", api_key=LIVE_KEY, api_secret=LIVE_SECRET, passphrase=LIVE_PASSPHRASE
-    )
-    bot = _live_bot(user, account)
+    bot = bitget_bot(bitget)
     Scripted.target = 1
     cid = client_order_id(bot.pk, rows[-1].open_time, "buy")
     Order.objects.create(
@@ -710,21 +706,12 @@ def test_a_lost_live_order_the_exchange_shows_late_is_adopted_not_doubled(
 
 
 def test_a_live_cancel_is_booked_in_the_tick_that_sent_it(
-    user: Any,
-    rows: list[Any],
-    exchange_account_factory: Any,
-    monkeypatch: pytest.MonkeyPatch,
-    settings: Any,
+    rows: list[Any], bitget_bot: Callable[[Any], Bot]
 ) -> None:
     # given: an order of the bot resting on Bitget, missing from the books
-    settings.BOT_CANDLE_WINDOW = 50
     bitget = _Bitget(price=Decimal(rows[-1].close), usdt=Decimal(1000))
-    serve_everywhere(monkeypatch, bitget)
-    account = exchange_account_factory(
-        user=user, mode="live", api_key=LIVE_KEY, api_secret=LIVE_SECRET, passphrase=LIVE_PASSPHRASE
-    )
-    bot = _live_bot(user, account)
-    resting = bitget.rest(f"tb{bot.pk}-restored-1", price="10000", size="0.01")
+    bot = bitget_bot(bitget)
+    resting = bitget.rest(bot_order_prefix(bot.pk) + "restored-1", price="10000", size="0.01")
 
     # when: a tick adopts it and, trading with market orders only, cancels it
     result = bot_tick(bot_id=bot.pk, clock=_live_clock(rows))

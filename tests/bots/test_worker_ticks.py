@@ -2,7 +2,7 @@
 
 Each test starts its own solo-pool workers on a queue of its own (``worker_ticks_helpers``),
 points ``settings.BOTS_QUEUE`` at it, and drives the bots as production does: the dispatcher
-(``bots_dispatch`` with ``bots.tasks.send_ticks``, which beat runs every second) sends
+(``bots_dispatch`` with its default ``send_ticks``, which beat runs every second) sends
 tick task messages through the broker, the worker ticks, and the test reads what the
 worker did from the database and from the worker's own (JSON) log.
 
@@ -13,6 +13,7 @@ the wall clock at the replay's speed.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -21,14 +22,15 @@ from django.conf import settings as django_settings
 
 from bots import services
 from bots.models import Bot, Order, Position, Trade
-from bots.services.ticks import client_order_id
-from bots.tasks import send_tick, send_ticks
+from bots.order_ids import client_order_id
+from bots.services.dispatch import send_tick, send_ticks
 from markets.models import PaperBalance, PaperOrder
 from strategies.services import strategy_catalogue_sync
-from tests.backtests.worker_helpers import wait_until
+from tests.backtests.worker_helpers import Worker, wait_until
 from tests.bots.bot_helpers import STEP_MS, SYMBOL, paper_account, replay_bot
 from tests.bots.worker_ticks_helpers import (
     PositionRowLock,
+    Replay,
     StartBotWorkers,
     bot_workers,
     decided_candles,
@@ -62,6 +64,22 @@ def started_replay_bot(user: Any, start_ms: int, speed: float) -> tuple[Bot, Any
     return bot, account
 
 
+def on_a_worker(
+    bot_workers: StartBotWorkers, settings: Any, user: Any, *, then: int, candles: int,
+    speed: float, env: Mapping[str, str] | None = None,
+) -> tuple[Replay, Worker, Bot, Any]:  # fmt: skip
+    """A stored replay whose first tick decides a buy and whose target is ``then`` for the
+    ``candles`` candles after it; a worker (started with ``env``) on a queue of its own, which
+    ``BOTS_QUEUE`` names; and a bot started on the replay at ``speed`` candles a minute, with
+    its paper account."""
+    strategy_catalogue_sync()
+    replay = store_replay(replay_start(then=then, candles=candles), after=candles)
+    [worker] = bot_workers(env=env)
+    settings.BOTS_QUEUE = worker.queue
+    bot, account = started_replay_bot(user, replay.start_ms, speed=speed)
+    return replay, worker, bot, account
+
+
 def ticks_on_candles(worker: Any, bot: Bot) -> list[int]:
     """The candles the worker's ticks of ``bot`` decided on, from its ``bot.tick`` lines."""
     records = log_records(worker, "bot.tick", bot_id=bot.pk)
@@ -81,11 +99,9 @@ def test_a_replay_bot_ticked_by_a_real_worker_buys_then_sells_and_logs_each_step
 ) -> None:
     # given: a replay whose first tick decides a buy and whose first candle turns the signal
     # off, at 10 s a candle (time for the test to look at the position in between)
-    strategy_catalogue_sync()
-    replay = store_replay(replay_start(then=0, candles=10), after=10)
-    [worker] = bot_workers()
-    settings.BOTS_QUEUE = worker.queue
-    bot, account = started_replay_bot(user, replay.start_ms, speed=6)
+    replay, worker, bot, account = on_a_worker(
+        bot_workers, settings, user, then=0, candles=10, speed=6
+    )
     # when: the dispatcher sends ticks until the worker has bought
     buy = dispatch_until(
         lambda: Trade.objects.filter(bot=bot).first(), timeout=TIMEOUT, what="the buy"
@@ -155,12 +171,10 @@ def test_a_worker_killed_after_sending_an_order_and_before_booking_it_leaves_one
 ) -> None:
     # given: a replay whose first tick decides a buy, so slow (10 min a candle) that market time
     # stands still during the test; the workers' tick lease is 3 s
-    strategy_catalogue_sync()
-    replay = store_replay(replay_start(then=1, candles=5), after=5)
     lease = {"BOT_TICK_LEASE_SECONDS": "3"}
-    [doomed] = bot_workers(env=lease)
-    settings.BOTS_QUEUE = doomed.queue
-    bot, account = started_replay_bot(user, replay.start_ms, speed=0.1)
+    replay, doomed, bot, account = on_a_worker(
+        bot_workers, settings, user, then=1, candles=5, speed=0.1, env=lease
+    )
     cid = client_order_id(bot.pk, replay.first_decision_ms, "buy")
     # and another session holding the bot's position row, which booking a fill locks first
     lock = PositionRowLock(bot)
@@ -242,11 +256,9 @@ def test_a_running_bot_keeps_ticking_on_a_new_worker_after_its_worker_is_stopped
 ) -> None:
     # given: a bot that buys on its first tick and then holds for 40 candles, at 3 s a candle,
     # ticked by a worker for three candles
-    strategy_catalogue_sync()
-    replay = store_replay(replay_start(then=1, candles=40), after=40)
-    [first] = bot_workers()
-    settings.BOTS_QUEUE = first.queue
-    bot, account = started_replay_bot(user, replay.start_ms, speed=20)
+    replay, first, bot, account = on_a_worker(
+        bot_workers, settings, user, then=1, candles=40, speed=20
+    )
     dispatch_until(
         lambda: len(decided_candles(bot)) >= 3, timeout=TIMEOUT, what="three candles decided"
     )

@@ -138,10 +138,10 @@ def log_records(worker: Worker, message: str, **fields: Any) -> list[dict[str, A
 
 
 def dispatch_until(condition: Callable[[], Any], *, timeout: float, what: str) -> Any:
-    """Run the dispatcher as beat does (enqueue a tick for every due bot through
-    ``bots.tasks.send_ticks``, i.e. to ``settings.BOTS_QUEUE``) until ``condition`` holds."""
+    """Run the dispatcher as beat does (enqueue a tick for every due bot through ``send_ticks``,
+    i.e. to ``settings.BOTS_QUEUE``) until ``condition`` holds."""
     from bots import services
-    from bots.tasks import send_ticks
+    from bots.services.dispatch import send_ticks
 
     def dispatched() -> Any:
         services.bots_dispatch(send=send_ticks)

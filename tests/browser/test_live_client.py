@@ -26,8 +26,8 @@ from playwright.sync_api import expect
 
 from bots.models import Order
 from strategies.services import strategy_catalogue_sync
-from tests.bots.bot_helpers import paper_account, replay_bot, store_candles
-from tests.bots.test_bot_admin import COUNT, FIRST, holding_bot
+from tests.bots.bot_helpers import COUNT, FIRST, paper_account, replay_bot, store_candles
+from tests.bots.test_bot_admin import holding_bot
 from tests.browser.conftest import SERVER_START_TIMEOUT, _free_port, _healthy, log_in
 from tests.conftest import ROOT, database_url
 from tradingbot.events import object_event, object_groups, publish_now

@@ -23,7 +23,7 @@ from playwright.sync_api import expect
 
 from bots import services
 from bots.models import Bot, BotEvent, Position, Trade
-from bots.tasks import send_tick
+from bots.services.dispatch import send_tick
 from markets.selectors import market_places
 from strategies.services import strategy_catalogue_sync
 from tests.backtests.worker_helpers import wait_until

@@ -27,7 +27,7 @@ from playwright.sync_api import expect
 
 from backtests.models import Backtest
 from bots.models import Bot, Position
-from bots.tasks import send_tick
+from bots.services.dispatch import send_tick
 from strategies.services import strategy_catalogue_sync
 from tests.bots.worker_ticks_helpers import replay_start, store_replay
 from tests.browser.conftest import LiveServer, _free_port, log_in

@@ -1,0 +1,141 @@
+"""REST endpoints for what a bot holds: its positions, orders, trades and events, a page at a
+time, newest first (see ``bots.api`` for the conventions)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from bots import selectors as bot_selectors
+from bots.api import NOT_FOUND
+from bots.models import Bot, BotEvent, Order
+from tradingbot.api_utils import DecimalText, PageQuery, paged, paginated, request_owner, validated
+from tradingbot.openapi import error_response
+
+
+@extend_schema_field({"type": "integer", "format": "int64"})
+class EpochMs(serializers.Field):
+    """A time as epoch milliseconds (UTC)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(read_only=True, **kwargs)
+
+    def to_representation(self, value: datetime) -> int:
+        return int(value.timestamp() * 1000)
+
+
+class BotPositionOutput(serializers.Serializer):
+    symbol = serializers.CharField()
+    qty = DecimalText()
+    entry_price = DecimalText(allow_null=True)
+    entry_fees = DecimalText(help_text="Fees paid to open the quantity held, in quote")
+    pnl = DecimalText(help_text="Realised, cumulative, net of fees")
+    unrealized_pnl = DecimalText()
+    mark_price = DecimalText(allow_null=True, help_text="The last close")
+    updated_at = serializers.DateTimeField()
+
+
+class BotOrderOutput(serializers.Serializer):
+    client_order_id = serializers.CharField()
+    side = serializers.ChoiceField(choices=Order.Side.choices)
+    order_type = serializers.ChoiceField(choices=Order.Type.choices)
+    price = DecimalText(allow_null=True, help_text="Limit price; null for a market order")
+    qty = DecimalText()
+    filled_qty = DecimalText()
+    average_price = DecimalText(allow_null=True)
+    status = serializers.ChoiceField(choices=Order.Status.choices)
+    reason = serializers.CharField(help_text="signal, stop_loss, take_profit, stop, ...")
+    created_at = serializers.DateTimeField()
+
+
+class BotTradeOutput(serializers.Serializer):
+    side = serializers.ChoiceField(choices=Order.Side.choices)
+    qty = DecimalText()
+    price = DecimalText()
+    fee = DecimalText(help_text="In quote currency")
+    pnl = DecimalText(help_text="Realised on a sell, net of both sides' fees; 0 on a buy")
+    time = EpochMs(help_text="Fill time, epoch ms (market time in a replay)")
+
+
+class BotEventOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    time = EpochMs()
+    level = serializers.ChoiceField(choices=BotEvent.Level.choices)
+    kind = serializers.CharField()
+    message = serializers.CharField()
+    data = serializers.JSONField()  # type: ignore[assignment]  # DRF pops declared fields
+
+
+class BotOrderQuery(PageQuery):
+    status = serializers.ChoiceField(
+        choices=Order.Status.choices,
+        required=False,
+        help_text="open = pending or open (what the bot still waits on); the others exactly",
+    )
+
+
+class BotEventQuery(PageQuery):
+    level = serializers.ChoiceField(choices=BotEvent.Level.choices, required=False)
+
+
+def _list_schema(operation_id: str, page: str, item: serializers.Serializer, query: Any) -> Any:
+    return extend_schema(
+        operation_id=operation_id,
+        parameters=[query],
+        responses={
+            200: paginated(page, item),
+            400: error_response("validation_error: a bad filter or page"),
+            404: NOT_FOUND,
+        },
+    )
+
+
+class BotPositionsApi(APIView):
+    @_list_schema("bot_positions_list", "BotPositionPage", BotPositionOutput(many=True), PageQuery)
+    def get(self, request: Request, pk: int) -> Response:
+        return _books_page(request, pk, PageQuery, BotPositionOutput,
+                           lambda bot, query: bot_selectors.bot_position_list(bot=bot))  # fmt: skip
+
+
+class BotOrdersApi(APIView):
+    @_list_schema("bot_orders_list", "BotOrderPage", BotOrderOutput(many=True), BotOrderQuery)
+    def get(self, request: Request, pk: int) -> Response:
+        return _books_page(
+            request, pk, BotOrderQuery, BotOrderOutput,
+            lambda bot, query: bot_selectors.bot_order_list(bot=bot, status=query.get("status")),
+        )  # fmt: skip
+
+
+class BotTradesApi(APIView):
+    @_list_schema("bot_trades_list", "BotTradePage", BotTradeOutput(many=True), PageQuery)
+    def get(self, request: Request, pk: int) -> Response:
+        return _books_page(request, pk, PageQuery, BotTradeOutput,
+                           lambda bot, query: bot_selectors.bot_trade_list(bot=bot))  # fmt: skip
+
+
+class BotEventsApi(APIView):
+    @_list_schema("bot_events_list", "BotEventPage", BotEventOutput(many=True), BotEventQuery)
+    def get(self, request: Request, pk: int) -> Response:
+        return _books_page(
+            request, pk, BotEventQuery, BotEventOutput,
+            lambda bot, query: bot_selectors.bot_event_list(bot=bot, level=query.get("level")),
+        )  # fmt: skip
+
+
+def _books_page(
+    request: Request, pk: int, query_input: type[serializers.Serializer],
+    output: type[serializers.Serializer], rows: Callable[[Bot, dict[str, Any]], QuerySet[Any]],
+) -> Response:  # fmt: skip
+    """One page of ``rows(bot, query)``: what the user's bot ``pk`` holds (another user's bot
+    is a 404), filtered by the validated query."""
+    bot = bot_selectors.bot_get(user=request_owner(request), pk=pk)
+    query = validated(query_input, request.query_params)
+    return paged(request, rows(bot, query), output, query)

@@ -1,0 +1,65 @@
+"""What a tick did (``TickResult``), and how it is recorded: the ``BotEvent`` of its decision
+and its log line. Shared by the single tick and the batched one, which record alike."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from bots.decisions import Decision
+from bots.events import decimal_text
+from bots.models import Bot, BotEvent
+from tradingbot.logconfig import context
+
+logger = logging.getLogger("bots.tick")
+
+
+@dataclass(frozen=True)
+class TickResult:
+    """What one tick did: ``outcome`` is one of ``busy`` (another tick holds the bot),
+    ``idle`` (not running), ``waiting`` (no new candle), ``traded``, ``held``, ``skipped``,
+    ``stopped``, ``retry`` or ``error``."""
+
+    bot_id: int
+    outcome: str
+    candle_ms: int | None = None
+    orders: int = 0
+    late: bool = False  # the newest closed candle is not there yet
+    quiet: bool = False  # a retry within an incident already reported: no log line
+
+
+def tick_event(decision: Decision, target: int, candle_ms: int) -> dict[str, Any]:
+    """The ``BotEvent`` fields that record a tick's decision (kind, message, level, data)."""
+    data: dict[str, Any] = {"candle_ms": candle_ms, "signal": target, "action": decision.action}
+    if decision.place is not None:
+        data.update(side=decision.place.side, qty=decimal_text(decision.place.qty),
+                    reason=decision.place.reason)  # fmt: skip
+    if decision.skip is not None:
+        data["skip"] = decision.skip.kind
+        return {"kind": decision.skip.kind, "message": decision.skip.message,
+                "level": BotEvent.Level.WARNING, "data": data}  # fmt: skip
+    moment = datetime.fromtimestamp(candle_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
+    message = f"Candle {moment}: signal {target:+d}, {decision.action}"
+    if decision.place is not None:
+        message += f" {decimal_text(decision.place.qty)} ({decision.place.reason})"
+    return {"kind": "tick", "message": message, "level": BotEvent.Level.INFO, "data": data}
+
+
+def log_tick(bot: Bot, result: TickResult, seconds: float) -> None:
+    """The tick's one log line (``bot.tick``); none for a tick that did not run, or for a
+    retry the incident's first line already reported."""
+    if result.outcome in ("busy", "idle") or result.quiet:
+        return
+    logger.info(
+        "bot.tick",
+        extra=context(
+            bot_id=bot.pk,
+            symbol=bot.symbol,
+            action=result.outcome,
+            candle_ms=result.candle_ms,
+            orders=result.orders,
+            ms=round(seconds * 1000, 1),
+        ),
+    )

@@ -1,0 +1,34 @@
+"""Fixtures shared by the bots tests: the stretch of candles the admin and page tests trade on,
+a signed-in trader's client, and the strategies the tick tests control."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from strategies.services import strategy_catalogue_sync
+from tests.bots.bot_helpers import COUNT, FIRST, store_candles, strategies_for_tests
+
+
+@pytest.fixture
+def rows(db: Any) -> list[Any]:
+    """Rows ``FIRST .. FIRST + COUNT`` of the sample stored, the strategies catalogued. A
+    module whose bots need another stretch defines its own ``rows``."""
+    strategy_catalogue_sync()
+    return store_candles(FIRST, COUNT)
+
+
+@pytest.fixture
+def trader_client(client: Client, user: Any) -> Client:
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def scripted_strategies(db: Any) -> Iterator[None]:
+    """``Scripted`` and ``Exploding`` active and catalogued (see ``bot_helpers``)."""
+    with strategies_for_tests():
+        yield
