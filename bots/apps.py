@@ -9,7 +9,7 @@ class BotsConfig(AppConfig):
         """Offer ``bot:<id>`` on the live connection, and stop a disabled user's bots."""
         from accounts.signals import user_disabled
         from bots.signals import stop_the_disabled_users_bots
-        from bots.snapshot import bot_snapshot
+        from bots.events import bot_snapshot
         from tradingbot.live import channels
 
         channels.register_object_channel("bot", snapshot=bot_snapshot)

@@ -50,7 +50,7 @@ def candles_group(exchange: str, symbol: str, timeframe: str) -> str:
     return market_group(CANDLES, exchange, symbol, timeframe)
 
 
-def candles_snapshot(exchange: str, symbol: str, timeframe: str) -> CandlesSnapshotData:
+def candles_snapshot(*, exchange: str, symbol: str, timeframe: str) -> CandlesSnapshotData:
     """The most recent closed candles of a market: any user may watch any market the exchange
     lists (candles are public); ``unknown_symbol`` (AppError) for one it does not."""
     if exchange not in ExchangeAccount.Exchange.values:

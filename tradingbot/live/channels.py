@@ -17,8 +17,10 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-ObjectSnapshot = Callable[[Any, int], Mapping[str, Any]]  # (user, object id) -> data
-MarketSnapshot = Callable[[str, str, str], Mapping[str, Any]]  # (exchange, symbol, tf) -> data
+# Builders are called with keywords: ``snapshot(user=..., pk=...)`` for an object,
+# ``snapshot(exchange=..., symbol=..., timeframe=...)`` for a market.
+ObjectSnapshot = Callable[..., Mapping[str, Any]]
+MarketSnapshot = Callable[..., Mapping[str, Any]]
 TokenCheck = Callable[[str], "tuple[Any, int] | None"]  # key -> (user, token id)
 
 

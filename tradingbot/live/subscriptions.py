@@ -26,7 +26,7 @@ def subscription_snapshot(*, user: Any, channel: Channel) -> Event:
     if isinstance(kind, channels.ObjectKind):
         assert channel.object_id is not None
         try:
-            event["data"] = dict(kind.snapshot(user, channel.object_id))
+            event["data"] = dict(kind.snapshot(user=user, pk=channel.object_id))
         except Http404:
             raise ProtocolError(
                 "not_found", f"no {channel.kind} {channel.object_id} of yours", channel=channel.name
@@ -35,7 +35,11 @@ def subscription_snapshot(*, user: Any, channel: Channel) -> Event:
         return event
     assert isinstance(kind, channels.MarketKind), "a parsed channel is of a registered kind"
     try:
-        event["data"] = dict(kind.snapshot(channel.exchange, channel.symbol, channel.timeframe))
+        event["data"] = dict(
+            kind.snapshot(
+                exchange=channel.exchange, symbol=channel.symbol, timeframe=channel.timeframe
+            )
+        )
     except AppError as exc:
         raise ProtocolError(exc.code, exc.message, channel=channel.name) from None
     return event
