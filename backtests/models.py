@@ -19,6 +19,7 @@ from django.db.models import Q
 from django_celery_beat.models import PeriodicTask
 
 from backtests.engine import BacktestSettings
+from backtests.spec import RunSpec
 from markets.timeframes import TIMEFRAMES
 
 MONEY: dict[str, Any] = {"max_digits": 28, "decimal_places": 12}
@@ -85,9 +86,11 @@ class RunConfig(models.Model):
     def market_label(self) -> str:
         return f"{self.exchange} {self.symbol} {self.timeframe}"
 
-    def run_settings(self) -> dict[str, Any]:
-        """This configuration as the create services take it (``strategy`` is the key)."""
-        return {"strategy": self.strategy_id, **{f: getattr(self, f) for f in CONFIG_FIELDS[1:]}}
+    def run_spec(self) -> RunSpec:
+        """This configuration as the create services take it."""
+        return RunSpec(
+            strategy=self.strategy_id, **{f: getattr(self, f) for f in CONFIG_FIELDS[1:]}
+        )
 
 
 class BacktestSchedule(RunConfig):

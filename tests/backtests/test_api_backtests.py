@@ -31,6 +31,7 @@ from tests.backtests.api_helpers import (
     post_unsent,
 )
 from tests.backtests.conftest import SampleMarket
+from tests.backtests.run_helpers import create_with, market_fields
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -95,17 +96,12 @@ def run(create):
 
 def theirs(market: Any) -> Backtest:
     """A finished backtest of another user (with trades), for the scoping tests."""
-    backtest = services.backtest_create(
+    backtest = create_with(
+        services.backtest_create,
         user=UserFactory(),
         strategy="ma_cross",
         params=MA_CROSS,
-        exchange=market.exchange,
-        symbol=market.symbol,
-        timeframe=market.timeframe,
-        start=market.start,
-        end=market.end,
-        initial_cash=Decimal(10000),
-        fee_rate=Decimal("0.001"),
+        **market_fields(market),
         enqueue=False,
     )
     services.backtest_execute(backtest_id=backtest.pk)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -21,6 +20,7 @@ from backtests import services
 from backtests.models import Backtest, BacktestSchedule, BacktestTrade, RunStatus
 from backtests.tasks import run_scheduled_backtest_task
 from tests.backtests.conftest import SampleMarket
+from tests.backtests.run_helpers import create_with, market_fields
 from tradingbot.celery import app
 from tradingbot.errors import AppError
 
@@ -36,13 +36,9 @@ def create_schedule(user: Any, market: SampleMarket, **overrides: Any) -> Backte
         "lookback_days": 15,
         "strategy": "ma_cross",
         "params": MA_CROSS,
-        "exchange": market.exchange,
-        "symbol": market.symbol,
-        "timeframe": market.timeframe,
-        "initial_cash": Decimal("10000"),
-        "fee_rate": Decimal("0.001"),
+        **market_fields(market, period=False),
     }
-    return services.schedule_create(**(fields | overrides))
+    return create_with(services.schedule_create, **(fields | overrides))
 
 
 def beat_task(schedule: BacktestSchedule) -> PeriodicTask:

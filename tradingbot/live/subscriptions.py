@@ -12,9 +12,7 @@ from django.http import Http404
 
 from accounts.models import User
 from accounts.services import api_token_authenticate
-from backtests import selectors as backtest_selectors
-from backtests.services.backtests import backtest_status_data
-from backtests.services.sweeps import sweep_status_data
+from backtests.events import backtest_snapshot, sweep_snapshot
 from bots import selectors as bot_selectors
 from bots.events import BotSnapshotData
 from bots.services.events import event_data
@@ -61,10 +59,10 @@ def _snapshot_of(user: User, channel: Channel) -> tuple[Any, int | None]:
         return bot_snapshot(user=user, pk=pk), pk
     if channel.kind == "backtest":
         assert pk is not None
-        return backtest_status_data(backtest_selectors.backtest_get(user=user, pk=pk)), pk
+        return backtest_snapshot(user=user, pk=pk), pk
     if channel.kind == "sweep":
         assert pk is not None
-        return sweep_status_data(backtest_selectors.sweep_get(user=user, pk=pk)), pk
+        return sweep_snapshot(user=user, pk=pk), pk
     return candles_snapshot(channel), None
 
 
