@@ -31,6 +31,7 @@ from backtests.api.common import EXCHANGE_CHOICES, RunSpecInput
 from backtests.api.schedules import ScheduleInput
 from backtests.api.sweeps import SweepInput
 from backtests.metrics import RANKABLE_METRICS
+from backtests.models import ACCOUNT_FIELDS
 from backtests.templatetags.backtests_format import METRICS
 from markets.timeframes import TIMEFRAMES, timeframe_ms
 from strategies.base import Strategy
@@ -72,10 +73,7 @@ def percent_of(fraction: float | Decimal | None) -> str | None:
     return format((Decimal(str(fraction)) * 100).normalize(), "f")
 
 
-ACCOUNT_GROUP = (
-    "Simulated account",
-    ("initial_cash", "fee_rate", "slippage_bps", "position_size", *LEVELS),
-)
+ACCOUNT_GROUP = ("Simulated account", ACCOUNT_FIELDS)
 MARKET_AND_PERIOD = ("Market and period", ("exchange", "symbol", "timeframe", "start", "end"))
 
 

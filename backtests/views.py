@@ -28,7 +28,7 @@ from backtests.forms import (
     SweepForm,
     default_initial,
 )
-from backtests.models import ACTIVE_STATUSES, Backtest, BacktestSchedule, RunStatus, Sweep
+from backtests.models import Backtest, BacktestSchedule, RunStatus, Sweep
 from backtests.spec import split_spec
 from strategies import selectors as strategy_selectors
 from strategies.models import Strategy as StrategyRow
@@ -192,7 +192,7 @@ def sweep_detail_view(request: AuthenticatedHttpRequest, pk: int) -> HttpRespons
     sweep = selectors.sweep_get(user=request.user, pk=pk)
     context = {
         "sweep": sweep,
-        "active": sweep.status in ACTIVE_STATUSES,
+        "active": sweep.is_active,
         "varying": selectors.sweep_varying_params(sweep=sweep),
         "heat_map": selectors.sweep_heat_map(
             sweep=sweep, x=request.GET.get("x"), y=request.GET.get("y")

@@ -15,7 +15,6 @@ from django.utils.html import format_html, format_html_join
 from backtests import services
 from backtests.admin.common import (
     EMPTY,
-    SETTINGS_FIELDS,
     ResultAdmin,
     RunColumns,
     change_url,
@@ -24,7 +23,7 @@ from backtests.admin.common import (
     number_text,
     percent_text,
 )
-from backtests.models import Backtest, BacktestTrade
+from backtests.models import ACCOUNT_FIELDS, Backtest, BacktestTrade
 from tradingbot.admin_paging import EstimatedCountPaginator
 from tradingbot.admin_utils import DeletedWithParentAdmin
 
@@ -49,7 +48,7 @@ class BacktestAdmin(RunColumns, ResultAdmin):
     actions = ("rerun_backtests", "cancel_backtests")
     fieldsets = (
         (None, {"fields": ("user", "status", "progress_percent", "error", "schedule_link")}),
-        ("Configuration", {"fields": ("strategy", "params", "market", "period", *SETTINGS_FIELDS)}),
+        ("Configuration", {"fields": ("strategy", "params", "market", "period", *ACCOUNT_FIELDS)}),
         ("Results", {"fields": ("metrics_table", "candle_count", "trades_link", "equity_points")}),
         (
             "Execution",

@@ -14,19 +14,10 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 
-from backtests.models import ACTIVE_STATUSES, Backtest, RunStatus, Sweep
+from backtests.models import Backtest, RunStatus, Sweep
 from tradingbot.errors import AppError
 
 EMPTY = "—"
-# The simulated account's fields of a RunSpec, as the admin pages group them.
-SETTINGS_FIELDS = (
-    "initial_cash",
-    "fee_rate",
-    "slippage_bps",
-    "position_size",
-    "stop_loss",
-    "take_profit",
-)
 
 
 # --- formatting ---------------------------------------------------------------------------------
@@ -141,7 +132,7 @@ class ResultAdmin(admin.ModelAdmin):
         """Cancel each active run; a finished one is left as it is, and counted apart."""
         cancelled = finished = 0
         for run in runs:
-            was_active = run.status in ACTIVE_STATUSES
+            was_active = run.is_active
             run = self.cancel_run(run)
             if was_active and run.status == RunStatus.CANCELLED:
                 self.log_change(request, run, "Cancelled (admin action).")

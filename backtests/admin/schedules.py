@@ -16,14 +16,13 @@ from django.utils.html import format_html, format_html_join
 from backtests import services
 from backtests.admin.common import (
     EMPTY,
-    SETTINGS_FIELDS,
     change_url,
     changelist_url,
     metrics_summary,
     utc_text,
 )
 from backtests.api.common import RunSpecInput
-from backtests.models import Backtest, BacktestSchedule, RunStatus
+from backtests.models import ACCOUNT_FIELDS, Backtest, BacktestSchedule, RunStatus
 from backtests.services.schedules import MAX_LOOKBACK_DAYS
 from backtests.spec import SPEC_FIELDS, split_spec
 from tradingbot.errors import AppError
@@ -49,7 +48,7 @@ class BacktestScheduleForm(forms.ModelForm):
         model = BacktestSchedule
         fields = (
             "name", "user", "enabled", "cron", "lookback_days", "strategy", "params",
-            "exchange", "symbol", "timeframe", *SETTINGS_FIELDS,
+            "exchange", "symbol", "timeframe", *ACCOUNT_FIELDS,
         )  # fmt: skip
 
     def clean_cron(self) -> str:
@@ -112,7 +111,7 @@ class BacktestScheduleAdmin(admin.ModelAdmin):
         (None, {"fields": ("name", "user", "enabled")}),
         ("When (UTC)", {"fields": ("cron", "lookback_days", "beat_task", "last_run_at")}),
         ("What", {"fields": ("strategy", "params", "exchange", "symbol", "timeframe")}),
-        ("Simulated account", {"fields": SETTINGS_FIELDS}),
+        ("Simulated account", {"fields": ACCOUNT_FIELDS}),
         ("History", {"fields": ("recent_runs", "created_at", "updated_at")}),
     )
 

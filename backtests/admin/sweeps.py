@@ -18,14 +18,13 @@ from django.utils.html import format_html
 from backtests import services
 from backtests.admin.common import (
     EMPTY,
-    SETTINGS_FIELDS,
     ResultAdmin,
     RunColumns,
     metrics_summary,
     params_text,
 )
 from backtests.metrics import LOWER_IS_BETTER
-from backtests.models import RunStatus, Sweep, SweepRun
+from backtests.models import ACCOUNT_FIELDS, RunStatus, Sweep, SweepRun
 from tradingbot.admin_paging import EstimatedCountPaginator
 from tradingbot.admin_utils import DeletedWithParentAdmin
 
@@ -95,7 +94,7 @@ class SweepAdmin(RunColumns, ResultAdmin):
             "Configuration",
             {"fields": ("strategy", "params", "grid", "rank_by", "market", "period")},
         ),
-        ("Simulated account", {"fields": SETTINGS_FIELDS}),
+        ("Simulated account", {"fields": ACCOUNT_FIELDS}),
         (
             "Progress",
             {

@@ -20,6 +20,7 @@ from backtests.api.common import (
     RunSpecOutput,
     RunStateOutput,
     cancel_response,
+    cancel_schema,
     create_response,
     deleted_response,
 )
@@ -169,15 +170,7 @@ class BacktestEquityApi(APIView):
 
 
 class BacktestCancelApi(APIView):
-    @extend_schema(
-        operation_id="backtests_cancel",
-        request=None,
-        responses={
-            200: BacktestOutput,
-            404: NOT_FOUND,
-            409: error_response("not_active: it had already finished"),
-        },
-    )
+    @cancel_schema("backtests_cancel", BacktestOutput)
     def post(self, request: Request, pk: int) -> Response:
         backtest = selectors.backtest_get(user=request_owner(request), pk=pk)
         return cancel_response(

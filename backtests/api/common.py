@@ -12,12 +12,12 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from backtests.models import ACTIVE_STATUSES, RunStatus
+from backtests.models import RunStatus
 from backtests.spec import split_spec
 from markets.exchanges.markets import SUPPORTED_EXCHANGES
 from markets.models import ExchangeAccount
@@ -34,6 +34,7 @@ CREATE_ERRORS = (
 NOT_FOUND = error_response("not_found: no such object, or another user's")
 TOO_MANY = error_response("too_many_active_runs: too many queued or running")
 BAD_QUERY = error_response("validation_error: a bad filter or page")
+NOT_ACTIVE = error_response("not_active: it had already finished")
 
 
 def _positive(value: Decimal) -> None:
@@ -44,6 +45,19 @@ def _positive(value: Decimal) -> None:
 def _below_one(value: Decimal) -> None:
     if value >= 1:
         raise serializers.ValidationError("Ensure this value is less than 1.")
+
+
+def _level_field(example: str, **limits: Any) -> serializers.DecimalField:
+    """A stop-loss or take-profit: a fraction (as stored), optional, null for none."""
+    return serializers.DecimalField(
+        max_digits=12,
+        decimal_places=8,
+        required=False,
+        allow_null=True,
+        help_text=f"A fraction, not a percent: {example}; null = none; "
+        "absent = the strategy's default",
+        **limits,
+    )
 
 
 # The labels of exchange accounts' choices, so that the schema has one "exchange" enum.
@@ -89,24 +103,9 @@ class RunSpecInput(serializers.Serializer):
         validators=[_positive],
         help_text="Fraction of equity per position, in (0, 1]",
     )
-    stop_loss = serializers.DecimalField(
-        max_digits=12,
-        decimal_places=8,
-        required=False,
-        allow_null=True,
-        validators=[_positive, _below_one],
-        help_text="A fraction, not a percent: 0.02 = 2 %, in (0, 1); null = none; "
-        "absent = the strategy's default",
-    )
-    take_profit = serializers.DecimalField(
-        max_digits=12,
-        decimal_places=8,
-        required=False,
-        allow_null=True,
-        max_value=Decimal(10),
-        validators=[_positive],
-        help_text="A fraction, not a percent: 0.04 = 4 %, in (0, 10]; null = none; "
-        "absent = the strategy's default",
+    stop_loss = _level_field("0.02 = 2 %, in (0, 1)", validators=[_positive, _below_one])
+    take_profit = _level_field(
+        "0.04 = 4 %, in (0, 10]", max_value=Decimal(10), validators=[_positive]
     )
 
 
@@ -156,12 +155,21 @@ def create_response(
     return Response(output(created), status=status.HTTP_201_CREATED)
 
 
+def cancel_schema(operation_id: str, output: type[serializers.Serializer]) -> Any:
+    """The schema of a cancel view answered by :func:`cancel_response`."""
+    return extend_schema(
+        operation_id=operation_id,
+        request=None,
+        responses={200: output, 404: NOT_FOUND, 409: NOT_ACTIVE},
+    )
+
+
 def cancel_response(
     run: Any, *, kind: str, cancel: Callable[[Any], Any], output: Callable[[Any], Any]
 ) -> Response:
     """Cancel an active backtest or sweep: 200 with it, or 409 ``not_active`` when it had
     already finished (the service leaves it as it is, even one that finished meanwhile)."""
-    was_active = run.status in ACTIVE_STATUSES
+    was_active = run.is_active
     run = cancel(run)
     if not was_active or run.status != RunStatus.CANCELLED:
         raise AppError(

@@ -20,6 +20,7 @@ from backtests.api.common import (
     RunSpecOutput,
     RunStateOutput,
     cancel_response,
+    cancel_schema,
     create_response,
     deleted_response,
 )
@@ -145,15 +146,7 @@ class SweepDetailApi(APIView):
 
 
 class SweepCancelApi(APIView):
-    @extend_schema(
-        operation_id="sweeps_cancel",
-        request=None,
-        responses={
-            200: SweepDetailOutput,
-            404: NOT_FOUND,
-            409: error_response("not_active: it had already finished"),
-        },
-    )
+    @cancel_schema("sweeps_cancel", SweepDetailOutput)
     def post(self, request: Request, pk: int) -> Response:
         sweep = selectors.sweep_get(user=request_owner(request), pk=pk)
         return cancel_response(

@@ -37,10 +37,16 @@ from backtests.models import ACTIVE_STATUSES, Backtest, BacktestSchedule, Backte
 from backtests.runner import run_backtest
 from backtests.services.config import check_quota, checked_period, run_spec_check
 from backtests.services.heartbeat import Heartbeat
+from backtests.services.runs import (
+    EXPECTED_ERRORS,
+    PROGRESS_EVERY_SECONDS,
+    publish_status,
+    requeue_overdue,
+    unqueued,
+)
 from backtests.spec import RunSpec
 from markets import selectors as market_selectors
-from strategies.registry import UnknownStrategyError, active
-from tradingbot.events import object_event, object_groups, publish_after_commit
+from strategies.registry import active
 from tradingbot.logconfig import context
 from tradingbot.tasks import enqueue as enqueue_task
 
@@ -48,11 +54,6 @@ logger = logging.getLogger(__name__)
 
 RUN_TASK = "backtests.tasks.run_backtest_task"
 TRADE_BATCH = 2000
-PROGRESS_EVERY_SECONDS = 0.5
-# Failures whose message is safe and useful to show the user as it is: the engine's and the
-# strategies' own errors (StrategyParamError, StrategyInputError, StrategyOutputError are
-# ValueErrors) and a strategy that has left the registry.
-EXPECTED_ERRORS = (ValueError, UnknownStrategyError)
 
 
 class _Stopped(Exception):
@@ -133,19 +134,6 @@ def _enqueue(backtest: Backtest) -> None:
 
 def _send(backtest: Backtest) -> None:
     enqueue_task(RUN_TASK, backtest.pk, queue=settings.BACKTESTS_QUEUE, task_id=backtest.task_id)
-
-
-def unqueued(model: type[Backtest] | type[Any], pk: int, *, cause: Exception, event: Any) -> None:
-    """The broker refused a task for a committed run: fail the run rather than leave it queued
-    for ever (the user can re-run it once the queue is back)."""
-    logger.error("tasks.enqueue_failed", exc_info=cause, extra=context(model=model.__name__, id=pk))
-    failed = model.objects.filter(pk=pk, status=RunStatus.QUEUED).update(
-        status=RunStatus.FAILED,
-        error="The task queue could not be reached. Try again in a moment.",
-        finished_at=timezone.now(),
-    )
-    if failed:
-        event(model.objects.get(pk=pk))
 
 
 def backtest_cancel(*, backtest: Backtest) -> Backtest:
@@ -386,16 +374,7 @@ class _Progress:
 
 
 def _publish(backtest: Backtest) -> None:
-    publish_after_commit(
-        object_groups("backtest", backtest.pk, backtest.user_id),
-        object_event(
-            "backtest",
-            "status",
-            object_id=backtest.pk,
-            owner_id=backtest.user_id,
-            data=backtest_status_data(backtest),
-        ),
-    )
+    publish_status("backtest", backtest, backtest_status_data(backtest))
 
 
 # --- Housekeeping ------------------------------------------------------------------------------
@@ -410,25 +389,8 @@ def backtests_requeue_lost(*, now: datetime | None = None) -> int:
     """
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.BACKTEST_REQUEUE_SECONDS)
-    resent = 0
-    for backtest in Backtest.objects.filter(status=RunStatus.QUEUED, enqueued_at__lt=cutoff):
-        stamped = Backtest.objects.filter(
-            pk=backtest.pk, status=RunStatus.QUEUED, enqueued_at__lt=cutoff
-        ).update(enqueued_at=now)
-        if not stamped:
-            continue
-        try:
-            _send(backtest)
-        except Exception as exc:  # the broker is down: the next round tries again
-            logger.warning(
-                "backtests.requeue_failed",
-                extra=context(backtest_id=backtest.pk, error=type(exc).__name__),
-            )
-            break
-        resent += 1
-    if resent:
-        logger.warning("backtests.requeued", extra=context(count=resent))
-    return resent
+    overdue = Backtest.objects.filter(status=RunStatus.QUEUED, enqueued_at__lt=cutoff)
+    return requeue_overdue(overdue, cutoff=cutoff, now=now, send=_send, name="backtests")
 
 
 def backtests_fail_stale(*, now: datetime | None = None) -> int:

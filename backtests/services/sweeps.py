@@ -38,15 +38,20 @@ from backtests.grid import ExpandedGrid, GridError, expand_grid
 from backtests.metrics import RANKABLE_METRICS
 from backtests.models import ACTIVE_STATUSES, RunStatus, Sweep, SweepRun
 from backtests.runner import run_backtest
-from backtests.services.backtests import EXPECTED_ERRORS, PROGRESS_EVERY_SECONDS, unqueued
 from backtests.services.config import check_quota, checked_period, run_spec_check
 from backtests.services.heartbeat import Heartbeat
+from backtests.services.runs import (
+    EXPECTED_ERRORS,
+    PROGRESS_EVERY_SECONDS,
+    publish_status,
+    requeue_overdue,
+    unqueued,
+)
 from backtests.spec import RunSpec
 from markets import selectors as market_selectors
 from strategies.base import Strategy
 from strategies.registry import active
 from tradingbot.errors import AppError
-from tradingbot.events import object_event, object_groups, publish_after_commit
 from tradingbot.logconfig import context
 from tradingbot.tasks import enqueue as enqueue_task
 from tradingbot.tasks import task_signature
@@ -183,7 +188,7 @@ def sweep_cancel(*, sweep: Sweep) -> Sweep:
 
 
 def sweep_delete(*, sweep: Sweep) -> None:
-    if sweep.status in ACTIVE_STATUSES:
+    if sweep.is_active:
         sweep_cancel(sweep=sweep)
     sweep_id = sweep.pk
     sweep.delete()
@@ -324,16 +329,7 @@ def sweep_finish(*, sweep_id: int) -> str:
 
 
 def _publish(sweep: Sweep) -> None:
-    publish_after_commit(
-        object_groups("sweep", sweep.pk, sweep.user_id),
-        object_event(
-            "sweep",
-            "status",
-            object_id=sweep.pk,
-            owner_id=sweep.user_id,
-            data=sweep_status_data(sweep),
-        ),
-    )
+    publish_status("sweep", sweep, sweep_status_data(sweep))
 
 
 # --- Housekeeping ------------------------------------------------------------------------------
@@ -366,24 +362,11 @@ def sweeps_requeue_lost(*, now: datetime | None = None) -> int:
     finishes the sweep once no combination is left."""
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.BACKTEST_REQUEUE_SECONDS)
-    waiting = SweepRun.objects.filter(
+    overdue = SweepRun.objects.filter(
         status=RunStatus.QUEUED, enqueued_at__lt=cutoff, sweep__status__in=ACTIVE_STATUSES
-    )
-    resent = 0
-    for run_id in list(waiting.values_list("pk", flat=True)):
-        stamped = SweepRun.objects.filter(
-            pk=run_id, status=RunStatus.QUEUED, enqueued_at__lt=cutoff
-        ).update(enqueued_at=now)
-        if not stamped:
-            continue
-        try:
-            enqueue_task(COMBINATION_TASK, run_id, queue=settings.BACKTESTS_QUEUE)
-        except Exception as exc:
-            logger.warning(
-                "sweeps.requeue_failed", extra=context(run_id=run_id, error=type(exc).__name__)
-            )
-            break
-        resent += 1
-    if resent:
-        logger.warning("sweeps.requeued", extra=context(runs=resent))
-    return resent
+    ).only("pk")
+    return requeue_overdue(overdue, cutoff=cutoff, now=now, send=_send, name="sweeps")
+
+
+def _send(run: SweepRun) -> None:
+    enqueue_task(COMBINATION_TASK, run.pk, queue=settings.BACKTESTS_QUEUE)

@@ -28,33 +28,17 @@ from backtests.models import (
 )
 from markets.models import Candle
 from tests.backtests.conftest import SampleMarket
-from tests.backtests.run_helpers import create_with, market_fields
-from tests.factories import UserFactory
+from tests.backtests.run_helpers import (
+    beat_task,
+    create_backtest,
+    create_schedule,
+    create_with,
+    crontab_fields,
+    market_fields,
+    run_sweep,
+)
 
 ADMIN = "/admin/backtests"
-MA_CROSS = {"fast": 10, "slow": 30}
-
-
-@pytest.fixture
-def staff(db: Any) -> Any:
-    return UserFactory(is_staff=True, is_superuser=True)
-
-
-@pytest.fixture
-def staff_client(client: Any, staff: Any) -> Any:
-    client.force_login(staff)
-    return client
-
-
-def create_backtest(user: Any, market: SampleMarket, **overrides: Any) -> Backtest:
-    fields: dict[str, Any] = {
-        "user": user,
-        "strategy": "ma_cross",
-        "params": MA_CROSS,
-        **market_fields(market),
-        "enqueue": False,
-    }
-    return create_with(services.backtest_create, **(fields | overrides))
 
 
 @pytest.fixture
@@ -64,19 +48,6 @@ def done_backtest(user: Any, sample_candles: SampleMarket) -> Backtest:
     backtest.refresh_from_db()
     assert backtest.trade_count > 0
     return backtest
-
-
-def create_schedule(user: Any, market: SampleMarket, **overrides: Any) -> BacktestSchedule:
-    fields: dict[str, Any] = {
-        "user": user,
-        "name": "nightly",
-        "cron": "0 2 * * *",
-        "lookback_days": 15,
-        "strategy": "ma_cross",
-        "params": MA_CROSS,
-        **market_fields(market, period=False),
-    }
-    return create_with(services.schedule_create, **(fields | overrides))
 
 
 def schedule_form(user: Any, market: SampleMarket, **overrides: Any) -> dict[str, Any]:
@@ -121,24 +92,6 @@ def listed_ids(client: Any, url: str) -> set[int]:
     response = client.get(url)
     assert response.status_code == 200, url  # an unknown filter would redirect to ?e=1
     return {obj.pk for obj in response.context["cl"].result_list}
-
-
-def beat_task(schedule: BacktestSchedule) -> PeriodicTask:
-    return PeriodicTask.objects.select_related("crontab").get(
-        name=f"backtest-schedule-{schedule.pk}"
-    )
-
-
-def crontab_fields(task: PeriodicTask) -> tuple[str, ...]:
-    timing = task.crontab
-    assert timing is not None
-    return (
-        timing.minute,
-        timing.hour,
-        timing.day_of_month,
-        timing.month_of_year,
-        timing.day_of_week,
-    )
 
 
 # --- access -------------------------------------------------------------------------------------
@@ -331,33 +284,6 @@ def test_deleting_a_backtest_counts_its_trades_and_deletes_them(staff_client, do
 
 
 # --- sweeps -------------------------------------------------------------------------------------
-
-
-def run_sweep(user: Any, market: SampleMarket, rank_by: str = "sharpe") -> Sweep:
-    sweep = create_with(
-        services.sweep_create,
-        user=user,
-        strategy="ma_cross",
-        grid={"fast": [5, 10], "slow": [20, 40, 60]},
-        params={"ma": "ema"},
-        rank_by=rank_by,
-        **market_fields(market),
-    )
-    for run_id in sweep.runs.values_list("pk", flat=True):
-        services.sweep_run_execute(run_id=run_id)
-    services.sweep_finish(sweep_id=sweep.pk)
-    sweep.refresh_from_db()
-    return sweep
-
-
-@pytest.fixture
-def done_sweep(
-    user: Any, sample_candles: SampleMarket, django_capture_on_commit_callbacks
-) -> Sweep:
-    with django_capture_on_commit_callbacks(execute=False):
-        sweep = run_sweep(user, sample_candles)
-    assert sweep.status == RunStatus.DONE
-    return sweep
 
 
 def test_the_sweep_pages_show_progress_and_the_best_result(staff_client, done_sweep):

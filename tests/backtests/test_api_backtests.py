@@ -31,7 +31,7 @@ from tests.backtests.api_helpers import (
     post_unsent,
 )
 from tests.backtests.conftest import SampleMarket
-from tests.backtests.run_helpers import create_with, market_fields
+from tests.backtests.run_helpers import create_backtest
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -96,14 +96,7 @@ def run(create):
 
 def theirs(market: Any) -> Backtest:
     """A finished backtest of another user (with trades), for the scoping tests."""
-    backtest = create_with(
-        services.backtest_create,
-        user=UserFactory(),
-        strategy="ma_cross",
-        params=MA_CROSS,
-        **market_fields(market),
-        enqueue=False,
-    )
+    backtest = create_backtest(UserFactory(), market)
     services.backtest_execute(backtest_id=backtest.pk)
     backtest.refresh_from_db()
     assert backtest.trade_count > 0

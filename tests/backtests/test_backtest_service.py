@@ -22,23 +22,12 @@ from markets.models import Candle
 from strategies.models import Strategy as StrategyRow
 from strategies.registry import active
 from tests.backtests.conftest import SampleMarket
-from tests.backtests.run_helpers import create_with, market_fields
+from tests.backtests.run_helpers import create_backtest as create
 from tests.factories import UserFactory
 from tradingbot.celery import app
 from tradingbot.errors import AppError
 
 MA_CROSS = {"fast": 10, "slow": 30, "ma": "sma"}
-
-
-def create(user: Any, market: SampleMarket, **overrides: Any) -> Backtest:
-    fields: dict[str, Any] = {
-        "user": user,
-        "strategy": "ma_cross",
-        "params": MA_CROSS,
-        **market_fields(market),
-        "enqueue": False,
-    }
-    return create_with(services.backtest_create, **(fields | overrides))
 
 
 def assert_refused(user: Any, market: SampleMarket, code: str, **overrides: Any) -> AppError:

@@ -22,12 +22,15 @@ from backtests.models import Backtest, BacktestSchedule, RunStatus, Sweep
 from backtests.views import TRADES_PAGE_SIZE
 from markets.models import Candle
 from tests.backtests.conftest import SampleMarket
-from tests.backtests.run_helpers import create_with, market_fields
+from tests.backtests.run_helpers import (
+    create_backtest,
+    create_schedule,
+    create_with,
+    market_fields,
+)
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
-
-MA_CROSS = {"fast": 10, "slow": 30, "ma": "sma"}
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -103,14 +106,7 @@ def trader_client(client: Any, user: Any) -> Any:
 
 
 def make_backtest(user: Any, market: SampleMarket, *, run: bool = True, **overrides: Any) -> Any:
-    fields: dict[str, Any] = {
-        "user": user,
-        "strategy": "ma_cross",
-        "params": MA_CROSS,
-        **market_fields(market),
-        "enqueue": False,
-    }
-    backtest = create_with(services.backtest_create, **(fields | overrides))
+    backtest = create_backtest(user, market, **overrides)
     if run:
         assert services.backtest_execute(backtest_id=backtest.pk) == RunStatus.DONE
     backtest.refresh_from_db()
@@ -136,16 +132,7 @@ def make_sweep(user: Any, market: SampleMarket, *, run: bool = True, **overrides
 
 
 def make_schedule(user: Any, market: SampleMarket, **overrides: Any) -> BacktestSchedule:
-    fields: dict[str, Any] = {
-        "user": user,
-        "name": "nightly",
-        "cron": "0 2 * * *",
-        "lookback_days": 30,
-        "strategy": "ma_cross",
-        "params": MA_CROSS,
-        **market_fields(market, period=False),
-    }
-    return create_with(services.schedule_create, **(fields | overrides))
+    return create_schedule(user, market, **({"lookback_days": 30} | overrides))
 
 
 def backtest_form(market: SampleMarket, **overrides: Any) -> dict[str, Any]:
