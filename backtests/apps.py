@@ -1,3 +1,5 @@
+"""The backtests app: backtests, parameter sweeps and backtest schedules."""
+
 from django.apps import AppConfig
 
 

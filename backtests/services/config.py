@@ -22,8 +22,6 @@ from strategies.base import Strategy
 from strategies.services import usable_strategy, validated_params
 from tradingbot.errors import AppError
 
-__all__ = ["usable_strategy", "validated_params"]  # shared with the bots app
-
 
 @dataclass(frozen=True)
 class CheckedSpec:
