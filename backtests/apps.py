@@ -1,3 +1,5 @@
+"""The backtests app: backtests, parameter sweeps and backtest schedules."""
+
 from django.apps import AppConfig
 
 
@@ -7,7 +9,7 @@ class BacktestsConfig(AppConfig):
 
     def ready(self) -> None:
         """Offer ``backtest:<id>`` and ``sweep:<id>`` on the live connection."""
-        from backtests.snapshot import backtest_snapshot, sweep_snapshot
+        from backtests.events import backtest_snapshot, sweep_snapshot
         from tradingbot.live import channels
 
         channels.register_object_channel("backtest", snapshot=backtest_snapshot)

@@ -2,12 +2,20 @@
 
 ``backtest.status`` reports progress while a backtest runs (at most two a second) and each change
 of status: queued, running, then done, failed or cancelled. ``sweep.status`` does the same for
-a sweep. A subscription starts with a ``*.snapshot`` of the same shape.
+a sweep. A subscription starts with a ``*.snapshot`` of the same shape, read for its owner only.
+
+Reads only (no service is imported here): this module may be loaded while the apps start.
 """
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
+
+from backtests import selectors
+
+if TYPE_CHECKING:
+    from accounts.models import User
+    from backtests.models import Backtest, Sweep
 
 
 class BacktestStatusData(TypedDict):
@@ -22,3 +30,31 @@ class SweepStatusData(TypedDict):
     done: int
     failed: int
     total: int
+
+
+def backtest_status_data(backtest: Backtest) -> BacktestStatusData:
+    return {
+        "status": backtest.status,
+        "progress": round(backtest.progress, 4),
+        "error": backtest.error,
+    }
+
+
+def sweep_status_data(sweep: Sweep) -> SweepStatusData:
+    return {
+        "status": sweep.status,
+        "progress": round(sweep.progress, 4),
+        "done": sweep.done_count,
+        "failed": sweep.failed_count,
+        "total": sweep.combination_count,
+    }
+
+
+def backtest_snapshot(*, user: User, pk: int) -> BacktestStatusData:
+    """``backtest.snapshot``: the user's backtest as it is now; Http404 if not theirs."""
+    return backtest_status_data(selectors.backtest_get(user=user, pk=pk))
+
+
+def sweep_snapshot(*, user: User, pk: int) -> SweepStatusData:
+    """``sweep.snapshot``: the user's sweep as it is now; Http404 if not theirs."""
+    return sweep_status_data(selectors.sweep_get(user=user, pk=pk))

@@ -2,12 +2,16 @@
 
 A page must accept and refuse what the API accepts and refuses, so the forms reuse its checks:
 
-- the run settings go through the API's own input serializers (``backtests.api``), whose
-  messages are attached to the fields;
-- a strategy's parameters are fields made from its declarations (bounds and help text), and
-  their values are checked by the strategy itself (``Strategy.validate``);
+- the run specification goes through the API's own input serializers (``RunSpecInput`` and its
+  extensions), whose messages are attached to the fields;
+- a strategy's parameters are fields made from its declarations (``strategies.forms``), and
+  their values are checked by the strategy itself (``Strategy.validate``), worded as the API
+  words it;
 - the rest (symbol, period, grid, quota) is the services' business: the view hands their
-  :class:`~tradingbot.errors.AppError` to :meth:`RunSettingsForm.attach_error`.
+  :class:`~tradingbot.errors.AppError` to :meth:`RunSpecForm.attach_error`.
+
+Stop-loss and take-profit are typed in percent (``2`` = 2 %), as on the bot form; the API and
+the database take fractions, so the form divides by 100.
 
 Parameter fields are named ``param_<name>``. A form is built for one strategy; the pages switch
 strategy by posting the form back with ``switch_strategy`` (nothing is created then).
@@ -15,28 +19,33 @@ strategy by posting the form back with ``switch_strategy`` (nothing is created t
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
 
 from django import forms
-from rest_framework import serializers
 
-from backtests import api
-from backtests.services.sweeps import RANKABLE_METRICS
+from backtests.api.backtests import BacktestInput
+from backtests.api.common import EXCHANGE_CHOICES, RunSpecInput
+from backtests.api.schedules import ScheduleInput
+from backtests.api.sweeps import SweepInput
+from backtests.metrics import RANKABLE_METRICS
+from backtests.models import ACCOUNT_FIELDS
 from backtests.templatetags.backtests_format import METRICS
 from markets.timeframes import TIMEFRAMES, timeframe_ms
 from strategies.base import Strategy
+from strategies.forms import param_field, percent_field, strategy_values
 from strategies.models import Strategy as StrategyRow
-from strategies.params import NON_FIELD, Param, StrategyParamError
+from strategies.params import NON_FIELD, StrategyParamError
 from tradingbot.errors import AppError
 
 PARAM_PREFIX = "param_"
 SWITCH_STRATEGY = "switch_strategy"
 DEFAULT_PERIOD = timedelta(days=30)
-_BOOLEAN_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+LEVELS = ("stop_loss", "take_profit")
+# A level's percent has two decimals fewer than its stored fraction (8): nothing is lost.
+LEVEL_DECIMALS = 6
 
 
 def _number_field(label: str, help_text: str = "", *, required: bool = True) -> forms.CharField:
@@ -57,50 +66,21 @@ def _datetime_field(label: str, help_text: str = "") -> forms.DateTimeField:
     )
 
 
-def parse_number(text: str) -> int | float | None:
-    """``"12"`` → 12, ``"0.5"`` → 0.5; None for anything that is not a finite number."""
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        number = float(text)
-    except ValueError:
+def percent_of(fraction: float | Decimal | None) -> str | None:
+    """A stored fraction as its form shows it: ``0.05`` → ``"5"``."""
+    if fraction is None:
         return None
-    return number if math.isfinite(number) else None
+    return format((Decimal(str(fraction)) * 100).normalize(), "f")
 
 
-def _choices_of(param: Param) -> dict[str, Any]:
-    return {str(choice): choice for choice in param.choices or ()}
-
-
-def _help(param: Param) -> str:
-    if param.kind == "bool":
-        return param.help or "True or false"
-    expectation = param.expectation()
-    return f"{param.help} ({expectation})" if param.help else expectation.capitalize()
-
-
-def _bounds(param: Param) -> dict[str, str]:
-    attrs = {"step": "1" if param.kind == "int" else "any"}
-    if param.min is not None:
-        attrs["min"] = f"{param.min:g}"
-    if param.max is not None:
-        attrs["max"] = f"{param.max:g}"
-    return attrs
-
-
-ACCOUNT_GROUP = (
-    "Simulated account",
-    ("initial_cash", "fee_rate", "slippage_bps", "position_size", "stop_loss", "take_profit"),
-)
+ACCOUNT_GROUP = ("Simulated account", ACCOUNT_FIELDS)
 MARKET_AND_PERIOD = ("Market and period", ("exchange", "symbol", "timeframe", "start", "end"))
 
 
-class RunSettingsForm(forms.Form):
-    """What to simulate and how the simulated account trades, for one strategy."""
+class RunSpecForm(forms.Form):
+    """What to simulate and how the simulated account trades (a RunSpec), for one strategy."""
 
-    serializer_class: ClassVar[type[serializers.Serializer]] = api.RunSettingsInput
+    serializer_class: ClassVar[type[RunSpecInput]] = RunSpecInput
     # Form fields that are not the serializer's (the parameters are added per strategy).
     own_fields: ClassVar[tuple[str, ...]] = ()
     # The page's fieldsets; the strategy's parameters come before the last one.
@@ -109,9 +89,10 @@ class RunSettingsForm(forms.Form):
         ACCOUNT_GROUP,
     )
     params_legend = "Strategy parameters"
+    grid = False  # one value per parameter, or several (a sweep)
 
     strategy = forms.ChoiceField()
-    exchange = forms.ChoiceField(choices=api.EXCHANGE_CHOICES)
+    exchange = forms.ChoiceField(choices=EXCHANGE_CHOICES)
     symbol = forms.CharField(
         max_length=40,
         help_text="As the exchange writes it: BTC/USDT",
@@ -126,8 +107,18 @@ class RunSettingsForm(forms.Form):
     position_size = _number_field(
         "Position size", "Fraction of equity per position, in (0, 1]", required=False
     )
-    stop_loss = _number_field("Stop-loss", "0.02 = 2 %; empty = none", required=False)
-    take_profit = _number_field("Take-profit", "0.04 = 4 %; empty = none", required=False)
+    stop_loss = percent_field(
+        "Stop loss %",
+        "Below the entry price (above it for a short): 2 = 2 %; empty = none",
+        max_value=Decimal("99.999999"),
+        decimal_places=LEVEL_DECIMALS,
+    )
+    take_profit = percent_field(
+        "Take profit %",
+        "Above the entry price (below it for a short): 4 = 4 %; empty = none",
+        max_value=Decimal(1000),
+        decimal_places=LEVEL_DECIMALS,
+    )
 
     def __init__(
         self,
@@ -145,45 +136,30 @@ class RunSettingsForm(forms.Form):
         strategy_field.choices = [(row.key, row.name) for row in strategies]
         self._copy_bounds()
         if strategy is not None:
-            self.fields["strategy"].initial = strategy.key
-            self.fields["stop_loss"].initial = strategy.stop_loss
-            self.fields["take_profit"].initial = strategy.take_profit
-            for param in strategy.params:
-                self.fields[PARAM_PREFIX + param.name] = self.param_field(param)
+            self._add_strategy(strategy)
+
+    def _add_strategy(self, strategy: type[Strategy]) -> None:
+        """The strategy's defaults and one field per parameter (bounds left to the strategy)."""
+        self.fields["strategy"].initial = strategy.key
+        self.fields["stop_loss"].initial = percent_of(strategy.stop_loss)
+        self.fields["take_profit"].initial = percent_of(strategy.take_profit)
+        for param in strategy.params:
+            field = param_field(param, grid=self.grid, check_bounds=False)
+            self.fields[PARAM_PREFIX + param.name] = field
 
     def _copy_bounds(self) -> None:
-        """The serializer's bounds as the inputs' ``min``/``max`` (a hint: the server decides)."""
+        """The serializer's bounds as the text inputs' ``min``/``max`` (a hint: the server
+        decides)."""
         declared = self.serializer_class().fields
         for name, field in self.fields.items():
-            spec = declared.get(name)
+            if not isinstance(field, forms.CharField) or name not in declared:
+                continue
             for attr in ("min_value", "max_value"):
-                bound = getattr(spec, attr, None)
+                bound = getattr(declared[name], attr, None)
                 if bound is not None and isinstance(field.widget, forms.NumberInput):
                     field.widget.attrs[attr[:3]] = str(bound)
 
     # --- the parameters ----------------------------------------------------------------------
-
-    def param_field(self, param: Param) -> forms.Field:
-        """One value of the parameter; empty means its default."""
-        label, help_text = param.name, _help(param)
-        if param.kind == "bool":
-            return forms.BooleanField(
-                label=label, help_text=help_text, required=False, initial=param.default
-            )
-        if param.kind == "choice":
-            return forms.ChoiceField(
-                label=label,
-                help_text=help_text,
-                choices=[(key, key) for key in _choices_of(param)],
-                initial=str(param.default),
-            )
-        return forms.CharField(
-            label=label,
-            help_text=help_text,
-            required=False,
-            initial=param.default,
-            widget=forms.NumberInput(attrs=_bounds(param)),
-        )
 
     @property
     def param_fields(self) -> list[forms.BoundField]:
@@ -209,44 +185,39 @@ class RunSettingsForm(forms.Form):
             return PARAM_PREFIX + key
         return None
 
+    def given_params(self) -> dict[str, Any]:
+        """The parameter fields' clean values by parameter name (refused ones left out)."""
+        assert self.strategy_class is not None
+        names = [param.name for param in self.strategy_class.params]
+        return {
+            name: self.cleaned_data[PARAM_PREFIX + name]
+            for name in names
+            if PARAM_PREFIX + name in self.cleaned_data
+        }
+
     def param_values(self) -> dict[str, Any] | None:
         """The parameters, checked by the strategy (None, with field errors, when invalid)."""
         assert self.strategy_class is not None
-        raw: dict[str, Any] = {}
-        for param in self.strategy_class.params:
-            name = PARAM_PREFIX + param.name
-            if name not in self.cleaned_data:
-                continue  # already refused by its field
-            value = self.cleaned_data[name]
-            if param.kind == "bool":
-                raw[param.name] = bool(value)
-            elif param.kind == "choice":
-                raw[param.name] = _choices_of(param)[value]
-            elif value not in (None, ""):
-                number = parse_number(value)
-                if number is None:
-                    self.add_error(name, f"{param.name} must be {param.expectation()}.")
-                    continue
-                raw[param.name] = number
         try:
-            return self.strategy_class.validate(raw)
+            return strategy_values(self.strategy_class, self.given_params())
         except StrategyParamError as exc:
             for key, messages in exc.errors.items():
                 self.add_error(self.field_for(key) if key != NON_FIELD else None, messages)
             return None
 
-    # --- the settings, through the API's serializer -------------------------------------------
+    # --- the specification, through the API's serializer --------------------------------------
 
     def serializer_data(self) -> dict[str, Any]:
         data: dict[str, Any] = {}
         declared: Mapping[str, Any] = self.serializer_class().fields
         for name in declared:
-            if name in self.cleaned_data and name not in self.own_fields:
-                value = self.cleaned_data[name]
-                if value in (None, "") and name in ("stop_loss", "take_profit"):
-                    data[name] = None  # an empty level means "none"
-                elif value not in (None, ""):
-                    data[name] = value
+            if name not in self.cleaned_data or name in self.own_fields:
+                continue
+            value = self.cleaned_data[name]
+            if name in LEVELS:
+                data[name] = None if value is None else value / 100  # empty means "none"
+            elif value not in (None, ""):
+                data[name] = value
         return data
 
     def clean(self) -> dict[str, Any]:
@@ -282,16 +253,16 @@ class RunSettingsForm(forms.Form):
                 self.add_error(field, messages)
 
 
-class BacktestForm(RunSettingsForm):
-    serializer_class = api.BacktestInput
+class BacktestForm(RunSpecForm):
+    serializer_class = BacktestInput
     groups = (MARKET_AND_PERIOD, ACCOUNT_GROUP)
 
     start = _datetime_field("From", "Candles opened from this time…")
     end = _datetime_field("To", "…up to (not including) this time")
 
 
-class ScheduleForm(RunSettingsForm):
-    serializer_class = api.ScheduleInput
+class ScheduleForm(RunSpecForm):
+    serializer_class = ScheduleInput
     groups = (
         ("Schedule", ("name", "cron", "lookback_days", "enabled")),
         ("Market", ("exchange", "symbol", "timeframe")),
@@ -314,14 +285,15 @@ class ScheduleForm(RunSettingsForm):
     enabled = forms.BooleanField(required=False, initial=True, help_text="Run on the schedule")
 
 
-class SweepForm(RunSettingsForm):
+class SweepForm(RunSpecForm):
     """A sweep's grid: each parameter's field takes one value (fixed), a list (``5, 10, 20``) or
     a range (``5:50:5`` = start:stop:step); empty is the parameter's default."""
 
-    serializer_class = api.SweepInput
+    serializer_class = SweepInput
     own_fields = ("grid",)
     groups = (MARKET_AND_PERIOD, ("Ranking", ("rank_by",)), ACCOUNT_GROUP)
     params_legend = "Parameter grid"
+    grid = True
 
     start = _datetime_field("From", "Candles opened from this time…")
     end = _datetime_field("To", "…up to (not including) this time")
@@ -331,31 +303,15 @@ class SweepForm(RunSettingsForm):
         initial="sharpe",
     )
 
-    def param_field(self, param: Param) -> forms.Field:
-        if param.kind == "choice":
-            examples = ", ".join(_choices_of(param))
-        elif param.kind == "bool":
-            examples = "true, false"
-        else:
-            examples = "5, 10, 20 or a range start:stop:step such as 5:50:5"
-        return forms.CharField(
-            label=param.name,
-            required=False,
-            help_text=f"{_help(param)}. One value, or several: {examples}. "
-            f"Empty = the default, {param.default}.",
-        )
-
     def extra_values(self) -> dict[str, Any] | None:
-        assert self.strategy_class is not None
+        """The parameters given one value are fixed; those given several are the grid."""
         fixed: dict[str, Any] = {}
         grid: dict[str, Any] = {}
-        for param in self.strategy_class.params:
-            name = PARAM_PREFIX + param.name
-            axis = self._axis(param, name, str(self.cleaned_data.get(name) or ""))
+        for name, axis in self.given_params().items():
             if isinstance(axis, list) and len(axis) == 1:
-                fixed[param.name] = axis[0]
+                fixed[name] = axis[0]
             elif axis is not None:
-                grid[param.name] = axis
+                grid[name] = axis
         if self.errors:
             return None
         if not grid:
@@ -364,31 +320,6 @@ class SweepForm(RunSettingsForm):
             )
             return None
         return {"grid": grid, "params": fixed}
-
-    def _axis(self, param: Param, name: str, text: str) -> list[Any] | dict[str, Any] | None:
-        """The field's text as a list of values or a range; None when empty or wrong."""
-        text = text.strip()
-        if not text:
-            return None
-        if ":" in text and param.kind in ("int", "float"):
-            numbers = [parse_number(part.strip()) for part in text.split(":")]
-            if len(numbers) != 3 or None in numbers:
-                self.add_error(name, "Write a range as start:stop:step, e.g. 5:50:5.")
-                return None
-            return dict(zip(("start", "stop", "step"), numbers, strict=True))
-        values = [self._value(param, item.strip()) for item in text.split(",") if item.strip()]
-        if any(value is None for value in values):
-            self.add_error(name, f"Each value must be {param.expectation()}.")
-            return None
-        return values
-
-    @staticmethod
-    def _value(param: Param, text: str) -> Any:
-        if param.kind == "bool":
-            return _BOOLEAN_WORDS.get(text.lower())
-        if param.kind == "choice":
-            return _choices_of(param).get(text)
-        return parse_number(text)
 
 
 def default_initial(

@@ -62,6 +62,10 @@ METRIC_KEYS = (
     "final_equity",
     "buy_and_hold_return",
 )
+# What a sweep may be ranked by. Lower is better for LOWER_IS_BETTER; every other metric ranks
+# higher first (max_drawdown is negative, so the shallowest drawdown is the highest).
+RANKABLE_METRICS = tuple(key for key in METRIC_KEYS if key != "trade_count")
+LOWER_IS_BETTER = frozenset({"max_drawdown_duration"})
 
 
 def json_safe(value: float | None) -> float | None:

@@ -19,6 +19,7 @@ from django.db.models import Q
 from django_celery_beat.models import PeriodicTask
 
 from backtests.engine import BacktestSettings
+from backtests.spec import RunSpec
 from markets.timeframes import TIMEFRAMES
 
 MONEY: dict[str, Any] = {"max_digits": 28, "decimal_places": 12}
@@ -34,13 +35,8 @@ class RunStatus(models.TextChoices):
 
 
 ACTIVE_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
-# The fields of RunConfig, as stored.
-CONFIG_FIELDS = (
-    "strategy_id",
-    "params",
-    "exchange",
-    "symbol",
-    "timeframe",
+# The simulated account's fields of RunConfig, and all of its fields, as stored.
+ACCOUNT_FIELDS = (
     "initial_cash",
     "fee_rate",
     "slippage_bps",
@@ -48,6 +44,7 @@ CONFIG_FIELDS = (
     "stop_loss",
     "take_profit",
 )
+CONFIG_FIELDS = ("strategy_id", "params", "exchange", "symbol", "timeframe", *ACCOUNT_FIELDS)
 
 
 class RunConfig(models.Model):
@@ -85,9 +82,11 @@ class RunConfig(models.Model):
     def market_label(self) -> str:
         return f"{self.exchange} {self.symbol} {self.timeframe}"
 
-    def run_settings(self) -> dict[str, Any]:
-        """This configuration as the create services take it (``strategy`` is the key)."""
-        return {"strategy": self.strategy_id, **{f: getattr(self, f) for f in CONFIG_FIELDS[1:]}}
+    def run_spec(self) -> RunSpec:
+        """This configuration as the create services take it."""
+        return RunSpec(
+            strategy=self.strategy_id, **{f: getattr(self, f) for f in CONFIG_FIELDS[1:]}
+        )
 
 
 class BacktestSchedule(RunConfig):
@@ -124,38 +123,59 @@ class BacktestSchedule(RunConfig):
         return f"{self.name} ({self.cron})"
 
 
-class Backtest(RunConfig):
-    """One run of a strategy over the candles opened in [start, end)."""
+class PeriodRun(RunConfig):
+    """A run of a configuration over the candles opened in [start, end), by the workers: what
+    backtests and sweeps share."""
 
     Status = RunStatus
+
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    error = models.TextField(blank=True)
+    candle_count = models.PositiveIntegerField(default=0)
+    task_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def start_ms(self) -> int:
+        return epoch_ms(self.start)
+
+    @property
+    def end_ms(self) -> int:
+        return epoch_ms(self.end)
+
+
+class Backtest(PeriodRun):
+    """One run of a strategy over the candles opened in [start, end)."""
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="backtests"
     )
-    start = models.DateTimeField()
-    end = models.DateTimeField()
-    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)
     progress = models.FloatField(default=0.0, help_text="0..1")
-    error = models.TextField(blank=True)
     metrics = models.JSONField(null=True, blank=True)
     equity = models.JSONField(
         default=list, blank=True, help_text="[[time_ms, equity], ...], thinned for charts"
     )
-    candle_count = models.PositiveIntegerField(default=0)
     trade_count = models.PositiveIntegerField(default=0)
     schedule = models.ForeignKey(
         BacktestSchedule, on_delete=models.SET_NULL, null=True, blank=True, related_name="runs"
     )
-    task_id = models.CharField(max_length=64, blank=True)
     enqueued_at = models.DateTimeField(
         null=True, blank=True, help_text="When its task message was last sent"
     )
     worker = models.CharField(max_length=200, blank=True, help_text="Worker of the last attempt")
     attempts = models.PositiveSmallIntegerField(default=0)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         db_table = "backtests"
@@ -173,18 +193,6 @@ class Backtest(RunConfig):
 
     def __str__(self) -> str:
         return f"Backtest {self.pk} {self.strategy_id} {self.market_label} ({self.status})"
-
-    @property
-    def is_active(self) -> bool:
-        return self.status in ACTIVE_STATUSES
-
-    @property
-    def start_ms(self) -> int:
-        return epoch_ms(self.start)
-
-    @property
-    def end_ms(self) -> int:
-        return epoch_ms(self.end)
 
 
 class BacktestTrade(models.Model):
@@ -224,35 +232,23 @@ class BacktestTrade(models.Model):
         return f"{self.side} {self.qty} @ {self.entry_price} → {self.exit_price}"
 
 
-class Sweep(RunConfig):
+class Sweep(PeriodRun):
     """A grid of parameter combinations of one strategy, each run as a :class:`SweepRun`.
 
     ``params`` holds the parameters shared by every combination (those not in the grid).
     """
 
-    Status = RunStatus
-
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sweeps"
     )
-    start = models.DateTimeField()
-    end = models.DateTimeField()
     grid = models.JSONField(help_text="{param: [values, ...]}, as expanded from the request")
     rank_by = models.CharField(max_length=32)
-    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)
-    error = models.TextField(blank=True)
     combination_count = models.PositiveIntegerField(default=0)
     skipped_count = models.PositiveIntegerField(
         default=0, help_text="Grid combinations the strategy rejects (e.g. fast >= slow)"
     )
     done_count = models.PositiveIntegerField(default=0)
     failed_count = models.PositiveIntegerField(default=0)
-    candle_count = models.PositiveIntegerField(default=0)
-    task_id = models.CharField(max_length=64, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         db_table = "sweeps"
@@ -272,14 +268,6 @@ class Sweep(RunConfig):
     def progress(self) -> float:
         finished = self.done_count + self.failed_count
         return finished / self.combination_count if self.combination_count else 0.0
-
-    @property
-    def start_ms(self) -> int:
-        return epoch_ms(self.start)
-
-    @property
-    def end_ms(self) -> int:
-        return epoch_ms(self.end)
 
 
 class SweepRun(models.Model):

@@ -22,9 +22,8 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from accounts.models import User
-from backtests.metrics import max_drawdown
+from backtests.metrics import LOWER_IS_BETTER, max_drawdown
 from backtests.models import Backtest, BacktestSchedule, BacktestTrade, RunStatus, Sweep, SweepRun
-from backtests.services.sweeps import LOWER_IS_BETTER, sweep_ranking
 from markets import selectors as market_selectors
 from markets.exchanges.markets import get_catalog
 from markets.models import Candle
@@ -102,6 +101,22 @@ def sweep_get(*, user: User, pk: int) -> Sweep:
 def sweep_failure_list(*, sweep: Sweep) -> QuerySet[SweepRun]:
     """The combinations that failed, in grid order (the ranking holds the finished ones)."""
     return sweep.runs.filter(status=RunStatus.FAILED).order_by("seq").only("params", "error")
+
+
+def sweep_ranking(*, sweep: Sweep, limit: int | None = None) -> list[SweepRun]:
+    """The finished combinations, best first by ``sweep.rank_by``; those without a value (no
+    trades, so no Sharpe) last, in grid order."""
+    runs = list(sweep.runs.filter(status=RunStatus.DONE).order_by("seq"))
+    lower_first = sweep.rank_by in LOWER_IS_BETTER
+
+    def key(run: SweepRun) -> tuple[bool, float]:
+        value = (run.metrics or {}).get(sweep.rank_by)
+        if value is None or not math.isfinite(value):
+            return (True, 0.0)
+        return (False, value if lower_first else -value)
+
+    ranked = sorted(runs, key=key)
+    return ranked if limit is None else ranked[:limit]
 
 
 def schedule_list(*, user: User) -> QuerySet[BacktestSchedule]:

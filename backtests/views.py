@@ -23,12 +23,13 @@ from backtests.forms import (
     PARAM_PREFIX,
     SWITCH_STRATEGY,
     BacktestForm,
-    RunSettingsForm,
+    RunSpecForm,
     ScheduleForm,
     SweepForm,
     default_initial,
 )
-from backtests.models import ACTIVE_STATUSES, Backtest, BacktestSchedule, RunStatus, Sweep
+from backtests.models import Backtest, BacktestSchedule, RunStatus, Sweep
+from backtests.spec import split_spec
 from strategies import selectors as strategy_selectors
 from strategies.models import Strategy as StrategyRow
 from strategies.registry import active
@@ -41,18 +42,19 @@ RANKING_ROWS = 100
 HISTORY_PAGE_SIZE = 25
 
 
-# --- forms, shared by the three "new" pages -----------------------------------------------------
+# --- shared by the three kinds of run -----------------------------------------------------------
 
 
 def _create_page(
     request: AuthenticatedHttpRequest,
-    form_class: type[RunSettingsForm],
+    form_class: type[RunSpecForm],
     template: str,
     create: Callable[..., Any],
-    created: Callable[[Any], HttpResponse],
+    created: Callable[[Any], tuple[str, str]],
 ) -> HttpResponse:
-    """A "new" page: the form for the strategy asked for (posted, ``?strategy=``, or the first);
-    a valid post is handed to ``create(user=..., **validated)`` and its result to ``created``.
+    """A "new" page: the form for the strategy asked for (posted, ``?strategy=``, or the first).
+    A valid post is handed to ``create(user=..., spec=..., **the rest)``; ``created`` of its
+    result gives the message to show and the URL name of the page to open (with its pk).
 
     A post with ``switch_strategy`` only changes the strategy: the form comes back unbound,
     keeping what was typed except the old strategy's parameters.
@@ -67,11 +69,16 @@ def _create_page(
         strategy = active().get(key) if key in usable else None
         form = form_class(request.POST, strategies=rows, strategy=strategy)
         if form.is_valid():
+            spec, rest = split_spec(form.validated)
             try:
-                return created(create(user=request.user, **form.validated))
+                run = create(user=request.user, spec=spec, **rest)
             except AppError as error:
                 form.attach_error(error)
                 refusal = error
+            else:
+                message, detail = created(run)
+                messages.success(request, message)
+                return redirect(detail, pk=run.pk)
     else:
         key = key if key in usable else (rows[0].key if rows else None)
         markets = selectors.candle_market_list()
@@ -86,11 +93,11 @@ def _create_page(
 
 def _unbound_form(
     request: AuthenticatedHttpRequest,
-    form_class: type[RunSettingsForm],
+    form_class: type[RunSpecForm],
     rows: list[StrategyRow],
     key: str | None,
     markets: list[dict[str, Any]],
-) -> RunSettingsForm:
+) -> RunSpecForm:
     """A new form for strategy ``key``, filled with what was posted when switching to it."""
     initial = default_initial(markets=markets)
     if request.method == "POST":
@@ -98,6 +105,17 @@ def _unbound_form(
         initial |= kept | {"strategy": key}
     strategy = active().get(key) if key is not None else None
     return form_class(strategies=rows, strategy=strategy, initial=initial)
+
+
+def _cancelled(
+    request: AuthenticatedHttpRequest, run: Backtest | Sweep, *, kind: str, detail: str
+) -> HttpResponse:
+    """What a cancel did to ``run``, said on its page (``detail``, a URL name)."""
+    if run.status == RunStatus.CANCELLED:
+        messages.success(request, f"{kind} #{run.pk} cancelled.")
+    else:
+        messages.info(request, f"{kind} #{run.pk} had already finished ({run.status}).")
+    return redirect(detail, pk=run.pk)
 
 
 # --- backtests ----------------------------------------------------------------------------------
@@ -117,9 +135,8 @@ def backtest_list_view(request: AuthenticatedHttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def backtest_create_view(request: AuthenticatedHttpRequest) -> HttpResponse:
-    def created(backtest: Backtest) -> HttpResponse:
-        messages.success(request, f"Backtest #{backtest.pk} queued.")
-        return redirect("backtests:backtest-detail", pk=backtest.pk)
+    def created(backtest: Backtest) -> tuple[str, str]:
+        return f"Backtest #{backtest.pk} queued.", "backtests:backtest-detail"
 
     return _create_page(
         request, BacktestForm, "backtests/backtest_form.html", services.backtest_create, created
@@ -143,11 +160,7 @@ def backtest_detail_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResp
 def backtest_cancel_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     backtest = selectors.backtest_get(user=request.user, pk=pk)
     backtest = services.backtest_cancel(backtest=backtest)
-    if backtest.status == RunStatus.CANCELLED:
-        messages.success(request, f"Backtest #{backtest.pk} cancelled.")
-    else:
-        messages.info(request, f"Backtest #{backtest.pk} had already finished ({backtest.status}).")
-    return redirect("backtests:backtest-detail", pk=backtest.pk)
+    return _cancelled(request, backtest, kind="Backtest", detail="backtests:backtest-detail")
 
 
 # --- sweeps -------------------------------------------------------------------------------------
@@ -164,11 +177,9 @@ def sweep_list_view(request: AuthenticatedHttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def sweep_create_view(request: AuthenticatedHttpRequest) -> HttpResponse:
-    def created(sweep: Sweep) -> HttpResponse:
-        messages.success(
-            request, f"Sweep #{sweep.pk} queued: {sweep.combination_count} combinations."
-        )
-        return redirect("backtests:sweep-detail", pk=sweep.pk)
+    def created(sweep: Sweep) -> tuple[str, str]:
+        message = f"Sweep #{sweep.pk} queued: {sweep.combination_count} combinations."
+        return message, "backtests:sweep-detail"
 
     return _create_page(
         request, SweepForm, "backtests/sweep_form.html", services.sweep_create, created
@@ -181,12 +192,12 @@ def sweep_detail_view(request: AuthenticatedHttpRequest, pk: int) -> HttpRespons
     sweep = selectors.sweep_get(user=request.user, pk=pk)
     context = {
         "sweep": sweep,
-        "active": sweep.status in ACTIVE_STATUSES,
+        "active": sweep.is_active,
         "varying": selectors.sweep_varying_params(sweep=sweep),
         "heat_map": selectors.sweep_heat_map(
             sweep=sweep, x=request.GET.get("x"), y=request.GET.get("y")
         ),
-        "ranking": services.sweep_ranking(sweep=sweep, limit=RANKING_ROWS),
+        "ranking": selectors.sweep_ranking(sweep=sweep, limit=RANKING_ROWS),
         "ranking_limit": RANKING_ROWS,
         "failures": selectors.sweep_failure_list(sweep=sweep),
     }
@@ -198,11 +209,7 @@ def sweep_detail_view(request: AuthenticatedHttpRequest, pk: int) -> HttpRespons
 def sweep_cancel_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     sweep = selectors.sweep_get(user=request.user, pk=pk)
     sweep = services.sweep_cancel(sweep=sweep)
-    if sweep.status == RunStatus.CANCELLED:
-        messages.success(request, f"Sweep #{sweep.pk} cancelled.")
-    else:
-        messages.info(request, f"Sweep #{sweep.pk} had already finished ({sweep.status}).")
-    return redirect("backtests:sweep-detail", pk=sweep.pk)
+    return _cancelled(request, sweep, kind="Sweep", detail="backtests:sweep-detail")
 
 
 # --- schedules ----------------------------------------------------------------------------------
@@ -218,9 +225,8 @@ def schedule_list_view(request: AuthenticatedHttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def schedule_create_view(request: AuthenticatedHttpRequest) -> HttpResponse:
-    def created(schedule: BacktestSchedule) -> HttpResponse:
-        messages.success(request, f"Schedule “{schedule.name}” saved.")
-        return redirect("backtests:schedule-detail", pk=schedule.pk)
+    def created(schedule: BacktestSchedule) -> tuple[str, str]:
+        return f"Schedule “{schedule.name}” saved.", "backtests:schedule-detail"
 
     return _create_page(
         request, ScheduleForm, "backtests/schedule_form.html", services.schedule_create, created

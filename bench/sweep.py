@@ -192,23 +192,27 @@ def timed_sweep(
 
     from backtests import services
     from backtests.models import ACTIVE_STATUSES, RunStatus, Sweep
+    from backtests.spec import RunSpec
 
     settings.BACKTESTS_QUEUE = workers.queue
     cpu_before = workers.cpu_seconds()
     started = time.perf_counter()
-    sweep = services.sweep_create(
-        user=user,
+    spec = RunSpec(
         strategy="ma_cross",
-        grid=grid,
         params={"ma": "sma"},
-        rank_by="sharpe",
         exchange=EXCHANGE,
         symbol=SYMBOL,
         timeframe=TIMEFRAME,
-        start=START,
-        end=START + size * MINUTE,
         initial_cash=Decimal(10_000),
         fee_rate=Decimal("0.001"),
+    )
+    sweep = services.sweep_create(
+        user=user,
+        spec=spec,
+        start=START,
+        end=START + size * MINUTE,
+        grid=grid,
+        rank_by="sharpe",
     )
     while (status := Sweep.objects.get(pk=sweep.pk).status) in ACTIVE_STATUSES:
         time.sleep(POLL_SECONDS)

@@ -10,6 +10,7 @@ from bots.models import Bot
 from bots.services.lifecycle import MAX_REPLAY_SPEED, BotConfig
 from markets.models import ExchangeAccount
 from markets.timeframes import TIMEFRAMES
+from strategies.forms import percent_field
 
 
 class BotStopForm(forms.Form):
@@ -59,14 +60,12 @@ class BotForm(forms.Form):
         label="Amount", help_text="A fraction of the free quote balance in (0, 1], or quote",
     )  # fmt: skip
     max_position = _optional_amount("Largest position value (quote); empty = none")
-    stop_loss_pct = forms.DecimalField(
-        required=False, max_digits=7, decimal_places=3, min_value=Decimal("0.001"),
-        max_value=Decimal("99.999"), label="Stop loss %", help_text="Below the entry price",
-    )  # fmt: skip
-    take_profit_pct = forms.DecimalField(
-        required=False, max_digits=7, decimal_places=3, min_value=Decimal("0.001"),
-        max_value=Decimal("9999.999"), label="Take profit %", help_text="Above the entry price",
-    )  # fmt: skip
+    stop_loss_pct = percent_field(
+        "Stop loss %", "Below the entry price", max_value=Decimal("99.999"), decimal_places=3
+    )
+    take_profit_pct = percent_field(
+        "Take profit %", "Above the entry price", max_value=Decimal("9999.999"), decimal_places=3
+    )
     daily_loss_limit = _optional_amount("Stop and flatten at this day's loss (quote); empty = none")
 
     def __init__(self, *args: Any, user: Any, strategies: list[tuple[str, str]], **kwargs: Any):

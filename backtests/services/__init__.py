@@ -9,6 +9,7 @@ from backtests.services.backtests import (
     backtests_fail_stale,
     backtests_requeue_lost,
 )
+from backtests.services.config import run_spec_check
 from backtests.services.schedules import (
     parse_cron,
     schedule_create,
@@ -18,19 +19,17 @@ from backtests.services.schedules import (
     schedule_update,
 )
 from backtests.services.sweeps import (
-    RANKABLE_METRICS,
     sweep_cancel,
     sweep_create,
     sweep_delete,
     sweep_finish,
-    sweep_ranking,
+    sweep_rerun,
     sweep_run_execute,
     sweeps_fail_stale,
     sweeps_requeue_lost,
 )
 
 __all__ = [
-    "RANKABLE_METRICS",
     "backtest_cancel",
     "backtest_create",
     "backtest_delete",
@@ -39,6 +38,7 @@ __all__ = [
     "backtests_fail_stale",
     "backtests_requeue_lost",
     "parse_cron",
+    "run_spec_check",
     "schedule_create",
     "schedule_delete",
     "schedule_run",
@@ -48,7 +48,7 @@ __all__ = [
     "sweep_create",
     "sweep_delete",
     "sweep_finish",
-    "sweep_ranking",
+    "sweep_rerun",
     "sweep_run_execute",
     "sweeps_fail_stale",
     "sweeps_requeue_lost",

@@ -32,31 +32,28 @@ from django.utils import timezone
 
 from accounts.models import User
 from backtests.engine import EXIT_REASONS, BacktestResult
-from backtests.events import BacktestStatusData
+from backtests.events import backtest_status_data
 from backtests.models import ACTIVE_STATUSES, Backtest, BacktestSchedule, BacktestTrade, RunStatus
 from backtests.runner import run_backtest
-from backtests.services.config import (
-    Level,
-    check_quota,
-    checked_period,
-    run_config,
-    usable_strategy,
-    validated_params,
-)
+from backtests.services.config import check_quota, checked_period, run_spec_check
 from backtests.services.heartbeat import Heartbeat
+from backtests.services.runs import (
+    EXPECTED_ERRORS,
+    PROGRESS_EVERY_SECONDS,
+    publish_status,
+    requeue_overdue,
+    unqueued,
+)
+from backtests.spec import RunSpec
 from markets import selectors as market_selectors
-from strategies.registry import UnknownStrategyError, active
-from tradingbot.events import object_event, object_groups, publish_after_commit
+from strategies.registry import active
 from tradingbot.logconfig import context
+from tradingbot.tasks import enqueue as enqueue_task
 
 logger = logging.getLogger(__name__)
 
+RUN_TASK = "backtests.tasks.run_backtest_task"
 TRADE_BATCH = 2000
-PROGRESS_EVERY_SECONDS = 0.5
-# Failures whose message is safe and useful to show the user as it is: the engine's and the
-# strategies' own errors (StrategyParamError, StrategyInputError, StrategyOutputError are
-# ValueErrors) and a strategy that has left the registry.
-EXPECTED_ERRORS = (ValueError, UnknownStrategyError)
 
 
 class _Stopped(Exception):
@@ -66,19 +63,9 @@ class _Stopped(Exception):
 def backtest_create(
     *,
     user: User,
-    strategy: str,
-    params: dict[str, Any] | None,
-    exchange: str,
-    symbol: str,
-    timeframe: str,
+    spec: RunSpec,
     start: datetime,
     end: datetime,
-    initial_cash: Decimal,
-    fee_rate: Decimal,
-    slippage_bps: Decimal = Decimal(0),
-    position_size: Decimal = Decimal(1),
-    stop_loss: Level = ...,
-    take_profit: Level = ...,
     schedule: BacktestSchedule | None = None,
     enqueue: bool = True,
 ) -> Backtest:
@@ -87,22 +74,9 @@ def backtest_create(
     ``enqueue=False`` leaves it queued for the caller to run with :func:`backtest_execute`
     (the demo seed does, before any worker or broker is up).
     """
-    strategy_class = usable_strategy(strategy)
-    config = run_config(
-        strategy=strategy_class,
-        params=validated_params(strategy_class, params),
-        exchange=exchange,
-        symbol=symbol,
-        timeframe=timeframe,
-        initial_cash=initial_cash,
-        fee_rate=fee_rate,
-        slippage_bps=slippage_bps,
-        position_size=position_size,
-        stop_loss=stop_loss,
-        take_profit=take_profit,
-    )
+    checked = run_spec_check(spec=spec)
     candle_count = checked_period(
-        exchange=exchange, symbol=symbol, timeframe=timeframe, start=start, end=end
+        exchange=spec.exchange, symbol=spec.symbol, timeframe=spec.timeframe, start=start, end=end
     )
     with transaction.atomic():
         User.objects.select_for_update().filter(pk=user.pk).first()  # one create at a time
@@ -115,7 +89,7 @@ def backtest_create(
             schedule=schedule,
             task_id=str(uuid.uuid4()),
             enqueued_at=timezone.now(),
-            **config,
+            **checked.fields,
         )
         # "queued" is published before the task is sent (on-commit callbacks run in order):
         # the other way round, a fast worker's "running" could reach clients before it, and a
@@ -128,7 +102,7 @@ def backtest_create(
         extra=context(
             backtest_id=backtest.pk,
             user_id=user.pk,
-            strategy=strategy,
+            strategy=spec.strategy,
             market=backtest.market_label,
             candles=candle_count,
             schedule_id=schedule.pk if schedule else None,
@@ -141,10 +115,10 @@ def backtest_rerun(*, backtest: Backtest) -> Backtest:
     """A new backtest with the same configuration and period (checked again, as if new)."""
     return backtest_create(
         user=backtest.user,
+        spec=backtest.run_spec(),
         start=backtest.start,
         end=backtest.end,
         schedule=backtest.schedule,
-        **backtest.run_settings(),
     )
 
 
@@ -159,24 +133,7 @@ def _enqueue(backtest: Backtest) -> None:
 
 
 def _send(backtest: Backtest) -> None:
-    from backtests.tasks import run_backtest_task
-
-    run_backtest_task.apply_async(
-        args=[backtest.pk], task_id=backtest.task_id, queue=settings.BACKTESTS_QUEUE
-    )
-
-
-def unqueued(model: type[Backtest] | type[Any], pk: int, *, cause: Exception, event: Any) -> None:
-    """The broker refused a task for a committed run: fail the run rather than leave it queued
-    for ever (the user can re-run it once the queue is back)."""
-    logger.error("tasks.enqueue_failed", exc_info=cause, extra=context(model=model.__name__, id=pk))
-    failed = model.objects.filter(pk=pk, status=RunStatus.QUEUED).update(
-        status=RunStatus.FAILED,
-        error="The task queue could not be reached. Try again in a moment.",
-        finished_at=timezone.now(),
-    )
-    if failed:
-        event(model.objects.get(pk=pk))
+    enqueue_task(RUN_TASK, backtest.pk, queue=settings.BACKTESTS_QUEUE, task_id=backtest.task_id)
 
 
 def backtest_cancel(*, backtest: Backtest) -> Backtest:
@@ -416,25 +373,8 @@ class _Progress:
             _publish(self.backtest)
 
 
-def backtest_status_data(backtest: Backtest) -> BacktestStatusData:
-    return {
-        "status": backtest.status,
-        "progress": round(backtest.progress, 4),
-        "error": backtest.error,
-    }
-
-
 def _publish(backtest: Backtest) -> None:
-    publish_after_commit(
-        object_groups("backtest", backtest.pk, backtest.user_id),
-        object_event(
-            "backtest",
-            "status",
-            object_id=backtest.pk,
-            owner_id=backtest.user_id,
-            data=backtest_status_data(backtest),
-        ),
-    )
+    publish_status("backtest", backtest, backtest_status_data(backtest))
 
 
 # --- Housekeeping ------------------------------------------------------------------------------
@@ -449,25 +389,8 @@ def backtests_requeue_lost(*, now: datetime | None = None) -> int:
     """
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.BACKTEST_REQUEUE_SECONDS)
-    resent = 0
-    for backtest in Backtest.objects.filter(status=RunStatus.QUEUED, enqueued_at__lt=cutoff):
-        stamped = Backtest.objects.filter(
-            pk=backtest.pk, status=RunStatus.QUEUED, enqueued_at__lt=cutoff
-        ).update(enqueued_at=now)
-        if not stamped:
-            continue
-        try:
-            _send(backtest)
-        except Exception as exc:  # the broker is down: the next round tries again
-            logger.warning(
-                "backtests.requeue_failed",
-                extra=context(backtest_id=backtest.pk, error=type(exc).__name__),
-            )
-            break
-        resent += 1
-    if resent:
-        logger.warning("backtests.requeued", extra=context(count=resent))
-    return resent
+    overdue = Backtest.objects.filter(status=RunStatus.QUEUED, enqueued_at__lt=cutoff)
+    return requeue_overdue(overdue, cutoff=cutoff, now=now, send=_send, name="backtests")
 
 
 def backtests_fail_stale(*, now: datetime | None = None) -> int:

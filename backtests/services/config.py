@@ -6,55 +6,56 @@ Each raises :class:`~tradingbot.errors.AppError` with a stable code, so the API 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from types import EllipsisType
 from typing import Any
 
 from django.conf import settings
 
 from accounts.models import User
 from backtests.models import ACTIVE_STATUSES, Backtest, Sweep, epoch_ms
+from backtests.spec import Level, RunSpec
 from markets import selectors as market_selectors
 from markets.services import check_symbol
 from strategies.base import Strategy
 from strategies.services import usable_strategy, validated_params
 from tradingbot.errors import AppError
 
-# ``...`` for stop_loss / take_profit means "not given": the strategy's default applies.
-Level = Decimal | None | EllipsisType
-__all__ = ["usable_strategy", "validated_params"]  # shared with the bots app
+
+@dataclass(frozen=True)
+class CheckedSpec:
+    """A :class:`RunSpec` that passed :func:`run_spec_check`."""
+
+    strategy: type[Strategy]
+    fields: dict[str, Any]  # those of a RunConfig row, ready to store
 
 
-def run_config(
-    *,
-    strategy: type[Strategy],
-    params: dict[str, Any],
-    exchange: str,
-    symbol: str,
-    timeframe: str,
-    initial_cash: Decimal,
-    fee_rate: Decimal,
-    slippage_bps: Decimal = Decimal(0),
-    position_size: Decimal = Decimal(1),
-    stop_loss: Level = ...,
-    take_profit: Level = ...,
-) -> dict[str, Any]:
-    """The fields of a :class:`~backtests.models.RunConfig`, checked (``params`` already are)."""
-    check_symbol(exchange=exchange, symbol=symbol)
-    return {
+def run_spec_check(*, spec: RunSpec, partial_params: bool = False) -> CheckedSpec:
+    """Check ``spec``: a strategy that is usable, its parameters, a market the exchange lists.
+
+    The stored parameters are the validated ones, complete with their defaults; with
+    ``partial_params`` (a sweep's fixed parameters, checked with its grid) they are kept as
+    given. A level left out (``...``) takes the strategy's default. Raises AppError
+    (``unknown_strategy``, ``strategy_disabled``, ``invalid_params``, ``unknown_symbol``).
+    """
+    strategy = usable_strategy(spec.strategy)
+    params = dict(spec.params) if partial_params else validated_params(strategy, spec.params)
+    check_symbol(exchange=spec.exchange, symbol=spec.symbol)
+    fields = {
         "strategy_id": strategy.key,
         "params": params,
-        "exchange": exchange,
-        "symbol": symbol,
-        "timeframe": timeframe,
-        "initial_cash": initial_cash,
-        "fee_rate": fee_rate,
-        "slippage_bps": slippage_bps,
-        "position_size": position_size,
-        "stop_loss": _level(stop_loss, strategy.stop_loss),
-        "take_profit": _level(take_profit, strategy.take_profit),
+        "exchange": spec.exchange,
+        "symbol": spec.symbol,
+        "timeframe": spec.timeframe,
+        "initial_cash": spec.initial_cash,
+        "fee_rate": spec.fee_rate,
+        "slippage_bps": spec.slippage_bps,
+        "position_size": spec.position_size,
+        "stop_loss": _level(spec.stop_loss, strategy.stop_loss),
+        "take_profit": _level(spec.take_profit, strategy.take_profit),
     }
+    return CheckedSpec(strategy=strategy, fields=fields)
 
 
 def _level(given: Level, default: float | None) -> Decimal | None:

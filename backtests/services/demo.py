@@ -9,6 +9,7 @@ from decimal import Decimal
 from accounts.models import User
 from backtests.models import Backtest, RunStatus
 from backtests.services.backtests import backtest_create, backtest_execute
+from backtests.spec import RunSpec
 from markets.candles import SAMPLE_TIMEFRAME
 from markets.models import Candle
 from tradingbot.logconfig import context
@@ -34,17 +35,20 @@ def demo_backtest_seed(*, trader: User) -> Backtest:
     first, last = times.values_list("open_time", flat=True).first(), times.last()
     if first is None or last is None:
         raise ValueError("No demo candles stored: load the sample first")
-    backtest = backtest_create(
-        user=trader,
+    spec = RunSpec(
         strategy=DEMO_STRATEGY,
         params=DEMO_PARAMS,
         exchange=DEMO_MARKET["exchange"],
         symbol=DEMO_MARKET["symbol"],
         timeframe=DEMO_MARKET["timeframe"],
-        start=datetime.fromtimestamp(first / 1000, tz=UTC),
-        end=datetime.fromtimestamp((last.open_time + 1) / 1000, tz=UTC),
         initial_cash=Decimal(10_000),
         fee_rate=Decimal("0.001"),
+    )
+    backtest = backtest_create(
+        user=trader,
+        spec=spec,
+        start=datetime.fromtimestamp(first / 1000, tz=UTC),
+        end=datetime.fromtimestamp((last.open_time + 1) / 1000, tz=UTC),
         enqueue=False,
     )
     backtest_execute(backtest_id=backtest.pk, worker="seed")

@@ -16,8 +16,6 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
-from typing import Any
 
 from celery.schedules import ParseException, crontab
 from django.conf import settings
@@ -28,7 +26,8 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask
 from accounts.models import User
 from backtests.models import CONFIG_FIELDS, Backtest, BacktestSchedule, RunStatus
 from backtests.services.backtests import backtest_create
-from backtests.services.config import Level, run_config, usable_strategy, validated_params
+from backtests.services.config import run_spec_check
+from backtests.spec import RunSpec
 from markets.timeframes import timeframe_ms
 from tradingbot.errors import AppError
 from tradingbot.logconfig import context
@@ -82,49 +81,26 @@ def _invalid_cron(reason: str) -> AppError:
 def schedule_create(
     *,
     user: User,
+    spec: RunSpec,
     name: str,
     cron: str,
     lookback_days: int,
-    strategy: str,
-    params: dict[str, Any] | None,
-    exchange: str,
-    symbol: str,
-    timeframe: str,
-    initial_cash: Decimal,
-    fee_rate: Decimal,
-    slippage_bps: Decimal = Decimal(0),
-    position_size: Decimal = Decimal(1),
-    stop_loss: Level = ...,
-    take_profit: Level = ...,
     enabled: bool = True,
 ) -> BacktestSchedule:
     """Store a schedule and its periodic task (both or neither)."""
-    spec = parse_cron(cron)
+    timing = parse_cron(cron)
     _check_lookback(lookback_days)
-    strategy_class = usable_strategy(strategy)
-    config = run_config(
-        strategy=strategy_class,
-        params=validated_params(strategy_class, params),
-        exchange=exchange,
-        symbol=symbol,
-        timeframe=timeframe,
-        initial_cash=initial_cash,
-        fee_rate=fee_rate,
-        slippage_bps=slippage_bps,
-        position_size=position_size,
-        stop_loss=stop_loss,
-        take_profit=take_profit,
-    )
+    checked = run_spec_check(spec=spec)
     if BacktestSchedule.objects.filter(user=user, name=name).exists():
         raise _duplicate_name(name)
     with _unique_name(name), transaction.atomic():
         schedule = BacktestSchedule.objects.create(
             user=user,
             name=name,
-            cron=" ".join(spec.values()),
+            cron=" ".join(timing.values()),
             lookback_days=lookback_days,
             enabled=enabled,
-            **config,
+            **checked.fields,
         )
         schedule_sync_beat(schedule=schedule)
     logger.info(
@@ -240,7 +216,7 @@ def schedule_run(*, schedule_id: int, now: datetime | None = None) -> Backtest |
     BacktestSchedule.objects.filter(pk=schedule.pk).update(last_run_at=fired_at)
     try:
         return backtest_create(
-            user=schedule.user, start=start, end=end, schedule=schedule, **schedule.run_settings()
+            user=schedule.user, spec=schedule.run_spec(), start=start, end=end, schedule=schedule
         )
     except AppError as exc:
         return _failed_run(schedule, start, end, exc)

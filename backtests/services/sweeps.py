@@ -2,7 +2,7 @@
 
 The combinations of a sweep are independent tasks on the backtests queue, so every worker on
 every machine takes some; the chord's callback closes the sweep once all have finished (the
-ranking by ``rank_by`` is computed on read, :func:`sweep_ranking`). Each
+ranking by ``rank_by`` is computed on read, ``selectors.sweep_ranking``). Each
 combination records its own result (``done`` with metrics, or ``failed`` with the error) and
 never raises, so one bad combination cannot stall the chord.
 
@@ -17,11 +17,10 @@ sent again by :func:`sweeps_requeue_lost`.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import pandas as pd
@@ -33,31 +32,34 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.models import User
-from backtests.events import SweepStatusData
-from backtests.grid import GridError, expand_grid
-from backtests.metrics import METRIC_KEYS
+from backtests import selectors
+from backtests.events import sweep_status_data
+from backtests.grid import ExpandedGrid, GridError, expand_grid
+from backtests.metrics import RANKABLE_METRICS
 from backtests.models import ACTIVE_STATUSES, RunStatus, Sweep, SweepRun
 from backtests.runner import run_backtest
-from backtests.services.backtests import EXPECTED_ERRORS, PROGRESS_EVERY_SECONDS, unqueued
-from backtests.services.config import (
-    Level,
-    check_quota,
-    checked_period,
-    run_config,
-    usable_strategy,
-)
+from backtests.services.config import check_quota, checked_period, run_spec_check
 from backtests.services.heartbeat import Heartbeat
+from backtests.services.runs import (
+    EXPECTED_ERRORS,
+    PROGRESS_EVERY_SECONDS,
+    publish_status,
+    requeue_overdue,
+    unqueued,
+)
+from backtests.spec import RunSpec
 from markets import selectors as market_selectors
+from strategies.base import Strategy
 from strategies.registry import active
 from tradingbot.errors import AppError
-from tradingbot.events import object_event, object_groups, publish_after_commit
 from tradingbot.logconfig import context
+from tradingbot.tasks import enqueue as enqueue_task
+from tradingbot.tasks import task_signature
 
 logger = logging.getLogger(__name__)
 
-# Lower is better for these; every other metric ranks higher first (max_drawdown is negative).
-LOWER_IS_BETTER = frozenset({"max_drawdown_duration"})
-RANKABLE_METRICS = tuple(key for key in METRIC_KEYS if key != "trade_count")
+COMBINATION_TASK = "backtests.tasks.run_sweep_combination_task"
+FINISH_TASK = "backtests.tasks.finish_sweep_task"
 CANDLE_CACHE_SIZE = 2
 _candle_cache: OrderedDict[int, pd.DataFrame] = OrderedDict()
 _last_progress_event: OrderedDict[int, float] = OrderedDict()
@@ -66,51 +68,21 @@ _last_progress_event: OrderedDict[int, float] = OrderedDict()
 def sweep_create(
     *,
     user: User,
-    strategy: str,
-    grid: Any,
-    params: dict[str, Any] | None,
-    rank_by: str,
-    exchange: str,
-    symbol: str,
-    timeframe: str,
+    spec: RunSpec,
     start: datetime,
     end: datetime,
-    initial_cash: Decimal,
-    fee_rate: Decimal,
-    slippage_bps: Decimal = Decimal(0),
-    position_size: Decimal = Decimal(1),
-    stop_loss: Level = ...,
-    take_profit: Level = ...,
+    grid: Any,
+    rank_by: str,
 ) -> Sweep:
-    """Check the grid and the rest, store the sweep and its combinations, launch the chord."""
-    strategy_class = usable_strategy(strategy)
-    if rank_by not in RANKABLE_METRICS:
-        raise AppError(
-            "validation_error",
-            "The request has invalid fields.",
-            details={"rank_by": [f"one of {', '.join(RANKABLE_METRICS)}"]},
-        )
-    try:
-        expanded = expand_grid(
-            strategy_class, grid, params, max_combinations=settings.SWEEP_MAX_COMBINATIONS
-        )
-    except GridError as exc:
-        raise AppError(exc.code, str(exc), details=exc.errors) from None
-    config = run_config(
-        strategy=strategy_class,
-        params=dict(params or {}),
-        exchange=exchange,
-        symbol=symbol,
-        timeframe=timeframe,
-        initial_cash=initial_cash,
-        fee_rate=fee_rate,
-        slippage_bps=slippage_bps,
-        position_size=position_size,
-        stop_loss=stop_loss,
-        take_profit=take_profit,
-    )
+    """Check the grid and the rest, store the sweep and its combinations, launch the chord.
+
+    ``spec.params`` are the parameters fixed for every combination; ``grid`` maps the others to
+    their values (a list, or a ``{"start", "stop", "step"}`` range).
+    """
+    checked = run_spec_check(spec=spec, partial_params=True)
+    expanded = _expanded_grid(checked.strategy, grid, spec.params, rank_by)
     candle_count = checked_period(
-        exchange=exchange, symbol=symbol, timeframe=timeframe, start=start, end=end
+        exchange=spec.exchange, symbol=spec.symbol, timeframe=spec.timeframe, start=start, end=end
     )
     with transaction.atomic():
         User.objects.select_for_update().filter(pk=user.pk).first()
@@ -124,13 +96,9 @@ def sweep_create(
             combination_count=len(expanded.combinations),
             skipped_count=expanded.skipped,
             candle_count=candle_count,
-            **config,
+            **checked.fields,
         )
-        runs = SweepRun.objects.bulk_create(
-            SweepRun(sweep=sweep, seq=seq, params=combination, enqueued_at=sweep.created_at)
-            for seq, combination in enumerate(expanded.combinations)
-        )
-        run_ids = [run.pk for run in runs] if runs[0].pk else _run_ids(sweep)
+        run_ids = _store_combinations(sweep, expanded.combinations)
         _publish(sweep)  # before the launch, as for a backtest (see backtest_create)
         transaction.on_commit(lambda: _launch(sweep, run_ids))
     logger.info(
@@ -138,7 +106,7 @@ def sweep_create(
         extra=context(
             sweep_id=sweep.pk,
             user_id=user.pk,
-            strategy=strategy,
+            strategy=spec.strategy,
             combinations=sweep.combination_count,
             skipped=sweep.skipped_count,
             candles=candle_count,
@@ -147,17 +115,53 @@ def sweep_create(
     return sweep
 
 
-def _run_ids(sweep: Sweep) -> list[int]:
+def sweep_rerun(*, sweep: Sweep) -> Sweep:
+    """A new sweep of the same grid, configuration and period (checked again, as if new)."""
+    return sweep_create(
+        user=sweep.user,
+        spec=sweep.run_spec(),
+        start=sweep.start,
+        end=sweep.end,
+        grid=sweep.grid,
+        rank_by=sweep.rank_by,
+    )
+
+
+def _expanded_grid(
+    strategy: type[Strategy], grid: Any, fixed: Mapping[str, Any], rank_by: str
+) -> ExpandedGrid:
+    if rank_by not in RANKABLE_METRICS:
+        raise AppError(
+            "validation_error",
+            "The request has invalid fields.",
+            details={"rank_by": [f"one of {', '.join(RANKABLE_METRICS)}"]},
+        )
+    try:
+        return expand_grid(strategy, grid, fixed, max_combinations=settings.SWEEP_MAX_COMBINATIONS)
+    except GridError as exc:
+        raise AppError(exc.code, str(exc), details=exc.errors) from None
+
+
+def _store_combinations(sweep: Sweep, combinations: list[dict[str, Any]]) -> list[int]:
+    """Store one queued row per combination; their ids, in grid order."""
+    runs = SweepRun.objects.bulk_create(
+        SweepRun(sweep=sweep, seq=seq, params=combination, enqueued_at=sweep.created_at)
+        for seq, combination in enumerate(combinations)
+    )
+    if runs[0].pk:
+        return [run.pk for run in runs]
+    # Databases that do not return the ids of a bulk insert
     return list(sweep.runs.order_by("seq").values_list("pk", flat=True))
 
 
 def _launch(sweep: Sweep, run_ids: list[int]) -> None:
-    from backtests.tasks import finish_sweep_task, run_sweep_combination_task
-
     queue = settings.BACKTESTS_QUEUE
-    header = group(run_sweep_combination_task.si(run_id).set(queue=queue) for run_id in run_ids)
+    header = group(
+        task_signature(COMBINATION_TASK, run_id, queue=queue, immutable=True) for run_id in run_ids
+    )
+    callback = task_signature(FINISH_TASK, sweep.pk, queue=queue, immutable=True)
     try:
-        result = chord(header, finish_sweep_task.si(sweep.pk).set(queue=queue)).apply_async()
+        result = chord(header, callback).apply_async()
     except Exception as exc:
         unqueued(Sweep, sweep.pk, cause=exc, event=_publish)
         return
@@ -184,7 +188,7 @@ def sweep_cancel(*, sweep: Sweep) -> Sweep:
 
 
 def sweep_delete(*, sweep: Sweep) -> None:
-    if sweep.status in ACTIVE_STATUSES:
+    if sweep.is_active:
         sweep_cancel(sweep=sweep)
     sweep_id = sweep.pk
     sweep.delete()
@@ -309,7 +313,7 @@ def sweep_finish(*, sweep_id: int) -> str:
         sweep.finished_at = timezone.now()
         sweep.save(update_fields=["status", "error", "finished_at"])
         _publish(sweep)
-    best = sweep_ranking(sweep=sweep, limit=1)
+    best = selectors.sweep_ranking(sweep=sweep, limit=1)
     logger.info(
         "sweep.finished",
         extra=context(
@@ -324,43 +328,8 @@ def sweep_finish(*, sweep_id: int) -> str:
     return sweep.status
 
 
-def sweep_ranking(*, sweep: Sweep, limit: int | None = None) -> list[SweepRun]:
-    """The finished combinations, best first by ``sweep.rank_by``; those without a value (no
-    trades, so no Sharpe) last, in grid order."""
-    runs = list(sweep.runs.filter(status=RunStatus.DONE).order_by("seq"))
-    lower_first = sweep.rank_by in LOWER_IS_BETTER
-
-    def key(run: SweepRun) -> tuple[bool, float]:
-        value = (run.metrics or {}).get(sweep.rank_by)
-        if value is None or not math.isfinite(value):
-            return (True, 0.0)
-        return (False, value if lower_first else -value)
-
-    ranked = sorted(runs, key=key)
-    return ranked if limit is None else ranked[:limit]
-
-
-def sweep_status_data(sweep: Sweep) -> SweepStatusData:
-    return {
-        "status": sweep.status,
-        "progress": round(sweep.progress, 4),
-        "done": sweep.done_count,
-        "failed": sweep.failed_count,
-        "total": sweep.combination_count,
-    }
-
-
 def _publish(sweep: Sweep) -> None:
-    publish_after_commit(
-        object_groups("sweep", sweep.pk, sweep.user_id),
-        object_event(
-            "sweep",
-            "status",
-            object_id=sweep.pk,
-            owner_id=sweep.user_id,
-            data=sweep_status_data(sweep),
-        ),
-    )
+    publish_status("sweep", sweep, sweep_status_data(sweep))
 
 
 # --- Housekeeping ------------------------------------------------------------------------------
@@ -391,28 +360,13 @@ def sweeps_requeue_lost(*, now: datetime | None = None) -> int:
     ``BACKTEST_REQUEUE_SECONDS`` or more (see ``backtests_requeue_lost``). Outside the chord:
     if the chord's own message was lost, its callback never comes, and ``sweeps_fail_stale``
     finishes the sweep once no combination is left."""
-    from backtests.tasks import run_sweep_combination_task
-
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.BACKTEST_REQUEUE_SECONDS)
-    waiting = SweepRun.objects.filter(
+    overdue = SweepRun.objects.filter(
         status=RunStatus.QUEUED, enqueued_at__lt=cutoff, sweep__status__in=ACTIVE_STATUSES
-    )
-    resent = 0
-    for run_id in list(waiting.values_list("pk", flat=True)):
-        stamped = SweepRun.objects.filter(
-            pk=run_id, status=RunStatus.QUEUED, enqueued_at__lt=cutoff
-        ).update(enqueued_at=now)
-        if not stamped:
-            continue
-        try:
-            run_sweep_combination_task.apply_async(args=[run_id], queue=settings.BACKTESTS_QUEUE)
-        except Exception as exc:
-            logger.warning(
-                "sweeps.requeue_failed", extra=context(run_id=run_id, error=type(exc).__name__)
-            )
-            break
-        resent += 1
-    if resent:
-        logger.warning("sweeps.requeued", extra=context(runs=resent))
-    return resent
+    ).only("pk")
+    return requeue_overdue(overdue, cutoff=cutoff, now=now, send=_send, name="sweeps")
+
+
+def _send(run: SweepRun) -> None:
+    enqueue_task(COMBINATION_TASK, run.pk, queue=settings.BACKTESTS_QUEUE)

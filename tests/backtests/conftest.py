@@ -13,10 +13,13 @@ from typing import Any
 
 import pytest
 
+from backtests.models import RunStatus, Sweep
 from markets.candle_csv import read_candle_file
 from markets.candles import SAMPLE_PATH, SAMPLE_TIMEFRAME
 from markets.models import Candle
 from strategies.services import strategy_catalogue_sync
+from tests.backtests.run_helpers import run_sweep
+from tests.factories import UserFactory
 
 SAMPLE_ROWS = 4000
 EXCHANGE, SYMBOL, TIMEFRAME = "bitget", "BTC/USDT", SAMPLE_TIMEFRAME
@@ -74,3 +77,27 @@ def sample_candles(db: Any, strategy_catalogue: None) -> SampleMarket:
         end=_as_datetime(rows[-1].open_time + 1),
         count=len(rows),
     )
+
+
+# --- the admin's ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def staff(db: Any) -> Any:
+    return UserFactory(is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def staff_client(client: Any, staff: Any) -> Any:
+    client.force_login(staff)
+    return client
+
+
+@pytest.fixture
+def done_sweep(
+    user: Any, sample_candles: SampleMarket, django_capture_on_commit_callbacks: Any
+) -> Sweep:
+    with django_capture_on_commit_callbacks(execute=False):
+        sweep = run_sweep(user, sample_candles)
+    assert sweep.status == RunStatus.DONE
+    return sweep

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
-from backtests import services
-from backtests.admin import RECENT_RUNS, best_run
+from backtests import selectors, services
+from backtests.admin.schedules import RECENT_RUNS
+from backtests.admin.sweeps import best_run
 from backtests.models import (
     Backtest,
     BacktestSchedule,
@@ -28,38 +28,17 @@ from backtests.models import (
 )
 from markets.models import Candle
 from tests.backtests.conftest import SampleMarket
-from tests.factories import UserFactory
+from tests.backtests.run_helpers import (
+    beat_task,
+    create_backtest,
+    create_schedule,
+    create_with,
+    crontab_fields,
+    market_fields,
+    run_sweep,
+)
 
 ADMIN = "/admin/backtests"
-MA_CROSS = {"fast": 10, "slow": 30}
-
-
-@pytest.fixture
-def staff(db: Any) -> Any:
-    return UserFactory(is_staff=True, is_superuser=True)
-
-
-@pytest.fixture
-def staff_client(client: Any, staff: Any) -> Any:
-    client.force_login(staff)
-    return client
-
-
-def create_backtest(user: Any, market: SampleMarket, **overrides: Any) -> Backtest:
-    fields: dict[str, Any] = {
-        "user": user,
-        "strategy": "ma_cross",
-        "params": MA_CROSS,
-        "exchange": market.exchange,
-        "symbol": market.symbol,
-        "timeframe": market.timeframe,
-        "start": market.start,
-        "end": market.end,
-        "initial_cash": Decimal("10000"),
-        "fee_rate": Decimal("0.001"),
-        "enqueue": False,
-    }
-    return services.backtest_create(**(fields | overrides))
 
 
 @pytest.fixture
@@ -69,23 +48,6 @@ def done_backtest(user: Any, sample_candles: SampleMarket) -> Backtest:
     backtest.refresh_from_db()
     assert backtest.trade_count > 0
     return backtest
-
-
-def create_schedule(user: Any, market: SampleMarket, **overrides: Any) -> BacktestSchedule:
-    fields: dict[str, Any] = {
-        "user": user,
-        "name": "nightly",
-        "cron": "0 2 * * *",
-        "lookback_days": 15,
-        "strategy": "ma_cross",
-        "params": MA_CROSS,
-        "exchange": market.exchange,
-        "symbol": market.symbol,
-        "timeframe": market.timeframe,
-        "initial_cash": Decimal("10000"),
-        "fee_rate": Decimal("0.001"),
-    }
-    return services.schedule_create(**(fields | overrides))
 
 
 def schedule_form(user: Any, market: SampleMarket, **overrides: Any) -> dict[str, Any]:
@@ -130,24 +92,6 @@ def listed_ids(client: Any, url: str) -> set[int]:
     response = client.get(url)
     assert response.status_code == 200, url  # an unknown filter would redirect to ?e=1
     return {obj.pk for obj in response.context["cl"].result_list}
-
-
-def beat_task(schedule: BacktestSchedule) -> PeriodicTask:
-    return PeriodicTask.objects.select_related("crontab").get(
-        name=f"backtest-schedule-{schedule.pk}"
-    )
-
-
-def crontab_fields(task: PeriodicTask) -> tuple[str, ...]:
-    timing = task.crontab
-    assert timing is not None
-    return (
-        timing.minute,
-        timing.hour,
-        timing.day_of_month,
-        timing.month_of_year,
-        timing.day_of_week,
-    )
 
 
 # --- access -------------------------------------------------------------------------------------
@@ -342,40 +286,8 @@ def test_deleting_a_backtest_counts_its_trades_and_deletes_them(staff_client, do
 # --- sweeps -------------------------------------------------------------------------------------
 
 
-def run_sweep(user: Any, market: SampleMarket, rank_by: str = "sharpe") -> Sweep:
-    sweep = services.sweep_create(
-        user=user,
-        strategy="ma_cross",
-        grid={"fast": [5, 10], "slow": [20, 40, 60]},
-        params={"ma": "ema"},
-        rank_by=rank_by,
-        exchange=market.exchange,
-        symbol=market.symbol,
-        timeframe=market.timeframe,
-        start=market.start,
-        end=market.end,
-        initial_cash=Decimal("10000"),
-        fee_rate=Decimal("0.001"),
-    )
-    for run_id in sweep.runs.values_list("pk", flat=True):
-        services.sweep_run_execute(run_id=run_id)
-    services.sweep_finish(sweep_id=sweep.pk)
-    sweep.refresh_from_db()
-    return sweep
-
-
-@pytest.fixture
-def done_sweep(
-    user: Any, sample_candles: SampleMarket, django_capture_on_commit_callbacks
-) -> Sweep:
-    with django_capture_on_commit_callbacks(execute=False):
-        sweep = run_sweep(user, sample_candles)
-    assert sweep.status == RunStatus.DONE
-    return sweep
-
-
 def test_the_sweep_pages_show_progress_and_the_best_result(staff_client, done_sweep):
-    best = services.sweep_ranking(sweep=done_sweep, limit=1)[0]
+    best = selectors.sweep_ranking(sweep=done_sweep, limit=1)[0]
 
     listing = staff_client.get(f"{ADMIN}/sweep/")
     page = staff_client.get(f"{ADMIN}/sweep/{done_sweep.pk}/change/")
@@ -397,7 +309,7 @@ def test_the_best_result_column_agrees_with_the_service_ranking(
     with django_capture_on_commit_callbacks(execute=False):
         sweep = run_sweep(user, sample_candles, rank_by=rank_by)
 
-    assert best_run(sweep) == services.sweep_ranking(sweep=sweep, limit=1)[0]
+    assert best_run(sweep) == selectors.sweep_ranking(sweep=sweep, limit=1)[0]
 
 
 def test_the_sweep_list_filters_by_status_and_strategy(staff_client, done_sweep):
@@ -432,19 +344,14 @@ def test_cancel_sweeps_cancels_a_queued_sweep_and_its_combinations(
     staff_client, user, sample_candles, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=False):
-        sweep = services.sweep_create(
+        sweep = create_with(
+            services.sweep_create,
             user=user,
             strategy="ma_cross",
             grid={"fast": [5, 10]},
             params={},
             rank_by="sharpe",
-            exchange=sample_candles.exchange,
-            symbol=sample_candles.symbol,
-            timeframe=sample_candles.timeframe,
-            start=sample_candles.start,
-            end=sample_candles.end,
-            initial_cash=Decimal("10000"),
-            fee_rate=Decimal("0.001"),
+            **market_fields(sample_candles),
         )
 
     response = run_action(staff_client, "sweep", "cancel_sweeps", [sweep])

@@ -7,43 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 
 from backtests import services
 from backtests.models import Backtest, RunStatus, Sweep
-from tests.backtests.conftest import SampleMarket
-from tests.backtests.test_admin import (
-    ADMIN,
-    create_backtest,
-    create_schedule,
-    listed_ids,
-    run_action,
-    run_sweep,
-    shown_messages,
-)
-from tests.factories import UserFactory
-
-
-@pytest.fixture
-def staff(db: Any) -> Any:
-    return UserFactory(is_staff=True, is_superuser=True)
-
-
-@pytest.fixture
-def staff_client(client: Any, staff: Any) -> Any:
-    client.force_login(staff)
-    return client
-
-
-@pytest.fixture
-def done_sweep(
-    user: Any, sample_candles: SampleMarket, django_capture_on_commit_callbacks
-) -> Sweep:
-    with django_capture_on_commit_callbacks(execute=False):
-        sweep = run_sweep(user, sample_candles)
-    assert sweep.status == RunStatus.DONE
-    return sweep
+from tests.backtests.run_helpers import create_backtest, create_schedule
+from tests.backtests.test_admin import ADMIN, listed_ids, run_action, shown_messages
 
 
 def entries(obj: Any, flag: int = CHANGE) -> list[tuple[int, str]]:

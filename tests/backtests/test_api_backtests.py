@@ -31,6 +31,7 @@ from tests.backtests.api_helpers import (
     post_unsent,
 )
 from tests.backtests.conftest import SampleMarket
+from tests.backtests.run_helpers import create_backtest
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -95,19 +96,7 @@ def run(create):
 
 def theirs(market: Any) -> Backtest:
     """A finished backtest of another user (with trades), for the scoping tests."""
-    backtest = services.backtest_create(
-        user=UserFactory(),
-        strategy="ma_cross",
-        params=MA_CROSS,
-        exchange=market.exchange,
-        symbol=market.symbol,
-        timeframe=market.timeframe,
-        start=market.start,
-        end=market.end,
-        initial_cash=Decimal(10000),
-        fee_rate=Decimal("0.001"),
-        enqueue=False,
-    )
+    backtest = create_backtest(UserFactory(), market)
     services.backtest_execute(backtest_id=backtest.pk)
     backtest.refresh_from_db()
     assert backtest.trade_count > 0

@@ -31,6 +31,7 @@ from tests.backtests.api_helpers import (
     post_unsent,
 )
 from tests.backtests.conftest import EXCHANGE, SAMPLE_ROWS, SYMBOL, TIMEFRAME
+from tests.backtests.run_helpers import create_with
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -104,7 +105,8 @@ def cron_of(task: PeriodicTask) -> str:
 
 
 def theirs() -> BacktestSchedule:
-    return services.schedule_create(
+    return create_with(
+        services.schedule_create,
         user=UserFactory(),
         name="theirs",
         cron="0 3 * * *",

@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from datetime import timedelta
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -16,6 +15,7 @@ from backtests.models import RunStatus, Sweep, SweepRun
 from backtests.services import sweeps as sweep_services
 from markets.models import Candle
 from tests.backtests.api_helpers import SWEEPS, backtest_body, error_of, post_unsent
+from tests.backtests.run_helpers import create_with, market_fields
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -300,19 +300,14 @@ def test_delete_removes_the_sweep_and_its_combinations(auth_client, create):
 
 @pytest.mark.parametrize(("method", "suffix"), [("get", ""), ("delete", ""), ("post", "/cancel")])
 def test_another_users_sweep_is_a_404_everywhere(auth_client, sample_candles, method, suffix):
-    sweep = services.sweep_create(
+    sweep = create_with(
+        services.sweep_create,
         user=UserFactory(),
         strategy="ma_cross",
         grid=GRID,
         params={},
         rank_by="sharpe",
-        exchange=sample_candles.exchange,
-        symbol=sample_candles.symbol,
-        timeframe=sample_candles.timeframe,
-        start=sample_candles.start,
-        end=sample_candles.end,
-        initial_cash=Decimal(10000),
-        fee_rate=Decimal("0.001"),
+        **market_fields(sample_candles),
     )
     response = getattr(auth_client, method)(f"{SWEEPS}/{sweep.pk}{suffix}")
     assert response.status_code == 404

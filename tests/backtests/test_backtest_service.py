@@ -22,27 +22,12 @@ from markets.models import Candle
 from strategies.models import Strategy as StrategyRow
 from strategies.registry import active
 from tests.backtests.conftest import SampleMarket
+from tests.backtests.run_helpers import create_backtest as create
 from tests.factories import UserFactory
+from tradingbot.celery import app
 from tradingbot.errors import AppError
 
 MA_CROSS = {"fast": 10, "slow": 30, "ma": "sma"}
-
-
-def create(user: Any, market: SampleMarket, **overrides: Any) -> Backtest:
-    fields: dict[str, Any] = {
-        "user": user,
-        "strategy": "ma_cross",
-        "params": MA_CROSS,
-        "exchange": market.exchange,
-        "symbol": market.symbol,
-        "timeframe": market.timeframe,
-        "start": market.start,
-        "end": market.end,
-        "initial_cash": Decimal("10000"),
-        "fee_rate": Decimal("0.001"),
-        "enqueue": False,
-    }
-    return services.backtest_create(**(fields | overrides))
 
 
 def assert_refused(user: Any, market: SampleMarket, code: str, **overrides: Any) -> AppError:
@@ -361,12 +346,10 @@ def test_a_running_backtest_whose_worker_went_silent_is_failed(user, sample_cand
 def test_a_broker_outage_at_enqueue_fails_the_backtest_instead_of_leaving_it_queued(
     user, sample_candles, monkeypatch, django_capture_on_commit_callbacks
 ):
-    from backtests.tasks import run_backtest_task
-
     def broker_down(*args: Any, **kwargs: Any) -> None:
         raise ConnectionError("broker down")
 
-    monkeypatch.setattr(run_backtest_task, "apply_async", broker_down)
+    monkeypatch.setattr(app, "send_task", broker_down)
 
     with django_capture_on_commit_callbacks(execute=True):
         backtest = create(user, sample_candles, enqueue=True)

@@ -22,11 +22,15 @@ from backtests.models import Backtest, BacktestSchedule, RunStatus, Sweep
 from backtests.views import TRADES_PAGE_SIZE
 from markets.models import Candle
 from tests.backtests.conftest import SampleMarket
+from tests.backtests.run_helpers import (
+    create_backtest,
+    create_schedule,
+    create_with,
+    market_fields,
+)
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
-
-MA_CROSS = {"fast": 10, "slow": 30, "ma": "sma"}
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -102,20 +106,7 @@ def trader_client(client: Any, user: Any) -> Any:
 
 
 def make_backtest(user: Any, market: SampleMarket, *, run: bool = True, **overrides: Any) -> Any:
-    fields: dict[str, Any] = {
-        "user": user,
-        "strategy": "ma_cross",
-        "params": MA_CROSS,
-        "exchange": market.exchange,
-        "symbol": market.symbol,
-        "timeframe": market.timeframe,
-        "start": market.start,
-        "end": market.end,
-        "initial_cash": Decimal(10000),
-        "fee_rate": Decimal("0.001"),
-        "enqueue": False,
-    }
-    backtest = services.backtest_create(**(fields | overrides))
+    backtest = create_backtest(user, market, **overrides)
     if run:
         assert services.backtest_execute(backtest_id=backtest.pk) == RunStatus.DONE
     backtest.refresh_from_db()
@@ -129,15 +120,9 @@ def make_sweep(user: Any, market: SampleMarket, *, run: bool = True, **overrides
         "grid": {"fast": [5, 10], "slow": [20, 30, 40]},
         "params": {},
         "rank_by": "total_return",
-        "exchange": market.exchange,
-        "symbol": market.symbol,
-        "timeframe": market.timeframe,
-        "start": market.start,
-        "end": market.end,
-        "initial_cash": Decimal(10000),
-        "fee_rate": Decimal("0.001"),
+        **market_fields(market),
     }
-    sweep = services.sweep_create(**(fields | overrides))
+    sweep = create_with(services.sweep_create, **(fields | overrides))
     if run:
         for run_id in sweep.runs.order_by("seq").values_list("pk", flat=True):
             services.sweep_run_execute(run_id=run_id, worker="test")
@@ -147,20 +132,7 @@ def make_sweep(user: Any, market: SampleMarket, *, run: bool = True, **overrides
 
 
 def make_schedule(user: Any, market: SampleMarket, **overrides: Any) -> BacktestSchedule:
-    fields: dict[str, Any] = {
-        "user": user,
-        "name": "nightly",
-        "cron": "0 2 * * *",
-        "lookback_days": 30,
-        "strategy": "ma_cross",
-        "params": MA_CROSS,
-        "exchange": market.exchange,
-        "symbol": market.symbol,
-        "timeframe": market.timeframe,
-        "initial_cash": Decimal(10000),
-        "fee_rate": Decimal("0.001"),
-    }
-    return services.schedule_create(**(fields | overrides))
+    return create_schedule(user, market, **({"lookback_days": 30} | overrides))
 
 
 def backtest_form(market: SampleMarket, **overrides: Any) -> dict[str, Any]:
@@ -333,7 +305,11 @@ def test_a_valid_form_creates_a_queued_backtest_and_sends_its_run(
         ({"start": "2023-02-01T00:00", "end": "2023-01-01T00:00"}, "end", "must be after start"),
         ({"fee_rate": "0.5"}, "fee_rate", "Ensure this value is less than or equal to 0.1."),
         ({"initial_cash": ""}, "initial_cash", "This field is required."),
-        ({"stop_loss": "1.5"}, "stop_loss", "Ensure this value is less than 1."),
+        (
+            {"stop_loss": "150"},
+            "stop_loss",
+            "Ensure this value is less than or equal to 99.999999.",
+        ),
         ({"strategy": "moon"}, "strategy", "Select a valid choice. moon is not one of"),
     ],
 )

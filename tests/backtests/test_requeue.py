@@ -6,30 +6,17 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import timedelta
-from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.utils import timezone
 
-from backtests import services
+from backtests import selectors, services
 from backtests.models import Backtest, RunStatus, Sweep, SweepRun
-from tests.backtests.conftest import SampleMarket
+from tests.backtests.run_helpers import create_with, market_fields
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def market_fields(market: SampleMarket) -> dict[str, Any]:
-    return {
-        "exchange": market.exchange,
-        "symbol": market.symbol,
-        "timeframe": market.timeframe,
-        "start": market.start,
-        "end": market.end,
-        "initial_cash": Decimal("10000"),
-        "fee_rate": Decimal("0.001"),
-    }
 
 
 def wait_for(check: Any, seconds: float = 60) -> None:
@@ -59,11 +46,19 @@ def lose_messages(model: Any, **filters: Any) -> None:
 def test_a_backtest_whose_message_was_lost_is_sent_again_and_runs(
     transactional_db, celery_worker_process, sample_candles, settings, lost_queue
 ):
-    lost = services.backtest_create(
-        user=UserFactory(), strategy="ma_cross", params={}, **market_fields(sample_candles)
+    lost = create_with(
+        services.backtest_create,
+        user=UserFactory(),
+        strategy="ma_cross",
+        params={},
+        **market_fields(sample_candles),
     )
-    waiting = services.backtest_create(
-        user=UserFactory(), strategy="ma_cross", params={}, **market_fields(sample_candles)
+    waiting = create_with(
+        services.backtest_create,
+        user=UserFactory(),
+        strategy="ma_cross",
+        params={},
+        **market_fields(sample_candles),
     )
     lose_messages(Backtest, pk=lost.pk)
     settings.BACKTESTS_QUEUE = celery_worker_process.queue
@@ -79,7 +74,8 @@ def test_a_backtest_whose_message_was_lost_is_sent_again_and_runs(
 def test_a_sweep_whose_chord_was_lost_is_run_and_finished_by_housekeeping(
     transactional_db, celery_worker_process, sample_candles, settings, lost_queue
 ):
-    sweep = services.sweep_create(
+    sweep = create_with(
+        services.sweep_create,
         user=UserFactory(),
         strategy="ma_cross",
         grid={"fast": [5, 10], "slow": [30, 50]},
@@ -99,14 +95,15 @@ def test_a_sweep_whose_chord_was_lost_is_run_and_finished_by_housekeeping(
     finished = Sweep.objects.get(pk=sweep.pk)
     assert finished.status == RunStatus.DONE
     assert finished.done_count == 4
-    assert len(services.sweep_ranking(sweep=finished)) == 4
+    assert len(selectors.sweep_ranking(sweep=finished)) == 4
 
 
 def test_a_cancelled_sweeps_combinations_are_not_sent_again(
     db, sample_candles, settings, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=False):
-        sweep = services.sweep_create(
+        sweep = create_with(
+            services.sweep_create,
             user=UserFactory(),
             strategy="ma_cross",
             grid={"fast": [5, 10]},

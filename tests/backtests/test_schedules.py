@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
-from typing import Any
 
 import pytest
 from django.utils import timezone
@@ -21,46 +19,11 @@ from backtests import services
 from backtests.models import Backtest, BacktestSchedule, BacktestTrade, RunStatus
 from backtests.tasks import run_scheduled_backtest_task
 from tests.backtests.conftest import SampleMarket
+from tests.backtests.run_helpers import beat_task, create_schedule, crontab_fields
 from tradingbot.celery import app
 from tradingbot.errors import AppError
 
-MA_CROSS = {"fast": 10, "slow": 30}
 SCHEDULED_TASK = "backtests.tasks.run_scheduled_backtest_task"
-
-
-def create_schedule(user: Any, market: SampleMarket, **overrides: Any) -> BacktestSchedule:
-    fields: dict[str, Any] = {
-        "user": user,
-        "name": "nightly",
-        "cron": "0 2 * * *",
-        "lookback_days": 15,
-        "strategy": "ma_cross",
-        "params": MA_CROSS,
-        "exchange": market.exchange,
-        "symbol": market.symbol,
-        "timeframe": market.timeframe,
-        "initial_cash": Decimal("10000"),
-        "fee_rate": Decimal("0.001"),
-    }
-    return services.schedule_create(**(fields | overrides))
-
-
-def beat_task(schedule: BacktestSchedule) -> PeriodicTask:
-    return PeriodicTask.objects.select_related("crontab").get(
-        name=f"backtest-schedule-{schedule.pk}"
-    )
-
-
-def crontab_fields(task: PeriodicTask) -> tuple[str, ...]:
-    timing = task.crontab
-    assert timing is not None
-    return (
-        timing.minute,
-        timing.hour,
-        timing.day_of_month,
-        timing.month_of_year,
-        timing.day_of_week,
-    )
 
 
 def last_close(market: SampleMarket) -> datetime:

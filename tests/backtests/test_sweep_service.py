@@ -7,13 +7,12 @@ task's body. The fan-out over real workers is in test_worker_runs.
 from __future__ import annotations
 
 from datetime import timedelta
-from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.utils import timezone
 
-from backtests import services
+from backtests import selectors, services
 from backtests.engine import BacktestSettings
 from backtests.models import RunStatus, Sweep, SweepRun
 from backtests.runner import run_backtest
@@ -21,6 +20,7 @@ from backtests.services import sweeps as sweep_services
 from markets import selectors as market_selectors
 from strategies.registry import active
 from tests.backtests.conftest import SampleMarket
+from tests.backtests.run_helpers import create_with, market_fields
 from tradingbot.errors import AppError
 
 GRID = {"fast": [5, 10, 20], "slow": [30, 50]}
@@ -33,15 +33,9 @@ def create(user: Any, market: SampleMarket, **overrides: Any) -> Sweep:
         "grid": GRID,
         "params": {},
         "rank_by": "sharpe",
-        "exchange": market.exchange,
-        "symbol": market.symbol,
-        "timeframe": market.timeframe,
-        "start": market.start,
-        "end": market.end,
-        "initial_cash": Decimal("10000"),
-        "fee_rate": Decimal("0.001"),
+        **market_fields(market),
     }
-    return services.sweep_create(**(fields | overrides))
+    return create_with(services.sweep_create, **(fields | overrides))
 
 
 @pytest.fixture
@@ -123,7 +117,7 @@ def test_the_ranking_puts_the_best_value_of_the_chosen_metric_first(
     sweep = create(user, sample_candles, rank_by=rank_by)
     run_all(sweep)
 
-    ranked = services.sweep_ranking(sweep=sweep)
+    ranked = selectors.sweep_ranking(sweep=sweep)
 
     values = [run.metrics[rank_by] for run in ranked]
     assert values == sorted(values, reverse=True)
@@ -134,7 +128,7 @@ def test_drawdown_duration_ranks_the_shortest_first(user, sample_candles, no_bro
     sweep = create(user, sample_candles, rank_by="max_drawdown_duration")
     run_all(sweep)
 
-    values = [run.metrics["max_drawdown_duration"] for run in services.sweep_ranking(sweep=sweep)]
+    values = [run.metrics["max_drawdown_duration"] for run in selectors.sweep_ranking(sweep=sweep)]
 
     assert values == sorted(values)
 
@@ -146,7 +140,7 @@ def test_combinations_without_a_value_rank_last(user, sample_candles, no_broker)
     assert last is not None
     SweepRun.objects.filter(pk=last.pk).update(metrics={**last.metrics, "sharpe": None})
 
-    ranked = services.sweep_ranking(sweep=sweep)
+    ranked = selectors.sweep_ranking(sweep=sweep)
 
     assert ranked[-1].pk == last.pk
 
@@ -172,7 +166,7 @@ def test_a_failing_combination_is_recorded_and_the_others_still_rank(
     assert (sweep.done_count, sweep.failed_count) == (4, 2)
     failed = sweep.runs.filter(status=RunStatus.FAILED)
     assert {r.error for r in failed} == {"fast 20 is cursed"}
-    assert len(services.sweep_ranking(sweep=sweep)) == 4
+    assert len(selectors.sweep_ranking(sweep=sweep)) == 4
 
 
 def test_a_sweep_where_every_combination_failed_is_failed(

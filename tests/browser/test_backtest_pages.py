@@ -14,6 +14,7 @@ from playwright.sync_api import expect
 
 from backtests import services
 from backtests.models import Backtest, RunStatus
+from backtests.spec import RunSpec
 from backtests.views import TRADES_PAGE_SIZE
 from markets.models import Candle
 from strategies.services import strategy_catalogue_sync
@@ -41,19 +42,16 @@ def store_sample(count: int) -> tuple[Any, Any]:
 def backtest_of(trader: Any, *, run: bool) -> Backtest:
     strategy_catalogue_sync()
     start, end = store_sample(CANDLES)
-    backtest = services.backtest_create(
-        user=trader,
+    spec = RunSpec(
         strategy="ma_cross",
         params={"fast": 5, "slow": 20},
         exchange=EXCHANGE,
         symbol=SYMBOL,
         timeframe=TIMEFRAME,
-        start=start,
-        end=end,
         initial_cash=Decimal(10000),
         fee_rate=Decimal("0.001"),
-        enqueue=False,
     )
+    backtest = services.backtest_create(user=trader, spec=spec, start=start, end=end, enqueue=False)
     if run:
         assert services.backtest_execute(backtest_id=backtest.pk) == RunStatus.DONE
     backtest.refresh_from_db()

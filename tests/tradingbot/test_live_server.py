@@ -23,6 +23,7 @@ from websockets.exceptions import InvalidStatus
 
 from backtests.models import Backtest, RunStatus
 from backtests.services.backtests import backtest_create
+from backtests.spec import RunSpec
 from backtests.tasks import run_backtest_task
 from bots.models import Bot
 from tests.bots.bot_helpers import EXCHANGE, SYMBOL, TIMEFRAME, as_datetime
@@ -462,11 +463,14 @@ def test_a_client_on_a_second_daphne_receives_a_backtest_finished_by_a_real_work
     # both web processes
     user = make_user()
     token = token_of(user)
-    backtest = backtest_create(
-        user=user, strategy="ma_cross", params={"fast": 10, "slow": 30, "ma": "sma"},
+    spec = RunSpec(
+        strategy="ma_cross", params={"fast": 10, "slow": 30, "ma": "sma"},
         exchange=EXCHANGE, symbol=SYMBOL, timeframe=TIMEFRAME,
+        initial_cash=Decimal(10000), fee_rate=Decimal("0.001"),
+    )  # fmt: skip
+    backtest = backtest_create(
+        user=user, spec=spec, enqueue=False,
         start=as_datetime(market[0].open_time), end=as_datetime(market[-1].open_time + 1),
-        initial_cash=Decimal(10000), fee_rate=Decimal("0.001"), enqueue=False,
     )  # fmt: skip
     channel = f"backtest:{backtest.pk}"
     marks = server.log_mark(), second_daphne.log_mark()
