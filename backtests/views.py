@@ -18,6 +18,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.authentication import AuthenticatedHttpRequest
 from backtests import selectors, services
 from backtests.forms import (
     PARAM_PREFIX,
@@ -34,7 +35,6 @@ from strategies import selectors as strategy_selectors
 from strategies.models import Strategy as StrategyRow
 from strategies.registry import active
 from tradingbot.errors import AppError
-from tradingbot.types import AuthenticatedHttpRequest
 
 PAGE_SIZE = 25
 TRADES_PAGE_SIZE = 100

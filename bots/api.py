@@ -23,6 +23,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.authentication import request_owner
 from accounts.models import User
 from bots import selectors as bot_selectors
 from bots import services
@@ -30,14 +31,7 @@ from bots.models import Bot
 from bots.services.lifecycle import MAX_REPLAY_SPEED
 from markets import selectors as market_selectors
 from markets.timeframes import TIMEFRAMES
-from tradingbot.api_utils import (
-    DecimalText,
-    PageQuery,
-    paged,
-    paginated,
-    request_owner,
-    validated,
-)
+from tradingbot.api_utils import DecimalText, PageQuery, paged, paginated, validated
 from tradingbot.openapi import error_response
 
 NOT_FOUND = error_response("not_found: no such bot, or another user's")

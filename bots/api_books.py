@@ -14,10 +14,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.authentication import request_owner
 from bots import selectors as bot_selectors
 from bots.api import NOT_FOUND
 from bots.models import Bot, BotEvent, Order
-from tradingbot.api_utils import DecimalText, PageQuery, paged, paginated, request_owner, validated
+from tradingbot.api_utils import DecimalText, PageQuery, paged, paginated, validated
 from tradingbot.openapi import error_response
 
 

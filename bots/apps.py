@@ -8,8 +8,8 @@ class BotsConfig(AppConfig):
     def ready(self) -> None:
         """Offer ``bot:<id>`` on the live connection, and stop a disabled user's bots."""
         from accounts.signals import user_disabled
-        from bots.signals import stop_the_disabled_users_bots
         from bots.events import bot_snapshot
+        from bots.signals import stop_the_disabled_users_bots
         from tradingbot.live import channels
 
         channels.register_object_channel("bot", snapshot=bot_snapshot)

@@ -9,6 +9,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from accounts.authentication import AuthenticatedHttpRequest
 from bots import selectors as bot_selectors
 from bots import services
 from bots.forms import BotForm, BotStopForm, bot_initial
@@ -17,7 +18,6 @@ from markets import selectors as market_selectors
 from strategies.forms import StrategyParamsForm
 from strategies.selectors import strategy_classes_usable
 from tradingbot.errors import AppError
-from tradingbot.types import AuthenticatedHttpRequest
 
 RECENT_ROWS = 20  # trades and events on a bot's page
 

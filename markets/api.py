@@ -13,11 +13,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.authentication import request_owner
 from markets import selectors, services
 from markets.exchanges.markets import SUPPORTED_EXCHANGES
 from markets.models import ExchangeAccount
 from markets.timeframes import TIMEFRAMES
-from tradingbot.api_utils import request_owner, validated
+from tradingbot.api_utils import validated
 from tradingbot.openapi import error_response
 
 

@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 
 from accounts.models import User
 from markets.candles import candles_load_sample
-from markets.exchanges import paper
+from markets.exchanges import paper_ledger
 from markets.exchanges.factory import exchange_for_account
 from markets.exchanges.markets import get_catalog
 from markets.models import ExchangeAccount
@@ -52,7 +52,7 @@ def exchange_account_open(
         _save_new(account)
         if mode == ExchangeAccount.Mode.PAPER:
             try:
-                paper.fund(account, paper_balance or DEFAULT_PAPER_BALANCE)
+                paper_ledger.fund(account, paper_balance or DEFAULT_PAPER_BALANCE)
             except AppError as error:
                 # Rolls the account back with it, and names the field that was wrong.
                 raise AppError(

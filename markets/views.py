@@ -8,10 +8,10 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from accounts.authentication import AuthenticatedHttpRequest
 from markets import selectors, services
 from markets.forms import ExchangeAccountForm
 from tradingbot.errors import AppError
-from tradingbot.types import AuthenticatedHttpRequest
 
 
 @login_required

@@ -12,17 +12,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
-from accounts.models import User
-
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 MAX_PAGE = 1_000_000
-
-
-def request_owner(request: Request) -> User:
-    """The authenticated user (the default permission class has already refused anonymous)."""
-    assert isinstance(request.user, User)
-    return request.user
 
 
 def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.authentication import request_owner
 from backtests import selectors, services
 from backtests.api.common import (
     BAD_QUERY,
@@ -25,7 +26,7 @@ from backtests.api.common import (
     deleted_response,
 )
 from backtests.models import Backtest, BacktestTrade, RunStatus
-from tradingbot.api_utils import DecimalText, PageQuery, paged, paginated, request_owner, validated
+from tradingbot.api_utils import DecimalText, PageQuery, paged, paginated, validated
 from tradingbot.openapi import error_response
 
 DEFAULT_TRADE_PAGE_SIZE = 100

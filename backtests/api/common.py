@@ -17,12 +17,13 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.authentication import request_owner
 from backtests.models import RunStatus
 from backtests.spec import split_spec
 from markets.exchanges.markets import SUPPORTED_EXCHANGES
 from markets.models import ExchangeAccount
 from markets.timeframes import TIMEFRAMES
-from tradingbot.api_utils import DecimalText, request_owner, validated
+from tradingbot.api_utils import DecimalText, validated
 from tradingbot.errors import AppError
 from tradingbot.openapi import error_response
 

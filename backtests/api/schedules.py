@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.authentication import request_owner
 from backtests import selectors, services
 from backtests.api.backtests import BacktestOutput
 from backtests.api.common import (
@@ -21,7 +22,7 @@ from backtests.api.common import (
 )
 from backtests.models import Backtest, BacktestSchedule, RunStatus
 from backtests.services.schedules import MAX_LOOKBACK_DAYS
-from tradingbot.api_utils import PageQuery, paged, paginated, request_owner, validated
+from tradingbot.api_utils import PageQuery, paged, paginated, validated
 from tradingbot.errors import AppError
 from tradingbot.openapi import error_response
 

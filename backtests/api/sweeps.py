@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.authentication import request_owner
 from backtests import selectors, services
 from backtests.api.common import (
     BAD_QUERY,
@@ -26,7 +27,7 @@ from backtests.api.common import (
 )
 from backtests.metrics import RANKABLE_METRICS
 from backtests.models import RunStatus, Sweep, SweepRun
-from tradingbot.api_utils import PageQuery, paged, paginated, request_owner, validated
+from tradingbot.api_utils import PageQuery, paged, paginated, validated
 from tradingbot.openapi import error_response
 
 

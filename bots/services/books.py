@@ -25,7 +25,7 @@ from typing import Any
 from django.db import transaction
 
 from bots.models import Bot, Order, Position, Trade
-from markets.exchanges.paper import PLACES
+from markets.exchanges.paper_ledger import PLACES
 
 ZERO = Decimal(0)
 CCXT_STATUS = {

@@ -51,74 +51,28 @@ shows a candle that has not closed yet).
 
 from __future__ import annotations
 
-import contextlib
 import uuid
-from collections.abc import Iterable, Mapping
-from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal, InvalidOperation
+from collections.abc import Iterable
+from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, transaction
 
+from markets.exchanges import paper_ledger as ledger
 from markets.exchanges.base import MarketRules
 from markets.exchanges.errors import (
     ExchangeError,
-    InsufficientFundsError,
     InvalidOrderError,
     OrderNotFoundError,
 )
 from markets.exchanges.markets import MarketCatalog, forget_catalogs, get_catalog
 from markets.exchanges.paper_results import fmt_decimal, iso_time, order_result
 from markets.exchanges.prices import PriceSource
-from markets.models import Candle, ExchangeAccount, PaperBalance, PaperOrder
+from markets.models import Candle, ExchangeAccount, PaperOrder
 from markets.timeframes import TimeframeError, timeframe_ms
 
-PLACES = Decimal("1e-12")  # the database keeps 12 decimal places (bots.models.PRICE)
-MAX_BALANCE = Decimal("1e16")  # and 16 digits before the point
-BPS = Decimal("0.0001")
+BPS = Decimal("0.0001")  # a basis point
 MAX_CLIENT_ORDER_ID = 64
-
-
-class PaperAccountRequiredError(ExchangeError):
-    default_code = "paper_account_required"
-    default_status = 400
-
-
-def _require_paper(account: ExchangeAccount) -> None:
-    if account.mode != ExchangeAccount.Mode.PAPER:
-        raise PaperAccountRequiredError(
-            f"exchange account {account.label!r} is a {account.mode} account; "
-            "the paper exchange trades paper accounts only"
-        )
-
-
-def _round(value: Decimal) -> Decimal:
-    return value.quantize(PLACES, rounding=ROUND_HALF_UP)
-
-
-def _round_up(value: Decimal) -> Decimal:
-    return value.quantize(PLACES, rounding=ROUND_CEILING)
-
-
-def _decimal(name: str, value: Any) -> Decimal:
-    """``value`` as a finite Decimal; ``InvalidOrderError`` naming ``name`` otherwise."""
-    number = None
-    if not isinstance(value, bool):
-        with contextlib.suppress(InvalidOperation):
-            number = value if isinstance(value, Decimal) else Decimal(str(value))
-    if number is None or not number.is_finite():
-        raise InvalidOrderError(f"{name} must be a finite number, not {value!r}")
-    return number
-
-
-def _split_symbol(symbol: str) -> tuple[str, str]:
-    """Base and quote of a unified ccxt symbol (``BASE/QUOTE`` or ``BASE/QUOTE:SETTLE``)."""
-    base, _, rest = symbol.partition("/")
-    return base, rest.partition(":")[0]
-
-
-def _reserve_currency(order: PaperOrder) -> str:
-    base, quote = _split_symbol(order.symbol)
-    return quote if order.side == PaperOrder.Side.BUY else base
 
 
 class PaperExchange:
@@ -131,7 +85,7 @@ class PaperExchange:
         prices: PriceSource,
         catalog: MarketCatalog | None = None,
     ) -> None:
-        _require_paper(account)
+        ledger.require_paper(account)
         self.account = account
         self.exchange_id: str = account.exchange
         self.prices = prices
@@ -228,78 +182,7 @@ class PaperExchange:
     # --- balances --------------------------------------------------------------------------
 
     def fetch_balance(self) -> dict[str, Any]:
-        rows = PaperBalance.objects.filter(account=self.account).order_by("currency")
-        timestamp = self.prices.now_ms()
-        result: dict[str, Any] = {
-            "info": {
-                "balances": [
-                    {
-                        "currency": b.currency,
-                        "free": fmt_decimal(b.free),
-                        "used": fmt_decimal(b.used),
-                    }
-                    for b in rows
-                ]
-            },
-            "timestamp": timestamp,
-            "datetime": iso_time(timestamp),
-            "free": {},
-            "used": {},
-            "total": {},
-        }
-        for row in rows:
-            amounts = {
-                "free": float(row.free),
-                "used": float(row.used),
-                "total": float(row.free + row.used),
-            }
-            result[row.currency] = amounts
-            for key, value in amounts.items():
-                result[key][row.currency] = value
-        return result
-
-    def _lock_balances(self, currencies: Iterable[str]) -> dict[str, PaperBalance]:
-        """Lock the account's existing balance rows of ``currencies``, in currency order."""
-        query = (
-            PaperBalance.objects.select_for_update()
-            .filter(account=self.account, currency__in=sorted(set(currencies)))
-            .order_by("currency")
-        )
-        return {row.currency: row for row in query}
-
-    def _row(self, rows: dict[str, PaperBalance], currency: str) -> PaperBalance:
-        """The locked row of ``currency``, created (at zero) when the account has none yet."""
-        row = rows.get(currency)
-        if row is None:
-            PaperBalance.objects.get_or_create(account=self.account, currency=currency)
-            row = PaperBalance.objects.select_for_update().get(
-                account=self.account, currency=currency
-            )
-            rows[currency] = row
-        return row
-
-    @staticmethod
-    def _require(rows: dict[str, PaperBalance], currency: str, needed: Decimal) -> None:
-        row = rows.get(currency)
-        available = row.free if row is not None else Decimal(0)
-        if available < needed:
-            raise InsufficientFundsError(
-                f"insufficient {currency}: the order needs {fmt_decimal(needed)} {currency}, "
-                f"{fmt_decimal(available)} {currency} is available",
-                details={"currency": currency, "needed": fmt_decimal(needed),
-                         "available": fmt_decimal(available)},
-            )  # fmt: skip
-
-    def _save(self, rows: dict[str, PaperBalance]) -> None:
-        """Recompute ``used`` from the open orders' reserves and save the locked rows."""
-        reserved: dict[str, Decimal] = {}
-        for order in PaperOrder.objects.filter(account=self.account, status=PaperOrder.Status.OPEN):
-            currency = _reserve_currency(order)
-            reserved[currency] = reserved.get(currency, Decimal(0)) + order.reserved
-        for currency, row in rows.items():
-            row.used = _round(reserved.get(currency, Decimal(0)))
-            row.free = _round(row.free)
-            row.save(update_fields=["free", "used"])
+        return ledger.balances_result(self.account, self.prices.now_ms())
 
     # --- orders ----------------------------------------------------------------------------
 
@@ -322,11 +205,11 @@ class PaperExchange:
             raise InvalidOrderError(
                 f"client order id must be 1 to {MAX_CLIENT_ORDER_ID} characters long"
             )
-        quantity = _decimal("order amount", amount)
+        quantity = ledger.decimal_of("order amount", amount)
         if type == PaperOrder.Type.LIMIT:
             if price is None:
                 raise InvalidOrderError("a limit order needs a price")
-            limit_price = _decimal("order price", price)
+            limit_price = ledger.decimal_of("order price", price)
             quantity, rounded = self.catalog.check_order(
                 symbol, amount=quantity, price=limit_price, reference_price=limit_price
             )
@@ -376,20 +259,20 @@ class PaperExchange:
         client_order_id: str | None,
     ) -> dict[str, Any]:
         fill_price = self._fill_price(rules.symbol, side, reference)
-        cost = _round(amount * fill_price)
-        fee = _round(cost * self.taker_fee(rules))
+        cost = ledger.round_amount(amount * fill_price)
+        fee = ledger.round_amount(cost * self.taker_fee(rules))
         now = self.prices.now_ms()
         with transaction.atomic():
             self._check_client_order_id(client_order_id)
-            rows = self._lock_balances((rules.base, rules.quote))
+            rows = ledger.lock_balances(self.account, (rules.base, rules.quote))
             if side == PaperOrder.Side.BUY:
-                self._require(rows, rules.quote, cost + fee)
+                ledger.require_funds(rows, rules.quote, cost + fee)
                 rows[rules.quote].free -= cost + fee
-                self._row(rows, rules.base).free += amount
+                ledger.balance_row(self.account, rows, rules.base).free += amount
             else:
-                self._require(rows, rules.base, amount)
+                ledger.require_funds(rows, rules.base, amount)
                 rows[rules.base].free -= amount
-                self._row(rows, rules.quote).free += cost - fee
+                ledger.balance_row(self.account, rows, rules.quote).free += cost - fee
             order = self._insert(
                 client_order_id=client_order_id, symbol=rules.symbol, side=side,
                 order_type=PaperOrder.Type.MARKET, price=None, amount=amount, filled=amount,
@@ -397,7 +280,7 @@ class PaperExchange:
                 reserved=Decimal(0), status=PaperOrder.Status.CLOSED, timestamp=now,
                 last_trade_timestamp=now,
             )  # fmt: skip
-            self._save(rows)
+            ledger.save_balances(self.account, rows)
         return self._order_dict(order)
 
     def _place_limit(
@@ -410,14 +293,14 @@ class PaperExchange:
     ) -> dict[str, Any]:
         if side == PaperOrder.Side.BUY:
             currency = rules.quote
-            reserve = _round_up(amount * price * (1 + max(self.maker_fee(rules), Decimal(0))))
+            reserve = ledger.round_up(amount * price * (1 + max(self.maker_fee(rules), Decimal(0))))
         else:
             currency, reserve = rules.base, amount
         now = self.prices.now_ms()
         with transaction.atomic():
             self._check_client_order_id(client_order_id)
-            rows = self._lock_balances((currency,))
-            self._require(rows, currency, reserve)
+            rows = ledger.lock_balances(self.account, (currency,))
+            ledger.require_funds(rows, currency, reserve)
             rows[currency].free -= reserve
             order = self._insert(
                 client_order_id=client_order_id, symbol=rules.symbol, side=side,
@@ -425,7 +308,7 @@ class PaperExchange:
                 fee_currency=rules.quote, reserved=reserve, status=PaperOrder.Status.OPEN,
                 timestamp=now,
             )  # fmt: skip
-            self._save(rows)
+            ledger.save_balances(self.account, rows)
         return self._order_dict(order)
 
     def match_limit_orders(self, symbol: str, candles: Iterable[Any]) -> list[dict[str, Any]]:
@@ -460,22 +343,24 @@ class PaperExchange:
     def _fill_limit(self, pk: int, trade_time: int) -> dict[str, Any] | None:
         with transaction.atomic():
             order = PaperOrder.objects.get(pk=pk)
-            base, quote = _split_symbol(order.symbol)
-            rows = self._lock_balances((base, quote))
+            base, quote = ledger.split_symbol(order.symbol)
+            rows = ledger.lock_balances(self.account, (base, quote))
             order = PaperOrder.objects.select_for_update().get(pk=pk)
             if order.status != PaperOrder.Status.OPEN:
                 return None  # cancelled or filled meanwhile
             assert order.price is not None
             rules = self.catalog.rules(order.symbol)
-            cost = _round(order.amount * order.price)
-            fee = _round(cost * self.maker_fee(rules))
+            cost = ledger.round_amount(order.amount * order.price)
+            fee = ledger.round_amount(cost * self.maker_fee(rules))
             if order.side == PaperOrder.Side.BUY:
                 fee = min(fee, order.reserved - cost)
-                self._row(rows, quote).free += order.reserved - cost - fee
-                self._row(rows, base).free += order.amount
+                ledger.balance_row(self.account, rows, quote).free += order.reserved - cost - fee
+                ledger.balance_row(self.account, rows, base).free += order.amount
             else:
-                self._row(rows, base)  # its reserve leaves "used" when _save recomputes it
-                self._row(rows, quote).free += cost - fee
+                ledger.balance_row(
+                    self.account, rows, base
+                )  # its reserve leaves "used" when _save recomputes it
+                ledger.balance_row(self.account, rows, quote).free += cost - fee
             order.status = PaperOrder.Status.CLOSED
             order.filled = order.amount
             order.average = order.price
@@ -485,14 +370,14 @@ class PaperExchange:
             order.reserved = Decimal(0)
             order.last_trade_timestamp = trade_time
             order.save()
-            self._save(rows)
+            ledger.save_balances(self.account, rows)
         return self._order_dict(order)
 
     def cancel_order(self, id: str, symbol: str) -> dict[str, Any]:
         with transaction.atomic():
             order = self._get_order(id, symbol, None)
-            currency = _reserve_currency(order)
-            rows = self._lock_balances((currency,))
+            currency = ledger.reserve_currency(order)
+            rows = ledger.lock_balances(self.account, (currency,))
             order = PaperOrder.objects.select_for_update().get(pk=order.pk)
             if order.status != PaperOrder.Status.OPEN:
                 raise InvalidOrderError(
@@ -500,11 +385,11 @@ class PaperExchange:
                     code="order_not_open",
                     details={"status": order.status},
                 )
-            self._row(rows, currency).free += order.reserved
+            ledger.balance_row(self.account, rows, currency).free += order.reserved
             order.reserved = Decimal(0)
             order.status = PaperOrder.Status.CANCELED
             order.save()
-            self._save(rows)
+            ledger.save_balances(self.account, rows)
         return self._order_dict(order)
 
     def fetch_order(
@@ -552,49 +437,3 @@ def _bar(candle: Any) -> tuple[int, Decimal, Decimal]:
         return candle.open_time, Decimal(candle.high), Decimal(candle.low)
     open_time, _open, high, low = candle[:4]
     return int(open_time), Decimal(str(high)), Decimal(str(low))
-
-
-def fund(
-    account: ExchangeAccount,
-    balances: Mapping[str, Decimal | int | str],
-    *,
-    catalog: MarketCatalog | None = None,
-) -> dict[str, PaperBalance]:
-    """Set the free balances of a paper account (e.g. its starting money), in one transaction.
-
-    Each currency must be one of the exchange's markets; amounts are >= 0 with at most 12
-    decimal places. Funds reserved by open orders (``used``) are left as they are.
-    """
-    _require_paper(account)
-    catalog = catalog if catalog is not None else get_catalog(account.exchange)
-    amounts: dict[str, Decimal] = {}
-    for currency, value in balances.items():
-        if currency not in catalog.currencies:
-            raise ExchangeError(
-                f"unknown currency {currency!r} on {account.exchange}",
-                code="unknown_currency", status=400,
-                details={"currency": [f"Not a currency of {account.exchange}'s markets."]},
-            )  # fmt: skip
-        try:
-            amount = _decimal(f"balance of {currency}", value)
-        except InvalidOrderError as error:
-            raise ExchangeError(error.message, code="invalid_amount", status=400) from None
-        if amount < 0 or amount >= MAX_BALANCE or amount != amount.quantize(PLACES):
-            raise ExchangeError(
-                f"balance of {currency} must be >= 0, below {MAX_BALANCE:f} and have at most "
-                f"12 decimal places, not {value}",
-                code="invalid_amount", status=400, details={"currency": currency},
-            )  # fmt: skip
-        amounts[currency] = amount
-    funded: dict[str, PaperBalance] = {}
-    with transaction.atomic():
-        for currency in sorted(amounts):
-            PaperBalance.objects.get_or_create(account=account, currency=currency)
-        rows = PaperBalance.objects.select_for_update().filter(
-            account=account, currency__in=sorted(amounts)
-        )
-        for row in rows.order_by("currency"):
-            row.free = amounts[row.currency]
-            row.save(update_fields=["free"])
-            funded[row.currency] = row
-    return funded

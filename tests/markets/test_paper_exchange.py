@@ -26,7 +26,8 @@ from markets.exchanges.errors import (
     UnknownSymbolError,
 )
 from markets.exchanges.markets import forget_catalogs
-from markets.exchanges.paper import PaperAccountRequiredError, PaperExchange, fund
+from markets.exchanges.paper import PaperExchange
+from markets.exchanges.paper_ledger import PaperAccountRequiredError, fund
 from markets.exchanges.prices import FixedPrices, LatestPrices, NoPriceError
 from markets.models import Candle, PaperBalance, PaperOrder
 

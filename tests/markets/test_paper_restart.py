@@ -29,7 +29,8 @@ PLACE = f"""
 import json, os
 from decimal import Decimal
 from markets.models import ExchangeAccount
-from markets.exchanges.paper import PaperExchange, fund
+from markets.exchanges.paper import PaperExchange
+from markets.exchanges.paper_ledger import fund
 from markets.exchanges.prices import FixedPrices
 
 account = ExchangeAccount.objects.get(pk=int(os.environ["PAPER_ACCOUNT_ID"]))

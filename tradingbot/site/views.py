@@ -5,9 +5,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
+from accounts.authentication import AuthenticatedHttpRequest
 from bots.forms import BotStopForm
 from tradingbot.site import dashboard as selectors
-from tradingbot.types import AuthenticatedHttpRequest
 
 
 def home(request: HttpRequest) -> HttpResponse:
