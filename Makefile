@@ -51,9 +51,10 @@ run: seed
 test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The quick tier, for working: every test that starts no real process (tests/README.md).
+# The quick tier, for working: every test that starts no real process (tests/README.md), on a
+# pytest-xdist worker per core.
 test-fast: install-dev
-	$(BIN)/python -m pytest --fast $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --fast -n auto $(PYTEST_ARGS)
 
 lint: install-dev
 	$(BIN)/ruff check .

@@ -78,8 +78,24 @@ def _no_process_in_the_quick_tier(request: pytest.FixtureRequest, monkeypatch: A
     monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
 
 
+def _isolate_this_xdist_worker() -> None:
+    """Under pytest-xdist (``make test-fast`` runs a worker per core) each worker has a test
+    database of its own (pytest-django) but shares Redis: its login-throttle keys, cache keys and
+    channel-layer groups get a prefix of its own, so that no count or event of one worker's
+    tests reaches another's."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return
+    from accounts import throttling
+
+    throttling.KEY_PREFIX = f"{throttling.KEY_PREFIX}{worker}:"
+    settings.CACHES["default"]["KEY_PREFIX"] += f"-{worker}"
+    settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] += f"-{worker}"
+
+
 def pytest_configure(config: pytest.Config) -> None:
     global _embedded
+    _isolate_this_xdist_worker()
     if settings.EMBEDDED_REDIS:
         from tradingbot import embedded_redis
 
