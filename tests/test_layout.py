@@ -92,6 +92,24 @@ def test_every_app_imports_only_the_rooms_below_it(graph):
     assert wrong == []
 
 
+def test_services_never_import_tasks_and_selectors_never_import_services(graph):
+    """A task wraps a service, so a service sends tasks by name (``tradingbot.tasks``); a read
+    never writes."""
+
+    def kind(module: str) -> str:
+        return next((part for part in module.split(".") if part in ("services", "selectors",
+                                                                    "tasks")), "")  # fmt: skip
+
+    wrong = sorted(
+        f"{module} -> {target}"
+        for module, targets in graph.items()
+        for target in targets
+        if (kind(module), kind(target)) in (("services", "tasks"), ("selectors", "services"))
+        and room_of(module) == room_of(target)
+    )
+    assert wrong == []
+
+
 def test_no_module_imports_another_that_imports_it_back(graph):
     circles = sorted(_circles(graph))
     assert circles == []
