@@ -179,6 +179,17 @@ def database_url(settings_dict: dict[str, Any]) -> str:
     return f"postgres://{auth}@{host}/{settings_dict['NAME']}"
 
 
+def server_env(**extra: str) -> dict[str, str]:
+    """The environment of a server process (daphne, a worker) on this session's test database,
+    with ``extra`` variables. ``DJANGO_ALLOW_ASYNC_UNSAFE``, which the browser package sets for
+    the test process alone, is left out."""
+    from django.db import connection
+
+    env = {**os.environ, "DATABASE_URL": database_url(connection.settings_dict), **extra}
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    return env
+
+
 @dataclass
 class WorkerProcess:
     queue: str
