@@ -49,18 +49,6 @@ def rows(db: Any) -> list[Any]:
     return store_candles(FIRST, COUNT)
 
 
-@pytest.fixture
-def staff(db: Any) -> Any:
-    return UserFactory(is_staff=True, is_superuser=True)
-
-
-@pytest.fixture
-def staff_client(staff: Any) -> Client:
-    client = Client()
-    client.force_login(staff)
-    return client
-
-
 def running_bot(user: User, rows: list[Any], name: str) -> Bot:
     account = ExchangeAccount.objects.filter(user=user, label="Paper").first()
     runner = replay_bot(
