@@ -31,6 +31,7 @@ from markets import services as market_services
 from markets.models import ExchangeAccount
 from strategies.services import strategy_catalogue_sync
 from tests.bots.bot_helpers import paper_account, replay_bot, store_candles
+from tests.bots.test_bot_admin import shown_messages, statuses
 from tests.factories import UserFactory
 from tradingbot.asgi import application
 from tradingbot.errors import AppError
@@ -64,14 +65,6 @@ def run_action(client: Client, action: str, users: list[User]) -> Any:
         {"action": action, "_selected_action": [user.pk for user in users], "index": 0},
         follow=True,
     )
-
-
-def shown_messages(response: Any) -> list[str]:
-    return [str(message) for message in response.context["messages"]]
-
-
-def statuses(*bots: Bot) -> list[str]:
-    return [Bot.objects.get(pk=bot.pk).status for bot in bots]
 
 
 def entries(obj: Any) -> list[str]:

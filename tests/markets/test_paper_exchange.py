@@ -161,28 +161,26 @@ def test_a_limit_order_below_the_minimum_cost_at_its_own_price_is_refused(accoun
     assert_nothing_written(account, usdt="10000")
 
 
-def test_a_buy_without_the_funds_is_refused_naming_needed_and_available(account, paper):
+@pytest.mark.parametrize(
+    ("side", "currency", "message"),
+    [
+        ("buy", "USDT", "insufficient USDT: the order needs 200.5002 USDT, 100 USDT is available"),
+        ("sell", "BTC", "insufficient BTC: the order needs 0.01 BTC, 0 BTC is available"),
+    ],
+    ids=["a buy without the USDT", "a sell of a currency never held"],
+)
+def test_an_order_without_the_funds_is_refused_naming_needed_and_available(
+    account, paper, side, currency, message
+):
     # given
     fund(account, {"USDT": Decimal("100")})
     # when
     with pytest.raises(InsufficientFundsError) as refused:
-        paper.create_order(BTC, "market", "buy", Decimal("0.01"))
+        paper.create_order(BTC, "market", side, Decimal("0.01"))
     # then
-    assert refused.value.message == (
-        "insufficient USDT: the order needs 200.5002 USDT, 100 USDT is available"
-    )
-    assert refused.value.details["currency"] == "USDT"
+    assert refused.value.message == message
+    assert refused.value.details["currency"] == currency
     assert refused.value.status == 400
-    assert_nothing_written(account, usdt="100")
-
-
-def test_a_sell_of_a_currency_never_held_is_refused(account, paper):
-    fund(account, {"USDT": Decimal("100")})
-    with pytest.raises(InsufficientFundsError) as refused:
-        paper.create_order(BTC, "market", "sell", Decimal("0.01"))
-    assert refused.value.message == (
-        "insufficient BTC: the order needs 0.01 BTC, 0 BTC is available"
-    )
     assert_nothing_written(account, usdt="100")
 
 

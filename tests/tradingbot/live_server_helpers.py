@@ -8,7 +8,7 @@ connection reset, a socket that stops reading), a raw TCP socket that speaks jus
 RFC 6455. Group membership is read straight from Redis: the pub/sub channels' subscriber counts.
 
 The fixtures at the end (``daphne``, ``server``, ``second_daphne``, ``make_user``, ``market``,
-``make_bot``) are imported by the test module for pytest to find.
+``make_bot``, ``token``, ``mark``) are imported by the test module for pytest to find.
 """
 
 from __future__ import annotations
@@ -387,6 +387,18 @@ def make_bot(market: list[Any]) -> Callable[[Any], Bot]:
 
 def token_of(user: Any) -> str:
     return api_token_issue(user=user).key
+
+
+@pytest.fixture
+def token(make_user: Callable[[], Any]) -> str:
+    """An API token of a new user: the credentials of the test's connections."""
+    return token_of(make_user())
+
+
+@pytest.fixture
+def mark(server: Daphne) -> int:
+    """Where the server's log ended as the test began: ``server.log_since(mark)`` is the test's."""
+    return server.log_mark()
 
 
 def token_with_group(user: Any) -> tuple[str, str]:

@@ -41,6 +41,7 @@ from tests.tradingbot.live_server_helpers import (
     in_batches,
     make_bot,
     make_user,
+    mark,
     market,
     messages_then_close,
     publish,
@@ -51,6 +52,7 @@ from tests.tradingbot.live_server_helpers import (
     seqs,
     served_and_bounded,
     server,
+    token,
     token_of,
     token_with_group,
     wait_for_closed_lines,
@@ -62,7 +64,9 @@ from tests.tradingbot.live_server_helpers import (
     ws_subscribe,
 )
 
-__all__ = ["daphne", "make_bot", "make_user", "market", "second_daphne", "server"]  # fixtures
+__all__ = [  # fixtures
+    "daphne", "make_bot", "make_user", "mark", "market", "second_daphne", "server", "token",
+]  # fmt: skip
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(240)]
 
@@ -117,11 +121,8 @@ def test_a_thousand_connections_dropped_without_closing_leave_no_group_member_an
 
 
 def test_every_form_of_ping_gets_a_pong_and_nothing_in_the_log(
-    server: Daphne, make_user: Callable[[], Any]
+    server: Daphne, token: str, mark: int
 ) -> None:
-    # given
-    token = token_of(make_user())
-    mark = server.log_mark()
 
     async def scenario() -> list[dict[str, Any]]:
         async with ws_session(server, token) as ws:
@@ -145,11 +146,8 @@ def test_every_form_of_ping_gets_a_pong_and_nothing_in_the_log(
 
 
 def test_twenty_bad_messages_are_answered_and_the_twenty_first_closes_with_4008(
-    server: Daphne, make_user: Callable[[], Any]
+    server: Daphne, token: str, mark: int
 ) -> None:
-    # given
-    token = token_of(make_user())
-    mark = server.log_mark()
 
     async def scenario() -> tuple[list[dict[str, Any]], dict[str, Any], list[Any], int | None]:
         ws = await ws_authed(server, token)
@@ -182,11 +180,8 @@ def test_twenty_bad_messages_are_answered_and_the_twenty_first_closes_with_4008(
 
 
 def test_a_text_over_64_kib_closes_with_4009_and_one_over_1_mib_is_refused_by_daphne(
-    server: Daphne, make_user: Callable[[], Any]
+    server: Daphne, token: str, mark: int
 ) -> None:
-    # given
-    token = token_of(make_user())
-    mark = server.log_mark()
 
     async def oversized(size: int) -> int | None:
         ws = await ws_authed(server, token)
@@ -210,11 +205,8 @@ def test_a_text_over_64_kib_closes_with_4009_and_one_over_1_mib_is_refused_by_da
 
 
 def test_a_binary_frame_gets_an_error_and_the_connection_stays_open(
-    server: Daphne, make_user: Callable[[], Any]
+    server: Daphne, token: str, mark: int
 ) -> None:
-    # given
-    token = token_of(make_user())
-    mark = server.log_mark()
 
     async def scenario() -> tuple[dict[str, Any], dict[str, Any]]:
         async with ws_session(server, token) as ws:
@@ -233,11 +225,8 @@ def test_a_binary_frame_gets_an_error_and_the_connection_stays_open(
 
 
 def test_no_auth_in_time_a_first_message_that_is_not_auth_and_a_bad_token_close_with_4401(
-    server: Daphne, make_user: Callable[[], Any]
+    server: Daphne, token: str, mark: int
 ) -> None:
-    # given
-    token = token_of(make_user())
-    mark = server.log_mark()
 
     async def silent() -> tuple[list[Any], int | None]:
         ws = await ws_connect(server)

@@ -165,7 +165,6 @@ def test_it_passes_every_check_against_a_running_stack_and_leaves_nothing_behind
 
 @pytest.mark.stack
 @pytest.mark.timeout(300)
-@pytest.mark.process
 def test_it_uses_the_traders_own_paper_account_and_keeps_it(
     stack: Stack, trader: Any, tmp_path: Path
 ) -> None:
@@ -187,7 +186,6 @@ def test_it_uses_the_traders_own_paper_account_and_keeps_it(
 
 @pytest.mark.stack
 @pytest.mark.timeout(300)
-@pytest.mark.process
 def test_a_wrong_password_fails_login_and_what_needs_it(
     stack: Stack, trader: Any, tmp_path: Path
 ) -> None:
