@@ -20,7 +20,6 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.contrib.auth.models import Permission
 from django.contrib.sessions.models import Session
-from django.db import connection
 from django.test import Client
 
 from accounts.models import ApiToken, User
@@ -33,6 +32,7 @@ from strategies.services import strategy_catalogue_sync
 from tests.bots.bot_helpers import paper_account, replay_bot, store_candles
 from tests.bots.test_bot_admin import shown_messages, statuses
 from tests.factories import UserFactory
+from tests.markets.test_exchange_accounts import raw_row
 from tradingbot.asgi import application
 from tradingbot.errors import AppError
 from tradingbot.live import protocol
@@ -349,12 +349,7 @@ def test_no_secret_of_an_account_or_a_token_shows_on_any_page(staff_client, staf
     run_action(staff_client, "disable_users", [user])
     issued = api_token_issue(user=user)  # after the disable, which revokes tokens
     token = issued.token
-    with connection.cursor() as cursor:  # what the database holds: the ciphertexts
-        cursor.execute(
-            "SELECT api_key, api_secret, passphrase FROM exchange_accounts WHERE id = %s",
-            [account.pk],
-        )
-        stored = [value for value in cursor.fetchone() if value]
+    stored = [value for value in raw_row(account.pk) if value]  # the ciphertexts
     assert len(stored) == 3
     secrets = (API_KEY, API_SECRET, PASSPHRASE, *stored, issued.key, token.key_hash)
     pages = {

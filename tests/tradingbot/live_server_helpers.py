@@ -8,7 +8,7 @@ connection reset, a socket that stops reading), a raw TCP socket that speaks jus
 RFC 6455. Group membership is read straight from Redis: the pub/sub channels' subscriber counts.
 
 The fixtures at the end (``daphne``, ``server``, ``second_daphne``, ``make_user``, ``market``,
-``make_bot``, ``token``, ``mark``) are imported by the test module for pytest to find.
+``make_bot``, ``bot``, ``token``, ``mark``) are imported by the test module for pytest to find.
 """
 
 from __future__ import annotations
@@ -383,6 +383,12 @@ def make_bot(market: list[Any]) -> Callable[[Any], Bot]:
         return bot
 
     return make
+
+
+@pytest.fixture
+def bot(make_user: Callable[[], Any], make_bot: Callable[[Any], Bot]) -> Bot:
+    """A stopped replay bot of a new user (``bot.user``)."""
+    return make_bot(make_user())
 
 
 def token_of(user: Any) -> str:

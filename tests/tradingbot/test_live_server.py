@@ -33,6 +33,7 @@ from tests.tradingbot.live_server_helpers import (
     PING_TIMEOUT,
     Daphne,
     RawClient,
+    bot,
     closed_fields,
     closed_lines,
     connect_and_drop,
@@ -65,7 +66,7 @@ from tests.tradingbot.live_server_helpers import (
 )
 
 __all__ = [  # fixtures
-    "daphne", "make_bot", "make_user", "mark", "market", "second_daphne", "server", "token",
+    "bot", "daphne", "make_bot", "make_user", "mark", "market", "second_daphne", "server", "token",
 ]  # fmt: skip
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(240)]
@@ -79,11 +80,10 @@ CYCLES = 1000
 
 
 def test_a_thousand_connections_dropped_without_closing_leave_no_group_member_and_one_line_each(
-    server: Daphne, make_user: Callable[[], Any], make_bot: Callable[[Any], Bot]
+    server: Daphne, bot: Bot
 ) -> None:
     # given: a user with a bot, and one connection of theirs that stays
-    user = make_user()
-    bot = make_bot(user)
+    user = bot.user
     token, token_group = token_with_group(user)
     channel, user_group, bot_group = f"bot:{bot.pk}", f"user-{user.pk}", f"bot-{bot.pk}"
     mark = server.log_mark()
@@ -267,11 +267,10 @@ EVENTS = 20
 
 
 def test_events_published_while_clients_drop_reach_each_connected_client_exactly_once(
-    server: Daphne, make_user: Callable[[], Any], make_bot: Callable[[Any], Bot]
+    server: Daphne, bot: Bot
 ) -> None:
     # given: ten connections of a bot's owner, half of them subscribed to the bot
-    user = make_user()
-    bot = make_bot(user)
+    user = bot.user
     token = token_of(user)
     channel = f"bot:{bot.pk}"
     mark = server.log_mark()
