@@ -51,14 +51,14 @@ shows a candle that has not closed yet).
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from collections.abc import Iterable, Mapping
-from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.db import IntegrityError, transaction
 
+from markets.decimals import finite_decimal
 from markets.exchanges.base import MarketRules
 from markets.exchanges.errors import (
     ExchangeError,
@@ -101,11 +101,8 @@ def _round_up(value: Decimal) -> Decimal:
 
 def _decimal(name: str, value: Any) -> Decimal:
     """``value`` as a finite Decimal; ``InvalidOrderError`` naming ``name`` otherwise."""
-    number = None
-    if not isinstance(value, bool):
-        with contextlib.suppress(InvalidOperation):
-            number = value if isinstance(value, Decimal) else Decimal(str(value))
-    if number is None or not number.is_finite():
+    number = finite_decimal(value)
+    if number is None:
         raise InvalidOrderError(f"{name} must be a finite number, not {value!r}")
     return number
 
