@@ -136,18 +136,9 @@ def _import_once(
         for position, row in rows:
             existing = stored.get(row.open_time)
             if existing is None:
+                # CandleRow's fields are named as Candle's: open_time and the OHLCV values.
                 new.append(
-                    Candle(
-                        exchange=exchange,
-                        symbol=symbol,
-                        timeframe=timeframe,
-                        open_time=row.open_time,
-                        open=row.open,
-                        high=row.high,
-                        low=row.low,
-                        close=row.close,
-                        volume=row.volume,
-                    )
+                    Candle(exchange=exchange, symbol=symbol, timeframe=timeframe, **row._asdict())
                 )
                 continue
             differences = [

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -115,25 +115,16 @@ class ReplayFeed:
         return max(0.0, float(next_step - _exact(now)))
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-safe form, e.g. to keep in a bot's configuration."""
-        return {
-            "start_ms": self.start_ms,
-            "timeframe": self.timeframe,
-            "seconds_per_candle": self.seconds_per_candle,
-            "started_at": self.started_at,
-        }
+        """JSON-safe form, e.g. to keep in a bot's configuration: the four fields by name."""
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ReplayFeed:
-        missing = {"start_ms", "timeframe", "seconds_per_candle", "started_at"} - set(data)
+        names = [field.name for field in fields(cls)]
+        missing = set(names) - set(data)
         if missing:
             raise ValueError(f"replay settings miss {', '.join(sorted(missing))}")
-        return cls(
-            start_ms=data["start_ms"],
-            timeframe=data["timeframe"],
-            seconds_per_candle=data["seconds_per_candle"],
-            started_at=data["started_at"],
-        )
+        return cls(**{name: data[name] for name in names})
 
 
 def _finite_number(name: str, value: Any) -> None:

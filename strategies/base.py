@@ -214,6 +214,15 @@ def validate_strategy_class(cls: Any) -> None:
         raise StrategyDefinitionError(f"{label}: the defaults are invalid: {exc}") from None
 
 
+def fast_shorter_than_slow(params: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The cross-field rule of a strategy that compares a fast line with a slow one: the
+    ``fast`` length must be below the ``slow`` one (a ``check`` result)."""
+    fast, slow = params["fast"], params["slow"]
+    if fast >= slow:
+        return {"slow": [f"slow must be greater than fast ({fast}), got {slow}"]}
+    return {}
+
+
 def position_series(long: pd.Series, short: pd.Series | None = None) -> pd.Series:
     """+1 where ``long`` is true, -1 where ``short`` is true, else 0 (int8, on ``long.index``).
 

@@ -163,6 +163,29 @@ def other_user(db: Any) -> Any:
 
 
 @pytest.fixture
+def staff(db: Any) -> Any:
+    """A superuser who may use the admin."""
+    return UserFactory(is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def staff_client(staff: Any) -> Any:
+    """A test client of its own (not ``client``), logged in as ``staff``."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(staff)
+    return client
+
+
+@pytest.fixture
+def trader_client(client: Any, user: Any) -> Any:
+    """The ``client``, logged in as ``user``."""
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
 def exchange_account_factory(db: Any) -> type[ExchangeAccountFactory]:
     return ExchangeAccountFactory
 
@@ -193,6 +216,17 @@ def database_url(settings_dict: dict[str, Any]) -> str:
     )
     host = f"{settings_dict['HOST'] or '127.0.0.1'}:{settings_dict['PORT'] or 5432}"
     return f"postgres://{auth}@{host}/{settings_dict['NAME']}"
+
+
+def server_env(**extra: str) -> dict[str, str]:
+    """The environment of a server process (daphne, a worker) on this session's test database,
+    with ``extra`` variables. ``DJANGO_ALLOW_ASYNC_UNSAFE``, which the browser package sets for
+    the test process alone, is left out."""
+    from django.db import connection
+
+    env = {**os.environ, "DATABASE_URL": database_url(connection.settings_dict), **extra}
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    return env
 
 
 @dataclass

@@ -12,6 +12,7 @@ import re
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -40,6 +41,12 @@ pytestmark = [
     pytest.mark.stack,
     pytest.mark.timeout(SETUP_TIMEOUT + HEALTHY_TIMEOUT + DEMO_FIRST_ORDER_TIMEOUT + 150),
 ]
+
+
+@pytest.fixture
+def var_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The stack's own var dir, fresh, on a short path (its unix sockets are made in it)."""
+    return tmp_path_factory.mktemp("stack")
 
 
 def _start_and_wait_healthy(stack: Stack, processes: str) -> dict[str, float]:
@@ -97,10 +104,9 @@ def _assert_the_demo_bot_trades(stack: Stack, token: str) -> None:
 
 
 def test_it_runs_the_whole_stack_on_embedded_services_until_ctrl_c(
-    tmp_path_factory: pytest.TempPathFactory, record_property: Callable[[str, object], None]
+    var_dir: Path, record_property: Callable[[str, object], None]
 ) -> None:
     # Given a fresh var dir and neither DATABASE_URL nor REDIS_URL: SQLite and embedded Redis.
-    var_dir = tmp_path_factory.mktemp("stack")
     with make_run(ROOT, var_dir, keep_services=False, extra_env={"LOG_FORMAT": "text"}) as stack:
         # When `make run` is started
         timings = _start_and_wait_healthy(stack, "web worker beat redis")
@@ -174,10 +180,9 @@ def test_it_runs_the_whole_stack_on_embedded_services_until_ctrl_c(
     reason="needs DATABASE_URL and REDIS_URL of external PostgreSQL and Redis",
 )
 def test_it_runs_the_whole_stack_on_external_services_until_ctrl_c(
-    tmp_path_factory: pytest.TempPathFactory, record_property: Callable[[str, object], None]
+    var_dir: Path, record_property: Callable[[str, object], None]
 ) -> None:
     # Given DATABASE_URL and REDIS_URL of running services (make run migrates that database)
-    var_dir = tmp_path_factory.mktemp("stack")
     with make_run(ROOT, var_dir, keep_services=True, extra_env={"LOG_FORMAT": "text"}) as stack:
         # When `make run` is started, then it starts no Redis of its own and becomes healthy
         timings = _start_and_wait_healthy(stack, "web worker beat")

@@ -7,13 +7,13 @@ recomputes it); amounts keep the database's 12 decimal places.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable, Mapping
-from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.db import transaction
 
+from markets.decimals import finite_decimal
 from markets.exchanges.errors import ExchangeError, InsufficientFundsError, InvalidOrderError
 from markets.exchanges.markets import MarketCatalog, get_catalog
 from markets.exchanges.paper_results import fmt_decimal, iso_time
@@ -46,11 +46,8 @@ def round_up(value: Decimal) -> Decimal:
 
 def decimal_of(name: str, value: Any) -> Decimal:
     """``value`` as a finite Decimal; ``InvalidOrderError`` naming ``name`` otherwise."""
-    number = None
-    if not isinstance(value, bool):
-        with contextlib.suppress(InvalidOperation):
-            number = value if isinstance(value, Decimal) else Decimal(str(value))
-    if number is None or not number.is_finite():
+    number = finite_decimal(value)
+    if number is None:
         raise InvalidOrderError(f"{name} must be a finite number, not {value!r}")
     return number
 

@@ -16,9 +16,10 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Protocol
 
+from markets.decimals import finite_decimal
 from markets.exchanges.errors import ExchangeError, TransientExchangeError
 from markets.replay import ReplayFeed, replay_next_candle
 
@@ -136,12 +137,7 @@ class FixedPrices:
 
 
 def _positive_decimal(value: Any) -> Decimal | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = Decimal(str(value))
-    except InvalidOperation:
-        return None
-    if not number.is_finite() or number <= 0 or not math.isfinite(float(number)):
+    number = finite_decimal(value)
+    if number is None or number <= 0 or not math.isfinite(float(number)):
         return None
     return number

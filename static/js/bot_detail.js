@@ -20,18 +20,7 @@
   const PRICE = Number(script.dataset.pricePlaces || 2);
   const QTY = Number(script.dataset.qtyPlaces || 8);
 
-  const { floatformat, localTime } = window.Format;
-
-  function row(cells, attributes = {}) {
-    const tr = document.createElement("tr");
-    for (const [name, value] of Object.entries(attributes)) tr.setAttribute(name, value);
-    for (const text of cells) {
-      const td = document.createElement("td");
-      td.textContent = text;
-      tr.append(td);
-    }
-    return tr;
-  }
+  const { floatformat, localTime, row } = window.Format;
 
   // --- the sections -----------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@
   const RECENT_ROWS = 20; // as bots/dashboard.py RECENT
   const MAX_SUBSCRIPTIONS = 100; // the server's limit per connection
 
-  const { floatformat, localTime } = window.Format;
+  const { floatformat, localTime, row } = window.Format;
 
   function botRow(channel) {
     const id = String(channel || "").split(":")[1];
@@ -46,14 +46,7 @@
   function prepend(sectionId, cells, attributes = {}) {
     const section = document.getElementById(sectionId);
     const body = section.querySelector("tbody");
-    const tr = document.createElement("tr");
-    for (const [name, value] of Object.entries(attributes)) tr.setAttribute(name, value);
-    for (const text of cells) {
-      const td = document.createElement("td");
-      td.textContent = text;
-      tr.append(td);
-    }
-    body.prepend(tr);
+    body.prepend(row(cells, attributes));
     while (body.rows.length > RECENT_ROWS) body.lastElementChild.remove();
     section.querySelector("table").hidden = false;
     section.querySelector(".empty").hidden = true;

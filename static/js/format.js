@@ -4,6 +4,7 @@
  *   Format.floatformat(text, places)  Django's floatformat on a decimal string
  *   Format.localTime(ms, withSeconds) "2024-03-01 12:34[:56]" in the trader's time zone
  *   Format.zoned(options)             an Intl.DateTimeFormat in the trader's time zone
+ *   Format.row(cells, attributes)     a <tr> of text cells, for rows drawn as a template's
  *
  * The trader's time zone is the page's <body data-time-zone> (the one the server activated).
  */
@@ -45,5 +46,17 @@
     return (withSeconds ? toSecond : toMinute).format(new Date(ms));
   }
 
-  window.Format = { floatformat, localTime, zoned, timeZone: TIME_ZONE };
+  /** A table row with one cell per text (set as text, never as HTML) and the given attributes. */
+  function row(cells, attributes = {}) {
+    const tr = document.createElement("tr");
+    for (const [name, value] of Object.entries(attributes)) tr.setAttribute(name, value);
+    for (const text of cells) {
+      const td = document.createElement("td");
+      td.textContent = text;
+      tr.append(td);
+    }
+    return tr;
+  }
+
+  window.Format = { floatformat, localTime, zoned, row, timeZone: TIME_ZONE };
 })();

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
-from strategies.base import Strategy, position_series
+from strategies.base import Strategy, fast_shorter_than_slow, position_series
 from strategies.indicators import macd
 from strategies.params import Param
 from strategies.registry import register
@@ -32,11 +32,7 @@ class MacdCross(Strategy):
 
     @classmethod
     def check(cls, params: Mapping[str, Any]) -> dict[str, list[str]]:
-        if params["fast"] >= params["slow"]:
-            return {
-                "slow": [f"slow must be greater than fast ({params['fast']}), got {params['slow']}"]
-            }
-        return {}
+        return fast_shorter_than_slow(params)
 
     def target_position(self, candles: pd.DataFrame) -> pd.Series:
         lines = macd(

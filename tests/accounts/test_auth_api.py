@@ -15,6 +15,18 @@ def login(client, email, password, **extra):
     return client.post(LOGIN, {"email": email, "password": password}, format="json", **extra)
 
 
+def login_token(client, user, password):
+    """The token the login endpoint issues to ``user``."""
+    return login(client, user.email, password).json()["token"]
+
+
+def assert_me_refused(client, *, code):
+    """``me`` answers 401 with the error ``code``."""
+    response = client.get(ME)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == code
+
+
 @pytest.mark.django_db
 def test_it_returns_a_token_that_works_on_me(api_client, user, password):
     # when
@@ -31,7 +43,7 @@ def test_it_returns_a_token_that_works_on_me(api_client, user, password):
 
 @pytest.mark.django_db
 def test_it_stores_only_a_hash_of_the_token(api_client, user, password):
-    token = login(api_client, user.email, password).json()["token"]
+    token = login_token(api_client, user, password)
     stored = ApiToken.objects.get(user=user)
     assert stored.key_hash != token
     assert stored.key_hash == ApiToken.hash_key(token)
@@ -149,40 +161,34 @@ def test_it_forgives_an_emails_failures_after_a_success(api_client, user, passwo
 
 @pytest.mark.django_db
 def test_it_rejects_an_expired_token(api_client, user, password):
-    token = login(api_client, user.email, password).json()["token"]
+    token = login_token(api_client, user, password)
     ApiToken.objects.filter(user=user).update(expires_at=timezone.now() - timedelta(seconds=1))
     api_client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
-    response = api_client.get(ME)
-    assert response.status_code == 401
-    assert response.json()["error"]["code"] == "authentication_failed"
+    assert_me_refused(api_client, code="authentication_failed")
 
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("header", ["Token", "Token a b", "Token not-a-real-token", "Bearer nope"])
 def test_it_rejects_bad_authorization_headers_with_401(api_client, header):
     api_client.credentials(HTTP_AUTHORIZATION=header)
-    response = api_client.get(ME)
-    assert response.status_code == 401
-    assert response.json()["error"]["code"] == "authentication_failed"
+    assert_me_refused(api_client, code="authentication_failed")
 
 
 @pytest.mark.django_db
 def test_it_accepts_a_bearer_token(api_client, user, password):
-    token = login(api_client, user.email, password).json()["token"]
+    token = login_token(api_client, user, password)
     api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
     assert api_client.get(ME).status_code == 200
 
 
 @pytest.mark.django_db
 def test_me_without_credentials_is_401(api_client):
-    response = api_client.get(ME)
-    assert response.status_code == 401
-    assert response.json()["error"]["code"] == "not_authenticated"
+    assert_me_refused(api_client, code="not_authenticated")
 
 
 @pytest.mark.django_db
 def test_logout_revokes_the_token(api_client, user, password):
-    token = login(api_client, user.email, password).json()["token"]
+    token = login_token(api_client, user, password)
     api_client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     assert api_client.post("/api/auth/logout").status_code == 204
     assert api_client.get(ME).status_code == 401

@@ -20,7 +20,6 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.contrib.auth.models import Permission
 from django.contrib.sessions.models import Session
-from django.db import connection
 from django.test import Client
 
 from accounts.models import ApiToken, User
@@ -31,7 +30,9 @@ from markets import services as market_services
 from markets.models import ExchangeAccount
 from strategies.services import strategy_catalogue_sync
 from tests.bots.bot_helpers import paper_account, replay_bot, store_candles
+from tests.bots.test_bot_admin import shown_messages, statuses
 from tests.factories import UserFactory
+from tests.markets.test_exchange_accounts import raw_row
 from tradingbot.asgi import application
 from tradingbot.errors import AppError
 from tradingbot.live import protocol
@@ -49,18 +50,6 @@ def rows(db: Any) -> list[Any]:
     return store_candles(FIRST, COUNT)
 
 
-@pytest.fixture
-def staff(db: Any) -> Any:
-    return UserFactory(is_staff=True, is_superuser=True)
-
-
-@pytest.fixture
-def staff_client(staff: Any) -> Client:
-    client = Client()
-    client.force_login(staff)
-    return client
-
-
 def running_bot(user: User, rows: list[Any], name: str) -> Bot:
     account = ExchangeAccount.objects.filter(user=user, label="Paper").first()
     runner = replay_bot(
@@ -76,14 +65,6 @@ def run_action(client: Client, action: str, users: list[User]) -> Any:
         {"action": action, "_selected_action": [user.pk for user in users], "index": 0},
         follow=True,
     )
-
-
-def shown_messages(response: Any) -> list[str]:
-    return [str(message) for message in response.context["messages"]]
-
-
-def statuses(*bots: Bot) -> list[str]:
-    return [Bot.objects.get(pk=bot.pk).status for bot in bots]
 
 
 def entries(obj: Any) -> list[str]:
@@ -368,12 +349,7 @@ def test_no_secret_of_an_account_or_a_token_shows_on_any_page(staff_client, staf
     run_action(staff_client, "disable_users", [user])
     issued = api_token_issue(user=user)  # after the disable, which revokes tokens
     token = issued.token
-    with connection.cursor() as cursor:  # what the database holds: the ciphertexts
-        cursor.execute(
-            "SELECT api_key, api_secret, passphrase FROM exchange_accounts WHERE id = %s",
-            [account.pk],
-        )
-        stored = [value for value in cursor.fetchone() if value]
+    stored = [value for value in raw_row(account.pk) if value]  # the ciphertexts
     assert len(stored) == 3
     secrets = (API_KEY, API_SECRET, PASSPHRASE, *stored, issued.key, token.key_hash)
     pages = {

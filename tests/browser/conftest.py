@@ -14,21 +14,15 @@ test. So the browser lives only while this package runs (package scope), and
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.contrib.auth.hashers import PBKDF2PasswordHasher, make_password
 
-from tests.conftest import ROOT, database_url
+from tests.conftest import WorkerProcess, server_env
+from tests.daphne_process import Daphne, daphne_running
 from tests.factories import DEFAULT_PASSWORD, ExchangeAccountFactory, UserFactory
 
 CHROMIUM = "/usr/bin/chromium"
@@ -42,31 +36,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SERVER_START_TIMEOUT = 60
-
-
-@dataclass
-class LiveServer:
-    url: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:  # noqa: S310
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 @pytest.fixture(scope="session")
@@ -80,36 +49,11 @@ def chromium() -> str:
 @pytest.fixture(scope="session")
 def daphne_server(
     chromium: str, django_db_setup: Any, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveServer]:
+) -> Iterator[Daphne]:
     """``python -m daphne`` serving the app on a free port, on the test database."""
-    from django.db import connection
-
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "DATABASE_URL": database_url(connection.settings_dict)}
-    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     log_path = tmp_path_factory.mktemp("daphne") / "daphne.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-             "tradingbot.asgi:application"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    server = LiveServer(url=url, process=process, log_path=log_path)
-    deadline = time.monotonic() + SERVER_START_TIMEOUT
-    while not _healthy(url):
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            process.wait(timeout=10)
-            raise RuntimeError(f"daphne did not become healthy at {url}:\n{server.log()}")
-        time.sleep(0.2)
-    yield server
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
+    with daphne_running(env=server_env(), log_path=log_path) as server:
+        yield server
 
 
 @pytest.fixture(scope="package")
@@ -132,7 +76,7 @@ def browser(chromium: str) -> Iterator[Any]:
 
 
 @pytest.fixture
-def server(daphne_server: LiveServer, transactional_db: Any) -> LiveServer:
+def server(daphne_server: Daphne, transactional_db: Any) -> Daphne:
     """The running server, with this test's data committed so that it can see it."""
     if daphne_server.process.poll() is not None:
         pytest.fail(f"daphne exited early:\n{daphne_server.log()}")
@@ -140,7 +84,14 @@ def server(daphne_server: LiveServer, transactional_db: Any) -> LiveServer:
 
 
 @pytest.fixture
-def page(browser: Any, server: LiveServer) -> Iterator[Any]:
+def worker(celery_worker_process: WorkerProcess, server: Daphne, settings: Any) -> WorkerProcess:
+    """The session's worker, which the ticks this test sends go to."""
+    settings.BOTS_QUEUE = celery_worker_process.queue
+    return celery_worker_process
+
+
+@pytest.fixture
+def page(browser: Any, server: Daphne) -> Iterator[Any]:
     """A fresh page in a fresh context (own cookies), with relative URLs against the server."""
     context = browser.new_context(base_url=server.url, viewport={"width": 1280, "height": 800})
     context.set_default_timeout(10_000)
@@ -167,7 +118,7 @@ def _browser_user(**fields: Any) -> Any:
 
 
 @pytest.fixture
-def trader_factory(server: LiveServer) -> Callable[..., Any]:
+def trader_factory(server: Daphne) -> Callable[..., Any]:
     """Makes users who can log in through the daphne server (``UserFactory`` fields allowed)."""
     return _browser_user
 
@@ -183,7 +134,7 @@ def other_trader(trader_factory: Callable[..., Any]) -> Any:
 
 
 @pytest.fixture
-def account_factory(server: LiveServer) -> type[ExchangeAccountFactory]:
+def account_factory(server: Daphne) -> type[ExchangeAccountFactory]:
     return ExchangeAccountFactory
 
 

@@ -10,13 +10,9 @@ states, never on durations.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,8 +24,9 @@ from bots.models import Order
 from strategies.services import strategy_catalogue_sync
 from tests.bots.bot_helpers import COUNT, FIRST, paper_account, replay_bot, store_candles
 from tests.bots.test_bot_admin import holding_bot
-from tests.browser.conftest import SERVER_START_TIMEOUT, _free_port, _healthy, log_in
-from tests.conftest import ROOT, database_url
+from tests.browser.conftest import log_in
+from tests.conftest import server_env
+from tests.daphne_process import Daphne, daphne_running
 from tradingbot.events import object_event, object_groups, publish_now
 
 pytestmark = pytest.mark.browser
@@ -41,73 +38,15 @@ BOOK_SECTIONS = ("#bot-summary", "#bot-position", "#bot-open-orders", "#bot-trad
 # --- a daphne of the test's own, to stop and start again -----------------------------------------
 
 
-@dataclass
-class OwnDaphne:
-    """``python -m daphne`` on a fixed port, on the test database, that a test may kill."""
-
-    port: int
-    env: dict[str, str]
-    log_path: Path
-    process: subprocess.Popen[bytes] | None = field(default=None)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
-                 "tradingbot.asgi:application"],
-                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        while not _healthy(self.url):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.kill()
-                raise RuntimeError(f"daphne did not become healthy at {self.url}:\n{self.log()}")
-            time.sleep(0.2)
-
-    def kill(self) -> None:
-        """As a crash: SIGKILL, no close frames; the kernel drops its connections."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def log_mark(self) -> int:
-        return self.log_path.stat().st_size
-
-    def log_since(self, mark: int) -> str:
-        with self.log_path.open("rb") as log:
-            log.seek(mark)
-            return log.read().decode(errors="replace")
+@pytest.fixture
+def own_daphne(server: Any, tmp_path: Path) -> Iterator[Daphne]:
+    """A daphne on a port of its own, on the test database, that a test may kill and start."""
+    with daphne_running(env=server_env(), log_path=tmp_path / "daphne.log") as daphne:
+        yield daphne
 
 
 @pytest.fixture
-def own_daphne(server: Any, tmp_path: Path) -> Iterator[OwnDaphne]:
-    from django.db import connection
-
-    env = {**os.environ, "DATABASE_URL": database_url(connection.settings_dict)}
-    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    daphne = OwnDaphne(port=_free_port(), env=env, log_path=tmp_path / "daphne.log")
-    daphne.start()
-    yield daphne
-    daphne.stop()
-
-
-@pytest.fixture
-def own_page(browser: Any, own_daphne: OwnDaphne) -> Iterator[Any]:
+def own_page(browser: Any, own_daphne: Daphne) -> Iterator[Any]:
     context = browser.new_context(base_url=own_daphne.url)
     context.set_default_timeout(LIVE)
     yield context.new_page()

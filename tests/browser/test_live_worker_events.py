@@ -14,7 +14,6 @@ import json
 import os
 from collections.abc import Iterator
 from datetime import UTC
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,9 +28,10 @@ from strategies.services import strategy_catalogue_sync
 from tests.backtests.worker_helpers import wait_until
 from tests.bots.bot_helpers import SYMBOL, paper_account, replay_bot
 from tests.bots.worker_ticks_helpers import replay_start, store_replay
-from tests.browser.conftest import LiveServer, _free_port, log_in
-from tests.browser.test_live_client import LIVE, OwnDaphne, indicator, stat, wait_for
-from tests.conftest import WorkerProcess, database_url
+from tests.browser.conftest import log_in
+from tests.browser.test_live_client import LIVE, indicator, stat, wait_for
+from tests.conftest import WorkerProcess, server_env
+from tests.daphne_process import Daphne, daphne_running
 
 pytestmark = pytest.mark.browser
 
@@ -44,33 +44,16 @@ STANDING_STILL = 0.1  # replay speed, candles a minute: market time stays on one
 
 @pytest.fixture(scope="module")
 def second_daphne(
-    daphne_server: LiveServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OwnDaphne]:
+    daphne_server: Daphne, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Daphne]:
     """A daphne of this module's own, on the session's test database and Redis."""
-    from django.db import connection
-
-    env = {**os.environ, "DATABASE_URL": database_url(connection.settings_dict)}
-    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    log_dir: Path = tmp_path_factory.mktemp("second-daphne")
-    daphne = OwnDaphne(port=_free_port(), env=env, log_path=log_dir / "daphne.log")
-    try:
-        daphne.start()
+    log_path = tmp_path_factory.mktemp("second-daphne") / "daphne.log"
+    with daphne_running(env=server_env(), log_path=log_path) as daphne:
         yield daphne
-    finally:
-        daphne.stop()
 
 
 @pytest.fixture
-def worker(
-    celery_worker_process: WorkerProcess, server: LiveServer, settings: Any
-) -> WorkerProcess:
-    """The session's worker, which the ticks this test sends go to."""
-    settings.BOTS_QUEUE = celery_worker_process.queue
-    return celery_worker_process
-
-
-@pytest.fixture
-def second_page(browser: Any, second_daphne: OwnDaphne, server: LiveServer) -> Iterator[Any]:
+def second_page(browser: Any, second_daphne: Daphne, server: Daphne) -> Iterator[Any]:
     """A page (own cookies) whose relative URLs go to the second daphne."""
     context = browser.new_context(base_url=second_daphne.url)
     context.set_default_timeout(LIVE)

@@ -30,9 +30,10 @@ from bots.models import Bot, Position
 from bots.services.dispatch import send_tick
 from strategies.services import strategy_catalogue_sync
 from tests.bots.worker_ticks_helpers import replay_start, store_replay
-from tests.browser.conftest import LiveServer, _free_port, log_in
-from tests.browser.test_live_client import LIVE, OwnDaphne
-from tests.conftest import ROOT, WorkerProcess, database_url
+from tests.browser.conftest import log_in
+from tests.browser.test_live_client import LIVE
+from tests.conftest import ROOT, WorkerProcess, server_env
+from tests.daphne_process import Daphne, daphne_running
 
 pytestmark = pytest.mark.browser
 
@@ -42,35 +43,16 @@ TICK_EVERY = 1.0  # s, as beat's dispatcher would send them
 
 
 @pytest.fixture
-def worker(
-    celery_worker_process: WorkerProcess, server: LiveServer, settings: Any
-) -> WorkerProcess:
-    """The session's worker; the ticks the test sends go to its queue."""
-    settings.BOTS_QUEUE = celery_worker_process.queue
-    return celery_worker_process
-
-
-@pytest.fixture
-def stack_daphne(worker: WorkerProcess, tmp_path: Path) -> Iterator[OwnDaphne]:
+def stack_daphne(worker: WorkerProcess, tmp_path: Path) -> Iterator[Daphne]:
     """A daphne whose bots and backtests go to the worker's queue (as ``make run``'s go to its
     worker), on the test database and Redis."""
-    from django.db import connection
-
-    env = {
-        **os.environ, "DATABASE_URL": database_url(connection.settings_dict),
-        "BOTS_QUEUE": worker.queue, "BACKTESTS_QUEUE": worker.queue,
-    }  # fmt: skip
-    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    daphne = OwnDaphne(port=_free_port(), env=env, log_path=tmp_path / "daphne.log")
-    try:
-        daphne.start()
+    env = server_env(BOTS_QUEUE=worker.queue, BACKTESTS_QUEUE=worker.queue)
+    with daphne_running(env=env, log_path=tmp_path / "daphne.log") as daphne:
         yield daphne
-    finally:
-        daphne.stop()
 
 
 @pytest.fixture
-def replay_candles(server: LiveServer) -> int:
+def replay_candles(server: Daphne) -> int:
     """Stored candles around a start where MA Cross (5, 20) buys on its first tick and stays
     long for a while: the replay's start, epoch ms."""
     strategy_catalogue_sync()
@@ -109,7 +91,7 @@ def chart_count(page: Any, attribute: str) -> int:
 
 
 @pytest.fixture
-def flow_page(browser: Any, stack_daphne: OwnDaphne) -> Iterator[Any]:
+def flow_page(browser: Any, stack_daphne: Daphne) -> Iterator[Any]:
     context = browser.new_context(
         base_url=stack_daphne.url, viewport={"width": 1280, "height": 900}
     )

@@ -24,6 +24,7 @@ from markets.candle_csv import CandleRow, read_candles
 from markets.candles import (
     CandleConflictError,
     CandleDataError,
+    ImportResult,
     candles_fetch_from_exchange,
     candles_import,
     candles_load_sample,
@@ -342,20 +343,22 @@ SINCE = int(ROWS[-1000][0])  # 2023-02-06 10:00 UTC
 NOW = int(ROWS[-1][0]) + 2 * MIN
 
 
+def fetch_btc_5m(transport: BitgetKlines, *, since_ms: int = SINCE, **options: Any) -> ImportResult:
+    """Bitget's BTC/USDT 5m candles from ``since_ms`` on, through ``transport``, at ``NOW``."""
+    return candles_fetch_from_exchange(
+        exchange=bitget(transport), symbol="BTC/USDT", timeframe="5m", since_ms=since_ms,
+        now_ms=NOW, **options,
+    )  # fmt: skip
+
+
 def test_it_fetches_every_closed_candle_page_by_page(db: Any) -> None:
     # given
     transport = BitgetKlines(NOW)
     progress: list[tuple[int, int]] = []
 
     # when
-    result = candles_fetch_from_exchange(
-        exchange=bitget(transport),
-        symbol="BTC/USDT",
-        timeframe="5m",
-        since_ms=SINCE,
-        page_limit=200,
-        progress=lambda done, total: progress.append((done, total)),
-        now_ms=NOW,
+    result = fetch_btc_5m(
+        transport, page_limit=200, progress=lambda done, total: progress.append((done, total))
     )
 
     # then 999 candles in 5 pages of 200 (the 1,000th is still open), equal to the sample
@@ -373,18 +376,13 @@ def test_it_resumes_an_interrupted_fetch_without_fetching_stored_pages_again(db:
     # given a fetch whose third request fails
     failing = BitgetKlines(NOW, fail_on=3)
     with pytest.raises(ExchangeError) as caught:
-        candles_fetch_from_exchange(
-            exchange=bitget(failing), symbol="BTC/USDT", timeframe="5m", since_ms=SINCE,
-            now_ms=NOW,
-        )  # fmt: skip
+        fetch_btc_5m(failing)
     assert caught.value.transient
     assert len(stored("5m")) == 400  # pages 1 and 2 are kept
 
     # when the same fetch runs again
     transport = BitgetKlines(NOW)
-    result = candles_fetch_from_exchange(
-        exchange=bitget(transport), symbol="BTC/USDT", timeframe="5m", since_ms=SINCE, now_ms=NOW
-    )
+    result = fetch_btc_5m(transport)
 
     # then it starts at the first missing candle and completes the range
     assert transport.start_times() == [SINCE + page * 200 * STEP for page in range(2, 5)]
@@ -397,14 +395,7 @@ def test_it_fetches_up_to_until_only(db: Any) -> None:
     transport = BitgetKlines(NOW)
 
     # when: 300 candles wanted, pages of 200
-    result = candles_fetch_from_exchange(
-        exchange=bitget(transport),
-        symbol="BTC/USDT",
-        timeframe="5m",
-        since_ms=SINCE,
-        until_ms=SINCE + 300 * STEP,
-        now_ms=NOW,
-    )
+    result = fetch_btc_5m(transport, until_ms=SINCE + 300 * STEP)
 
     # then the second page's candles after `until` are not stored
     assert result.created == 300
@@ -417,13 +408,7 @@ def test_it_stops_when_a_page_brings_nothing(db: Any) -> None:
     transport = BitgetKlines(NOW)
 
     # when
-    result = candles_fetch_from_exchange(
-        exchange=bitget(transport),
-        symbol="BTC/USDT",
-        timeframe="5m",
-        since_ms=int(ROWS[0][0]) - 7 * 24 * HOUR,
-        now_ms=NOW,
-    )
+    result = fetch_btc_5m(transport, since_ms=int(ROWS[0][0]) - 7 * 24 * HOUR)
 
     # then one empty page, nothing stored
     assert result.created == 0
@@ -438,14 +423,7 @@ def test_it_does_not_ask_when_every_candle_of_the_range_is_stored(db: Any) -> No
     transport = BitgetKlines(NOW)
 
     # when
-    result = candles_fetch_from_exchange(
-        exchange=bitget(transport),
-        symbol="BTC/USDT",
-        timeframe="5m",
-        since_ms=SINCE,
-        until_ms=SINCE + 300 * STEP,
-        now_ms=NOW,
-    )
+    result = fetch_btc_5m(transport, until_ms=SINCE + 300 * STEP)
 
     # then
     assert (result.created, result.unchanged) == (0, 0)
@@ -461,10 +439,7 @@ def test_the_newest_closed_candle_is_announced_to_the_markets_subscribers_once(
 
     # when: a fetch stores up to the newest closed candle, then runs again (nothing new)
     for _ in range(2):
-        candles_fetch_from_exchange(
-            exchange=bitget(BitgetKlines(NOW)), symbol="BTC/USDT", timeframe="5m",
-            since_ms=SINCE, now_ms=NOW,
-        )  # fmt: skip
+        fetch_btc_5m(BitgetKlines(NOW))
 
     # then: one candles.closed, for the newest closed candle only
     messages = group_listener.receive(seconds=2)
@@ -480,8 +455,5 @@ def test_a_fetch_of_older_candles_announces_nothing(
     group_listener: Any,  # noqa: F811
 ) -> None:
     group_listener.join(candles_group("bitget", "BTC/USDT", "5m"))
-    candles_fetch_from_exchange(
-        exchange=bitget(BitgetKlines(NOW)), symbol="BTC/USDT", timeframe="5m",
-        since_ms=SINCE, until_ms=SINCE + 300 * STEP, now_ms=NOW,
-    )  # fmt: skip
+    fetch_btc_5m(BitgetKlines(NOW), until_ms=SINCE + 300 * STEP)
     assert group_listener.receive(seconds=1) == []

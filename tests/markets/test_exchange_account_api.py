@@ -96,14 +96,27 @@ def recorded_bitget(monkeypatch):
     return calls
 
 
-@pytest.mark.django_db
-def test_a_live_accounts_balance_comes_from_the_exchange(
-    auth_client, user, exchange_account_factory, recorded_bitget
-):
-    account = exchange_account_factory(
+@pytest.fixture
+def live_account(user, exchange_account_factory):
+    return exchange_account_factory(
         user=user, mode="live", api_key="key-12345678", api_secret="sec-12345678", passphrase="pp"
     )
-    response = auth_client.get(f"{LIST}/{account.pk}/balance")
+
+
+def exchange_fails(monkeypatch, error):
+    """Every HTTP call of ccxt's bitget client raises ``error``, as ccxt raises it."""
+
+    def fetch(self, url, method="GET", headers=None, body=None):
+        raise error
+
+    monkeypatch.setattr(ccxt.bitget, "fetch", fetch)
+
+
+@pytest.mark.django_db
+def test_a_live_accounts_balance_comes_from_the_exchange(
+    auth_client, live_account, recorded_bitget
+):
+    response = auth_client.get(f"{LIST}/{live_account.pk}/balance")
     assert response.status_code == 200
     balances = response.json()["balances"]
     assert balances["USDT"]["total"] == "23.35159289"
@@ -113,31 +126,20 @@ def test_a_live_accounts_balance_comes_from_the_exchange(
 
 
 @pytest.mark.django_db
-def test_a_rejected_api_key_is_a_clear_400(
-    auth_client, user, exchange_account_factory, monkeypatch
-):
-    def fetch(self, url, method="GET", headers=None, body=None):
-        raise ccxt.AuthenticationError('bitget {"code":"40037","msg":"Apikey does not exist"}')
-
-    monkeypatch.setattr(ccxt.bitget, "fetch", fetch)
-    account = exchange_account_factory(
-        user=user, mode="live", api_key="key-12345678", api_secret="sec-12345678", passphrase="pp"
+def test_a_rejected_api_key_is_a_clear_400(auth_client, live_account, monkeypatch):
+    exchange_fails(
+        monkeypatch,
+        ccxt.AuthenticationError('bitget {"code":"40037","msg":"Apikey does not exist"}'),
     )
-    response = auth_client.get(f"{LIST}/{account.pk}/balance")
+    response = auth_client.get(f"{LIST}/{live_account.pk}/balance")
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "exchange_auth_failed"
     assert response.json()["error"]["message"] == "exchange rejected the API key"
 
 
 @pytest.mark.django_db
-def test_network_trouble_is_a_503(auth_client, user, exchange_account_factory, monkeypatch):
-    def fetch(self, url, method="GET", headers=None, body=None):
-        raise ccxt.NetworkError("connection reset")
-
-    monkeypatch.setattr(ccxt.bitget, "fetch", fetch)
-    account = exchange_account_factory(
-        user=user, mode="live", api_key="key-12345678", api_secret="sec-12345678", passphrase="pp"
-    )
-    response = auth_client.get(f"{LIST}/{account.pk}/balance")
+def test_network_trouble_is_a_503(auth_client, live_account, monkeypatch):
+    exchange_fails(monkeypatch, ccxt.NetworkError("connection reset"))
+    response = auth_client.get(f"{LIST}/{live_account.pk}/balance")
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "exchange_unavailable"

@@ -30,6 +30,15 @@ def _fresh_catalogs() -> Iterator[None]:
     forget_catalogs()
 
 
+def check_at_price(
+    catalog: MarketCatalog, symbol: str, *, amount: str, price: str
+) -> tuple[Decimal, Decimal | None]:
+    """``check_order`` for a limit order priced at the market's reference price."""
+    return catalog.check_order(
+        symbol, amount=Decimal(amount), price=Decimal(price), reference_price=Decimal(price)
+    )
+
+
 def test_it_reads_the_spot_rules(catalog: MarketCatalog) -> None:
     rules = catalog.rules("BTC/USDT")
     assert (rules.base, rules.quote, rules.type) == ("BTC", "USDT", "spot")
@@ -73,10 +82,7 @@ def test_it_rounds_an_order_that_passes_the_minimums(catalog: MarketCatalog) -> 
 
 def test_it_names_the_minimum_cost_it_refuses(catalog: MarketCatalog) -> None:
     with pytest.raises(BelowMinimumError) as caught:
-        catalog.check_order(
-            "BTC/USDT", amount=Decimal("0.00001"), price=Decimal("25000"),
-            reference_price=Decimal("25000"),
-        )  # fmt: skip
+        check_at_price(catalog, "BTC/USDT", amount="0.00001", price="25000")
     assert (
         caught.value.message
     ) == "order cost 0.25 USDT is below the minimum cost of 1 USDT for BTC/USDT"
@@ -97,26 +103,18 @@ def test_it_values_a_market_order_at_the_reference_price(catalog: MarketCatalog)
 
 def test_it_names_the_minimum_amount_it_refuses(catalog: MarketCatalog) -> None:
     with pytest.raises(BelowMinimumError) as caught:
-        catalog.check_order(
-            "BTC/USDT:USDT", amount=Decimal("0.00005"), price=Decimal("100000"),
-            reference_price=Decimal("100000"),
-        )  # fmt: skip
+        check_at_price(catalog, "BTC/USDT:USDT", amount="0.00005", price="100000")
     assert "below the minimum amount of 0.0001 BTC for BTC/USDT:USDT" in caught.value.message
 
 
 def test_it_refuses_an_amount_that_rounds_to_zero(catalog: MarketCatalog) -> None:
     with pytest.raises(BelowMinimumError, match="rounds to zero at the amount precision"):
-        catalog.check_order(
-            "BTC/USDT", amount=Decimal("0.0000004"), price=Decimal("1000000000"),
-            reference_price=Decimal("1000000000"),
-        )  # fmt: skip
+        check_at_price(catalog, "BTC/USDT", amount="0.0000004", price="1000000000")
 
 
 def test_it_refuses_a_non_positive_amount(catalog: MarketCatalog) -> None:
     with pytest.raises(InvalidOrderError, match="positive"):
-        catalog.check_order(
-            "BTC/USDT", amount=Decimal(0), price=Decimal(1), reference_price=Decimal(1)
-        )
+        check_at_price(catalog, "BTC/USDT", amount="0", price="1")
 
 
 def test_it_refuses_an_unknown_symbol(catalog: MarketCatalog) -> None:
@@ -125,9 +123,7 @@ def test_it_refuses_an_unknown_symbol(catalog: MarketCatalog) -> None:
     assert caught.value.status == 400
     assert "symbol" in caught.value.details
     with pytest.raises(UnknownSymbolError):
-        catalog.check_order(
-            "NOPE/USDT", amount=Decimal(1), price=Decimal(1), reference_price=Decimal(1)
-        )
+        check_at_price(catalog, "NOPE/USDT", amount="1", price="1")
 
 
 def test_it_refuses_an_inactive_market() -> None:

@@ -63,6 +63,12 @@ def balances(account):
     return {b.currency: (b.free, b.used) for b in PaperBalance.objects.filter(account=account)}
 
 
+def assert_nothing_written(account, *, usdt):
+    """A refused order left no order and the account's ``usdt`` all free, as it was funded."""
+    assert balances(account) == {"USDT": (Decimal(usdt), 0)}
+    assert not PaperOrder.objects.exists()
+
+
 def candle(open_time, *, high, low):
     """An OHLCV row as ccxt gives it (floats)."""
     return [open_time, (high + low) / 2, high, low, (high + low) / 2, 1.5]
@@ -146,43 +152,37 @@ def test_a_buy_below_the_minimum_cost_is_refused_naming_the_minimum(account, pap
     # then
     assert "order cost 0.8 USDT" in refused.value.message
     assert "minimum cost of 1 USDT" in refused.value.message
-    assert balances(account) == {"USDT": (Decimal("10000"), 0)}
-    assert not PaperOrder.objects.exists()
+    assert_nothing_written(account, usdt="10000")
 
 
 def test_a_limit_order_below_the_minimum_cost_at_its_own_price_is_refused(account, paper):
     fund(account, {"USDT": Decimal("10000")})
     with pytest.raises(BelowMinimumError, match=re.escape("order cost 0.95 USDT")):
         paper.create_order(BTC, "limit", "buy", Decimal("0.00005"), Decimal("19000"))
-    assert balances(account) == {"USDT": (Decimal("10000"), 0)}
-    assert not PaperOrder.objects.exists()
+    assert_nothing_written(account, usdt="10000")
 
 
-def test_a_buy_without_the_funds_is_refused_naming_needed_and_available(account, paper):
+@pytest.mark.parametrize(
+    ("side", "currency", "message"),
+    [
+        ("buy", "USDT", "insufficient USDT: the order needs 200.5002 USDT, 100 USDT is available"),
+        ("sell", "BTC", "insufficient BTC: the order needs 0.01 BTC, 0 BTC is available"),
+    ],
+    ids=["a buy without the USDT", "a sell of a currency never held"],
+)
+def test_an_order_without_the_funds_is_refused_naming_needed_and_available(
+    account, paper, side, currency, message
+):
     # given
     fund(account, {"USDT": Decimal("100")})
     # when
     with pytest.raises(InsufficientFundsError) as refused:
-        paper.create_order(BTC, "market", "buy", Decimal("0.01"))
+        paper.create_order(BTC, "market", side, Decimal("0.01"))
     # then
-    assert refused.value.message == (
-        "insufficient USDT: the order needs 200.5002 USDT, 100 USDT is available"
-    )
-    assert refused.value.details["currency"] == "USDT"
+    assert refused.value.message == message
+    assert refused.value.details["currency"] == currency
     assert refused.value.status == 400
-    assert balances(account) == {"USDT": (Decimal("100"), 0)}
-    assert not PaperOrder.objects.exists()
-
-
-def test_a_sell_of_a_currency_never_held_is_refused(account, paper):
-    fund(account, {"USDT": Decimal("100")})
-    with pytest.raises(InsufficientFundsError) as refused:
-        paper.create_order(BTC, "market", "sell", Decimal("0.01"))
-    assert refused.value.message == (
-        "insufficient BTC: the order needs 0.01 BTC, 0 BTC is available"
-    )
-    assert balances(account) == {"USDT": (Decimal("100"), 0)}
-    assert not PaperOrder.objects.exists()
+    assert_nothing_written(account, usdt="100")
 
 
 def test_a_limit_buy_needs_its_maker_fee_too(account, paper):
@@ -211,8 +211,7 @@ def test_a_swap_market_is_refused(account, paper):
     with pytest.raises(InvalidOrderError) as refused:
         paper.create_order("BTC/USDT:USDT", "market", "buy", Decimal("0.01"))
     assert refused.value.message == "paper trading supports spot markets only"
-    assert balances(account) == {"USDT": (Decimal("10000"), 0)}
-    assert not PaperOrder.objects.exists()
+    assert_nothing_written(account, usdt="10000")
 
 
 @pytest.mark.parametrize(

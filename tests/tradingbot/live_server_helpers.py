@@ -1,13 +1,14 @@
 """A real daphne serving ``/ws/``, and real clients to talk to it, for ``test_live_server.py``.
 
-``Daphne`` is ``python -m daphne`` started as the Procfile's ``web`` line starts it (short ping
-interval and timeout), its stdout and stderr in a log file the tests read. Clients are the
+``daphne_serving`` starts ``python -m daphne`` (``tests/daphne_process.py``) as the Procfile's
+``web`` line starts it (short ping interval and timeout), its stdout and stderr in a log file the
+tests read. Clients are the
 ``websockets`` library (asyncio) or, where a test needs what a well-behaved client never does (a
 connection reset, a socket that stops reading), a raw TCP socket that speaks just enough of
 RFC 6455. Group membership is read straight from Redis: the pub/sub channels' subscriber counts.
 
 The fixtures at the end (``daphne``, ``server``, ``second_daphne``, ``make_user``, ``market``,
-``make_bot``) are imported by the test module for pytest to find.
+``make_bot``, ``bot``, ``token``, ``mark``) are imported by the test module for pytest to find.
 """
 
 from __future__ import annotations
@@ -20,13 +21,8 @@ import os
 import re
 import socket
 import struct
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +35,11 @@ from accounts.services import api_token_issue
 from bots.models import Bot
 from strategies.services import strategy_catalogue_sync
 from tests.bots.bot_helpers import paper_account, replay_bot, store_candles
-from tests.conftest import ROOT, database_url
+from tests.conftest import server_env
+from tests.daphne_process import Daphne, daphne_running
 from tests.factories import UserFactory
 from tradingbot.events import object_event, object_groups, publish_now
 
-START_TIMEOUT = 60.0
 PING_INTERVAL = 1
 PING_TIMEOUT = 2
 MAX_MESSAGE_SIZE = 1_048_576
@@ -55,77 +51,20 @@ LINES_PER_CONNECTION = 2
 # --- the server ---------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+# The options of the Procfile's ``web`` line, with a short ping interval and timeout.
+PRODUCTION_OPTIONS = (
+    "--access-log", os.devnull, "--websocket_timeout", "86400",
+    "--ping-interval", str(PING_INTERVAL), "--ping-timeout", str(PING_TIMEOUT),
+    "--websocket-max-message-size", str(MAX_MESSAGE_SIZE),
+)  # fmt: skip
 
 
-@dataclass
-class Daphne:
-    port: int
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws/"
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def log_mark(self) -> int:
-        """Where the log ends now; ``log_since(mark)`` is what was written after."""
-        return self.log_path.stat().st_size
-
-    def log_since(self, mark: int) -> str:
-        with self.log_path.open("rb") as log:
-            log.seek(mark)
-            return log.read().decode(errors="replace")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-
-
-def daphne_start(*, env: Mapping[str, str], log_path: Path) -> Daphne:
-    """``python -m daphne`` with the production options, once it answers ``/healthz``."""
-    port = free_port()
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-             "--access-log", os.devnull, "--websocket_timeout", "86400",
-             "--ping-interval", str(PING_INTERVAL), "--ping-timeout", str(PING_TIMEOUT),
-             "--websocket-max-message-size", str(MAX_MESSAGE_SIZE),
-             "tradingbot.asgi:application"],
-            cwd=ROOT, env={**env, "LOG_FORMAT": "text", "PYTHONUNBUFFERED": "1"},
-            stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    server = Daphne(port=port, process=process, log_path=log_path)
-    deadline = time.monotonic() + START_TIMEOUT
-    while not healthy(server):
-        if process.poll() is not None or time.monotonic() > deadline:
-            server.stop()
-            raise RuntimeError(f"daphne did not become healthy:\n{server.log()}")
-        time.sleep(0.2)
-    return server
-
-
-def healthy(server: Daphne) -> bool:
-    try:
-        with urllib.request.urlopen(f"{server.url}/healthz", timeout=5) as response:  # noqa: S310
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
+@contextlib.contextmanager
+def daphne_serving(*, env: Mapping[str, str], log_path: Path) -> Iterator[Daphne]:
+    """``python -m daphne`` with the production options and text logs, once it is healthy."""
+    env = {**env, "LOG_FORMAT": "text", "PYTHONUNBUFFERED": "1"}
+    with daphne_running(env=env, log_path=log_path, options=PRODUCTION_OPTIONS) as server:
+        yield server
 
 
 # --- the log ------------------------------------------------------------------------------------
@@ -300,7 +239,7 @@ async def ws_session(server: Daphne, token: str) -> AsyncIterator[ClientConnecti
 
 async def still_serves(server: Daphne, token: str) -> None:
     """The server answers ``/healthz`` and a new connection authenticates and pongs."""
-    assert await asyncio.to_thread(healthy, server)
+    assert await asyncio.to_thread(server.healthy)
     async with ws_session(server, token) as ws:
         assert await ws_ping(ws) == {"type": "pong"}
 
@@ -397,21 +336,11 @@ class RawClient:
 CANDLES = 600
 
 
-def _server_env() -> dict[str, str]:
-    from django.db import connection
-
-    env = {**os.environ, "DATABASE_URL": database_url(connection.settings_dict)}
-    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    return env
-
-
 @pytest.fixture(scope="module")
 def daphne(django_db_setup: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daphne]:
-    server = daphne_start(
-        env=_server_env(), log_path=tmp_path_factory.mktemp("daphne") / "daphne.log"
-    )
-    yield server
-    server.stop()
+    log_path = tmp_path_factory.mktemp("daphne") / "daphne.log"
+    with daphne_serving(env=server_env(), log_path=log_path) as server:
+        yield server
 
 
 @pytest.fixture
@@ -427,9 +356,8 @@ def server(daphne: Daphne, transactional_db: Any) -> Iterator[Daphne]:
 @pytest.fixture
 def second_daphne(server: Daphne, tmp_path: Path) -> Iterator[Daphne]:
     """Another daphne process on the same database and Redis (a second web host)."""
-    other = daphne_start(env=_server_env(), log_path=tmp_path / "daphne-2.log")
-    yield other
-    other.stop()
+    with daphne_serving(env=server_env(), log_path=tmp_path / "daphne-2.log") as other:
+        yield other
 
 
 @pytest.fixture
@@ -457,8 +385,26 @@ def make_bot(market: list[Any]) -> Callable[[Any], Bot]:
     return make
 
 
+@pytest.fixture
+def bot(make_user: Callable[[], Any], make_bot: Callable[[Any], Bot]) -> Bot:
+    """A stopped replay bot of a new user (``bot.user``)."""
+    return make_bot(make_user())
+
+
 def token_of(user: Any) -> str:
     return api_token_issue(user=user).key
+
+
+@pytest.fixture
+def token(make_user: Callable[[], Any]) -> str:
+    """An API token of a new user: the credentials of the test's connections."""
+    return token_of(make_user())
+
+
+@pytest.fixture
+def mark(server: Daphne) -> int:
+    """Where the server's log ended as the test began: ``server.log_since(mark)`` is the test's."""
+    return server.log_mark()
 
 
 def token_with_group(user: Any) -> tuple[str, str]:

@@ -12,24 +12,14 @@ from django.apps import apps
 from django.contrib import admin
 from django.contrib.admin.models import LogEntry
 from django.db import connection
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from markets.models import MarketSnapshot
 from strategies.services import strategy_catalogue_sync
 from tests.bots.bot_helpers import paper_account, store_candles
-from tests.factories import UserFactory
 from tradingbot import admin_paging
 
 PLATFORM_APPS = ("accounts", "bots", "strategies", "backtests")
-
-
-@pytest.fixture
-def staff_client(db: Any) -> Client:
-    client = Client()
-    staff: Any = UserFactory(is_staff=True, is_superuser=True)
-    client.force_login(staff)
-    return client
 
 
 def platform_models() -> list[Any]:

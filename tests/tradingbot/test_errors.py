@@ -19,21 +19,22 @@ def error_records(caplog):
 # --- API (DRF) --------------------------------------------------------------------------------
 
 
+def assert_error_envelope(response, status: int, code: str, message: str) -> None:
+    """A JSON answer of ``status`` that is the error envelope alone, without details."""
+    assert response.status_code == status
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"error": {"code": code, "message": message, "details": {}}}
+
+
 @boom_urls
 def test_it_hides_an_unexpected_api_exception_behind_an_internal_error_envelope(api_client, caplog):
     # when
     with caplog.at_level(logging.INFO):
         response = api_client.get("/api/boom")
     # then: the client learns nothing about the failure
-    assert response.status_code == 500
-    assert response["Content-Type"] == "application/json"
-    assert response.json() == {
-        "error": {
-            "code": "internal_error",
-            "message": "An unexpected error occurred. It has been logged.",
-            "details": {},
-        }
-    }
+    assert_error_envelope(
+        response, 500, "internal_error", "An unexpected error occurred. It has been logged."
+    )
     assert b"secret internals" not in response.content
     assert b"Traceback" not in response.content
 
@@ -110,15 +111,7 @@ def test_it_passes_a_valid_request_through(api_client):
 
 def test_it_answers_an_unknown_api_url_with_a_json_404_envelope(client):
     response = client.get("/api/nope")
-    assert response.status_code == 404
-    assert response["Content-Type"] == "application/json"
-    assert response.json() == {
-        "error": {
-            "code": "not_found",
-            "message": "There is nothing at this address.",
-            "details": {},
-        }
-    }
+    assert_error_envelope(response, 404, "not_found", "There is nothing at this address.")
 
 
 def test_it_answers_a_wrong_method_with_a_method_not_allowed_envelope(api_client):

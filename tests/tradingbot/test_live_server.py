@@ -34,6 +34,7 @@ from tests.tradingbot.live_server_helpers import (
     PING_TIMEOUT,
     Daphne,
     RawClient,
+    bot,
     closed_fields,
     closed_lines,
     connect_and_drop,
@@ -42,6 +43,7 @@ from tests.tradingbot.live_server_helpers import (
     in_batches,
     make_bot,
     make_user,
+    mark,
     market,
     messages_then_close,
     publish,
@@ -52,6 +54,7 @@ from tests.tradingbot.live_server_helpers import (
     seqs,
     served_and_bounded,
     server,
+    token,
     token_of,
     token_with_group,
     wait_for_closed_lines,
@@ -63,7 +66,9 @@ from tests.tradingbot.live_server_helpers import (
     ws_subscribe,
 )
 
-__all__ = ["daphne", "make_bot", "make_user", "market", "second_daphne", "server"]  # fixtures
+__all__ = [  # fixtures
+    "bot", "daphne", "make_bot", "make_user", "mark", "market", "second_daphne", "server", "token",
+]  # fmt: skip
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(240)]
 
@@ -76,11 +81,10 @@ CYCLES = 1000
 
 
 def test_a_thousand_connections_dropped_without_closing_leave_no_group_member_and_one_line_each(
-    server: Daphne, make_user: Callable[[], Any], make_bot: Callable[[Any], Bot]
+    server: Daphne, bot: Bot
 ) -> None:
     # given: a user with a bot, and one connection of theirs that stays
-    user = make_user()
-    bot = make_bot(user)
+    user = bot.user
     token, token_group = token_with_group(user)
     channel, user_group, bot_group = f"bot:{bot.pk}", f"user-{user.pk}", f"bot-{bot.pk}"
     mark = server.log_mark()
@@ -118,11 +122,8 @@ def test_a_thousand_connections_dropped_without_closing_leave_no_group_member_an
 
 
 def test_every_form_of_ping_gets_a_pong_and_nothing_in_the_log(
-    server: Daphne, make_user: Callable[[], Any]
+    server: Daphne, token: str, mark: int
 ) -> None:
-    # given
-    token = token_of(make_user())
-    mark = server.log_mark()
 
     async def scenario() -> list[dict[str, Any]]:
         async with ws_session(server, token) as ws:
@@ -146,11 +147,8 @@ def test_every_form_of_ping_gets_a_pong_and_nothing_in_the_log(
 
 
 def test_twenty_bad_messages_are_answered_and_the_twenty_first_closes_with_4008(
-    server: Daphne, make_user: Callable[[], Any]
+    server: Daphne, token: str, mark: int
 ) -> None:
-    # given
-    token = token_of(make_user())
-    mark = server.log_mark()
 
     async def scenario() -> tuple[list[dict[str, Any]], dict[str, Any], list[Any], int | None]:
         ws = await ws_authed(server, token)
@@ -183,11 +181,8 @@ def test_twenty_bad_messages_are_answered_and_the_twenty_first_closes_with_4008(
 
 
 def test_a_text_over_64_kib_closes_with_4009_and_one_over_1_mib_is_refused_by_daphne(
-    server: Daphne, make_user: Callable[[], Any]
+    server: Daphne, token: str, mark: int
 ) -> None:
-    # given
-    token = token_of(make_user())
-    mark = server.log_mark()
 
     async def oversized(size: int) -> int | None:
         ws = await ws_authed(server, token)
@@ -211,11 +206,8 @@ def test_a_text_over_64_kib_closes_with_4009_and_one_over_1_mib_is_refused_by_da
 
 
 def test_a_binary_frame_gets_an_error_and_the_connection_stays_open(
-    server: Daphne, make_user: Callable[[], Any]
+    server: Daphne, token: str, mark: int
 ) -> None:
-    # given
-    token = token_of(make_user())
-    mark = server.log_mark()
 
     async def scenario() -> tuple[dict[str, Any], dict[str, Any]]:
         async with ws_session(server, token) as ws:
@@ -234,11 +226,8 @@ def test_a_binary_frame_gets_an_error_and_the_connection_stays_open(
 
 
 def test_no_auth_in_time_a_first_message_that_is_not_auth_and_a_bad_token_close_with_4401(
-    server: Daphne, make_user: Callable[[], Any]
+    server: Daphne, token: str, mark: int
 ) -> None:
-    # given
-    token = token_of(make_user())
-    mark = server.log_mark()
 
     async def silent() -> tuple[list[Any], int | None]:
         ws = await ws_connect(server)
@@ -279,11 +268,10 @@ EVENTS = 20
 
 
 def test_events_published_while_clients_drop_reach_each_connected_client_exactly_once(
-    server: Daphne, make_user: Callable[[], Any], make_bot: Callable[[Any], Bot]
+    server: Daphne, bot: Bot
 ) -> None:
     # given: ten connections of a bot's owner, half of them subscribed to the bot
-    user = make_user()
-    bot = make_bot(user)
+    user = bot.user
     token = token_of(user)
     channel = f"bot:{bot.pk}"
     mark = server.log_mark()

@@ -372,12 +372,16 @@ class SmokeCheck:
             raise CheckFailed("; ".join(problems) + f" (done: {', '.join(removed) or 'nothing'})")
         return f"removed {', '.join(removed)}" if removed else "nothing to remove"
 
+    def _delete(self, path: str, what: str) -> str:
+        """DELETE ``path``, which must answer 204; ``what`` was deleted."""
+        expect(self._call("DELETE", path), 204, f"delete {what}")
+        return what
+
     def _delete_backtest(self) -> str | None:
-        if self.state.backtest_id is None:
+        backtest = self.state.backtest_id
+        if backtest is None:
             return None
-        path = f"/api/backtests/{self.state.backtest_id}"
-        expect(self._call("DELETE", path), 204, f"delete backtest #{self.state.backtest_id}")
-        return f"backtest #{self.state.backtest_id}"
+        return self._delete(f"/api/backtests/{backtest}", f"backtest #{backtest}")
 
     def _delete_bot(self) -> str | None:
         bot = self.state.bot_id
@@ -388,16 +392,13 @@ class SmokeCheck:
             self._stop_bot(bot)
         elif status == "stopping":
             self._wait_stopped(bot, status)
-        expect(self._call("DELETE", f"/api/bots/{bot}"), 204, f"delete bot #{bot}")
-        return f"bot #{bot}"
+        return self._delete(f"/api/bots/{bot}", f"bot #{bot}")
 
     def _delete_account(self) -> str | None:
         account = self.state.account_id
         if account is None or not self.state.account_created:
             return None
-        path = f"/api/exchange-accounts/{account}"
-        expect(self._call("DELETE", path), 204, f"delete paper account #{account}")
-        return f"paper account #{account}"
+        return self._delete(f"/api/exchange-accounts/{account}", f"paper account #{account}")
 
     def _logout(self) -> str | None:
         token = self.state.token

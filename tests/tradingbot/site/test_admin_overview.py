@@ -37,14 +37,6 @@ def rows(db: Any) -> list[Any]:
     return store_candles(2000, 5)
 
 
-@pytest.fixture
-def staff_client(db: Any) -> Client:
-    client = Client()
-    staff: Any = UserFactory(is_staff=True, is_superuser=True)
-    client.force_login(staff)
-    return client
-
-
 def make_bot(user: User, rows: list[Any], name: str, status: str, **fields: Any) -> Bot:
     account = ExchangeAccount.objects.filter(user=user).first() or paper_account(user)
     bot = replay_bot(user, account, start_ms=rows[0].open_time, name=name).bot

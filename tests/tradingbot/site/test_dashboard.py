@@ -29,12 +29,6 @@ def rows(db: Any) -> list[Any]:
     return store_candles(FIRST, COUNT)
 
 
-@pytest.fixture
-def trader_client(client: Client, user: Any) -> Client:
-    client.force_login(user)
-    return client
-
-
 def section(html: str, element_id: str) -> str:
     return html.split(f'id="{element_id}"')[1].split("</section>")[0]
 

@@ -28,9 +28,11 @@ from markets.models import ExchangeAccount, PaperBalance
 from strategies.services import strategy_catalogue_sync
 from tests.backtests.worker_helpers import Worker, new_queue, start_workers
 from tests.bots.bot_helpers import paper_account, store_candles
-from tests.conftest import ROOT, database_url
+from tests.conftest import ROOT, server_env
+from tests.daphne_process import Daphne
 from tests.factories import DEFAULT_PASSWORD, UserFactory
-from tests.tradingbot.live_server_helpers import Daphne, daphne_start, free_port
+from tests.stack_helpers import free_port
+from tests.tradingbot.live_server_helpers import daphne_serving
 from tradingbot.site.smoke import CheckResult, format_table
 from tradingbot.site.smoke_client import CheckFailed, envelope_code, ws_url
 
@@ -62,26 +64,15 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(django_db_setup: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    from django.db import connection
-
     queue = new_queue()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(connection.settings_dict),
-        "BACKTESTS_QUEUE": queue,
-        "BOTS_QUEUE": queue,
-    }
-    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    env = server_env(BACKTESTS_QUEUE=queue, BOTS_QUEUE=queue)
     log_dir = tmp_path_factory.mktemp("smoke-stack")
     (worker,) = start_workers(1, queue=queue, log_dir=log_dir, env=env)
     try:
-        server = daphne_start(env=env, log_path=log_dir / "daphne.log")
-    except BaseException:
+        with daphne_serving(env=env, log_path=log_dir / "daphne.log") as server:
+            yield Stack(daphne=server, worker=worker)
+    finally:
         worker.stop()
-        raise
-    yield Stack(daphne=server, worker=worker)
-    server.stop()
-    worker.stop()
 
 
 class _QuickPBKDF2(PBKDF2PasswordHasher):
@@ -174,7 +165,6 @@ def test_it_passes_every_check_against_a_running_stack_and_leaves_nothing_behind
 
 @pytest.mark.stack
 @pytest.mark.timeout(300)
-@pytest.mark.process
 def test_it_uses_the_traders_own_paper_account_and_keeps_it(
     stack: Stack, trader: Any, tmp_path: Path
 ) -> None:
@@ -196,7 +186,6 @@ def test_it_uses_the_traders_own_paper_account_and_keeps_it(
 
 @pytest.mark.stack
 @pytest.mark.timeout(300)
-@pytest.mark.process
 def test_a_wrong_password_fails_login_and_what_needs_it(
     stack: Stack, trader: Any, tmp_path: Path
 ) -> None:
