@@ -5,7 +5,7 @@ from typing import Any, ClassVar
 from django.conf import settings
 from django.db import models
 
-from markets.models import PRICE, ExchangeAccount
+from markets.models import PRICE, ExchangeAccount, OrderSide, OrderType
 from markets.timeframes import TIMEFRAMES
 
 MONEY: dict[str, Any] = PRICE
@@ -127,13 +127,8 @@ class Order(models.Model):
 
     OPEN_STATUSES = (Status.PENDING, Status.OPEN)
 
-    class Side(models.TextChoices):
-        BUY = "buy"
-        SELL = "sell"
-
-    class Type(models.TextChoices):
-        MARKET = "market"
-        LIMIT = "limit"
+    Side = OrderSide
+    Type = OrderType
 
     bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="orders")
     client_order_id = models.CharField(max_length=64, unique=True)

@@ -141,6 +141,20 @@ class PaperBalance(models.Model):
         return self.free + self.used
 
 
+class OrderSide(models.TextChoices):
+    """The side of an order, on any exchange (ccxt's words)."""
+
+    BUY = "buy"
+    SELL = "sell"
+
+
+class OrderType(models.TextChoices):
+    """The type of an order, on any exchange (ccxt's words)."""
+
+    MARKET = "market"
+    LIMIT = "limit"
+
+
 class PaperOrder(models.Model):
     """An order on the paper exchange; its fill is recorded on the row (one fill per order)."""
 
@@ -149,13 +163,8 @@ class PaperOrder(models.Model):
         CLOSED = "closed"
         CANCELED = "canceled"
 
-    class Side(models.TextChoices):
-        BUY = "buy"
-        SELL = "sell"
-
-    class Type(models.TextChoices):
-        MARKET = "market"
-        LIMIT = "limit"
+    Side = OrderSide
+    Type = OrderType
 
     account = models.ForeignKey(
         ExchangeAccount, on_delete=models.CASCADE, related_name="paper_orders"
