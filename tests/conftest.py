@@ -48,6 +48,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects: ``-m process`` sees these marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark ``process`` every test that starts a real process (a marker that says so, or a
     fixture that does); with ``--fast``, leave them out."""
