@@ -95,13 +95,7 @@ def test_each_combination_gets_the_metrics_of_a_plain_backtest_with_its_params(
     sweep.refresh_from_db()
     assert sweep.status == RunStatus.DONE
     assert (sweep.done_count, sweep.failed_count, sweep.progress) == (6, 0, 1.0)
-    candles = market_selectors.candles_frame(
-        exchange=sample_candles.exchange,
-        symbol=sample_candles.symbol,
-        timeframe=sample_candles.timeframe,
-        start_ms=sweep.start_ms,
-        end_ms=sweep.end_ms,
-    )
+    candles = sample_candles.frame(sweep)
     for run in sweep.runs.all():
         expected = run_backtest(
             candles, active().create("ma_cross", run.params), BacktestSettings()
@@ -208,7 +202,7 @@ def test_a_worker_reads_the_candles_once_per_sweep(user, sample_candles, no_brok
         reads.append(kwargs)
         return real(**kwargs)
 
-    monkeypatch.setattr("backtests.services.sweeps.market_selectors.candles_frame", counting)
+    monkeypatch.setattr(market_selectors, "candles_frame", counting)
     sweep = create(user, sample_candles)
 
     run_all(sweep)
