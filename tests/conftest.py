@@ -163,6 +163,29 @@ def other_user(db: Any) -> Any:
 
 
 @pytest.fixture
+def staff(db: Any) -> Any:
+    """A superuser who may use the admin."""
+    return UserFactory(is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def staff_client(staff: Any) -> Any:
+    """A test client of its own (not ``client``), logged in as ``staff``."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(staff)
+    return client
+
+
+@pytest.fixture
+def trader_client(client: Any, user: Any) -> Any:
+    """The ``client``, logged in as ``user``."""
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
 def exchange_account_factory(db: Any) -> type[ExchangeAccountFactory]:
     return ExchangeAccountFactory
 

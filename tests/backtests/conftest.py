@@ -21,7 +21,6 @@ from markets.candles import SAMPLE_PATH, SAMPLE_TIMEFRAME
 from markets.models import Candle
 from strategies.services import strategy_catalogue_sync
 from tests.backtests.run_helpers import run_sweep
-from tests.factories import UserFactory
 
 SAMPLE_ROWS = 4000
 EXCHANGE, SYMBOL, TIMEFRAME = "bitget", "BTC/USDT", SAMPLE_TIMEFRAME
@@ -93,17 +92,6 @@ def sample_candles(db: Any, strategy_catalogue: None) -> SampleMarket:
 
 
 # --- the admin's ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def staff(db: Any) -> Any:
-    return UserFactory(is_staff=True, is_superuser=True)
-
-
-@pytest.fixture
-def staff_client(client: Any, staff: Any) -> Any:
-    client.force_login(staff)
-    return client
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ from backtests.models import (
     SweepRun,
 )
 from markets.models import Candle
+from tests.admin_helpers import run_admin_action, shown_messages
 from tests.backtests.conftest import SampleMarket
 from tests.backtests.run_helpers import (
     beat_task,
@@ -75,17 +76,7 @@ def schedule_form(user: Any, market: SampleMarket, **overrides: Any) -> dict[str
 
 
 def run_action(client: Any, model: str, action: str, objects: list[Any]) -> Any:
-    response = client.post(
-        f"{ADMIN}/{model}/",
-        {"action": action, "_selected_action": [obj.pk for obj in objects], "index": 0},
-        follow=True,
-    )
-    assert response.status_code == 200
-    return response
-
-
-def shown_messages(response: Any) -> list[str]:
-    return [str(message) for message in response.context["messages"]]
+    return run_admin_action(client, f"{ADMIN}/{model}/", action, objects)
 
 
 def listed_ids(client: Any, url: str) -> set[int]:

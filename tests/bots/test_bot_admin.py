@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import pytest
 from django.contrib.admin.models import CHANGE, DELETION, LogEntry
 from django.contrib.auth.models import Permission
 from django.db import connection
@@ -20,6 +19,7 @@ from bots import services
 from bots.models import Bot, BotEvent, Order, Position, Trade
 from markets import services as market_services
 from markets.models import ExchangeAccount
+from tests.admin_helpers import run_admin_action, shown_messages
 from tests.bots.bot_helpers import (
     SYMBOL,
     TIMEFRAME,
@@ -32,17 +32,6 @@ from tests.factories import UserFactory
 ADMIN = "/admin/bots"
 SPEED = 600.0  # candles a minute: the real clock moves ten candles a second past the start
 API_KEY, API_SECRET, PASSPHRASE = "key-AAAA1111bbbb", "secret-ZZZZ9999yyyy", "phrase-QQQQ7777"
-
-
-@pytest.fixture
-def staff(db: Any) -> Any:
-    return UserFactory(is_staff=True, is_superuser=True)
-
-
-@pytest.fixture
-def staff_client(client: Client, staff: Any) -> Client:
-    client.force_login(staff)
-    return client
 
 
 def running_bot(user: Any, account: ExchangeAccount, rows: list[Any], name: str) -> ReplayBot:
@@ -79,17 +68,7 @@ def live_bot(user: Any) -> Bot:
 
 
 def run_action(client: Client, action: str, bots: list[Bot]) -> Any:
-    response = client.post(
-        f"{ADMIN}/bot/",
-        {"action": action, "_selected_action": [bot.pk for bot in bots], "index": 0},
-        follow=True,
-    )
-    assert response.status_code == 200
-    return response
-
-
-def shown_messages(response: Any) -> list[str]:
-    return [str(message) for message in response.context["messages"]]
+    return run_admin_action(client, f"{ADMIN}/bot/", action, bots)
 
 
 def statuses(*bots: Bot) -> list[str]:
