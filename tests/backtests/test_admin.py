@@ -33,9 +33,8 @@ from tests.backtests.run_helpers import (
     beat_task,
     create_backtest,
     create_schedule,
-    create_with,
+    create_sweep,
     crontab_fields,
-    market_fields,
     run_sweep,
 )
 
@@ -335,15 +334,7 @@ def test_cancel_sweeps_cancels_a_queued_sweep_and_its_combinations(
     staff_client, user, sample_candles, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=False):
-        sweep = create_with(
-            services.sweep_create,
-            user=user,
-            strategy="ma_cross",
-            grid={"fast": [5, 10]},
-            params={},
-            rank_by="sharpe",
-            **market_fields(sample_candles),
-        )
+        sweep = create_sweep(user, sample_candles, grid={"fast": [5, 10]}, params={})
 
     response = run_action(staff_client, "sweep", "cancel_sweeps", [sweep])
 

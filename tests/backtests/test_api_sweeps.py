@@ -15,7 +15,7 @@ from backtests.models import RunStatus, Sweep, SweepRun
 from backtests.services import sweeps as sweep_services
 from markets.models import Candle
 from tests.backtests.api_helpers import SWEEPS, backtest_body, error_of, post_unsent
-from tests.backtests.run_helpers import create_with, market_fields
+from tests.backtests.run_helpers import create_sweep
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -294,15 +294,7 @@ def test_delete_removes_the_sweep_and_its_combinations(auth_client, create):
 
 @pytest.mark.parametrize(("method", "suffix"), [("get", ""), ("delete", ""), ("post", "/cancel")])
 def test_another_users_sweep_is_a_404_everywhere(auth_client, sample_candles, method, suffix):
-    sweep = create_with(
-        services.sweep_create,
-        user=UserFactory(),
-        strategy="ma_cross",
-        grid=GRID,
-        params={},
-        rank_by="sharpe",
-        **market_fields(sample_candles),
-    )
+    sweep = create_sweep(UserFactory(), sample_candles, grid=GRID, params={})
     response = getattr(auth_client, method)(f"{SWEEPS}/{sweep.pk}{suffix}")
     assert error_of(response, 404)["code"] == "not_found"
     assert Sweep.objects.get(pk=sweep.pk).status == RunStatus.QUEUED

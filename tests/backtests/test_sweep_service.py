@@ -20,22 +20,14 @@ from backtests.services import sweeps as sweep_services
 from markets import selectors as market_selectors
 from strategies.registry import active
 from tests.backtests.conftest import SampleMarket
-from tests.backtests.run_helpers import create_with, market_fields
+from tests.backtests.run_helpers import create_sweep
 from tradingbot.errors import AppError
 
 GRID = {"fast": [5, 10, 20], "slow": [30, 50]}
 
 
 def create(user: Any, market: SampleMarket, **overrides: Any) -> Sweep:
-    fields: dict[str, Any] = {
-        "user": user,
-        "strategy": "ma_cross",
-        "grid": GRID,
-        "params": {},
-        "rank_by": "sharpe",
-        **market_fields(market),
-    }
-    return create_with(services.sweep_create, **(fields | overrides))
+    return create_sweep(user, market, **({"grid": GRID, "params": {}} | overrides))
 
 
 @pytest.fixture
