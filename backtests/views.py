@@ -13,7 +13,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
+from django.core.paginator import Page, Paginator
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -107,6 +107,12 @@ def _unbound_form(
     return form_class(strategies=rows, strategy=strategy, initial=initial)
 
 
+def _page(request: AuthenticatedHttpRequest, items: Any, size: int = PAGE_SIZE) -> Page[Any]:
+    """The page of ``items`` that ``?page=`` asks for (the first for a bad one, the last past
+    the end)."""
+    return Paginator(items, size).get_page(request.GET.get("page"))
+
+
 def _cancelled(
     request: AuthenticatedHttpRequest, run: Backtest | Sweep, *, kind: str, detail: str
 ) -> HttpResponse:
@@ -127,8 +133,7 @@ def backtest_list_view(request: AuthenticatedHttpRequest) -> HttpResponse:
     status = request.GET.get("status")
     status = status if status in RunStatus.values else None
     backtests = selectors.backtest_list(user=request.user, status=status)
-    page = Paginator(backtests, PAGE_SIZE).get_page(request.GET.get("page"))
-    context = {"page": page, "status": status, "statuses": RunStatus.choices}
+    context = {"page": _page(request, backtests), "status": status, "statuses": RunStatus.choices}
     return render(request, "backtests/backtest_list.html", context)
 
 
@@ -151,7 +156,7 @@ def backtest_detail_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResp
     if backtest.status == RunStatus.DONE:
         trades = selectors.backtest_trade_list(backtest=backtest)
         context["report"] = selectors.backtest_report(backtest=backtest)
-        context["trades"] = Paginator(trades, TRADES_PAGE_SIZE).get_page(request.GET.get("page"))
+        context["trades"] = _page(request, trades, TRADES_PAGE_SIZE)
     return render(request, "backtests/backtest_detail.html", context)
 
 
@@ -170,8 +175,7 @@ def backtest_cancel_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResp
 @require_GET
 def sweep_list_view(request: AuthenticatedHttpRequest) -> HttpResponse:
     sweeps = selectors.sweep_list(user=request.user)
-    page = Paginator(sweeps, PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "backtests/sweep_list.html", {"page": page})
+    return render(request, "backtests/sweep_list.html", {"page": _page(request, sweeps)})
 
 
 @login_required
@@ -238,8 +242,8 @@ def schedule_create_view(request: AuthenticatedHttpRequest) -> HttpResponse:
 def schedule_detail_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     schedule = selectors.schedule_get(user=request.user, pk=pk)
     runs = selectors.backtest_list(user=request.user, schedule=schedule)
-    page = Paginator(runs, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "backtests/schedule_detail.html", {"schedule": schedule, "page": page})
+    context = {"schedule": schedule, "page": _page(request, runs, HISTORY_PAGE_SIZE)}
+    return render(request, "backtests/schedule_detail.html", context)
 
 
 def _set_enabled(request: AuthenticatedHttpRequest, pk: int, *, enabled: bool) -> HttpResponse:

@@ -31,10 +31,11 @@ from bots.models import Bot
 from bots.services.lifecycle import MAX_REPLAY_SPEED
 from markets import selectors as market_selectors
 from markets.timeframes import TIMEFRAMES
-from tradingbot.api_utils import DecimalText, PageQuery, paged, paginated, validated
+from tradingbot.api_utils import DecimalText, PageQuery, page_schema, paged, validated
 from tradingbot.openapi import error_response
 
 NOT_FOUND = error_response("not_found: no such bot, or another user's")
+BOT_RUNNING = "bot_running: stop the bot first"
 CONFIG_ERRORS = (
     "validation_error (fields, also the risk values and name), malformed_request (not JSON), "
     "unknown_strategy, strategy_disabled, invalid_params (details per parameter), "
@@ -84,37 +85,22 @@ class BotDataSourceInput(serializers.Serializer):
         return attrs
 
 
-class BotOrderSizeInput(serializers.Serializer):
-    fraction = serializers.DecimalField(
-        max_digits=28,
-        decimal_places=12,
-        required=False,
-        allow_null=True,
-        max_value=Decimal(1),
-        validators=[_positive],
-        help_text="Of the free quote balance, in (0, 1]",
-    )
-    quote = serializers.DecimalField(
-        max_digits=28,
-        decimal_places=12,
-        required=False,
-        allow_null=True,
-        max_value=Decimal(10**12),
-        validators=[_positive],
-        help_text="A fixed amount of quote currency per order",
-    )
-
-
-def _optional_amount(help_text: str) -> serializers.DecimalField:
+def _amount(help_text: str, *, max_value: int = 10**12, **options: Any) -> serializers.DecimalField:
+    """A positive amount, nullable, of at most ``max_value`` and 12 decimal places (as stored)."""
     return serializers.DecimalField(
         max_digits=28,
         decimal_places=12,
         allow_null=True,
-        default=None,
-        max_value=Decimal(10**12),
+        max_value=Decimal(max_value),
         validators=[_positive],
         help_text=help_text,
+        **options,
     )
+
+
+class BotOrderSizeInput(serializers.Serializer):
+    fraction = _amount("Of the free quote balance, in (0, 1]", max_value=1, required=False)
+    quote = _amount("A fixed amount of quote currency per order", required=False)
 
 
 class BotInput(serializers.Serializer):
@@ -138,7 +124,7 @@ class BotInput(serializers.Serializer):
         default=lambda: {"fraction": Decimal(1)},
         help_text='Exactly one of fraction and quote; default {"fraction": 1}',
     )
-    max_position = _optional_amount("Largest position value, in quote currency; null = none")
+    max_position = _amount("Largest position value, in quote currency; null = none", default=None)
     stop_loss_pct = serializers.DecimalField(
         max_digits=7,
         decimal_places=3,
@@ -155,8 +141,9 @@ class BotInput(serializers.Serializer):
         validators=[_positive],
         help_text="Percent above the entry price, in (0, 10000); null = none",
     )
-    daily_loss_limit = _optional_amount(
-        "Stop and flatten the bot when today's PnL reaches minus this (quote); null = none"
+    daily_loss_limit = _amount(
+        "Stop and flatten the bot when today's PnL reaches minus this (quote); null = none",
+        default=None,
     )
 
     def validate_order_size(self, value: dict[str, Any]) -> dict[str, Any]:
@@ -256,14 +243,7 @@ class BotListQuery(PageQuery):
 
 
 class BotListCreateApi(APIView):
-    @extend_schema(
-        operation_id="bots_list",
-        parameters=[BotListQuery],
-        responses={
-            200: paginated("BotPage", BotOutput(many=True)),
-            400: error_response("validation_error: a bad filter or page"),
-        },
-    )
+    @page_schema("bots_list", "BotPage", BotOutput(many=True), BotListQuery)
     def get(self, request: Request) -> Response:
         query = validated(BotListQuery, request.query_params)
         bots = bot_selectors.bot_list(user=request_owner(request), status=query.get("status"))
@@ -285,6 +265,21 @@ class BotListCreateApi(APIView):
         return Response(BotOutput(bot).data, status=status.HTTP_201_CREATED)
 
 
+def _bot_schema(operation_id: str, *, request: Any, bad_request: str, conflict: str) -> Any:
+    """An operation on one bot, answered with the bot as it left it: 400 ``bad_request``, 404 for
+    another user's bot, 409 ``conflict`` (the bot's status does not allow it)."""
+    return extend_schema(
+        operation_id=operation_id,
+        request=request,
+        responses={
+            200: BotOutput,
+            400: error_response(bad_request),
+            404: NOT_FOUND,
+            409: error_response(conflict),
+        },
+    )
+
+
 def _changes(data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise serializers.ValidationError({"non_field_errors": ["Send an object of fields."]})
@@ -297,31 +292,15 @@ class BotDetailApi(APIView):
         bot = bot_selectors.bot_get(user=request_owner(request), pk=pk)
         return Response(BotOutput(bot).data)
 
-    @extend_schema(
-        operation_id="bots_update",
-        request=BotInput,
-        responses={
-            200: BotOutput,
-            400: error_response(CONFIG_ERRORS),
-            404: NOT_FOUND,
-            409: error_response("bot_running: stop the bot first"),
-        },
-    )
+    @_bot_schema("bots_update", request=BotInput, bad_request=CONFIG_ERRORS, conflict=BOT_RUNNING)
     def put(self, request: Request, pk: int) -> Response:
         user = request_owner(request)
         bot = bot_selectors.bot_get(user=user, pk=pk)
         data = validated(BotInput, request.data)
         return self._update(user, bot, data)
 
-    @extend_schema(
-        operation_id="bots_partial_update",
-        request=BotInput,
-        responses={
-            200: BotOutput,
-            400: error_response(CONFIG_ERRORS),
-            404: NOT_FOUND,
-            409: error_response("bot_running: stop the bot first"),
-        },
+    @_bot_schema(
+        "bots_partial_update", request=BotInput, bad_request=CONFIG_ERRORS, conflict=BOT_RUNNING
     )
     def patch(self, request: Request, pk: int) -> Response:
         user = request_owner(request)
@@ -338,11 +317,7 @@ class BotDetailApi(APIView):
 
     @extend_schema(
         operation_id="bots_destroy",
-        responses={
-            204: None,
-            404: NOT_FOUND,
-            409: error_response("bot_running: stop the bot first"),
-        },
+        responses={204: None, 404: NOT_FOUND, 409: error_response(BOT_RUNNING)},
     )
     def delete(self, request: Request, pk: int) -> Response:
         bot = bot_selectors.bot_get(user=request_owner(request), pk=pk)
@@ -351,15 +326,11 @@ class BotDetailApi(APIView):
 
 
 class BotStartApi(APIView):
-    @extend_schema(
-        operation_id="bots_start",
+    @_bot_schema(
+        "bots_start",
         request=None,
-        responses={
-            200: BotOutput,
-            400: error_response("strategy_disabled: staff disabled the strategy since"),
-            404: NOT_FOUND,
-            409: error_response("invalid_transition: the bot is not stopped or in error"),
-        },
+        bad_request="strategy_disabled: staff disabled the strategy since",
+        conflict="invalid_transition: the bot is not stopped or in error",
     )
     def post(self, request: Request, pk: int) -> Response:
         bot = bot_selectors.bot_get(user=request_owner(request), pk=pk)
@@ -373,15 +344,11 @@ class BotStopInput(serializers.Serializer):
 
 
 class BotStopApi(APIView):
-    @extend_schema(
-        operation_id="bots_stop",
+    @_bot_schema(
+        "bots_stop",
         request=BotStopInput,
-        responses={
-            200: BotOutput,
-            400: error_response("validation_error: flatten is not a boolean"),
-            404: NOT_FOUND,
-            409: error_response("invalid_transition: the bot is already stopped"),
-        },
+        bad_request="validation_error: flatten is not a boolean",
+        conflict="invalid_transition: the bot is already stopped",
     )
     def post(self, request: Request, pk: int) -> Response:
         bot = bot_selectors.bot_get(user=request_owner(request), pk=pk)

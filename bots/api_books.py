@@ -3,12 +3,10 @@ time, newest first (see ``bots.api`` for the conventions)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -18,8 +16,7 @@ from accounts.authentication import request_owner
 from bots import selectors as bot_selectors
 from bots.api import NOT_FOUND
 from bots.models import Bot, BotEvent, Order
-from tradingbot.api_utils import DecimalText, PageQuery, paged, paginated, validated
-from tradingbot.openapi import error_response
+from tradingbot.api_utils import DecimalText, PageQuery, page_schema, paged, validated
 
 
 @extend_schema_field({"type": "integer", "format": "int64"})
@@ -87,56 +84,45 @@ class BotEventQuery(PageQuery):
     level = serializers.ChoiceField(choices=BotEvent.Level.choices, required=False)
 
 
-def _list_schema(operation_id: str, page: str, item: serializers.Serializer, query: Any) -> Any:
-    return extend_schema(
-        operation_id=operation_id,
-        parameters=[query],
-        responses={
-            200: paginated(page, item),
-            400: error_response("validation_error: a bad filter or page"),
-            404: NOT_FOUND,
-        },
-    )
+def _book_schema(
+    operation_id: str, page: str, item: type[serializers.Serializer], query: type[PageQuery]
+) -> Any:
+    return page_schema(operation_id, page, item(many=True), query, not_found=NOT_FOUND)
+
+
+def _bot_and_query(request: Request, pk: int, query: type[PageQuery]) -> tuple[Bot, dict[str, Any]]:
+    """The user's bot ``pk`` (another user's bot is a 404) and the validated ``query``."""
+    bot = bot_selectors.bot_get(user=request_owner(request), pk=pk)
+    return bot, validated(query, request.query_params)
 
 
 class BotPositionsApi(APIView):
-    @_list_schema("bot_positions_list", "BotPositionPage", BotPositionOutput(many=True), PageQuery)
+    @_book_schema("bot_positions_list", "BotPositionPage", BotPositionOutput, PageQuery)
     def get(self, request: Request, pk: int) -> Response:
-        return _books_page(request, pk, PageQuery, BotPositionOutput,
-                           lambda bot, query: bot_selectors.bot_position_list(bot=bot))  # fmt: skip
+        bot, query = _bot_and_query(request, pk, PageQuery)
+        positions = bot_selectors.bot_position_list(bot=bot)
+        return paged(request, positions, BotPositionOutput, query)
 
 
 class BotOrdersApi(APIView):
-    @_list_schema("bot_orders_list", "BotOrderPage", BotOrderOutput(many=True), BotOrderQuery)
+    @_book_schema("bot_orders_list", "BotOrderPage", BotOrderOutput, BotOrderQuery)
     def get(self, request: Request, pk: int) -> Response:
-        return _books_page(
-            request, pk, BotOrderQuery, BotOrderOutput,
-            lambda bot, query: bot_selectors.bot_order_list(bot=bot, status=query.get("status")),
-        )  # fmt: skip
+        bot, query = _bot_and_query(request, pk, BotOrderQuery)
+        orders = bot_selectors.bot_order_list(bot=bot, status=query.get("status"))
+        return paged(request, orders, BotOrderOutput, query)
 
 
 class BotTradesApi(APIView):
-    @_list_schema("bot_trades_list", "BotTradePage", BotTradeOutput(many=True), PageQuery)
+    @_book_schema("bot_trades_list", "BotTradePage", BotTradeOutput, PageQuery)
     def get(self, request: Request, pk: int) -> Response:
-        return _books_page(request, pk, PageQuery, BotTradeOutput,
-                           lambda bot, query: bot_selectors.bot_trade_list(bot=bot))  # fmt: skip
+        bot, query = _bot_and_query(request, pk, PageQuery)
+        trades = bot_selectors.bot_trade_list(bot=bot)
+        return paged(request, trades, BotTradeOutput, query)
 
 
 class BotEventsApi(APIView):
-    @_list_schema("bot_events_list", "BotEventPage", BotEventOutput(many=True), BotEventQuery)
+    @_book_schema("bot_events_list", "BotEventPage", BotEventOutput, BotEventQuery)
     def get(self, request: Request, pk: int) -> Response:
-        return _books_page(
-            request, pk, BotEventQuery, BotEventOutput,
-            lambda bot, query: bot_selectors.bot_event_list(bot=bot, level=query.get("level")),
-        )  # fmt: skip
-
-
-def _books_page(
-    request: Request, pk: int, query_input: type[serializers.Serializer],
-    output: type[serializers.Serializer], rows: Callable[[Bot, dict[str, Any]], QuerySet[Any]],
-) -> Response:  # fmt: skip
-    """One page of ``rows(bot, query)``: what the user's bot ``pk`` holds (another user's bot
-    is a 404), filtered by the validated query."""
-    bot = bot_selectors.bot_get(user=request_owner(request), pk=pk)
-    query = validated(query_input, request.query_params)
-    return paged(request, rows(bot, query), output, query)
+        bot, query = _bot_and_query(request, pk, BotEventQuery)
+        events = bot_selectors.bot_event_list(bot=bot, level=query.get("level"))
+        return paged(request, events, BotEventOutput, query)

@@ -6,11 +6,18 @@ from decimal import Decimal
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema_field, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
+
+from tradingbot.openapi import error_response
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
@@ -69,6 +76,23 @@ def paginated(name: str, item: serializers.Serializer) -> serializers.Serializer
             "results": item,
         },
     )
+
+
+def page_schema(
+    operation_id: str,
+    page: str,
+    item: serializers.Serializer,
+    query: type[serializers.Serializer],
+    *,
+    bad_query: str = "validation_error: a bad filter or page",
+    not_found: OpenApiResponse | None = None,
+) -> Any:
+    """The schema of a GET answered by :func:`paged`: the parameters of ``query``, a page of
+    ``item`` (the component ``page``), 400 for a bad query and, when given, ``not_found``."""
+    responses: dict[int, Any] = {200: paginated(page, item), 400: error_response(bad_query)}
+    if not_found is not None:
+        responses[404] = not_found
+    return extend_schema(operation_id=operation_id, parameters=[query], responses=responses)
 
 
 # --- Output fields -----------------------------------------------------------------------------

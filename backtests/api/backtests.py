@@ -13,7 +13,6 @@ from rest_framework.views import APIView
 from accounts.authentication import request_owner
 from backtests import selectors, services
 from backtests.api.common import (
-    BAD_QUERY,
     CREATE_ERRORS,
     NOT_FOUND,
     TOO_MANY,
@@ -23,10 +22,11 @@ from backtests.api.common import (
     cancel_response,
     cancel_schema,
     create_response,
+    create_schema,
     deleted_response,
 )
 from backtests.models import Backtest, BacktestTrade, RunStatus
-from tradingbot.api_utils import DecimalText, PageQuery, paged, paginated, validated
+from tradingbot.api_utils import DecimalText, PageQuery, page_schema, paged, validated
 from tradingbot.openapi import error_response
 
 DEFAULT_TRADE_PAGE_SIZE = 100
@@ -63,14 +63,12 @@ class BacktestListQuery(PageQuery):
 
 
 class BacktestListCreateApi(APIView):
-    @extend_schema(
-        operation_id="backtests_list",
-        parameters=[BacktestListQuery],
-        responses={
-            200: paginated("BacktestPage", BacktestOutput(many=True)),
-            400: BAD_QUERY,
-            404: error_response("not_found: the schedule filter names no schedule of yours"),
-        },
+    @page_schema(
+        "backtests_list",
+        "BacktestPage",
+        BacktestOutput(many=True),
+        BacktestListQuery,
+        not_found=error_response("not_found: the schedule filter names no schedule of yours"),
     )
     def get(self, request: Request) -> Response:
         user = request_owner(request)
@@ -83,10 +81,12 @@ class BacktestListCreateApi(APIView):
         )
         return paged(request, backtests, BacktestOutput, query)
 
-    @extend_schema(
-        operation_id="backtests_create",
-        request=BacktestInput,
-        responses={201: BacktestOutput, 400: error_response(CREATE_ERRORS), 429: TOO_MANY},
+    @create_schema(
+        "backtests_create",
+        BacktestInput,
+        BacktestOutput,
+        bad_request=CREATE_ERRORS,
+        others={429: TOO_MANY},
     )
     def post(self, request: Request) -> Response:
         return create_response(request, BacktestInput, services.backtest_create, backtest_data)
@@ -135,14 +135,12 @@ class TradeQuery(PageQuery):
 class BacktestTradesApi(APIView):
     """The trades of a backtest, in the order they happened (none until it is done)."""
 
-    @extend_schema(
-        operation_id="backtest_trades_list",
-        parameters=[TradeQuery],
-        responses={
-            200: paginated("BacktestTradePage", TradeOutput(many=True)),
-            400: BAD_QUERY,
-            404: NOT_FOUND,
-        },
+    @page_schema(
+        "backtest_trades_list",
+        "BacktestTradePage",
+        TradeOutput(many=True),
+        TradeQuery,
+        not_found=NOT_FOUND,
     )
     def get(self, request: Request, pk: int) -> Response:
         backtest = selectors.backtest_get(user=request_owner(request), pk=pk)

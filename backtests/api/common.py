@@ -12,7 +12,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -34,7 +34,6 @@ CREATE_ERRORS = (
 )
 NOT_FOUND = error_response("not_found: no such object, or another user's")
 TOO_MANY = error_response("too_many_active_runs: too many queued or running")
-BAD_QUERY = error_response("validation_error: a bad filter or page")
 NOT_ACTIVE = error_response("not_active: it had already finished")
 
 
@@ -48,15 +47,17 @@ def _below_one(value: Decimal) -> None:
         raise serializers.ValidationError("Ensure this value is less than 1.")
 
 
+def _rate_field(help_text: str, **limits: Any) -> serializers.DecimalField:
+    """A rate or a fraction, to the scale the runs store them at (``backtests.models.RATE``)."""
+    return serializers.DecimalField(max_digits=12, decimal_places=8, help_text=help_text, **limits)
+
+
 def _level_field(example: str, **limits: Any) -> serializers.DecimalField:
     """A stop-loss or take-profit: a fraction (as stored), optional, null for none."""
-    return serializers.DecimalField(
-        max_digits=12,
-        decimal_places=8,
+    return _rate_field(
+        f"A fraction, not a percent: {example}; null = none; absent = the strategy's default",
         required=False,
         allow_null=True,
-        help_text=f"A fraction, not a percent: {example}; null = none; "
-        "absent = the strategy's default",
         **limits,
     )
 
@@ -81,12 +82,8 @@ class RunSpecInput(serializers.Serializer):
     initial_cash = serializers.DecimalField(
         max_digits=28, decimal_places=12, max_value=Decimal(10**12), validators=[_positive]
     )
-    fee_rate = serializers.DecimalField(
-        max_digits=12,
-        decimal_places=8,
-        min_value=Decimal(0),
-        max_value=Decimal("0.1"),
-        help_text="Fee per side, a fraction: 0.001 = 0.1 %",
+    fee_rate = _rate_field(
+        "Fee per side, a fraction: 0.001 = 0.1 %", min_value=Decimal(0), max_value=Decimal("0.1")
     )
     slippage_bps = serializers.DecimalField(
         max_digits=10,
@@ -96,13 +93,11 @@ class RunSpecInput(serializers.Serializer):
         default=Decimal(0),
         help_text="Price slippage per fill, in basis points",
     )
-    position_size = serializers.DecimalField(
-        max_digits=12,
-        decimal_places=8,
+    position_size = _rate_field(
+        "Fraction of equity per position, in (0, 1]",
         max_value=Decimal(1),
         default=Decimal(1),
         validators=[_positive],
-        help_text="Fraction of equity per position, in (0, 1]",
     )
     stop_loss = _level_field("0.02 = 2 %, in (0, 1)", validators=[_positive, _below_one])
     take_profit = _level_field(
@@ -141,6 +136,23 @@ class RunStateOutput(serializers.Serializer):
 
 
 # --- the steps the views share -----------------------------------------------------------------
+
+
+def create_schema(
+    operation_id: str,
+    input_class: type[RunSpecInput],
+    output: type[serializers.Serializer],
+    *,
+    bad_request: str,
+    others: dict[int, OpenApiResponse],
+) -> Any:
+    """The schema of a create view answered by :func:`create_response`: 201 with ``output``,
+    400 for what its checks refuse (``bad_request``), and the ``others`` it may answer."""
+    return extend_schema(
+        operation_id=operation_id,
+        request=input_class,
+        responses={201: output, 400: error_response(bad_request), **others},
+    )
 
 
 def create_response(

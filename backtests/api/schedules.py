@@ -18,11 +18,12 @@ from backtests.api.common import (
     RunSpecInput,
     RunSpecOutput,
     create_response,
+    create_schema,
     deleted_response,
 )
 from backtests.models import Backtest, BacktestSchedule, RunStatus
 from backtests.services.schedules import MAX_LOOKBACK_DAYS
-from tradingbot.api_utils import PageQuery, paged, paginated, validated
+from tradingbot.api_utils import PageQuery, page_schema, paged, validated
 from tradingbot.errors import AppError
 from tradingbot.openapi import error_response
 
@@ -90,30 +91,25 @@ def schedule_detail(schedule: BacktestSchedule) -> dict[str, Any]:
 
 
 class ScheduleListCreateApi(APIView):
-    @extend_schema(
-        operation_id="backtest_schedules_list",
-        parameters=[PageQuery],
-        responses={
-            200: paginated("BacktestSchedulePage", ScheduleOutput(many=True)),
-            400: error_response("validation_error: a bad page"),
-        },
+    @page_schema(
+        "backtest_schedules_list",
+        "BacktestSchedulePage",
+        ScheduleOutput(many=True),
+        PageQuery,
+        bad_query="validation_error: a bad page",
     )
     def get(self, request: Request) -> Response:
         query = validated(PageQuery, request.query_params)
         schedules = selectors.schedule_list(user=request_owner(request))
         return paged(request, schedules, ScheduleOutput, query)
 
-    @extend_schema(
-        operation_id="backtest_schedules_create",
-        request=ScheduleInput,
-        responses={
-            201: ScheduleDetailOutput,
-            400: error_response(
-                "validation_error, malformed_request, invalid_cron, unknown_strategy, "
-                "strategy_disabled, invalid_params, unknown_symbol"
-            ),
-            409: error_response("duplicate_name"),
-        },
+    @create_schema(
+        "backtest_schedules_create",
+        ScheduleInput,
+        ScheduleDetailOutput,
+        bad_request="validation_error, malformed_request, invalid_cron, unknown_strategy, "
+        "strategy_disabled, invalid_params, unknown_symbol",
+        others={409: error_response("duplicate_name")},
     )
     def post(self, request: Request) -> Response:
         return create_response(request, ScheduleInput, services.schedule_create, schedule_detail)

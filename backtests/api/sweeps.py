@@ -13,7 +13,6 @@ from rest_framework.views import APIView
 from accounts.authentication import request_owner
 from backtests import selectors, services
 from backtests.api.common import (
-    BAD_QUERY,
     CREATE_ERRORS,
     NOT_FOUND,
     TOO_MANY,
@@ -23,11 +22,12 @@ from backtests.api.common import (
     cancel_response,
     cancel_schema,
     create_response,
+    create_schema,
     deleted_response,
 )
 from backtests.metrics import RANKABLE_METRICS
 from backtests.models import RunStatus, Sweep, SweepRun
-from tradingbot.api_utils import PageQuery, paged, paginated, validated
+from tradingbot.api_utils import PageQuery, page_schema, paged, validated
 from tradingbot.openapi import error_response
 
 
@@ -99,11 +99,7 @@ def _ranked(rank: int, run: SweepRun) -> dict[str, Any]:
 
 
 class SweepListCreateApi(APIView):
-    @extend_schema(
-        operation_id="sweeps_list",
-        parameters=[SweepListQuery],
-        responses={200: paginated("SweepPage", SweepOutput(many=True)), 400: BAD_QUERY},
-    )
+    @page_schema("sweeps_list", "SweepPage", SweepOutput(many=True), SweepListQuery)
     def get(self, request: Request) -> Response:
         query = validated(SweepListQuery, request.query_params)
         sweeps = selectors.sweep_list(
@@ -111,14 +107,12 @@ class SweepListCreateApi(APIView):
         )
         return paged(request, sweeps, SweepOutput, query)
 
-    @extend_schema(
-        operation_id="sweeps_create",
-        request=SweepInput,
-        responses={
-            201: SweepDetailOutput,
-            400: error_response(f"{CREATE_ERRORS}, invalid_grid, grid_too_large"),
-            429: TOO_MANY,
-        },
+    @create_schema(
+        "sweeps_create",
+        SweepInput,
+        SweepDetailOutput,
+        bad_request=f"{CREATE_ERRORS}, invalid_grid, grid_too_large",
+        others={429: TOO_MANY},
     )
     def post(self, request: Request) -> Response:
         return create_response(request, SweepInput, services.sweep_create, sweep_detail)

@@ -40,12 +40,13 @@ from backtests.services.heartbeat import Heartbeat
 from backtests.services.runs import (
     EXPECTED_ERRORS,
     PROGRESS_EVERY_SECONDS,
+    period_candles,
     publish_status,
     requeue_overdue,
+    rerun_fields,
     unqueued,
 )
 from backtests.spec import RunSpec
-from markets import selectors as market_selectors
 from strategies.registry import active
 from tradingbot.logconfig import context
 from tradingbot.tasks import enqueue as enqueue_task
@@ -113,13 +114,7 @@ def backtest_create(
 
 def backtest_rerun(*, backtest: Backtest) -> Backtest:
     """A new backtest with the same configuration and period (checked again, as if new)."""
-    return backtest_create(
-        user=backtest.user,
-        spec=backtest.run_spec(),
-        start=backtest.start,
-        end=backtest.end,
-        schedule=backtest.schedule,
-    )
+    return backtest_create(**rerun_fields(backtest), schedule=backtest.schedule)
 
 
 def _enqueue(backtest: Backtest) -> None:
@@ -244,15 +239,7 @@ def _current_status(backtest_id: int) -> str:
 
 
 def _simulate(backtest: Backtest, progress: _Progress) -> BacktestResult:
-    candles = market_selectors.candles_frame(
-        exchange=backtest.exchange,
-        symbol=backtest.symbol,
-        timeframe=backtest.timeframe,
-        start_ms=backtest.start_ms,
-        end_ms=backtest.end_ms,
-    )
-    if candles.empty:
-        raise ValueError("The candles of this period are no longer stored.")
+    candles = period_candles(backtest)
     backtest.candle_count = len(candles)
     progress.report(0.4)
     strategy = active().create(backtest.strategy_id, backtest.params)

@@ -1,6 +1,7 @@
 """What backtests and sweeps share while they are queued and run: the errors a run may show as
-they are, how often progress is published, a status event, a run the broker refused, and the
-messages sent again when the broker may have lost them."""
+they are, how often progress is published, a status event, what a re-run repeats, the candles
+of a run, deleting one, a run the broker refused, and the messages sent again when the broker
+may have lost them."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+import pandas as pd
 from django.db.models import Model, QuerySet
 from django.utils import timezone
 
-from backtests.models import RunStatus
+from backtests.models import Backtest, RunStatus, Sweep
+from markets import selectors as market_selectors
 from strategies.registry import UnknownStrategyError
 from tradingbot.events import object_event, object_groups, publish_after_commit
 from tradingbot.logconfig import context
@@ -32,6 +35,25 @@ def publish_status(kind: str, run: Any, data: Any) -> None:
         object_groups(kind, run.pk, run.user_id),
         object_event(kind, "status", object_id=run.pk, owner_id=run.user_id, data=data),
     )
+
+
+def rerun_fields(run: Backtest | Sweep) -> dict[str, Any]:
+    """What a create service takes to run ``run`` again: its owner, configuration and period."""
+    return {"user": run.user, "spec": run.run_spec(), "start": run.start, "end": run.end}
+
+
+def period_candles(run: Backtest | Sweep) -> pd.DataFrame:
+    """The stored candles of the run's market over its period, as the engine takes them."""
+    candles = market_selectors.candles_frame(
+        exchange=run.exchange,
+        symbol=run.symbol,
+        timeframe=run.timeframe,
+        start_ms=run.start_ms,
+        end_ms=run.end_ms,
+    )
+    if candles.empty:
+        raise ValueError("The candles of this period are no longer stored.")
+    return candles
 
 
 def unqueued(model: type[Model], pk: int, *, cause: Exception, event: Any) -> None:

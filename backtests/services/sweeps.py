@@ -43,12 +43,13 @@ from backtests.services.heartbeat import Heartbeat
 from backtests.services.runs import (
     EXPECTED_ERRORS,
     PROGRESS_EVERY_SECONDS,
+    period_candles,
     publish_status,
     requeue_overdue,
+    rerun_fields,
     unqueued,
 )
 from backtests.spec import RunSpec
-from markets import selectors as market_selectors
 from strategies.base import Strategy
 from strategies.registry import active
 from tradingbot.errors import AppError
@@ -117,14 +118,7 @@ def sweep_create(
 
 def sweep_rerun(*, sweep: Sweep) -> Sweep:
     """A new sweep of the same grid, configuration and period (checked again, as if new)."""
-    return sweep_create(
-        user=sweep.user,
-        spec=sweep.run_spec(),
-        start=sweep.start,
-        end=sweep.end,
-        grid=sweep.grid,
-        rank_by=sweep.rank_by,
-    )
+    return sweep_create(**rerun_fields(sweep), grid=sweep.grid, rank_by=sweep.rank_by)
 
 
 def _expanded_grid(
@@ -247,15 +241,7 @@ def _claim(run_id: int, worker: str) -> SweepRun | None:
 def _sweep_candles(sweep: Sweep) -> pd.DataFrame:
     candles = _candle_cache.get(sweep.pk)
     if candles is None:
-        candles = market_selectors.candles_frame(
-            exchange=sweep.exchange,
-            symbol=sweep.symbol,
-            timeframe=sweep.timeframe,
-            start_ms=sweep.start_ms,
-            end_ms=sweep.end_ms,
-        )
-        if candles.empty:
-            raise ValueError("The candles of this period are no longer stored.")
+        candles = period_candles(sweep)
         _candle_cache[sweep.pk] = candles
         while len(_candle_cache) > CANDLE_CACHE_SIZE:
             _candle_cache.popitem(last=False)

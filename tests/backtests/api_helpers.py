@@ -28,7 +28,10 @@ def post_unsent(client: Any, capture: Any, url: str, body: Any = None) -> Any:
         return client.post(url, body, format="json")
 
 
-def error_of(response: Any) -> dict[str, Any]:
+def error_of(response: Any, status: int | None = None) -> dict[str, Any]:
+    """The error of an envelope response; with ``status``, answered with that status."""
+    if status is not None:
+        assert response.status_code == status, response.content
     body = response.json()
     assert set(body) == {"error"}, body
     error: dict[str, Any] = body["error"]

@@ -11,15 +11,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import pandas as pd
 import pytest
 
-from backtests.models import RunStatus, Sweep
+from backtests.models import RunStatus, Sweep, epoch_ms
+from markets import selectors as market_selectors
 from markets.candle_csv import read_candle_file
 from markets.candles import SAMPLE_PATH, SAMPLE_TIMEFRAME
 from markets.models import Candle
 from strategies.services import strategy_catalogue_sync
 from tests.backtests.run_helpers import run_sweep
-from tests.factories import UserFactory
 
 SAMPLE_ROWS = 4000
 EXCHANGE, SYMBOL, TIMEFRAME = "bitget", "BTC/USDT", SAMPLE_TIMEFRAME
@@ -43,6 +44,17 @@ class SampleMarket:
             "start": self.start.isoformat(),
             "end": self.end.isoformat(),
         }
+
+    def frame(self, run: Any = None) -> pd.DataFrame:
+        """The stored candles as the engine takes them: over the period of ``run`` (a backtest,
+        a sweep), or all of them."""
+        return market_selectors.candles_frame(
+            exchange=self.exchange,
+            symbol=self.symbol,
+            timeframe=self.timeframe,
+            start_ms=run.start_ms if run else epoch_ms(self.start),
+            end_ms=run.end_ms if run else epoch_ms(self.end),
+        )
 
 
 def _as_datetime(ms: int) -> datetime:
@@ -80,17 +92,6 @@ def sample_candles(db: Any, strategy_catalogue: None) -> SampleMarket:
 
 
 # --- the admin's ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def staff(db: Any) -> Any:
-    return UserFactory(is_staff=True, is_superuser=True)
-
-
-@pytest.fixture
-def staff_client(client: Any, staff: Any) -> Any:
-    client.force_login(staff)
-    return client
 
 
 @pytest.fixture

@@ -73,17 +73,23 @@ def create_schedule(user: Any, market: SampleMarket, **overrides: Any) -> Backte
     return create_with(services.schedule_create, **(fields | overrides))
 
 
-def run_sweep(user: Any, market: SampleMarket, rank_by: str = "sharpe") -> Sweep:
-    """A finished sweep of MA Cross (EMA) over fast (5, 10) by slow (20, 40, 60), run in-process."""
-    sweep = create_with(
-        services.sweep_create,
-        user=user,
-        strategy="ma_cross",
-        grid={"fast": [5, 10], "slow": [20, 40, 60]},
-        params={"ma": "ema"},
-        rank_by=rank_by,
+def create_sweep(user: Any, market: SampleMarket, **overrides: Any) -> Sweep:
+    """A queued sweep of MA Cross (EMA) over fast (5, 10) by slow (20, 40, 60) and the whole
+    sample, ranked by Sharpe ratio."""
+    fields: dict[str, Any] = {
+        "user": user,
+        "strategy": "ma_cross",
+        "grid": {"fast": [5, 10], "slow": [20, 40, 60]},
+        "params": {"ma": "ema"},
+        "rank_by": "sharpe",
         **market_fields(market),
-    )
+    }
+    return create_with(services.sweep_create, **(fields | overrides))
+
+
+def run_sweep(user: Any, market: SampleMarket, rank_by: str = "sharpe") -> Sweep:
+    """A finished sweep (see :func:`create_sweep`), run in-process."""
+    sweep = create_sweep(user, market, rank_by=rank_by)
     for run_id in sweep.runs.values_list("pk", flat=True):
         services.sweep_run_execute(run_id=run_id)
     services.sweep_finish(sweep_id=sweep.pk)

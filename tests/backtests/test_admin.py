@@ -27,14 +27,14 @@ from backtests.models import (
     SweepRun,
 )
 from markets.models import Candle
+from tests.admin_helpers import run_admin_action, shown_messages
 from tests.backtests.conftest import SampleMarket
 from tests.backtests.run_helpers import (
     beat_task,
     create_backtest,
     create_schedule,
-    create_with,
+    create_sweep,
     crontab_fields,
-    market_fields,
     run_sweep,
 )
 
@@ -75,17 +75,7 @@ def schedule_form(user: Any, market: SampleMarket, **overrides: Any) -> dict[str
 
 
 def run_action(client: Any, model: str, action: str, objects: list[Any]) -> Any:
-    response = client.post(
-        f"{ADMIN}/{model}/",
-        {"action": action, "_selected_action": [obj.pk for obj in objects], "index": 0},
-        follow=True,
-    )
-    assert response.status_code == 200
-    return response
-
-
-def shown_messages(response: Any) -> list[str]:
-    return [str(message) for message in response.context["messages"]]
+    return run_admin_action(client, f"{ADMIN}/{model}/", action, objects)
 
 
 def listed_ids(client: Any, url: str) -> set[int]:
@@ -344,15 +334,7 @@ def test_cancel_sweeps_cancels_a_queued_sweep_and_its_combinations(
     staff_client, user, sample_candles, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=False):
-        sweep = create_with(
-            services.sweep_create,
-            user=user,
-            strategy="ma_cross",
-            grid={"fast": [5, 10]},
-            params={},
-            rank_by="sharpe",
-            **market_fields(sample_candles),
-        )
+        sweep = create_sweep(user, sample_candles, grid={"fast": [5, 10]}, params={})
 
     response = run_action(staff_client, "sweep", "cancel_sweeps", [sweep])
 

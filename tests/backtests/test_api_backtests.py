@@ -196,8 +196,7 @@ def test_a_field_of_the_wrong_type_or_out_of_bounds_is_a_400_naming_it(
     create_invalid, overrides, field
 ):
     response = create_invalid(**overrides)
-    assert response.status_code == 400
-    error = error_of(response)
+    error = error_of(response, 400)
     assert error["code"] == "validation_error"
     assert list(error["details"]) == [field]
     assert Backtest.objects.count() == 0
@@ -211,8 +210,7 @@ def test_a_missing_required_field_is_a_400_naming_it(
     body = backtest_body(NO_CANDLES)
     del body[missing]
     response = post_unsent(auth_client, django_capture_on_commit_callbacks, BACKTESTS, body)
-    assert response.status_code == 400
-    assert error_of(response)["details"] == {missing: ["This field is required."]}
+    assert error_of(response, 400)["details"] == {missing: ["This field is required."]}
     assert Backtest.objects.count() == 0
 
 
@@ -233,15 +231,13 @@ def test_a_body_that_is_not_json_is_a_400_malformed_request(auth_client):
     response = auth_client.post(
         BACKTESTS, data='{"strategy": "ma_cross",', content_type="application/json"
     )
-    assert response.status_code == 400
-    assert error_of(response)["code"] == "malformed_request"
+    assert error_of(response, 400)["code"] == "malformed_request"
     assert Backtest.objects.count() == 0
 
 
 def test_a_body_that_is_not_an_object_is_a_400(auth_client):
     response = auth_client.post(BACKTESTS, ["ma_cross"], format="json")
-    assert response.status_code == 400
-    assert error_of(response)["code"] == "validation_error"
+    assert error_of(response, 400)["code"] == "validation_error"
     assert Backtest.objects.count() == 0
 
 
@@ -256,8 +252,7 @@ def test_a_body_that_is_not_an_object_is_a_400(auth_client):
 )
 def test_bad_strategy_params_are_a_400_invalid_params_per_field(create, params, details):
     response = create(params=params)
-    assert response.status_code == 400
-    error = error_of(response)
+    error = error_of(response, 400)
     assert error["code"] == "invalid_params"
     assert set(error["details"]) == details
     assert all(isinstance(m, str) for messages in error["details"].values() for m in messages)
@@ -280,8 +275,7 @@ def shift_days(iso: str, days: int) -> str:
 )
 def test_what_the_services_refuse_is_a_400_with_their_code(create, overrides, code):
     response = create(**overrides)
-    assert response.status_code == 400
-    assert error_of(response)["code"] == code
+    assert error_of(response, 400)["code"] == code
     assert Backtest.objects.count() == 0
 
 
@@ -289,24 +283,21 @@ def test_what_the_services_refuse_is_a_400_with_their_code(create, overrides, co
 def test_a_period_ending_before_or_at_its_start_is_a_400(create, sample_candles, days):
     start = sample_candles.period()["start"]
     response = create(start=start, end=shift_days(start, days))
-    assert response.status_code == 400
-    assert error_of(response)["code"] == "invalid_period"
+    assert error_of(response, 400)["code"] == "invalid_period"
     assert Backtest.objects.count() == 0
 
 
 def test_a_period_with_too_many_candles_is_a_400(create, settings):
     settings.BACKTEST_MAX_CANDLES = 100
     response = create()
-    assert response.status_code == 400
-    assert error_of(response)["code"] == "period_too_long"
+    assert error_of(response, 400)["code"] == "period_too_long"
     assert Backtest.objects.count() == 0
 
 
 def test_a_strategy_staff_disabled_is_a_400(create):
     StrategyRow.objects.filter(key="ma_cross").update(enabled=False)
     response = create()
-    assert response.status_code == 400
-    assert error_of(response)["code"] == "strategy_disabled"
+    assert error_of(response, 400)["code"] == "strategy_disabled"
     assert Backtest.objects.count() == 0
 
 
@@ -315,8 +306,7 @@ def test_more_active_runs_than_the_quota_is_a_429(create, settings):
     assert create().status_code == 201
     assert create().status_code == 201
     response = create()
-    assert response.status_code == 429
-    assert error_of(response)["code"] == "too_many_active_runs"
+    assert error_of(response, 429)["code"] == "too_many_active_runs"
     assert Backtest.objects.count() == 2
 
 
@@ -407,8 +397,7 @@ def test_trades_page_in_seq_order_within_the_limits(auth_client, run):
 def test_bad_trade_queries_are_a_400(auth_client, run, query):
     backtest_id = run()
     response = auth_client.get(f"{BACKTESTS}/{backtest_id}/trades", query)
-    assert response.status_code == 400
-    assert error_of(response)["code"] == "validation_error"
+    assert error_of(response, 400)["code"] == "validation_error"
     assert set(error_of(response)["details"]) == set(query)
 
 
@@ -548,15 +537,13 @@ def test_cancel_of_a_queued_backtest_cancels_it(auth_client, create):
     assert services.backtest_execute(backtest_id=backtest_id) == RunStatus.CANCELLED
     # cancelling again: it is no longer active
     again = auth_client.post(f"{BACKTESTS}/{backtest_id}/cancel")
-    assert again.status_code == 409
-    assert error_of(again)["code"] == "not_active"
+    assert error_of(again, 409)["code"] == "not_active"
 
 
 def test_cancel_of_a_finished_backtest_is_a_409_and_changes_nothing(auth_client, run):
     backtest_id = run()
     response = auth_client.post(f"{BACKTESTS}/{backtest_id}/cancel")
-    assert response.status_code == 409
-    error = error_of(response)
+    error = error_of(response, 409)
     assert error["code"] == "not_active"
     assert error["details"] == {"status": ["done"]}
     backtest = Backtest.objects.get(pk=backtest_id)
@@ -584,8 +571,7 @@ def test_rerun_is_checked_as_a_new_backtest(auth_client, create, settings):
     backtest_id = create().json()["id"]
     StrategyRow.objects.filter(key="ma_cross").update(enabled=False)
     response = auth_client.post(f"{BACKTESTS}/{backtest_id}/rerun")
-    assert response.status_code == 400
-    assert error_of(response)["code"] == "strategy_disabled"
+    assert error_of(response, 400)["code"] == "strategy_disabled"
     assert Backtest.objects.count() == 1
 
 
@@ -611,8 +597,7 @@ def test_another_users_backtest_is_a_404_everywhere(auth_client, sample_candles,
     backtest = theirs(sample_candles)
     before = Backtest.objects.count()
     response = getattr(auth_client, method)(f"{BACKTESTS}/{backtest.pk}{suffix}")
-    assert response.status_code == 404
-    assert error_of(response)["code"] == "not_found"
+    assert error_of(response, 404)["code"] == "not_found"
     assert Backtest.objects.count() == before
     assert Backtest.objects.get(pk=backtest.pk).status == RunStatus.DONE
 
@@ -649,8 +634,7 @@ ENDPOINTS = [
 @pytest.mark.parametrize(("method", "url"), ENDPOINTS)
 def test_every_endpoint_needs_credentials(api_client, user, method, url):
     response = getattr(api_client, method)(url, {}, format="json")
-    assert response.status_code == 401
-    assert error_of(response)["code"] == "not_authenticated"
+    assert error_of(response, 401)["code"] == "not_authenticated"
     assert response["WWW-Authenticate"]
 
 

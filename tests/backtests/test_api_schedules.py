@@ -174,15 +174,13 @@ def test_a_refused_schedule_is_an_error_and_writes_nothing(
 def test_a_second_schedule_of_the_same_name_is_a_409(post, create):
     create()
     response = post(SCHEDULES, schedule_body(cron="0 5 * * *"))
-    assert response.status_code == 409
-    assert error_of(response)["code"] == "duplicate_name"
+    assert error_of(response, 409)["code"] == "duplicate_name"
     assert BacktestSchedule.objects.count() == 1
 
 
 def test_malformed_json_is_a_400(auth_client, strategy_catalogue):
     response = auth_client.post(SCHEDULES, data="[", content_type="application/json")
-    assert response.status_code == 400
-    assert error_of(response)["code"] == "malformed_request"
+    assert error_of(response, 400)["code"] == "malformed_request"
     assert BacktestSchedule.objects.count() == 0
 
 
@@ -341,8 +339,7 @@ def test_run_now_without_candles_in_the_lookback_is_kept_as_a_failed_run(
 def test_run_now_of_a_paused_schedule_is_a_409(post, create, recent_candles):
     schedule_id = create(enabled=False)["id"]
     response = post(f"{SCHEDULES}/{schedule_id}/run")
-    assert response.status_code == 409
-    assert error_of(response)["code"] == "schedule_disabled"
+    assert error_of(response, 409)["code"] == "schedule_disabled"
     assert Backtest.objects.count() == 0
 
 
@@ -362,8 +359,7 @@ def test_another_users_schedule_is_a_404_everywhere(
         response = getattr(auth_client, method)(
             f"{SCHEDULES}/{schedule.pk}{suffix}", body, format="json"
         )
-    assert response.status_code == 404
-    assert error_of(response)["code"] == "not_found"
+    assert error_of(response, 404)["code"] == "not_found"
     stored = BacktestSchedule.objects.get(pk=schedule.pk)
     assert (stored.name, stored.enabled) == ("theirs", True)
     assert beat_task(schedule.pk).enabled is True
@@ -373,5 +369,4 @@ def test_another_users_schedule_is_a_404_everywhere(
 def test_another_users_schedule_history_is_a_404(auth_client, strategy_catalogue):
     schedule = theirs()
     response = auth_client.get(BACKTESTS, {"schedule": schedule.pk})
-    assert response.status_code == 404
-    assert error_of(response)["code"] == "not_found"
+    assert error_of(response, 404)["code"] == "not_found"

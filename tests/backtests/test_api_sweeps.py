@@ -15,7 +15,7 @@ from backtests.models import RunStatus, Sweep, SweepRun
 from backtests.services import sweeps as sweep_services
 from markets.models import Candle
 from tests.backtests.api_helpers import SWEEPS, backtest_body, error_of, post_unsent
-from tests.backtests.run_helpers import create_with, market_fields
+from tests.backtests.run_helpers import create_sweep
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -123,8 +123,7 @@ def test_ranges_are_expanded_and_invalid_combinations_skipped(create):
 )  # fmt: skip
 def test_a_refused_sweep_is_a_400_and_writes_nothing(create, overrides, code, field):
     response = create(**overrides)
-    assert response.status_code == 400
-    error = error_of(response)
+    error = error_of(response, 400)
     assert error["code"] == code
     if field is not None:
         assert field in error["details"]
@@ -135,16 +134,14 @@ def test_a_refused_sweep_is_a_400_and_writes_nothing(create, overrides, code, fi
 def test_more_combinations_than_the_setting_is_grid_too_large(create, settings):
     settings.SWEEP_MAX_COMBINATIONS = 5
     response = create()
-    assert response.status_code == 400
-    assert error_of(response)["code"] == "grid_too_large"
+    assert error_of(response, 400)["code"] == "grid_too_large"
     assert "6 combinations" in error_of(response)["message"]
     assert Sweep.objects.count() == 0
 
 
 def test_malformed_json_is_a_400(auth_client, sample_candles):
     response = auth_client.post(SWEEPS, data="{grid: ", content_type="application/json")
-    assert response.status_code == 400
-    assert error_of(response)["code"] == "malformed_request"
+    assert error_of(response, 400)["code"] == "malformed_request"
     assert Sweep.objects.count() == 0
 
 
@@ -202,8 +199,7 @@ def test_limit_gives_the_best_n(auth_client, create):
     assert best_two == everything[:2]
     for bad in (0, -1, "all"):
         response = auth_client.get(f"{SWEEPS}/{sweep_id}", {"limit": bad})
-        assert response.status_code == 400
-        assert set(error_of(response)["details"]) == {"limit"}
+        assert set(error_of(response, 400)["details"]) == {"limit"}
 
 
 def test_failed_combinations_are_listed_apart_with_their_error(auth_client, create):
@@ -273,16 +269,14 @@ def test_cancel_of_a_queued_sweep_cancels_it_and_its_combinations(auth_client, c
     assert run is not None
     assert services.sweep_run_execute(run_id=run.pk) == "skipped"
     again = auth_client.post(f"{SWEEPS}/{sweep_id}/cancel")
-    assert again.status_code == 409
-    assert error_of(again)["code"] == "not_active"
+    assert error_of(again, 409)["code"] == "not_active"
 
 
 def test_cancel_of_a_finished_sweep_is_a_409(auth_client, create):
     sweep_id = create().json()["id"]
     run_all(sweep_id)
     response = auth_client.post(f"{SWEEPS}/{sweep_id}/cancel")
-    assert response.status_code == 409
-    assert error_of(response)["details"] == {"status": ["done"]}
+    assert error_of(response, 409)["details"] == {"status": ["done"]}
     assert Sweep.objects.get(pk=sweep_id).status == RunStatus.DONE
 
 
@@ -300,18 +294,9 @@ def test_delete_removes_the_sweep_and_its_combinations(auth_client, create):
 
 @pytest.mark.parametrize(("method", "suffix"), [("get", ""), ("delete", ""), ("post", "/cancel")])
 def test_another_users_sweep_is_a_404_everywhere(auth_client, sample_candles, method, suffix):
-    sweep = create_with(
-        services.sweep_create,
-        user=UserFactory(),
-        strategy="ma_cross",
-        grid=GRID,
-        params={},
-        rank_by="sharpe",
-        **market_fields(sample_candles),
-    )
+    sweep = create_sweep(UserFactory(), sample_candles, grid=GRID, params={})
     response = getattr(auth_client, method)(f"{SWEEPS}/{sweep.pk}{suffix}")
-    assert response.status_code == 404
-    assert error_of(response)["code"] == "not_found"
+    assert error_of(response, 404)["code"] == "not_found"
     assert Sweep.objects.get(pk=sweep.pk).status == RunStatus.QUEUED
     assert SweepRun.objects.filter(sweep=sweep, status=RunStatus.QUEUED).count() == 6
     assert auth_client.get(SWEEPS).json()["count"] == 0

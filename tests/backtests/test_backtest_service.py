@@ -17,7 +17,6 @@ from backtests import services
 from backtests.engine import BacktestSettings
 from backtests.models import Backtest, BacktestTrade, RunStatus
 from backtests.runner import run_backtest
-from markets import selectors as market_selectors
 from markets.models import Candle
 from strategies.models import Strategy as StrategyRow
 from strategies.registry import active
@@ -167,14 +166,7 @@ def test_a_run_stores_the_engines_trades_metrics_and_thinned_equity(user, sample
 
 
 def _engine_result(market: SampleMarket) -> Any:
-    candles = market_selectors.candles_frame(
-        exchange=market.exchange,
-        symbol=market.symbol,
-        timeframe=market.timeframe,
-        start_ms=int(market.start.timestamp() * 1000),
-        end_ms=int(market.end.timestamp() * 1000),
-    )
-    return run_backtest(candles, active().create("ma_cross", MA_CROSS), BacktestSettings())
+    return run_backtest(market.frame(), active().create("ma_cross", MA_CROSS), BacktestSettings())
 
 
 def test_a_message_delivered_again_after_the_run_finished_changes_nothing(user, sample_candles):

@@ -25,8 +25,7 @@ from tests.backtests.conftest import SampleMarket
 from tests.backtests.run_helpers import (
     create_backtest,
     create_schedule,
-    create_with,
-    market_fields,
+    create_sweep,
 )
 from tests.factories import UserFactory
 
@@ -114,15 +113,8 @@ def make_backtest(user: Any, market: SampleMarket, *, run: bool = True, **overri
 
 
 def make_sweep(user: Any, market: SampleMarket, *, run: bool = True, **overrides: Any) -> Sweep:
-    fields: dict[str, Any] = {
-        "user": user,
-        "strategy": "ma_cross",
-        "grid": {"fast": [5, 10], "slow": [20, 30, 40]},
-        "params": {},
-        "rank_by": "total_return",
-        **market_fields(market),
-    }
-    sweep = create_with(services.sweep_create, **(fields | overrides))
+    fields = {"grid": {"fast": [5, 10], "slow": [20, 30, 40]}, "rank_by": "total_return"}
+    sweep = create_sweep(user, market, params={}, **(fields | overrides))
     if run:
         for run_id in sweep.runs.order_by("seq").values_list("pk", flat=True):
             services.sweep_run_execute(run_id=run_id, worker="test")

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from backtests import selectors, services
 from backtests.models import Backtest, RunStatus, Sweep, SweepRun
-from tests.backtests.run_helpers import create_with, market_fields
+from tests.backtests.run_helpers import create_backtest, create_sweep
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.timeout(120)
@@ -46,20 +46,8 @@ def lose_messages(model: Any, **filters: Any) -> None:
 def test_a_backtest_whose_message_was_lost_is_sent_again_and_runs(
     transactional_db, celery_worker_process, sample_candles, settings, lost_queue
 ):
-    lost = create_with(
-        services.backtest_create,
-        user=UserFactory(),
-        strategy="ma_cross",
-        params={},
-        **market_fields(sample_candles),
-    )
-    waiting = create_with(
-        services.backtest_create,
-        user=UserFactory(),
-        strategy="ma_cross",
-        params={},
-        **market_fields(sample_candles),
-    )
+    lost = create_backtest(UserFactory(), sample_candles, params={}, enqueue=True)
+    waiting = create_backtest(UserFactory(), sample_candles, params={}, enqueue=True)
     lose_messages(Backtest, pk=lost.pk)
     settings.BACKTESTS_QUEUE = celery_worker_process.queue
 
@@ -74,15 +62,8 @@ def test_a_backtest_whose_message_was_lost_is_sent_again_and_runs(
 def test_a_sweep_whose_chord_was_lost_is_run_and_finished_by_housekeeping(
     transactional_db, celery_worker_process, sample_candles, settings, lost_queue
 ):
-    sweep = create_with(
-        services.sweep_create,
-        user=UserFactory(),
-        strategy="ma_cross",
-        grid={"fast": [5, 10], "slow": [30, 50]},
-        params={},
-        rank_by="sharpe",
-        **market_fields(sample_candles),
-    )
+    grid = {"fast": [5, 10], "slow": [30, 50]}
+    sweep = create_sweep(UserFactory(), sample_candles, grid=grid, params={})
     lose_messages(SweepRun, sweep=sweep)
     settings.BACKTESTS_QUEUE = celery_worker_process.queue
 
@@ -102,14 +83,8 @@ def test_a_cancelled_sweeps_combinations_are_not_sent_again(
     db, sample_candles, settings, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=False):
-        sweep = create_with(
-            services.sweep_create,
-            user=UserFactory(),
-            strategy="ma_cross",
-            grid={"fast": [5, 10]},
-            params={"slow": 40},
-            rank_by="sharpe",
-            **market_fields(sample_candles),
+        sweep = create_sweep(
+            UserFactory(), sample_candles, grid={"fast": [5, 10]}, params={"slow": 40}
         )
     services.sweep_cancel(sweep=sweep)
     lose_messages(SweepRun, sweep=sweep)

@@ -20,22 +20,14 @@ from backtests.services import sweeps as sweep_services
 from markets import selectors as market_selectors
 from strategies.registry import active
 from tests.backtests.conftest import SampleMarket
-from tests.backtests.run_helpers import create_with, market_fields
+from tests.backtests.run_helpers import create_sweep
 from tradingbot.errors import AppError
 
 GRID = {"fast": [5, 10, 20], "slow": [30, 50]}
 
 
 def create(user: Any, market: SampleMarket, **overrides: Any) -> Sweep:
-    fields: dict[str, Any] = {
-        "user": user,
-        "strategy": "ma_cross",
-        "grid": GRID,
-        "params": {},
-        "rank_by": "sharpe",
-        **market_fields(market),
-    }
-    return create_with(services.sweep_create, **(fields | overrides))
+    return create_sweep(user, market, **({"grid": GRID, "params": {}} | overrides))
 
 
 @pytest.fixture
@@ -95,13 +87,7 @@ def test_each_combination_gets_the_metrics_of_a_plain_backtest_with_its_params(
     sweep.refresh_from_db()
     assert sweep.status == RunStatus.DONE
     assert (sweep.done_count, sweep.failed_count, sweep.progress) == (6, 0, 1.0)
-    candles = market_selectors.candles_frame(
-        exchange=sample_candles.exchange,
-        symbol=sample_candles.symbol,
-        timeframe=sample_candles.timeframe,
-        start_ms=sweep.start_ms,
-        end_ms=sweep.end_ms,
-    )
+    candles = sample_candles.frame(sweep)
     for run in sweep.runs.all():
         expected = run_backtest(
             candles, active().create("ma_cross", run.params), BacktestSettings()
@@ -208,7 +194,7 @@ def test_a_worker_reads_the_candles_once_per_sweep(user, sample_candles, no_brok
         reads.append(kwargs)
         return real(**kwargs)
 
-    monkeypatch.setattr("backtests.services.sweeps.market_selectors.candles_frame", counting)
+    monkeypatch.setattr(market_selectors, "candles_frame", counting)
     sweep = create(user, sample_candles)
 
     run_all(sweep)

@@ -8,6 +8,7 @@ must run the slow test strategy load it through the real ``STRATEGY_MODULES`` se
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -25,7 +26,6 @@ from backtests import services
 from backtests.models import Backtest, BacktestTrade, RunStatus, Sweep, SweepRun
 from backtests.runner import run_backtest
 from backtests.tasks import fail_stale_runs_task, run_backtest_task
-from markets import selectors as market_selectors
 from strategies.registry import active, load_registry
 from strategies.services import strategy_catalogue_sync
 from tests.backtests import slow_strategy
@@ -51,12 +51,28 @@ M = TypeVar("M", bound=models.Model)
 
 
 @pytest.fixture
-def slow_strategy_key(strategy_catalogue: None) -> Iterator[str]:
-    """The slow strategy in this process's registry and catalogue too (the API checks both);
-    the built-in registry is restored afterwards."""
+def backtest_workers(worker_processes: StartWorkers, settings: Any) -> StartWorkers:
+    """``start(count, **options)``: workers (as ``worker_processes`` starts them) on a queue of
+    their own, which the services then send the runs to."""
+
+    def start(count: int, **options: Any) -> list[Worker]:
+        workers = worker_processes(count, **options)
+        settings.BACKTESTS_QUEUE = workers[0].queue
+        return workers
+
+    return start
+
+
+@pytest.fixture
+def slow_workers(
+    backtest_workers: StartWorkers, strategy_catalogue: None
+) -> Iterator[StartWorkers]:
+    """``start(count, **options)``: ``backtest_workers`` that load the slow strategy, which
+    this process's registry and catalogue hold too (the API checks both); the built-in
+    registry is restored afterwards."""
     load_registry([slow_strategy.MODULE])
     strategy_catalogue_sync()
-    yield slow_strategy.KEY
+    yield functools.partial(backtest_workers, strategy_modules=[slow_strategy.MODULE])
     load_registry(django_settings.STRATEGY_MODULES)
 
 
@@ -109,14 +125,7 @@ def wait_for_finished_backtest_via_api(client: Any, backtest_id: int) -> dict[st
 
 def reference_result(market: SampleMarket, strategy: str, params: dict[str, Any], run: Any) -> Any:
     """The same run computed here, in the test process, from the same stored candles."""
-    candles = market_selectors.candles_frame(
-        exchange=market.exchange,
-        symbol=market.symbol,
-        timeframe=market.timeframe,
-        start_ms=run.start_ms,
-        end_ms=run.end_ms,
-    )
-    return run_backtest(candles, active().create(strategy, params), run.engine_settings())
+    return run_backtest(market.frame(run), active().create(strategy, params), run.engine_settings())
 
 
 def as_json(value: Any) -> Any:
@@ -127,11 +136,10 @@ def as_json(value: Any) -> Any:
 
 
 def test_a_backtest_created_through_the_api_runs_to_done_on_a_real_worker(
-    worker_processes: StartWorkers, auth_client: Any, sample_candles: SampleMarket, settings: Any
+    backtest_workers: StartWorkers, auth_client: Any, sample_candles: SampleMarket
 ) -> None:
     # given
-    [worker] = worker_processes(1)
-    settings.BACKTESTS_QUEUE = worker.queue
+    [worker] = backtest_workers(1)
     # when
     backtest_id = post_backtest(
         auth_client, backtest_request(sample_candles, "ma_cross", MA_PARAMS)
@@ -168,15 +176,13 @@ def test_a_backtest_created_through_the_api_runs_to_done_on_a_real_worker(
 
 
 def test_progress_events_reach_the_backtest_group_only_after_commit_and_end_on_done(
-    worker_processes: StartWorkers,
+    backtest_workers: StartWorkers,
     group_listener: GroupListener,
     auth_client: Any,
     sample_candles: SampleMarket,
-    settings: Any,
 ) -> None:
     # given: a worker, and a channel of this process's own on the channel layer
-    [worker] = worker_processes(1)
-    settings.BACKTESTS_QUEUE = worker.queue
+    [worker] = backtest_workers(1)
     request = backtest_request(sample_candles, "ma_cross", MA_PARAMS)
     # when: created in a transaction still open while the group is joined
     with transaction.atomic():
@@ -209,10 +215,11 @@ def _without_repeats(values: list[str]) -> list[str]:
 # --- 3. A worker killed mid-run ----------------------------------------------------------------
 
 
-def start_slow_backtest(client: Any, market: SampleMarket, strategy: str, sleep: float) -> int:
+def start_slow_backtest(client: Any, market: SampleMarket, sleep: float) -> int:
     """A backtest of the slow strategy, returned once its worker is inside the strategy (it
     reported 0.4 and sleeps before the next report)."""
-    backtest_id = post_backtest(client, backtest_request(market, strategy, {"sleep": sleep}))
+    request = backtest_request(market, slow_strategy.KEY, {"sleep": sleep})
+    backtest_id = post_backtest(client, request)
     wait_for(
         Backtest, backtest_id, what="inside the strategy", status=RunStatus.RUNNING, progress=0.4
     )
@@ -220,16 +227,11 @@ def start_slow_backtest(client: Any, market: SampleMarket, strategy: str, sleep:
 
 
 def test_a_backtest_whose_worker_is_killed_is_failed_by_the_stale_check_not_left_running(
-    worker_processes: StartWorkers,
-    auth_client: Any,
-    sample_candles: SampleMarket,
-    slow_strategy_key: str,
-    settings: Any,
+    slow_workers: StartWorkers, auth_client: Any, sample_candles: SampleMarket, settings: Any
 ) -> None:
     # given: a backtest running on a worker that is then killed (SIGKILL: no clean-up at all)
-    [worker] = worker_processes(1, strategy_modules=[slow_strategy.MODULE])
-    settings.BACKTESTS_QUEUE = worker.queue
-    backtest_id = start_slow_backtest(auth_client, sample_candles, slow_strategy_key, sleep=120)
+    [worker] = slow_workers(1)
+    backtest_id = start_slow_backtest(auth_client, sample_candles, sleep=120)
     worker.kill()
     lost = Backtest.objects.get(pk=backtest_id)
     assert (lost.status, lost.worker) == (RunStatus.RUNNING, worker.hostname)
@@ -261,18 +263,16 @@ def _state(backtest: Backtest) -> dict[str, Any]:
 
 
 def test_beats_stale_task_run_by_a_live_worker_fails_a_killed_workers_backtest(
+    slow_workers: StartWorkers,
     worker_processes: StartWorkers,
     auth_client: Any,
     sample_candles: SampleMarket,
-    slow_strategy_key: str,
-    settings: Any,
 ) -> None:
-    # given: one worker for the backtest, killed mid-run; a second one for housekeeping, whose
-    # stale limit is the shortest the settings allow
-    [runner] = worker_processes(1, strategy_modules=[slow_strategy.MODULE])
+    # given: one worker for the backtest, killed mid-run; a second one for housekeeping, on a
+    # queue of its own, whose stale limit is the shortest the settings allow
+    [runner] = slow_workers(1)
     [housekeeper] = worker_processes(1, env={"BACKTEST_STALE_SECONDS": "10"})
-    settings.BACKTESTS_QUEUE = runner.queue
-    backtest_id = start_slow_backtest(auth_client, sample_candles, slow_strategy_key, sleep=120)
+    backtest_id = start_slow_backtest(auth_client, sample_candles, sleep=120)
     runner.kill()
     heartbeat_at = Backtest.objects.get(pk=backtest_id).heartbeat_at
     assert heartbeat_at is not None
@@ -308,16 +308,11 @@ def _returned(worker: Worker, task: str, task_id: str) -> str:
 
 
 def test_a_backtest_whose_pool_process_is_killed_is_delivered_again_and_finishes(
-    worker_processes: StartWorkers,
-    auth_client: Any,
-    sample_candles: SampleMarket,
-    slow_strategy_key: str,
-    settings: Any,
+    slow_workers: StartWorkers, auth_client: Any, sample_candles: SampleMarket
 ) -> None:
     # given: a prefork worker (a parent and one pool process) running a backtest
-    [worker] = worker_processes(1, strategy_modules=[slow_strategy.MODULE], pool="prefork")
-    settings.BACKTESTS_QUEUE = worker.queue
-    backtest_id = start_slow_backtest(auth_client, sample_candles, slow_strategy_key, sleep=3)
+    [worker] = slow_workers(1, pool="prefork")
+    backtest_id = start_slow_backtest(auth_client, sample_candles, sleep=3)
     [pool_process] = worker.pool_children()
     # when: the pool process dies (OOM killer, a segfault ...)
     os.kill(pool_process, signal.SIGKILL)
@@ -335,16 +330,11 @@ def test_a_backtest_whose_pool_process_is_killed_is_delivered_again_and_finishes
 
 
 def test_a_backtest_cancelled_while_running_stops_at_its_next_report_and_stores_nothing(
-    worker_processes: StartWorkers,
-    auth_client: Any,
-    sample_candles: SampleMarket,
-    slow_strategy_key: str,
-    settings: Any,
+    slow_workers: StartWorkers, auth_client: Any, sample_candles: SampleMarket
 ) -> None:
     # given: a backtest inside its strategy on a worker
-    [worker] = worker_processes(1, strategy_modules=[slow_strategy.MODULE])
-    settings.BACKTESTS_QUEUE = worker.queue
-    backtest_id = start_slow_backtest(auth_client, sample_candles, slow_strategy_key, sleep=3)
+    [worker] = slow_workers(1)
+    backtest_id = start_slow_backtest(auth_client, sample_candles, sleep=3)
     # when
     response = auth_client.post(f"/api/backtests/{backtest_id}/cancel")
     # then: cancelled at once; the worker finds out at its next report and returns
@@ -365,28 +355,23 @@ def test_a_backtest_cancelled_while_running_stops_at_its_next_report_and_stores_
 GRID = {"fast": [5, 10, 15, 20], "slow": [30, 50, 80]}
 
 
-def post_sweep(
-    client: Any, market: SampleMarket, strategy: str, params: dict[str, Any], grid: Any
-) -> int:
-    request = backtest_request(market, strategy, params) | {"grid": grid, "rank_by": "total_return"}
+def post_slow_sweep(client: Any, market: SampleMarket, sleep: float, grid: Any) -> int:
+    """A sweep of the slow strategy, each combination sleeping ``sleep`` seconds first."""
+    request = backtest_request(market, slow_strategy.KEY, {"sleep": sleep})
+    request |= {"grid": grid, "rank_by": "total_return"}
     response = client.post("/api/sweeps", request, format="json")
     assert response.status_code == 201, response.json()
     return int(response.json()["id"])
 
 
 def test_a_sweep_fans_out_over_two_workers_and_ranks_every_combination(
-    worker_processes: StartWorkers,
-    auth_client: Any,
-    sample_candles: SampleMarket,
-    slow_strategy_key: str,
-    settings: Any,
+    slow_workers: StartWorkers, auth_client: Any, sample_candles: SampleMarket
 ) -> None:
     # given: two workers sharing one queue; each combination sleeps 0.2 s first, so that while one
     # worker holds a combination the next one in the queue is the other worker's to take
-    workers = worker_processes(2, strategy_modules=[slow_strategy.MODULE])
-    settings.BACKTESTS_QUEUE = workers[0].queue
+    workers = slow_workers(2)
     # when
-    sweep_id = post_sweep(auth_client, sample_candles, slow_strategy_key, {"sleep": 0.2}, GRID)
+    sweep_id = post_slow_sweep(auth_client, sample_candles, 0.2, GRID)
     sweep = wait_for(Sweep, sweep_id, what="to finish", status=finished)
     # then: every combination done, by both workers
     assert sweep.status == RunStatus.DONE, [worker.log() for worker in workers]
@@ -398,7 +383,7 @@ def test_a_sweep_fans_out_over_two_workers_and_ranks_every_combination(
     # each with the metrics this process computes for the same parameters
     for run in runs:
         params = {**run.params, "sleep": 0}
-        expected = reference_result(sample_candles, slow_strategy_key, params, sweep)
+        expected = reference_result(sample_candles, slow_strategy.KEY, params, sweep)
         assert run.metrics == as_json(expected.metrics), run.params
     # and the ranking, read back through the API, best total return first
     detail = auth_client.get(f"/api/sweeps/{sweep_id}").json()
@@ -415,17 +400,12 @@ def test_a_sweep_fans_out_over_two_workers_and_ranks_every_combination(
 
 
 def test_a_sweep_that_loses_a_worker_is_finished_from_the_others_by_the_stale_check(
-    worker_processes: StartWorkers,
-    auth_client: Any,
-    sample_candles: SampleMarket,
-    slow_strategy_key: str,
-    settings: Any,
+    slow_workers: StartWorkers, auth_client: Any, sample_candles: SampleMarket, settings: Any
 ) -> None:
     # given: two workers on one queue, each combination taking a second
-    doomed, survivor = worker_processes(2, strategy_modules=[slow_strategy.MODULE])
-    settings.BACKTESTS_QUEUE = doomed.queue
+    doomed, survivor = slow_workers(2)
     grid = {"fast": [5, 10, 15], "slow": [30, 50]}
-    sweep_id = post_sweep(auth_client, sample_candles, slow_strategy_key, {"sleep": 1.0}, grid)
+    sweep_id = post_slow_sweep(auth_client, sample_candles, 1.0, grid)
     # when: one worker is killed while it runs a combination (it just started: it sleeps 1 s)
     lost = wait_until(
         lambda: SweepRun.objects.filter(

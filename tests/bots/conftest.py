@@ -1,5 +1,5 @@
-"""Fixtures shared by the bots tests: the stretch of candles the admin and page tests trade on,
-a signed-in trader's client, and the strategies the tick tests control."""
+"""Fixtures shared by the bots tests: the stretch of candles the admin and page tests trade on
+and the strategies the tick tests control."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.test import Client
 
 from strategies.services import strategy_catalogue_sync
 from tests.bots.bot_helpers import COUNT, FIRST, store_candles, strategies_for_tests
@@ -19,12 +18,6 @@ def rows(db: Any) -> list[Any]:
     module whose bots need another stretch defines its own ``rows``."""
     strategy_catalogue_sync()
     return store_candles(FIRST, COUNT)
-
-
-@pytest.fixture
-def trader_client(client: Client, user: Any) -> Client:
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

@@ -10,16 +10,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import pytest
 from django.contrib.admin.models import CHANGE, DELETION, LogEntry
 from django.contrib.auth.models import Permission
-from django.db import connection
 from django.test import Client
 
 from bots import services
 from bots.models import Bot, BotEvent, Order, Position, Trade
 from markets import services as market_services
 from markets.models import ExchangeAccount
+from tests.admin_helpers import check_pages, run_admin_action, shown_messages
 from tests.bots.bot_helpers import (
     SYMBOL,
     TIMEFRAME,
@@ -28,21 +27,11 @@ from tests.bots.bot_helpers import (
     replay_bot,
 )
 from tests.factories import UserFactory
+from tests.markets.test_exchange_accounts import raw_row
 
 ADMIN = "/admin/bots"
 SPEED = 600.0  # candles a minute: the real clock moves ten candles a second past the start
 API_KEY, API_SECRET, PASSPHRASE = "key-AAAA1111bbbb", "secret-ZZZZ9999yyyy", "phrase-QQQQ7777"
-
-
-@pytest.fixture
-def staff(db: Any) -> Any:
-    return UserFactory(is_staff=True, is_superuser=True)
-
-
-@pytest.fixture
-def staff_client(client: Client, staff: Any) -> Client:
-    client.force_login(staff)
-    return client
 
 
 def running_bot(user: Any, account: ExchangeAccount, rows: list[Any], name: str) -> ReplayBot:
@@ -79,17 +68,7 @@ def live_bot(user: Any) -> Bot:
 
 
 def run_action(client: Client, action: str, bots: list[Bot]) -> Any:
-    response = client.post(
-        f"{ADMIN}/bot/",
-        {"action": action, "_selected_action": [bot.pk for bot in bots], "index": 0},
-        follow=True,
-    )
-    assert response.status_code == 200
-    return response
-
-
-def shown_messages(response: Any) -> list[str]:
-    return [str(message) for message in response.context["messages"]]
+    return run_admin_action(client, f"{ADMIN}/bot/", action, bots)
 
 
 def statuses(*bots: Bot) -> list[str]:
@@ -142,21 +121,9 @@ def test_every_list_and_page_renders_and_no_secret_shows(staff_client, user, row
         f"{ADMIN}/bot/?status__exact=running": [bot.name],
         f"/admin/markets/exchangeaccount/{live.exchange_account_id}/change/": ["Live"],
     }
-    with connection.cursor() as cursor:  # what the database holds: the ciphertexts
-        cursor.execute(
-            "SELECT api_key, api_secret, passphrase FROM exchange_accounts WHERE id = %s",
-            [live.exchange_account_id],
-        )
-        stored = [value for value in cursor.fetchone() if value]
+    stored = [value for value in raw_row(live.exchange_account_id) if value]  # the ciphertexts
     assert len(stored) == 3
-    for url, expected in pages.items():
-        response = staff_client.get(url)
-        assert response.status_code == 200, url
-        html = response.content.decode()
-        for text in expected:
-            assert text in html, (url, text)
-        for secret in (API_KEY, API_SECRET, PASSPHRASE, *stored):
-            assert secret not in html, (url, "a secret is on the page")
+    check_pages(staff_client, pages, secrets=(API_KEY, API_SECRET, PASSPHRASE, *stored))
 
 
 def test_the_bot_page_shows_its_position_and_links_to_its_books(staff_client, user, rows):

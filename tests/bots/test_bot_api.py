@@ -224,16 +224,14 @@ def test_a_bad_bot_is_a_400_naming_the_field_and_writes_nothing(
 
 def test_a_body_that_is_not_json_is_a_400_malformed_request(auth_client, account):
     response = auth_client.post(BOTS, "{'name': ", content_type="application/json")
-    assert response.status_code == 400
-    assert error_of(response)["code"] == "malformed_request"
+    assert error_of(response, 400)["code"] == "malformed_request"
     assert not Bot.objects.exists()
 
 
 def test_a_replay_on_a_live_account_is_refused(auth_client, user, rows, exchange_account_factory):
     live = exchange_account_factory(user=user, mode=ExchangeAccount.Mode.LIVE)
     response = auth_client.post(BOTS, replay_body(live, rows), format="json")
-    assert response.status_code == 400
-    assert error_of(response)["details"]["data_source"] == [
+    assert error_of(response, 400)["details"]["data_source"] == [
         "A replay trades on a paper account only."
     ]
     assert not Bot.objects.exists()
@@ -242,8 +240,7 @@ def test_a_replay_on_a_live_account_is_refused(auth_client, user, rows, exchange
 def test_a_second_bot_of_the_same_name_is_refused(auth_client, account):
     created(auth_client, live_body(account))
     response = auth_client.post(BOTS, live_body(account), format="json")
-    assert response.status_code == 400
-    error = error_of(response)
+    error = error_of(response, 400)
     assert (error["code"], list(error["details"])) == ("name_taken", ["name"])
     assert Bot.objects.count() == 1
 
@@ -251,8 +248,7 @@ def test_a_second_bot_of_the_same_name_is_refused(auth_client, account):
 def test_another_users_exchange_account_is_a_404_and_writes_nothing(auth_client, other_user):
     theirs = paper_account(other_user)
     response = auth_client.post(BOTS, live_body(theirs), format="json")
-    assert response.status_code == 404
-    assert error_of(response)["code"] == "not_found"
+    assert error_of(response, 404)["code"] == "not_found"
     assert not Bot.objects.exists()
 
 
@@ -285,8 +281,7 @@ def test_the_list_is_the_users_bots_newest_first_paginated_and_filtered(
 @pytest.mark.parametrize("query", [{"status": "paused"}, {"page": 0}, {"page_size": 101}])
 def test_a_bad_list_query_is_a_400(auth_client, query):
     response = auth_client.get(BOTS, query)
-    assert response.status_code == 400
-    assert error_of(response)["code"] == "validation_error"
+    assert error_of(response, 400)["code"] == "validation_error"
     assert set(error_of(response)["details"]) == set(query)
 
 
@@ -327,8 +322,7 @@ def test_another_users_bot_is_a_404_on_every_endpoint(
     # when
     response = send(auth_client, method, f"{BOTS}/{theirs.pk}{suffix}", body)
     # then
-    assert response.status_code == 404
-    assert error_of(response)["code"] == "not_found"
+    assert error_of(response, 404)["code"] == "not_found"
     theirs.refresh_from_db()
     assert (theirs.name, theirs.status) == ("ma_cross replay", Bot.Status.STOPPED)
     assert not BotEvent.objects.filter(bot=theirs).exists()
@@ -337,8 +331,7 @@ def test_another_users_bot_is_a_404_on_every_endpoint(
 @pytest.mark.parametrize(("method", "suffix"), BOT_ENDPOINTS)
 def test_a_bot_that_does_not_exist_is_a_404(auth_client, method, suffix):
     response = send(auth_client, method, f"{BOTS}/999999{suffix}", {})
-    assert response.status_code == 404
-    assert error_of(response)["code"] == "not_found"
+    assert error_of(response, 404)["code"] == "not_found"
 
 
 @pytest.mark.parametrize(("method", "suffix"), [("get", None), ("post", None), *BOT_ENDPOINTS])
@@ -346,8 +339,7 @@ def test_every_endpoint_needs_credentials(api_client, user, account, rows, metho
     bot = replay_bot(user, account, start_ms=rows[0].open_time).bot
     url = BOTS if suffix is None else f"{BOTS}/{bot.pk}{suffix}"
     response = send(api_client, method, url, live_body(account, name="anon"))
-    assert response.status_code == 401
-    assert error_of(response)["code"] == "not_authenticated"
+    assert error_of(response, 401)["code"] == "not_authenticated"
     assert list(Bot.objects.values_list("name", "status")) == [("ma_cross replay", "stopped")]
 
 
@@ -377,13 +369,11 @@ def test_starting_a_running_bot_and_stopping_a_stopped_one_are_409(auth_client, 
     bot_id = created(auth_client, replay_body(account, rows))["id"]
     # a stopped bot cannot stop
     response = auth_client.post(f"{BOTS}/{bot_id}/stop")
-    assert response.status_code == 409
-    assert error_of(response)["code"] == "invalid_transition"
+    assert error_of(response, 409)["code"] == "invalid_transition"
     # a running bot cannot start
     assert auth_client.post(f"{BOTS}/{bot_id}/start").status_code == 200
     response = auth_client.post(f"{BOTS}/{bot_id}/start")
-    assert response.status_code == 409
-    assert error_of(response)["code"] == "invalid_transition"
+    assert error_of(response, 409)["code"] == "invalid_transition"
     assert Bot.objects.get().status == Bot.Status.RUNNING
 
 
@@ -391,8 +381,7 @@ def test_a_bad_flatten_is_a_400_and_the_bot_keeps_running(auth_client, account, 
     bot_id = created(auth_client, replay_body(account, rows))["id"]
     auth_client.post(f"{BOTS}/{bot_id}/start")
     response = auth_client.post(f"{BOTS}/{bot_id}/stop", {"flatten": "perhaps"}, format="json")
-    assert response.status_code == 400
-    assert list(error_of(response)["details"]) == ["flatten"]
+    assert list(error_of(response, 400)["details"]) == ["flatten"]
     assert Bot.objects.get().status == Bot.Status.RUNNING
 
 
@@ -404,8 +393,7 @@ def test_a_running_bot_cannot_be_changed_or_deleted(auth_client, account, rows):
         auth_client.patch(f"{BOTS}/{bot_id}", {"name": "B"}, format="json"),
         auth_client.delete(f"{BOTS}/{bot_id}"),
     ):
-        assert response.status_code == 409
-        assert error_of(response)["code"] == "bot_running"
+        assert error_of(response, 409)["code"] == "bot_running"
     assert Bot.objects.get().name == "Trend"
 
 
@@ -466,8 +454,7 @@ def test_patch_back_to_live_and_to_a_quote_size(auth_client, account, rows):
 def test_a_bad_patch_is_a_400_and_changes_nothing(auth_client, account, rows, changes, field):
     before = created(auth_client, replay_body(account, rows))
     response = auth_client.patch(f"{BOTS}/{before['id']}", changes, format="json")
-    assert response.status_code == 400
-    assert field in error_of(response)["details"]
+    assert field in error_of(response, 400)["details"]
     assert auth_client.get(f"{BOTS}/{before['id']}").json() == before
 
 
@@ -600,8 +587,7 @@ def test_events_are_paginated_newest_first_and_filtered_by_level(auth_client, tr
 def test_an_exchange_account_with_bots_cannot_be_deleted(auth_client, account):
     bot = created(auth_client, live_body(account))
     response = auth_client.delete(f"/api/exchange-accounts/{account.pk}")
-    assert response.status_code == 409
-    assert error_of(response)["code"] == "account_in_use"
+    assert error_of(response, 409)["code"] == "account_in_use"
     assert ExchangeAccount.objects.filter(pk=account.pk).exists()
     assert auth_client.delete(f"/api/bots/{bot['id']}").status_code == 204
     assert auth_client.delete(f"/api/exchange-accounts/{account.pk}").status_code == 204

@@ -10,6 +10,7 @@ from django.test import Client
 
 from bots.models import Bot, Order, Position
 from markets.selectors import market_places
+from tests.admin_helpers import shown_messages
 from tests.bots.bot_helpers import paper_account, replay_bot
 from tests.bots.test_bot_admin import SPEED, holding_bot
 
@@ -21,10 +22,6 @@ def stopped_bot(user: Any, rows: list[Any], name: str = "pager") -> Bot:
 
 def status_of(bot: Bot) -> str:
     return Bot.objects.get(pk=bot.pk).status
-
-
-def shown_messages(response: Any) -> list[str]:
-    return [str(message) for message in response.context["messages"]]
 
 
 def test_the_pages_need_a_login(client, user, rows):

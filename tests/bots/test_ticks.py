@@ -318,21 +318,30 @@ def _live_bot(user: Any, account: Any, **config: Any) -> Bot:
     return bot_start(bot=bot)
 
 
+StartBitget = Callable[[type["_Bitget"]], tuple["_Bitget", Bot]]
+
+
 @pytest.fixture
 def bitget_bot(
-    user: Any, exchange_account_factory: Any, monkeypatch: pytest.MonkeyPatch, settings: Any
-) -> Callable[[Any], Bot]:
-    """Start a bot on a live Bitget account whose HTTP requests ``bitget`` answers (ccxt's own
-    request and response code runs); all the candles it reads are stored."""
+    user: Any,
+    rows: list[Any],
+    exchange_account_factory: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    settings: Any,
+) -> StartBitget:
+    """``start(fake)``: a ``fake`` Bitget (a ``_Bitget``) quoting the last stored close with
+    1,000 USDT free, and a bot started on a live account whose HTTP requests it answers (ccxt's
+    own request and response code runs); all the candles the bot reads are stored."""
 
-    def started(bitget: Any) -> Bot:
+    def started(fake: type[_Bitget]) -> tuple[_Bitget, Bot]:
+        bitget = fake(price=Decimal(rows[-1].close), usdt=Decimal(1000))
         settings.BOT_CANDLE_WINDOW = 50
         serve_everywhere(monkeypatch, bitget)
         account = exchange_account_factory(
             user=user, mode="live", api_key=LIVE_KEY, api_secret=LIVE_SECRET,
             passphrase=LIVE_PASSPHRASE,
         )  # fmt: skip
-        return _live_bot(user, account)
+        return bitget, _live_bot(user, account)
 
     return started
 
@@ -622,11 +631,10 @@ class _Bitget:
 
 
 def test_a_live_market_order_is_booked_in_the_tick_that_sent_it(
-    rows: list[Any], bitget_bot: Callable[[Any], Bot]
+    rows: list[Any], bitget_bot: StartBitget
 ) -> None:
     # given: a live account on Bitget, through ccxt's own request and response code
-    bitget = _Bitget(price=Decimal(rows[-1].close), usdt=Decimal(1000))
-    bot = bitget_bot(bitget)
+    bitget, bot = bitget_bot(_Bitget)
     Scripted.target = 1
 
     result = bot_tick(bot_id=bot.pk, clock=_live_clock(rows))
@@ -672,12 +680,11 @@ class _LaggingBitget(_Bitget):
 
 
 def test_a_lost_live_order_the_exchange_shows_late_is_adopted_not_doubled(
-    rows: list[Any], bitget_bot: Callable[[Any], Bot]
+    rows: list[Any], bitget_bot: StartBitget
 ) -> None:
     # given: a tick sent a buy and died before recording it; Bitget has the order, but its
     # order lookup does not show it yet
-    bitget = _LaggingBitget(price=Decimal(rows[-1].close), usdt=Decimal(1000))
-    bot = bitget_bot(bitget)
+    bitget, bot = bitget_bot(_LaggingBitget)
     Scripted.target = 1
     cid = client_order_id(bot.pk, rows[-1].open_time, "buy")
     Order.objects.create(
@@ -706,11 +713,10 @@ def test_a_lost_live_order_the_exchange_shows_late_is_adopted_not_doubled(
 
 
 def test_a_live_cancel_is_booked_in_the_tick_that_sent_it(
-    rows: list[Any], bitget_bot: Callable[[Any], Bot]
+    rows: list[Any], bitget_bot: StartBitget
 ) -> None:
     # given: an order of the bot resting on Bitget, missing from the books
-    bitget = _Bitget(price=Decimal(rows[-1].close), usdt=Decimal(1000))
-    bot = bitget_bot(bitget)
+    bitget, bot = bitget_bot(_Bitget)
     resting = bitget.rest(bot_order_prefix(bot.pk) + "restored-1", price="10000", size="0.01")
 
     # when: a tick adopts it and, trading with market orders only, cancels it
@@ -728,6 +734,15 @@ def test_a_live_cancel_is_booked_in_the_tick_that_sent_it(
 # --- refusals -----------------------------------------------------------------------------------
 
 
+def skipped(result: Any, bot: Bot, kind: str) -> BotEvent:
+    """The event of ``kind`` that says why the tick of ``result`` skipped its order; none was
+    stored or sent."""
+    assert result.outcome == "skipped"
+    assert not Order.objects.exists()
+    assert not PaperOrder.objects.exists()
+    return bot.events.get(kind=kind)
+
+
 def test_an_entry_below_the_minimum_is_an_event_and_no_order(user: Any, rows: list[Any]) -> None:
     runner = scripted_bot(user, paper_account(user, usdt="0.5"), start_ms=rows[WARM].open_time)
     runner.start()
@@ -735,10 +750,7 @@ def test_an_entry_below_the_minimum_is_an_event_and_no_order(user: Any, rows: li
 
     result = runner.tick()
 
-    assert result.outcome == "skipped"
-    assert not Order.objects.exists()
-    assert not PaperOrder.objects.exists()
-    event = runner.bot.events.get(kind="below_minimum")
+    event = skipped(result, runner.bot, "below_minimum")
     assert event.level == BotEvent.Level.WARNING
     assert "minimum cost of 1 USDT" in event.message
     assert event.data["skip"] == "below_minimum"
@@ -757,10 +769,7 @@ def test_a_quote_order_above_the_balance_is_an_event_and_no_order(
 
     result = runner.tick()
 
-    assert result.outcome == "skipped"
-    assert not Order.objects.exists()
-    assert not PaperOrder.objects.exists()
-    event = runner.bot.events.get(kind="insufficient_funds")
+    event = skipped(result, runner.bot, "insufficient_funds")
     assert "100 USDT" in event.message
     assert paper_free(runner.bot.exchange_account, "USDT") == Decimal(50)
 
