@@ -68,7 +68,7 @@ typecheck: install-dev
 	$(BIN)/mypy tradingbot accounts strategies markets bots backtests
 
 bench: install-dev
-	@for script in bench/*.py; do [ -e "$$script" ] || continue; echo "== $$script"; $(BIN)/python "$$script" || exit 1; done
+	@for script in bench/[!_]*.py; do [ -e "$$script" ] || continue; echo "== $$script"; $(BIN)/python "$$script" || exit 1; done
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache

@@ -56,17 +56,6 @@ WARM_UP_GRID = {"fast": [5], "slow": [60, 80]}
 POLL_SECONDS = 0.02
 
 
-def prepare_environment(work_dir: Path) -> dict[str, str]:
-    """The environment shared by this process and its workers (set before Django loads)."""
-    env = {
-        "TRADINGBOT_VAR_DIR": str(work_dir),
-        "BACKTESTS_QUEUE": f"bench-{uuid.uuid4().hex[:8]}",
-        "DATABASE_URL": os.environ.get("DATABASE_URL") or f"sqlite:///{work_dir}/bench.sqlite3",
-    }
-    os.environ.update(env)
-    return {**os.environ, **env}
-
-
 def synthetic_candles(size: int) -> dict[str, np.ndarray]:
     """A seeded random walk (the same as bench/backtest_engine.py's)."""
     rng = np.random.default_rng(42)
@@ -300,7 +289,9 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace, work_dir: Path) -> None:
-    env = prepare_environment(work_dir)
+    from _support import prepare_environment  # bench/ is on the path of a bench run only
+
+    env = prepare_environment(work_dir, BACKTESTS_QUEUE=f"bench-{uuid.uuid4().hex[:8]}")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradingbot.settings")
     import django
 

@@ -64,6 +64,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from _support import prepare_environment
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 EXCHANGE, SYMBOL, TIMEFRAME = "bitget", "BTC/USDT", "5m"
@@ -76,17 +78,6 @@ CANDLE_SECONDS = 60.0  # 1m candles
 BEAT_SECONDS = 1.0  # BOT_DISPATCH_SECONDS' default
 STILL_SPEED = 60 / 86_400  # one candle a day: market time stands still in the worker run
 POLL_SECONDS = 0.02
-
-
-def prepare_environment(work_dir: Path) -> dict[str, str]:
-    """The environment shared by this process and its worker (set before Django loads)."""
-    env = {
-        "TRADINGBOT_VAR_DIR": str(work_dir),
-        "BOTS_QUEUE": f"bench-ticks-{uuid.uuid4().hex[:8]}",
-        "DATABASE_URL": os.environ.get("DATABASE_URL") or f"sqlite:///{work_dir}/bench.sqlite3",
-    }
-    os.environ.update(env)
-    return {**os.environ, **env}
 
 
 # --- the stack ---------------------------------------------------------------------------------
@@ -536,7 +527,7 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace, work_dir: Path) -> None:
-    env = prepare_environment(work_dir)
+    env = prepare_environment(work_dir, BOTS_QUEUE=f"bench-ticks-{uuid.uuid4().hex[:8]}")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradingbot.settings")
     import django
 

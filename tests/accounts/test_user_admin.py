@@ -29,8 +29,8 @@ from bots.models import Bot
 from markets import services as market_services
 from markets.models import ExchangeAccount
 from strategies.services import strategy_catalogue_sync
-from tests.bots.bot_helpers import paper_account, replay_bot, store_candles
-from tests.bots.test_bot_admin import shown_messages, statuses
+from tests.admin_helpers import check_pages, shown_messages
+from tests.bots.bot_helpers import paper_account, replay_bot, statuses, store_candles
 from tests.factories import UserFactory
 from tests.markets.test_exchange_accounts import raw_row
 from tradingbot.asgi import application
@@ -369,14 +369,7 @@ def test_no_secret_of_an_account_or_a_token_shows_on_any_page(staff_client, staf
         "/admin/": [],
     }
 
-    for url, expected in pages.items():
-        response = staff_client.get(url)
-        assert response.status_code == 200, url
-        html = response.content.decode()
-        for text in expected:
-            assert text in html, (url, text)
-        for secret in secrets:
-            assert secret not in html, (url, "a secret is on the page")
+    check_pages(staff_client, pages, secrets=secrets)
 
 
 def test_the_audit_trail_is_read_only(staff_client, staff, user):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,7 +25,7 @@ import pandas as pd
 
 from accounts.models import User
 from bots import services
-from bots.models import Bot
+from bots.models import Bot, Position
 from bots.services import BotConfig
 from bots.services.dispatch import bots_due
 from markets import services as market_services
@@ -197,3 +198,46 @@ def strategies_for_tests() -> Iterator[None]:
     finally:
         Scripted.target = 0
         strategy_registry.activate(previous)
+
+
+# --- bots in a given state, for the admin, pages and dashboard tests -----------------------------
+
+SPEED = 600.0  # candles a minute: the real clock moves ten candles a second past the start
+API_KEY, API_SECRET, PASSPHRASE = "key-AAAA1111bbbb", "secret-ZZZZ9999yyyy", "phrase-QQQQ7777"
+
+
+def running_bot(user: Any, account: ExchangeAccount, rows: list[Any], name: str) -> ReplayBot:
+    runner = replay_bot(user, account, start_ms=rows[0].open_time, speed=SPEED, name=name)
+    runner.clock.now = time.time()
+    runner.start()
+    return runner
+
+
+def holding_bot(user: Any, account: ExchangeAccount, rows: list[Any], name: str) -> ReplayBot:
+    """A running bot that has closed a trade (a realised PnL) and holds a position again."""
+    runner = running_bot(user, account, rows, name)
+    for _ in range(400):
+        runner.next_candle()
+        position = Position.objects.get(bot=runner.bot)
+        if position.qty > 0 and runner.bot.trades.filter(side="sell").exists():
+            break
+    assert runner.refresh().status == Bot.Status.RUNNING, runner.bot.last_error
+    assert Position.objects.get(bot=runner.bot).qty > 0, "the stretch must leave a position"
+    return runner
+
+
+def live_bot(user: Any) -> Bot:
+    """A stopped bot on a live account: its account holds real-looking secrets."""
+    account = market_services.exchange_account_open(
+        user=user, exchange="bitget", label="Live", mode="live",
+        api_key=API_KEY, api_secret=API_SECRET, passphrase=PASSPHRASE,
+    )  # fmt: skip
+    config = services.BotConfig(
+        name="live bot", exchange_account=account, symbol=SYMBOL, timeframe=TIMEFRAME,
+        strategy="ma_cross", params={"fast": 5, "slow": 20},
+    )  # fmt: skip
+    return services.bot_create(user=user, config=config)
+
+
+def statuses(*bots: Bot) -> list[str]:
+    return [Bot.objects.get(pk=bot.pk).status for bot in bots]

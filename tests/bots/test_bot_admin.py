@@ -7,7 +7,6 @@ admin's stop runs a tick on the real clock, which must land on stored candles to
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from django.contrib.admin.models import CHANGE, DELETION, LogEntry
@@ -16,63 +15,26 @@ from django.test import Client
 
 from bots import services
 from bots.models import Bot, BotEvent, Order, Position, Trade
-from markets import services as market_services
-from markets.models import ExchangeAccount
 from tests.admin_helpers import check_pages, run_admin_action, shown_messages
 from tests.bots.bot_helpers import (
+    API_KEY,
+    API_SECRET,
+    PASSPHRASE,
     SYMBOL,
-    TIMEFRAME,
-    ReplayBot,
+    holding_bot,
+    live_bot,
     paper_account,
-    replay_bot,
+    running_bot,
+    statuses,
 )
 from tests.factories import UserFactory
 from tests.markets.test_exchange_accounts import raw_row
 
 ADMIN = "/admin/bots"
-SPEED = 600.0  # candles a minute: the real clock moves ten candles a second past the start
-API_KEY, API_SECRET, PASSPHRASE = "key-AAAA1111bbbb", "secret-ZZZZ9999yyyy", "phrase-QQQQ7777"
-
-
-def running_bot(user: Any, account: ExchangeAccount, rows: list[Any], name: str) -> ReplayBot:
-    runner = replay_bot(user, account, start_ms=rows[0].open_time, speed=SPEED, name=name)
-    runner.clock.now = time.time()
-    runner.start()
-    return runner
-
-
-def holding_bot(user: Any, account: ExchangeAccount, rows: list[Any], name: str) -> ReplayBot:
-    """A running bot that has closed a trade (a realised PnL) and holds a position again."""
-    runner = running_bot(user, account, rows, name)
-    for _ in range(400):
-        runner.next_candle()
-        position = Position.objects.get(bot=runner.bot)
-        if position.qty > 0 and runner.bot.trades.filter(side="sell").exists():
-            break
-    assert runner.refresh().status == Bot.Status.RUNNING, runner.bot.last_error
-    assert Position.objects.get(bot=runner.bot).qty > 0, "the stretch must leave a position"
-    return runner
-
-
-def live_bot(user: Any) -> Bot:
-    """A stopped bot on a live account: its account holds real-looking secrets."""
-    account = market_services.exchange_account_open(
-        user=user, exchange="bitget", label="Live", mode="live",
-        api_key=API_KEY, api_secret=API_SECRET, passphrase=PASSPHRASE,
-    )  # fmt: skip
-    config = services.BotConfig(
-        name="live bot", exchange_account=account, symbol=SYMBOL, timeframe=TIMEFRAME,
-        strategy="ma_cross", params={"fast": 5, "slow": 20},
-    )  # fmt: skip
-    return services.bot_create(user=user, config=config)
 
 
 def run_action(client: Client, action: str, bots: list[Bot]) -> Any:
     return run_admin_action(client, f"{ADMIN}/bot/", action, bots)
-
-
-def statuses(*bots: Bot) -> list[str]:
-    return [Bot.objects.get(pk=bot.pk).status for bot in bots]
 
 
 def change_entries(bot: Bot) -> list[LogEntry]:

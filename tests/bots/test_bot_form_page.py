@@ -13,8 +13,7 @@ from django.test import Client
 
 from bots.models import Bot, Trade
 from markets.models import Candle
-from tests.bots.bot_helpers import paper_account
-from tests.bots.test_bot_admin import holding_bot
+from tests.bots.bot_helpers import holding_bot, paper_account
 
 
 def form_data(account: Any, **changes: Any) -> dict[str, Any]:

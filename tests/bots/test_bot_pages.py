@@ -11,8 +11,7 @@ from django.test import Client
 from bots.models import Bot, Order, Position
 from markets.selectors import market_places
 from tests.admin_helpers import shown_messages
-from tests.bots.bot_helpers import paper_account, replay_bot
-from tests.bots.test_bot_admin import SPEED, holding_bot
+from tests.bots.bot_helpers import SPEED, holding_bot, paper_account, replay_bot
 
 
 def stopped_bot(user: Any, rows: list[Any], name: str = "pager") -> Bot:

@@ -22,8 +22,14 @@ from playwright.sync_api import expect
 
 from bots.models import Order
 from strategies.services import strategy_catalogue_sync
-from tests.bots.bot_helpers import COUNT, FIRST, paper_account, replay_bot, store_candles
-from tests.bots.test_bot_admin import holding_bot
+from tests.bots.bot_helpers import (
+    COUNT,
+    FIRST,
+    holding_bot,
+    paper_account,
+    replay_bot,
+    store_candles,
+)
 from tests.browser.conftest import log_in
 from tests.conftest import server_env
 from tests.daphne_process import Daphne, daphne_running

@@ -12,17 +12,8 @@ from typing import Any
 import pytest
 import requests
 
+from markets.exchanges import errors
 from markets.exchanges.ccxt_exchange import CcxtExchange
-from markets.exchanges.errors import (
-    BelowMinimumError,
-    ExchangeAuthError,
-    ExchangeError,
-    InsufficientFundsError,
-    InvalidOrderError,
-    OrderNotFoundError,
-    TransientExchangeError,
-    UnknownSymbolError,
-)
 from markets.exchanges.markets import MarketCatalog
 from tests.markets.ccxt_replay import (
     API_KEY,
@@ -61,7 +52,7 @@ REQUEST_CASES = [
 REFUSED_BY_DESIGN = {
     # ccxt's ``cost`` param with amount 0: our create_order takes the amount in the base currency
     # (it is what the minimum checks read) and refuses a non-positive one.
-    "Spot create market buy order using the cost param": InvalidOrderError,
+    "Spot create market buy order using the cost param": errors.InvalidOrderError,
 }
 LAST_PRICE = Decimal("73369.13")  # the recorded ticker's last price
 ORDER_PLACED = {"code": "00000", "msg": "success", "requestTime": 1700000000000,
@@ -255,7 +246,7 @@ def test_it_refuses_an_order_below_the_minimum_cost_without_any_request(
     # given: a transport that records whatever reaches it
     adapter = StubAdapter(answer(200, ORDER_PLACED)).mount_on(live.client.session)
     # when: 0.00001 BTC at 25000 is 0.25 USDT
-    with pytest.raises(BelowMinimumError) as caught:
+    with pytest.raises(errors.BelowMinimumError) as caught:
         live.create_order("BTC/USDT", "limit", "buy", Decimal("0.00001"), Decimal("25000"))
     # then
     assert "minimum cost of 1 USDT" in caught.value.message
@@ -270,7 +261,7 @@ def test_it_refuses_a_small_market_order_after_asking_only_the_ticker(
     fetch = FakeFetch(routes={"/market/tickers?": spot_ticker_response()})
     fetch.install(exchange.client)
     # when: 0.00001 BTC at the last price (about 0.73 USDT)
-    with pytest.raises(BelowMinimumError, match="minimum cost of 1 USDT"):
+    with pytest.raises(errors.BelowMinimumError, match="minimum cost of 1 USDT"):
         exchange.create_order("BTC/USDT", "market", "sell", Decimal("0.00001"))
     # then
     assert [r.path for r in fetch.sent] == ["/api/v2/spot/market/tickers"]
@@ -291,7 +282,7 @@ def test_it_refuses_a_malformed_order_without_any_request(
     adapter = StubAdapter(answer(200, ORDER_PLACED)).mount_on(live.client.session)
     order = {"symbol": "BTC/USDT", "type": "limit", "side": "buy", "amount": Decimal("0.001"),
              "price": Decimal("25000"), **kwargs}  # fmt: skip
-    with pytest.raises(InvalidOrderError, match=message):
+    with pytest.raises(errors.InvalidOrderError, match=message):
         live.create_order(**order)
     assert adapter.requests == []
 
@@ -312,7 +303,7 @@ def test_it_refuses_a_malformed_order_without_any_request(
 )  # fmt: skip
 def test_it_refuses_an_unknown_symbol_without_any_request(live: CcxtExchange, call: Any) -> None:
     adapter = StubAdapter(answer(200, ORDER_PLACED)).mount_on(live.client.session)
-    with pytest.raises(UnknownSymbolError) as caught:
+    with pytest.raises(errors.UnknownSymbolError) as caught:
         call(live)
     assert caught.value.status == 400
     assert adapter.requests == []
@@ -345,20 +336,20 @@ def test_it_reports_an_order_bitget_does_not_have_as_not_found(live: CcxtExchang
     StubAdapter(
         answer(400, bitget_error("40109", "The data of the order cannot be found"))
     ).mount_on(live.client.session)
-    with pytest.raises(OrderNotFoundError) as caught:
+    with pytest.raises(errors.OrderNotFoundError) as caught:
         live.fetch_order("123", "BTC/USDT:USDT")
     assert caught.value.status == 404
 
 
 def test_it_reports_an_empty_order_lookup_as_not_found(exchange: CcxtExchange) -> None:
     FakeFetch(default={"code": "00000", "msg": "success", "data": []}).install(exchange.client)
-    with pytest.raises(OrderNotFoundError):
+    with pytest.raises(errors.OrderNotFoundError):
         exchange.fetch_order(None, "BTC/USDT", client_order_id="never-placed")
 
 
 def test_it_needs_an_order_id_or_a_client_order_id(live: CcxtExchange) -> None:
     adapter = StubAdapter(answer(200, {})).mount_on(live.client.session)
-    with pytest.raises(InvalidOrderError):
+    with pytest.raises(errors.InvalidOrderError):
         live.fetch_order(None, "BTC/USDT")
     assert adapter.requests == []
 
@@ -370,7 +361,7 @@ def test_it_maps_insufficient_balance(live: CcxtExchange) -> None:
     StubAdapter(answer(400, bitget_error("43012", "Insufficient balance"))).mount_on(
         live.client.session
     )
-    with pytest.raises(InsufficientFundsError) as caught:
+    with pytest.raises(errors.InsufficientFundsError) as caught:
         live.create_order("BTC/USDT", "limit", "buy", Decimal("0.001"), Decimal("25000"))
     assert caught.value.status == 400
     assert caught.value.code == "insufficient_funds"
@@ -395,7 +386,7 @@ def test_it_maps_a_rejected_api_key_without_leaking_any_credential(
     echoed = f"{msg}: key={LIVE_KEY} secret={LIVE_SECRET} passphrase={LIVE_PASSPHRASE}"
     adapter = StubAdapter(answer(400, bitget_error(code, echoed))).mount_on(live.client.session)
     # when
-    with pytest.raises(ExchangeAuthError) as caught:
+    with pytest.raises(errors.ExchangeAuthError) as caught:
         live.fetch_balance()
     # then: the credentials did go out (signed headers), and come back nowhere
     assert adapter.requests[-1].headers["ACCESS-KEY"] == LIVE_KEY
@@ -419,7 +410,7 @@ def test_it_scrubs_credentials_from_what_the_exchange_said(
 ) -> None:
     said = f"order rejected for {LIVE_KEY} / {LIVE_PASSPHRASE}"
     StubAdapter(answer(400, bitget_error("45110", said))).mount_on(live.client.session)
-    with pytest.raises(InvalidOrderError) as caught:
+    with pytest.raises(errors.InvalidOrderError) as caught:
         live.create_order("BTC/USDT", "limit", "buy", Decimal("0.001"), Decimal("25000"))
     assert "order rejected for [scrubbed] / [scrubbed]" in caught.value.message
     assert secrets_absent(caught.value.message, caplog.text, formatted(caplog))
@@ -429,9 +420,9 @@ def test_it_passes_on_what_bitget_said_about_a_refused_order(live: CcxtExchange)
     StubAdapter(answer(400, bitget_error("45110", "less than the minimum amount 5 USDT"))).mount_on(
         live.client.session
     )
-    with pytest.raises(InvalidOrderError) as caught:
+    with pytest.raises(errors.InvalidOrderError) as caught:
         live.create_order("BTC/USDT:USDT", "limit", "buy", Decimal("0.001"), Decimal("25000"))
-    assert type(caught.value) is InvalidOrderError
+    assert type(caught.value) is errors.InvalidOrderError
     assert "less than the minimum amount 5 USDT" in caught.value.message
     assert caught.value.status == 400
 
@@ -454,7 +445,7 @@ def test_it_maps_rate_limits_outages_and_network_trouble_to_transient(
     live: CcxtExchange, handler: Any
 ) -> None:
     StubAdapter(handler).mount_on(live.client.session)
-    with pytest.raises(TransientExchangeError) as caught:
+    with pytest.raises(errors.TransientExchangeError) as caught:
         live.fetch_ticker("BTC/USDT")
     assert caught.value.transient is True
     assert caught.value.status == 503
@@ -467,7 +458,7 @@ def test_it_logs_a_transient_outage_once_and_its_end_once(
     down = StubAdapter(raising(requests.exceptions.ConnectionError("Connection refused")))
     down.mount_on(live.client.session)
     for _ in range(5):
-        with pytest.raises(TransientExchangeError):
+        with pytest.raises(errors.TransientExchangeError):
             live.fetch_ticker("BTC/USDT")
     assert len(down.requests) >= 5  # every try went out ...
     lines = [r for r in caplog.records if r.name == "markets.exchanges.ccxt_exchange"]
@@ -481,9 +472,9 @@ def test_it_logs_a_transient_outage_once_and_its_end_once(
 
 def test_it_maps_any_other_exchange_error_to_a_502(live: CcxtExchange) -> None:
     StubAdapter(answer(400, bitget_error("49999", "Something odd"))).mount_on(live.client.session)
-    with pytest.raises(ExchangeError) as caught:
+    with pytest.raises(errors.ExchangeError) as caught:
         live.fetch_balance()
-    assert type(caught.value) is ExchangeError
+    assert type(caught.value) is errors.ExchangeError
     assert caught.value.status == 502
     assert caught.value.transient is False
     assert "Something odd" in caught.value.message
@@ -494,7 +485,7 @@ def test_it_refuses_private_calls_without_credentials_before_sending(
 ) -> None:
     public = CcxtExchange("bitget", catalog=catalog)
     adapter = StubAdapter(answer(200, {})).mount_on(public.client.session)
-    with pytest.raises(ExchangeAuthError, match="no API key"):
+    with pytest.raises(errors.ExchangeAuthError, match="no API key"):
         public.fetch_balance()
     assert adapter.requests == []
 

@@ -16,15 +16,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from markets.exchanges.errors import (
-    BelowMinimumError,
-    ExchangeError,
-    InsufficientFundsError,
-    InvalidOrderError,
-    OrderNotFoundError,
-    TransientExchangeError,
-    UnknownSymbolError,
-)
+from markets.exchanges import errors
 from markets.exchanges.markets import forget_catalogs
 from markets.exchanges.paper import PaperExchange
 from markets.exchanges.paper_ledger import PaperAccountRequiredError, fund
@@ -147,7 +139,7 @@ def test_a_buy_below_the_minimum_cost_is_refused_naming_the_minimum(account, pap
     # given
     fund(account, {"USDT": Decimal("10000")})
     # when: 0.00004 BTC x 20000 = 0.8 USDT
-    with pytest.raises(BelowMinimumError) as refused:
+    with pytest.raises(errors.BelowMinimumError) as refused:
         paper.create_order(BTC, "market", "buy", Decimal("0.00004"))
     # then
     assert "order cost 0.8 USDT" in refused.value.message
@@ -157,7 +149,7 @@ def test_a_buy_below_the_minimum_cost_is_refused_naming_the_minimum(account, pap
 
 def test_a_limit_order_below_the_minimum_cost_at_its_own_price_is_refused(account, paper):
     fund(account, {"USDT": Decimal("10000")})
-    with pytest.raises(BelowMinimumError, match=re.escape("order cost 0.95 USDT")):
+    with pytest.raises(errors.BelowMinimumError, match=re.escape("order cost 0.95 USDT")):
         paper.create_order(BTC, "limit", "buy", Decimal("0.00005"), Decimal("19000"))
     assert_nothing_written(account, usdt="10000")
 
@@ -176,7 +168,7 @@ def test_an_order_without_the_funds_is_refused_naming_needed_and_available(
     # given
     fund(account, {"USDT": Decimal("100")})
     # when
-    with pytest.raises(InsufficientFundsError) as refused:
+    with pytest.raises(errors.InsufficientFundsError) as refused:
         paper.create_order(BTC, "market", side, Decimal("0.01"))
     # then
     assert refused.value.message == message
@@ -189,7 +181,9 @@ def test_a_limit_buy_needs_its_maker_fee_too(account, paper):
     # given: 0.01 x 19000 x 1.002 = 190.38 is needed; one cent less is there
     fund(account, {"USDT": Decimal("190.37")})
     # then
-    with pytest.raises(InsufficientFundsError, match=re.escape("needs 190.38 USDT, 190.37 USDT")):
+    with pytest.raises(
+        errors.InsufficientFundsError, match=re.escape("needs 190.38 USDT, 190.37 USDT")
+    ):
         paper.create_order(BTC, "limit", "buy", Decimal("0.01"), Decimal("19000"))
     assert not PaperOrder.objects.exists()
     # when: exactly enough
@@ -201,14 +195,14 @@ def test_a_limit_buy_needs_its_maker_fee_too(account, paper):
 
 def test_an_unknown_symbol_is_refused(account, paper):
     fund(account, {"USDT": Decimal("100")})
-    with pytest.raises(UnknownSymbolError):
+    with pytest.raises(errors.UnknownSymbolError):
         paper.create_order("FOO/USDT", "market", "buy", Decimal("1"))
     assert not PaperOrder.objects.exists()
 
 
 def test_a_swap_market_is_refused(account, paper):
     fund(account, {"USDT": Decimal("10000")})
-    with pytest.raises(InvalidOrderError) as refused:
+    with pytest.raises(errors.InvalidOrderError) as refused:
         paper.create_order("BTC/USDT:USDT", "market", "buy", Decimal("0.01"))
     assert refused.value.message == "paper trading supports spot markets only"
     assert_nothing_written(account, usdt="10000")
@@ -226,7 +220,7 @@ def test_a_swap_market_is_refused(account, paper):
 )
 def test_a_malformed_order_is_refused(account, paper, type_, side, price, message):
     fund(account, {"USDT": Decimal("10000")})
-    with pytest.raises(InvalidOrderError, match=message):
+    with pytest.raises(errors.InvalidOrderError, match=message):
         paper.create_order(BTC, type_, side, Decimal("0.01"), price)
     assert not PaperOrder.objects.exists()
 
@@ -397,16 +391,16 @@ def test_an_order_that_is_no_longer_open_cannot_be_cancelled(account, paper):
     limit = paper.create_order(BTC, "limit", "buy", Decimal("0.01"), Decimal("19000"))
     paper.cancel_order(limit["id"], BTC)
     for order, status in ((market, "closed"), (limit, "canceled")):
-        with pytest.raises(InvalidOrderError, match=f"is {status} and cannot be cancelled"):
+        with pytest.raises(errors.InvalidOrderError, match=f"is {status} and cannot be cancelled"):
             paper.cancel_order(order["id"], BTC)
 
 
 def test_an_unknown_order_is_not_found(account, paper):
-    with pytest.raises(OrderNotFoundError):
+    with pytest.raises(errors.OrderNotFoundError):
         paper.cancel_order("no-such-order", BTC)
-    with pytest.raises(OrderNotFoundError):
+    with pytest.raises(errors.OrderNotFoundError):
         paper.fetch_order("no-such-order", BTC)
-    with pytest.raises(OrderNotFoundError):
+    with pytest.raises(errors.OrderNotFoundError):
         paper.fetch_order(None, BTC, client_order_id="nope")
 
 
@@ -423,7 +417,7 @@ def test_a_duplicate_client_order_id_is_refused_and_the_first_order_is_found_by_
     )
     before = balances(account)
     # when
-    with pytest.raises(InvalidOrderError) as refused:
+    with pytest.raises(errors.InvalidOrderError) as refused:
         paper.create_order(BTC, "market", "buy", Decimal("0.01"), client_order_id="grid-1")
     # then
     assert refused.value.code == "duplicate_client_order_id"
@@ -458,7 +452,7 @@ def test_fund_sets_free_balances_and_leaves_reserved_funds_alone(account, paper)
     ],
 )
 def test_fund_refuses_a_bad_balance_and_writes_nothing(account, funding, code):
-    with pytest.raises(ExchangeError) as refused:
+    with pytest.raises(errors.ExchangeError) as refused:
         fund(account, funding)
     assert refused.value.code == code
     assert refused.value.status == 400
@@ -508,7 +502,7 @@ def test_fetch_ohlcv_serves_the_stored_candles_closed_at_market_time(paper):
     ]
     assert [row[0] for row in paper.fetch_ohlcv(BTC, "5m", limit=1)] == [T0 - FIVE_MIN]
     assert [row[0] for row in paper.fetch_ohlcv(BTC, "5m", since=T0 - FIVE_MIN)] == [T0 - FIVE_MIN]
-    with pytest.raises(ExchangeError, match="unknown timeframe"):
+    with pytest.raises(errors.ExchangeError, match="unknown timeframe"):
         paper.fetch_ohlcv(BTC, "7m")
 
 
@@ -566,7 +560,9 @@ def test_live_paper_trading_fills_at_the_exchanges_last_price_on_the_wall_clock(
 
 def test_a_ticker_without_a_last_price_is_a_transient_error():
     prices = LatestPrices("bitget", RecordedTickers({"symbol": BTC, "last": None, "close": None}))
-    with pytest.raises(TransientExchangeError, match="bitget gave no last price for BTC/USDT"):
+    with pytest.raises(
+        errors.TransientExchangeError, match="bitget gave no last price for BTC/USDT"
+    ):
         prices.reference_price(BTC)
 
 
@@ -595,7 +591,7 @@ def test_concurrent_orders_never_spend_the_same_funds_twice(
                 BTC, "market", "buy", Decimal("0.01")
             )
             outcomes.append(order["status"])
-        except InsufficientFundsError:
+        except errors.InsufficientFundsError:
             outcomes.append("refused")
         finally:
             connection.close()

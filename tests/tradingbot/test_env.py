@@ -8,64 +8,55 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from tradingbot.env import (
-    celery_broker_url,
-    database_from_url,
-    env_bool,
-    env_choice,
-    env_int,
-    env_list,
-    redis_url_or_embedded,
-    secret_from_env_or_file,
-)
+from tradingbot import env
 
 SQLITE = Path("/srv/tradingbot/var/db.sqlite3")
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
-# --- env_bool ---------------------------------------------------------------------------------
+# --- env.env_bool ---------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("raw", ["1", "true", "TRUE", "yes", "Yes", "on", " true "])
 def test_it_reads_true_spellings_as_true(raw):
-    assert env_bool({"DEBUG": raw}, "DEBUG", default=False) is True
+    assert env.env_bool({"DEBUG": raw}, "DEBUG", default=False) is True
 
 
 @pytest.mark.parametrize("raw", ["0", "false", "False", "no", "NO", "off", " off "])
 def test_it_reads_false_spellings_as_false(raw):
-    assert env_bool({"DEBUG": raw}, "DEBUG", default=True) is False
+    assert env.env_bool({"DEBUG": raw}, "DEBUG", default=True) is False
 
 
 @pytest.mark.parametrize("environ", [{}, {"DEBUG": ""}])
 def test_it_uses_the_bool_default_when_unset_or_empty(environ):
-    assert env_bool(environ, "DEBUG", default=True) is True
-    assert env_bool(environ, "DEBUG", default=False) is False
+    assert env.env_bool(environ, "DEBUG", default=True) is True
+    assert env.env_bool(environ, "DEBUG", default=False) is False
 
 
 @pytest.mark.parametrize("raw", ["maybe", "2", "truee", "y"])
 def test_it_refuses_an_unknown_bool_naming_the_variable(raw):
     with pytest.raises(ImproperlyConfigured, match=r"^DEBUG must be one of .*got") as error:
-        env_bool({"DEBUG": raw}, "DEBUG", default=False)
+        env.env_bool({"DEBUG": raw}, "DEBUG", default=False)
     assert repr(raw) in str(error.value)
 
 
-# --- env_int ----------------------------------------------------------------------------------
+# --- env.env_int ----------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("raw", "expected"), [("42", 42), (" 7 ", 7), ("-3", -3), ("0", 0)])
 def test_it_reads_integers(raw, expected):
-    assert env_int({"N": raw}, "N", 5) == expected
+    assert env.env_int({"N": raw}, "N", 5) == expected
 
 
 @pytest.mark.parametrize("environ", [{}, {"N": ""}])
 def test_it_uses_the_int_default_when_unset_or_empty(environ):
-    assert env_int(environ, "N", 5, minimum=1) == 5
+    assert env.env_int(environ, "N", 5, minimum=1) == 5
 
 
 @pytest.mark.parametrize("raw", ["12x", "1.5", "ten", "0x10"])
 def test_it_refuses_a_non_integer_naming_the_variable(raw):
     with pytest.raises(ImproperlyConfigured, match=r"^LOGIN_MAX_FAILURES must be an integer"):
-        env_int({"LOGIN_MAX_FAILURES": raw}, "LOGIN_MAX_FAILURES", 5, minimum=1)
+        env.env_int({"LOGIN_MAX_FAILURES": raw}, "LOGIN_MAX_FAILURES", 5, minimum=1)
 
 
 @pytest.mark.parametrize("raw", ["0", "-1"])
@@ -73,28 +64,28 @@ def test_it_refuses_an_integer_below_the_minimum_naming_the_variable(raw):
     with pytest.raises(
         ImproperlyConfigured, match=rf"^LOGIN_FAILURE_WINDOW must be at least 1, got {raw}$"
     ):
-        env_int({"LOGIN_FAILURE_WINDOW": raw}, "LOGIN_FAILURE_WINDOW", 60, minimum=1)
+        env.env_int({"LOGIN_FAILURE_WINDOW": raw}, "LOGIN_FAILURE_WINDOW", 60, minimum=1)
 
 
 def test_it_accepts_an_integer_equal_to_the_minimum():
-    assert env_int({"N": "1"}, "N", 60, minimum=1) == 1
+    assert env.env_int({"N": "1"}, "N", 60, minimum=1) == 1
 
 
-# --- env_choice -------------------------------------------------------------------------------
+# --- env.env_choice -------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("raw", "expected"), [("debug", "DEBUG"), (" Warning ", "WARNING")])
 def test_it_normalises_an_upper_case_choice(raw, expected):
-    assert env_choice({"LOG_LEVEL": raw}, "LOG_LEVEL", "INFO", LEVELS) == expected
+    assert env.env_choice({"LOG_LEVEL": raw}, "LOG_LEVEL", "INFO", LEVELS) == expected
 
 
 @pytest.mark.parametrize(("raw", "expected"), [("JSON", "json"), ("text", "text")])
 def test_it_normalises_a_lower_case_choice(raw, expected):
-    assert env_choice({"LOG_FORMAT": raw}, "LOG_FORMAT", "text", ("text", "json")) == expected
+    assert env.env_choice({"LOG_FORMAT": raw}, "LOG_FORMAT", "text", ("text", "json")) == expected
 
 
 def test_it_uses_the_choice_default_when_unset():
-    assert env_choice({}, "LOG_FORMAT", "text", ("text", "json")) == "text"
+    assert env.env_choice({}, "LOG_FORMAT", "text", ("text", "json")) == "text"
 
 
 @pytest.mark.parametrize(
@@ -103,23 +94,27 @@ def test_it_uses_the_choice_default_when_unset():
 )
 def test_it_refuses_an_unknown_choice_naming_the_variable_and_the_choices(name, raw, choices):
     with pytest.raises(ImproperlyConfigured, match=rf"^{name} must be one of") as error:
-        env_choice({name: raw}, name, choices[0], choices)
+        env.env_choice({name: raw}, name, choices[0], choices)
     assert ", ".join(choices) in str(error.value)
     assert repr(raw) in str(error.value)
 
 
-# --- env_list ---------------------------------------------------------------------------------
+# --- env.env_list ---------------------------------------------------------------------------------
 
 
 def test_it_splits_a_list_and_strips_the_items():
     environ = {"ALLOWED_HOSTS": "example.com, api.example.com ,localhost"}
-    assert env_list(environ, "ALLOWED_HOSTS", []) == ["example.com", "api.example.com", "localhost"]
+    assert env.env_list(environ, "ALLOWED_HOSTS", []) == [
+        "example.com",
+        "api.example.com",
+        "localhost",
+    ]
 
 
 @pytest.mark.parametrize("environ", [{}, {"ALLOWED_HOSTS": ""}, {"ALLOWED_HOSTS": "   "}])
 def test_it_uses_a_copy_of_the_list_default_when_unset_or_blank(environ):
     default = ["localhost"]
-    result = env_list(environ, "ALLOWED_HOSTS", default)
+    result = env.env_list(environ, "ALLOWED_HOSTS", default)
     assert result == ["localhost"]
     result.append("mutated")
     assert default == ["localhost"]
@@ -128,10 +123,10 @@ def test_it_uses_a_copy_of_the_list_default_when_unset_or_blank(environ):
 @pytest.mark.parametrize("raw", ["a.example,,b.example", "a.example,", ",a.example", "a, ,b"])
 def test_it_refuses_a_list_with_an_empty_item_naming_the_variable(raw):
     with pytest.raises(ImproperlyConfigured, match=r"^ALLOWED_HOSTS has an empty item"):
-        env_list({"ALLOWED_HOSTS": raw}, "ALLOWED_HOSTS", [])
+        env.env_list({"ALLOWED_HOSTS": raw}, "ALLOWED_HOSTS", [])
 
 
-# --- database_from_url ------------------------------------------------------------------------
+# --- env.database_from_url ------------------------------------------------------------------------
 
 
 def test_it_reads_every_part_of_a_postgres_url():
@@ -141,7 +136,7 @@ def test_it_reads_every_part_of_a_postgres_url():
         "?sslmode=require&connect_timeout=5"
     )
     # when
-    config = database_from_url(url, sqlite_path=SQLITE)
+    config = env.database_from_url(url, sqlite_path=SQLITE)
     # then
     assert config["ENGINE"] == "django.db.backends.postgresql"
     assert config["USER"] == "trader"
@@ -154,7 +149,7 @@ def test_it_reads_every_part_of_a_postgres_url():
 
 @pytest.mark.parametrize("scheme", ["postgres", "postgresql", "pgsql"])
 def test_it_accepts_every_postgres_scheme_spelling(scheme):
-    config = database_from_url(f"{scheme}://u@h/db", sqlite_path=SQLITE)
+    config = env.database_from_url(f"{scheme}://u@h/db", sqlite_path=SQLITE)
     assert config["ENGINE"] == "django.db.backends.postgresql"
     assert (config["USER"], config["PASSWORD"], config["HOST"], config["PORT"]) == (
         "u",
@@ -167,28 +162,28 @@ def test_it_accepts_every_postgres_scheme_spelling(scheme):
 
 @pytest.mark.parametrize("url", [None, ""])
 def test_it_uses_sqlite_in_the_var_dir_without_a_url(url):
-    config = database_from_url(url, sqlite_path=SQLITE)
+    config = env.database_from_url(url, sqlite_path=SQLITE)
     assert config["ENGINE"] == "django.db.backends.sqlite3"
     assert config["NAME"] == str(SQLITE)
     assert config["TEST"]["NAME"] == str(SQLITE.with_name("test_db.sqlite3"))
 
 
 def test_it_reads_an_absolute_sqlite_path():
-    config = database_from_url("sqlite:////data/trading/bots.db", sqlite_path=SQLITE)
+    config = env.database_from_url("sqlite:////data/trading/bots.db", sqlite_path=SQLITE)
     assert config["ENGINE"] == "django.db.backends.sqlite3"
     assert config["NAME"] == "/data/trading/bots.db"
     assert config["TEST"]["NAME"] == "/data/trading/test_bots.db"
 
 
 def test_it_reads_a_relative_sqlite_path():
-    config = database_from_url("sqlite:///var/bots.db", sqlite_path=SQLITE)
+    config = env.database_from_url("sqlite:///var/bots.db", sqlite_path=SQLITE)
     assert config["NAME"] == "var/bots.db"
 
 
 @pytest.mark.parametrize("url", ["sqlite://", "sqlite:///"])
 def test_it_refuses_a_sqlite_url_without_a_path(url):
     with pytest.raises(ImproperlyConfigured, match=r"^DATABASE_URL sqlite:// needs a file path"):
-        database_from_url(url, sqlite_path=SQLITE)
+        env.database_from_url(url, sqlite_path=SQLITE)
 
 
 @pytest.mark.parametrize(
@@ -199,19 +194,19 @@ def test_it_refuses_an_unsupported_scheme_naming_database_url(url, scheme):
     with pytest.raises(
         ImproperlyConfigured, match=rf"^DATABASE_URL scheme {scheme!r} is not supported"
     ):
-        database_from_url(url, sqlite_path=SQLITE)
+        env.database_from_url(url, sqlite_path=SQLITE)
 
 
 @pytest.mark.parametrize("url", ["postgres://u@h:5432/", "postgres://u@h:5432", "postgres://u@h"])
 def test_it_refuses_a_postgres_url_without_a_database_name(url):
     with pytest.raises(ImproperlyConfigured, match=r"^DATABASE_URL must name a database"):
-        database_from_url(url, sqlite_path=SQLITE)
+        env.database_from_url(url, sqlite_path=SQLITE)
 
 
 @pytest.mark.parametrize("port", ["99999", "abc", "-1"])
 def test_it_refuses_a_postgres_url_with_an_invalid_port(port):
     with pytest.raises(ImproperlyConfigured, match=r"^DATABASE_URL has an invalid port$"):
-        database_from_url(f"postgres://u@h:{port}/db", sqlite_path=SQLITE)
+        env.database_from_url(f"postgres://u@h:{port}/db", sqlite_path=SQLITE)
 
 
 # --- Redis and Celery broker ------------------------------------------------------------------
@@ -220,14 +215,14 @@ def test_it_refuses_a_postgres_url_with_an_invalid_port(port):
 @pytest.mark.parametrize("url", [None, ""])
 def test_it_points_at_the_embedded_redis_socket_without_a_url(url, tmp_path):
     socket_path = tmp_path / "redis.sock"
-    assert redis_url_or_embedded(url, socket_path=socket_path) == f"unix://{socket_path}"
+    assert env.redis_url_or_embedded(url, socket_path=socket_path) == f"unix://{socket_path}"
 
 
 @pytest.mark.parametrize(
     "url", ["redis://127.0.0.1:6379/5", "rediss://:pw@cache.example.com:6380/0", "unix:///r.sock"]
 )
 def test_it_keeps_a_supported_redis_url(url, tmp_path):
-    assert redis_url_or_embedded(url, socket_path=tmp_path / "redis.sock") == url
+    assert env.redis_url_or_embedded(url, socket_path=tmp_path / "redis.sock") == url
 
 
 @pytest.mark.parametrize(("url", "scheme"), [("http://h:6379", "http"), ("127.0.0.1:6379", "")])
@@ -235,19 +230,21 @@ def test_it_refuses_an_unsupported_redis_scheme_naming_redis_url(url, scheme, tm
     with pytest.raises(
         ImproperlyConfigured, match=rf"^REDIS_URL scheme {scheme!r} is not supported"
     ):
-        redis_url_or_embedded(url, socket_path=tmp_path / "redis.sock")
+        env.redis_url_or_embedded(url, socket_path=tmp_path / "redis.sock")
 
 
 def test_it_spells_a_unix_socket_broker_the_kombu_way():
-    assert celery_broker_url("unix:///srv/var/redis.sock") == "redis+socket:///srv/var/redis.sock"
+    assert (
+        env.celery_broker_url("unix:///srv/var/redis.sock") == "redis+socket:///srv/var/redis.sock"
+    )
 
 
 @pytest.mark.parametrize("url", ["redis://127.0.0.1:6379/5", "rediss://h:6380/0"])
 def test_it_keeps_a_tcp_redis_url_as_the_broker(url):
-    assert celery_broker_url(url) == url
+    assert env.celery_broker_url(url) == url
 
 
-# --- secret_from_env_or_file ------------------------------------------------------------------
+# --- env.secret_from_env_or_file ------------------------------------------------------------------
 
 
 def _never() -> str:
@@ -260,7 +257,7 @@ def test_it_takes_the_secret_from_the_environment_over_the_file(tmp_path, debug)
     path = tmp_path / "secret_key"
     path.write_text("stored")
     # when
-    value = secret_from_env_or_file(
+    value = env.secret_from_env_or_file(
         {"SECRET_KEY": " from-env "}, "SECRET_KEY", debug=debug, path=path, generate=_never
     )
     # then
@@ -273,7 +270,7 @@ def test_it_refuses_a_missing_secret_when_debug_is_off(tmp_path, environ):
     # given: even a stored development secret is not good enough in production
     path = tmp_path / "secret_key"
     with pytest.raises(ImproperlyConfigured, match=r"^SECRET_KEY must be set when DEBUG is off$"):
-        secret_from_env_or_file(environ, "SECRET_KEY", debug=False, path=path, generate=_never)
+        env.secret_from_env_or_file(environ, "SECRET_KEY", debug=False, path=path, generate=_never)
     assert not path.exists()
 
 
@@ -282,10 +279,10 @@ def test_it_generates_a_debug_secret_once_into_a_private_file_and_reuses_it(tmp_
     path = tmp_path / "nested" / "field_encryption_key"
     generated = iter(["first-generated", "second-generated"])
     # when
-    first = secret_from_env_or_file(
+    first = env.secret_from_env_or_file(
         {}, "FIELD_ENCRYPTION_KEY", debug=True, path=path, generate=lambda: next(generated)
     )
-    second = secret_from_env_or_file(
+    second = env.secret_from_env_or_file(
         {}, "FIELD_ENCRYPTION_KEY", debug=True, path=path, generate=lambda: next(generated)
     )
     # then
@@ -295,8 +292,8 @@ def test_it_generates_a_debug_secret_once_into_a_private_file_and_reuses_it(tmp_
 
 
 def test_it_generates_a_long_random_secret_by_default(tmp_path):
-    one = secret_from_env_or_file({}, "SECRET_KEY", debug=True, path=tmp_path / "a")
-    other = secret_from_env_or_file({}, "SECRET_KEY", debug=True, path=tmp_path / "b")
+    one = env.secret_from_env_or_file({}, "SECRET_KEY", debug=True, path=tmp_path / "a")
+    other = env.secret_from_env_or_file({}, "SECRET_KEY", debug=True, path=tmp_path / "b")
     assert len(one) >= 50
     assert one != other
 
@@ -304,6 +301,8 @@ def test_it_generates_a_long_random_secret_by_default(tmp_path):
 def test_it_regenerates_a_debug_secret_when_the_file_is_empty(tmp_path):
     path = tmp_path / "secret_key"
     path.write_text("\n")
-    value = secret_from_env_or_file({}, "SECRET_KEY", debug=True, path=path, generate=lambda: "s")
+    value = env.secret_from_env_or_file(
+        {}, "SECRET_KEY", debug=True, path=path, generate=lambda: "s"
+    )
     assert value == "s"
     assert path.read_text() == "s"

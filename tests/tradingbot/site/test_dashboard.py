@@ -18,8 +18,7 @@ from accounts import services as account_services
 from bots.models import Bot, BotEvent, Position, Trade
 from markets.models import PaperBalance
 from strategies.services import strategy_catalogue_sync
-from tests.bots.bot_helpers import COUNT, FIRST, paper_account, store_candles
-from tests.bots.test_bot_admin import holding_bot, live_bot
+from tests.bots.bot_helpers import COUNT, FIRST, holding_bot, live_bot, paper_account, store_candles
 from tests.factories import DEFAULT_PASSWORD
 
 
