@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 
 def prepare_environment(work_dir: Path, **extra: str) -> dict[str, str]:
@@ -17,3 +18,21 @@ def prepare_environment(work_dir: Path, **extra: str) -> dict[str, str]:
     }
     os.environ.update(env)
     return {**os.environ, **env}
+
+
+def django_for_bench(work_dir: Path, **extra: str) -> tuple[dict[str, str], Any]:
+    """Django set up on the run's own environment (``prepare_environment``), with an embedded
+    Redis of the run's own when REDIS_URL is unset: the environment for the processes the bench
+    starts, and that Redis process (None with REDIS_URL) for the bench to stop."""
+    env = prepare_environment(work_dir, **extra)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradingbot.settings")
+    import django
+
+    django.setup()
+    from django.conf import settings
+
+    if not settings.EMBEDDED_REDIS:
+        return env, None
+    from tradingbot import embedded_redis
+
+    return env, embedded_redis.start_background(work_dir / "redis.sock")

@@ -289,24 +289,16 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace, work_dir: Path) -> None:
-    from _support import prepare_environment  # bench/ is on the path of a bench run only
+    from _support import django_for_bench  # bench/ is on the path of a bench run only
 
-    env = prepare_environment(work_dir, BACKTESTS_QUEUE=f"bench-{uuid.uuid4().hex[:8]}")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradingbot.settings")
-    import django
-
-    django.setup()
+    queue = f"bench-{uuid.uuid4().hex[:8]}"
+    env, embedded = django_for_bench(work_dir, BACKTESTS_QUEUE=queue)
     logging.disable(logging.INFO)  # the services' INFO lines would bury the table
     from django.conf import settings
     from django.core.management import call_command
 
     from accounts.models import User
 
-    embedded = None
-    if settings.EMBEDDED_REDIS:
-        from tradingbot import embedded_redis
-
-        embedded = embedded_redis.start_background(work_dir / "redis.sock")
     worker_sets: list[WorkerSet] = []
     user = None
     try:

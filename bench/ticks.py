@@ -64,7 +64,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from _support import prepare_environment
+from _support import django_for_bench
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -527,22 +527,13 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace, work_dir: Path) -> None:
-    env = prepare_environment(work_dir, BOTS_QUEUE=f"bench-ticks-{uuid.uuid4().hex[:8]}")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradingbot.settings")
-    import django
-
-    django.setup()
+    env, embedded = django_for_bench(work_dir, BOTS_QUEUE=f"bench-ticks-{uuid.uuid4().hex[:8]}")
     from django.conf import settings
     from django.core.management import call_command
 
     from bots.models import Bot
     from strategies.services import strategy_catalogue_sync
 
-    embedded = None
-    if settings.EMBEDDED_REDIS:
-        from tradingbot import embedded_redis
-
-        embedded = embedded_redis.start_background(work_dir / "redis.sock")
     worker: Worker | None = None
     fleets: list[Fleet] = []
     stored = False

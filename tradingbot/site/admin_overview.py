@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db.models import Case, Count, F, IntegerField, Q, Value, When
+from django.urls import reverse
 from django.utils import timezone
 
 from backtests.models import Backtest, RunStatus, Sweep
@@ -86,13 +87,24 @@ def sweeps_failed_recent(*, since: datetime, limit: int = ROWS) -> list[Sweep]:
 
 
 @dataclass(frozen=True)
+class ProblemList:
+    """One list of what went wrong: ``items`` drawn by the ``row`` template, and a link to the
+    whole admin list when there is one."""
+
+    list_id: str
+    caption: str
+    items: list[Any]
+    row: str
+    more_url: str = ""
+    more_text: str = ""
+
+
+@dataclass(frozen=True)
 class Overview:
     since: datetime
     bot_counts: dict[str, int] | None = None  # None: the viewer may not see that part
     bots: list[Bot] = field(default_factory=list)
-    bot_problems: list[BotEvent] | None = None
-    backtests_failed: list[Backtest] | None = None
-    sweeps_failed: list[Sweep] | None = None
+    problems: list[ProblemList] = field(default_factory=list)  # the lists the viewer may see
 
 
 def overview_for(*, user: Any, now: datetime | None = None) -> Overview:
@@ -103,18 +115,31 @@ def overview_for(*, user: Any, now: datetime | None = None) -> Overview:
         since=since,
         bot_counts=bot_status_counts() if sees_bots else None,
         bots=bots_active() if sees_bots else [],
-        bot_problems=(
-            bot_problems_recent(since=since) if _may_view(user, "bots", "botevent") else None
-        ),
-        backtests_failed=(
-            backtests_failed_recent(since=since)
-            if _may_view(user, "backtests", "backtest")
-            else None
-        ),
-        sweeps_failed=(
-            sweeps_failed_recent(since=since) if _may_view(user, "backtests", "sweep") else None
-        ),
+        problems=_problem_lists(user, since),
     )
+
+
+def _problem_lists(user: Any, since: datetime) -> list[ProblemList]:
+    lists = []
+    if _may_view(user, "bots", "botevent"):
+        lists.append(ProblemList(
+            "overview-bot-problems", "Bot errors and warnings, last 24 hours",
+            bot_problems_recent(since=since), "admin/_overview_bot_problem.html",
+            reverse("admin:bots_botevent_changelist") + "?level__exact=error", "All error events",
+        ))  # fmt: skip
+    if _may_view(user, "backtests", "backtest"):
+        lists.append(ProblemList(
+            "overview-backtests-failed", "Failed backtests, last 24 hours",
+            backtests_failed_recent(since=since), "admin/_overview_failed_backtest.html",
+            reverse("admin:backtests_backtest_changelist") + "?status__exact=failed",
+            "All failed backtests",
+        ))  # fmt: skip
+    if _may_view(user, "backtests", "sweep"):
+        lists.append(ProblemList(
+            "overview-sweeps-failed", "Sweeps with failures, last 24 hours",
+            sweeps_failed_recent(since=since), "admin/_overview_failed_sweep.html",
+        ))  # fmt: skip
+    return lists
 
 
 def _may_view(user: Any, app_label: str, model_name: str) -> bool:
