@@ -35,7 +35,7 @@ from backtests.engine import EXIT_REASONS, BacktestResult
 from backtests.events import backtest_status_data
 from backtests.models import ACTIVE_STATUSES, Backtest, BacktestSchedule, BacktestTrade, RunStatus
 from backtests.runner import run_backtest
-from backtests.services.config import check_quota, checked_period, run_spec_check
+from backtests.services.config import checked_period, one_create_at_a_time, run_spec_check
 from backtests.services.heartbeat import Heartbeat
 from backtests.services.runs import (
     EXPECTED_ERRORS,
@@ -76,12 +76,8 @@ def backtest_create(
     (the demo seed does, before any worker or broker is up).
     """
     checked = run_spec_check(spec=spec)
-    candle_count = checked_period(
-        exchange=spec.exchange, symbol=spec.symbol, timeframe=spec.timeframe, start=start, end=end
-    )
-    with transaction.atomic():
-        User.objects.select_for_update().filter(pk=user.pk).first()  # one create at a time
-        check_quota(user)
+    candle_count = checked_period(spec=spec, start=start, end=end)
+    with one_create_at_a_time(user):
         backtest = Backtest.objects.create(
             user=user,
             start=start,

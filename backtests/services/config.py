@@ -6,12 +6,15 @@ Each raises :class:`~tradingbot.errors.AppError` with a stable code, so the API 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 
 from accounts.models import User
 from backtests.models import ACTIVE_STATUSES, Backtest, Sweep, epoch_ms
@@ -64,10 +67,10 @@ def _level(given: Level, default: float | None) -> Decimal | None:
     return None if default is None else Decimal(str(default))
 
 
-def checked_period(
-    *, exchange: str, symbol: str, timeframe: str, start: datetime, end: datetime
-) -> int:
-    """The number of stored candles opened in [start, end); refuses an empty or huge period."""
+def checked_period(*, spec: RunSpec, start: datetime, end: datetime) -> int:
+    """The number of stored candles of the spec's market opened in [start, end); refuses an
+    empty or huge period."""
+    exchange, symbol, timeframe = spec.exchange, spec.symbol, spec.timeframe
     if start >= end:
         raise AppError(
             "invalid_period", "start must be before end.", details={"end": ["must be after start"]}
@@ -95,6 +98,16 @@ def checked_period(
             details={"start": [f"{count} candles > {settings.BACKTEST_MAX_CANDLES}"]},
         )
     return count
+
+
+@contextmanager
+def one_create_at_a_time(user: User) -> Iterator[None]:
+    """A transaction in which the user's row is locked, then the quota checked: two runs the
+    user creates at once are counted one after the other, never both under the limit."""
+    with transaction.atomic():
+        User.objects.select_for_update().filter(pk=user.pk).first()
+        check_quota(user)
+        yield
 
 
 def check_quota(user: User) -> None:

@@ -38,7 +38,7 @@ from backtests.grid import ExpandedGrid, GridError, expand_grid
 from backtests.metrics import RANKABLE_METRICS
 from backtests.models import ACTIVE_STATUSES, RunStatus, Sweep, SweepRun
 from backtests.runner import run_backtest
-from backtests.services.config import check_quota, checked_period, run_spec_check
+from backtests.services.config import checked_period, one_create_at_a_time, run_spec_check
 from backtests.services.heartbeat import Heartbeat
 from backtests.services.runs import (
     EXPECTED_ERRORS,
@@ -82,12 +82,8 @@ def sweep_create(
     """
     checked = run_spec_check(spec=spec, partial_params=True)
     expanded = _expanded_grid(checked.strategy, grid, spec.params, rank_by)
-    candle_count = checked_period(
-        exchange=spec.exchange, symbol=spec.symbol, timeframe=spec.timeframe, start=start, end=end
-    )
-    with transaction.atomic():
-        User.objects.select_for_update().filter(pk=user.pk).first()
-        check_quota(user)
+    candle_count = checked_period(spec=spec, start=start, end=end)
+    with one_create_at_a_time(user):
         sweep = Sweep.objects.create(
             user=user,
             start=start,

@@ -256,25 +256,29 @@ def open_at_the_end(candles: pd.DataFrame, target: np.ndarray) -> tuple[pd.DataF
     return candles.iloc[:end].reset_index(drop=True), target[:end]
 
 
-def closed_at_the_end(cut: pd.DataFrame, wanted: np.ndarray) -> tuple[BacktestResult, float]:
-    """Our run of the cut candles, and the exit fee we pay to close the open long at the end."""
+@pytest.fixture(scope="module")
+def ours_at_the_end(
+    open_at_the_end: tuple[pd.DataFrame, np.ndarray],
+) -> tuple[pd.DataFrame, np.ndarray, BacktestResult, float]:
+    """The cut candles and target, our run of them, and the exit fee we pay to close the long
+    still open at the end."""
+    cut, wanted = open_at_the_end
     result = simulate(cut, wanted, SETTINGS)
     last = result.trades.iloc[-1]
     assert last["exit_reason"] == "end"
     assert last["exit_price"] == cut["close"].iloc[-1]
     exit_fee = last["qty"] * last["exit_price"] * FEE
     assert exit_fee > CENT  # the difference is real money, so the checks on it have teeth
-    return result, exit_fee
+    return cut, wanted, result, exit_fee
 
 
 def test_vectorbt_leaves_a_position_open_at_the_end_where_we_pay_its_exit_fee(
-    vbt: ModuleType, open_at_the_end: tuple[pd.DataFrame, np.ndarray]
+    vbt: ModuleType, ours_at_the_end: tuple[pd.DataFrame, np.ndarray, BacktestResult, float]
 ) -> None:
-    # given the candles cut where a long is held through the last candle
-    cut, wanted = open_at_the_end
+    # given the candles cut where a long is held through the last candle, and our run of them
+    cut, wanted, result, exit_fee = ours_at_the_end
 
-    # when both engines run it
-    result, exit_fee = closed_at_the_end(cut, wanted)
+    # when vectorbt runs them
     portfolio = run_vectorbt(vbt, cut, wanted)
 
     # then we close it at the last close, paying the exit fee; vectorbt marks it at that close
@@ -469,13 +473,13 @@ def test_backtesting_py_stats_that_differ_by_definition_differ_exactly_so(
 
 
 def test_backtesting_py_leaves_a_position_open_at_the_end_where_we_pay_its_exit_fee(
-    backtesting_lib: ModuleType, open_at_the_end: tuple[pd.DataFrame, np.ndarray]
+    backtesting_lib: ModuleType,
+    ours_at_the_end: tuple[pd.DataFrame, np.ndarray, BacktestResult, float],
 ) -> None:
-    # given the candles cut where a long is held through the last candle
-    cut, wanted = open_at_the_end
+    # given the candles cut where a long is held through the last candle, and our run of them
+    cut, wanted, result, exit_fee = ours_at_the_end
 
-    # when both engines run it
-    result, exit_fee = closed_at_the_end(cut, wanted)
+    # when backtesting.py runs them
     stats = run_backtesting(backtesting_lib, cut, wanted)
 
     # then it lists only the closed trades, the same as ours before the end, and its final
