@@ -506,7 +506,7 @@ def test_a_stop_that_closes_the_position_announces_the_flat_position(
     assert bot.status == Bot.Status.STOPPED
 
     # then: a page showing the position hears that it is flat, after the closing trade
-    messages = group_listener.receive(seconds=3)
+    messages = group_listener.receive(seconds=1)  # all was published before it returned
     events = [e for m in messages for e in (m.get("events") or [m["event"]])]
     types = [e["type"] for e in events]
     assert "bot.trade" in types

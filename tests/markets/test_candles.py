@@ -442,7 +442,7 @@ def test_the_newest_closed_candle_is_announced_to_the_markets_subscribers_once(
         fetch_btc_5m(BitgetKlines(NOW))
 
     # then: one candles.closed, for the newest closed candle only
-    messages = group_listener.receive(seconds=2)
+    messages = group_listener.receive(seconds=1)
     assert [m["event"]["type"] for m in messages] == ["candles.closed"]
     event = messages[0]["event"]
     assert event["channel"] == "candles:bitget:BTC/USDT:5m"

@@ -341,7 +341,7 @@ def test_a_tick_announces_the_candle_it_acted_on(user, group_listener):  # noqa:
     # when
     replay.next_candle()
     # then
-    messages = group_listener.receive(seconds=5)
+    messages = group_listener.receive(seconds=1)  # all was published before it returned
     events = [e for m in messages for e in (m.get("events") or [m["event"]])]
     candles = [e for e in events if e["type"] == "bot.candle"]
     assert len(candles) == 1
