@@ -21,16 +21,17 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet --no-compile -e .
 	touch $@
 
-# One pip run for the app and its dev extras (it installs the app too).
+# One pip run for the app and its dev extras (it installs the app too). --no-compile: Python
+# compiles what is imported when it is first imported, not all of ccxt's exchanges up front.
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-compile -e '.[dev]'
 	touch $(VENV)/.installed $@
 
 $(VENV)/.installed-compare: pyproject.toml $(VENV)/.installed-dev
-	$(BIN)/pip install --quiet -e '.[dev,compare]'
+	$(BIN)/pip install --quiet --no-compile -e '.[dev,compare]'
 	touch $@
 
 install: $(VENV)/.installed
