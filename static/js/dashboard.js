@@ -13,7 +13,7 @@
   const script = document.currentScript;
   if (!window.Live || !window.Format || !script) return;
   const totalsUrl = script.dataset.totalsUrl;
-  const RECENT_ROWS = 20; // as bots/dashboard.py RECENT
+  const RECENT_ROWS = 20; // as tradingbot/site/dashboard.py RECENT
   const MAX_SUBSCRIPTIONS = 100; // the server's limit per connection
 
   const { floatformat, localTime, row } = window.Format;
