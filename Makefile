@@ -21,17 +21,16 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet --no-compile -e .
+	$(BIN)/pip install --quiet -e .
 	touch $@
 
-# One pip run for the app and its dev extras (it installs the app too). --no-compile: Python
-# compiles what is imported when it is first imported, not all of ccxt's exchanges up front.
+# One pip run for the app and its dev extras (it installs the app too).
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet --no-compile -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(VENV)/.installed $@
 
 $(VENV)/.installed-compare: pyproject.toml $(VENV)/.installed-dev
-	$(BIN)/pip install --quiet --no-compile -e '.[dev,compare]'
+	$(BIN)/pip install --quiet -e '.[dev,compare]'
 	touch $@
 
 install: $(VENV)/.installed
