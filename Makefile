@@ -53,13 +53,13 @@ run: seed
 # daphne servers, the browser, the stack) one test at a time.
 # (pytest exits 5 when PYTEST_ARGS leave a tier with no test: that is not a failure.)
 test: install-dev
-	$(BIN)/python -m pytest --fast -n auto $(PYTEST_ARGS) || [ $$? -eq 5 ]
+	$(BIN)/python -m pytest --fast -n auto --dist worksteal $(PYTEST_ARGS) || [ $$? -eq 5 ]
 	$(BIN)/python -m pytest -m process $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 # The quick tier, for working: every test that starts no real process (tests/README.md), on a
 # pytest-xdist worker per core.
 test-fast: install-dev
-	$(BIN)/python -m pytest --fast -n auto $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --fast -n auto --dist worksteal $(PYTEST_ARGS)
 
 lint: install-dev
 	$(BIN)/ruff check .
