@@ -10,19 +10,18 @@ trail.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
 
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html_join
 
 from accounts import services
 from accounts.models import ApiToken, User
+from tradingbot.admin_utils import changelist_url
 from tradingbot.errors import AppError
 
 EMPTY = "—"
@@ -34,11 +33,6 @@ def _staff(request: HttpRequest) -> User:
     # admin_view lets only active staff in: the user is a real account, not anonymous.
     assert isinstance(request.user, User)
     return request.user
-
-
-def _changelist_url(app_model: str, **filters: Any) -> str:
-    url = reverse(f"admin:{app_model}_changelist")
-    return f"{url}?{urlencode(filters)}" if filters else url
 
 
 class UserCreationForm(AdminUserCreationForm):
@@ -98,12 +92,12 @@ class UserAdmin(DjangoUserAdmin):
         if user.pk is None:
             return EMPTY
         links = [
-            (_changelist_url("bots_bot", user__id__exact=user.pk), "bots"),
-            (_changelist_url("markets_exchangeaccount", user__id__exact=user.pk),
+            (changelist_url("bots_bot", user__id__exact=user.pk), "bots"),
+            (changelist_url("markets_exchangeaccount", user__id__exact=user.pk),
              "exchange accounts"),
-            (_changelist_url("accounts_apitoken", user__id__exact=user.pk), "API tokens"),
-            (_changelist_url("backtests_backtest", user__id__exact=user.pk), "backtests"),
-            (_changelist_url("backtests_sweep", user__id__exact=user.pk), "sweeps"),
+            (changelist_url("accounts_apitoken", user__id__exact=user.pk), "API tokens"),
+            (changelist_url("backtests_backtest", user__id__exact=user.pk), "backtests"),
+            (changelist_url("backtests_sweep", user__id__exact=user.pk), "sweeps"),
         ]  # fmt: skip
         return format_html_join(" · ", '<a href="{}">{}</a>', links)
 

@@ -12,14 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
 
 from django.contrib import admin, messages
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.admin.utils import flatten_fieldsets
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
-from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -31,7 +29,7 @@ from accounts.models import User
 from bots import services
 from bots.models import Bot, BotEvent, Order, Position, Trade
 from tradingbot.admin_paging import EstimatedCountPaginator
-from tradingbot.admin_utils import DeletedWithParentAdmin
+from tradingbot.admin_utils import DeletedWithParentAdmin, changelist_url
 from tradingbot.errors import AppError
 
 EMPTY = "—"
@@ -39,12 +37,6 @@ ACTIVE_STATUSES = (Bot.Status.RUNNING, Bot.Status.STOPPING, Bot.Status.ERROR)  #
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-
-def _changelist_url(model: type[models.Model], **filters: Any) -> str:
-    opts = model._meta
-    url = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
-    return f"{url}?{urlencode(filters)}" if filters else url
 
 
 def _bot_link(bot_id: int, label: str) -> str:
@@ -176,7 +168,7 @@ class BotAdmin(admin.ModelAdmin):
             else "no position"
         )
         links = [
-            (_changelist_url(model, bot__id__exact=bot.pk), label)
+            (changelist_url(model, bot__id__exact=bot.pk), label)
             for model, label in ((Order, "orders"), (Trade, "trades"), (BotEvent, "events"))
         ]
         return format_html(

@@ -99,12 +99,6 @@ class BotForm(forms.Form):
             take_profit_pct=data["take_profit_pct"], daily_loss_limit=data["daily_loss_limit"],
         )  # fmt: skip
 
-    def add_service_errors(self, details: dict[str, list[str]]) -> None:
-        """A service's 400 ``details`` next to the fields they name (else above the form)."""
-        for name, messages in details.items():
-            for message in messages:
-                self.add_error(name if name in self.fields else None, message)
-
 
 def bot_initial(bot: Bot) -> dict[str, Any]:
     """A stored bot as ``BotForm`` initial values (edit page)."""

@@ -18,6 +18,7 @@ from markets import selectors as market_selectors
 from strategies.forms import StrategyParamsForm
 from strategies.selectors import strategy_classes_usable
 from tradingbot.errors import AppError
+from tradingbot.forms import add_error_details
 
 RECENT_ROWS = 20  # trades and events on a bot's page
 
@@ -127,7 +128,7 @@ def _attach_bot_errors(form: BotForm, params: StrategyParamsForm, error: AppErro
         return
     if "params" in details:
         params.add_errors({"non_field_errors": details.pop("params")})
-    form.add_service_errors(details)
+    add_error_details(form, details)
     if not error.details:
         form.add_error(None, error.message)
 

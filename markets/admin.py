@@ -7,23 +7,17 @@ paper ledger are written by the platform, never by hand: read-only here.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
 
 from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
-from django.urls import reverse
 from django.utils.html import format_html
 
 from markets import services
 from markets.models import Candle, ExchangeAccount, MarketSnapshot, PaperBalance, PaperOrder
 from tradingbot.admin_paging import EstimatedCountPaginator
+from tradingbot.admin_utils import changelist_url
 from tradingbot.errors import AppError
-
-
-def _changelist_url(app_model: str, **filters: Any) -> str:
-    url = reverse(f"admin:{app_model}_changelist")
-    return f"{url}?{urlencode(filters)}" if filters else url
 
 
 @admin.register(ExchangeAccount)
@@ -59,7 +53,7 @@ class ExchangeAccountAdmin(admin.ModelAdmin):
 
     @admin.display(description="bots")
     def bots_link(self, account: ExchangeAccount) -> str:
-        url = _changelist_url("bots_bot", exchange_account__id__exact=account.pk)
+        url = changelist_url("bots_bot", exchange_account__id__exact=account.pk)
         return format_html('<a href="{}">{} bot(s)</a>', url, account.bots.count())
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -136,7 +136,7 @@ class CandlesApi(APIView):
         )
 
         def validate(self, attrs: dict) -> dict:
-            services.check_symbol(exchange=attrs["exchange"], symbol=attrs["symbol"])
+            selectors.check_symbol(exchange=attrs["exchange"], symbol=attrs["symbol"])
             return attrs
 
     @extend_schema_serializer(component_name="CandlesOutput")

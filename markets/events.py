@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-from markets.exchanges.markets import get_catalog
 from markets.models import ExchangeAccount
-from markets.selectors import candles_recent
+from markets.selectors import candles_recent, check_symbol
 from tradingbot.errors import AppError
 from tradingbot.events import market_channel, market_group
 
@@ -55,7 +54,7 @@ def candles_snapshot(*, exchange: str, symbol: str, timeframe: str) -> CandlesSn
     lists (candles are public); ``unknown_symbol`` (AppError) for one it does not."""
     if exchange not in ExchangeAccount.Exchange.values:
         raise AppError("unknown_symbol", f"unknown exchange {exchange!r}", 400)
-    get_catalog(exchange).market(symbol)  # unknown_symbol unless the exchange lists it
+    check_symbol(exchange=exchange, symbol=symbol)
     candles = candles_recent(
         exchange=exchange, symbol=symbol, timeframe=timeframe, limit=SNAPSHOT_CANDLES
     )

@@ -101,6 +101,11 @@ def candles_frame(
     return frame
 
 
+def check_symbol(*, exchange: str, symbol: str) -> None:
+    """Raise ``unknown_symbol`` (AppError, 400) unless the exchange lists the market."""
+    get_catalog(exchange).market(symbol)
+
+
 # --- how a market is shown -----------------------------------------------------------------------
 
 

@@ -1,5 +1,5 @@
-"""Writes of the markets app: exchange accounts (opened, funded, deleted, their balances),
-market checks and the demo market. Keyword-only, typed, transactional."""
+"""Writes of the markets app: exchange accounts (opened, funded, deleted, their balances)
+and the demo market. Keyword-only, typed, transactional."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from accounts.models import User
 from markets.candles import candles_load_sample
 from markets.exchanges import paper_ledger
 from markets.exchanges.factory import exchange_for_account
-from markets.exchanges.markets import get_catalog
 from markets.models import ExchangeAccount
 from tradingbot.errors import AppError
 from tradingbot.logconfig import context
@@ -148,11 +147,6 @@ def _decimal_text(value: Any) -> str:
     if value is None:
         return "0"
     return format(Decimal(str(value)).normalize(), "f")
-
-
-def check_symbol(*, exchange: str, symbol: str) -> None:
-    """Raise ``unknown_symbol`` (400) unless the exchange lists the market."""
-    get_catalog(exchange).market(symbol)
 
 
 DEMO_PAPER_LABEL = "Paper (Bitget rules)"

@@ -12,6 +12,7 @@ from accounts.authentication import AuthenticatedHttpRequest
 from markets import selectors, services
 from markets.forms import ExchangeAccountForm
 from tradingbot.errors import AppError
+from tradingbot.forms import add_app_error
 
 
 @login_required
@@ -24,7 +25,7 @@ def exchange_accounts_view(request: AuthenticatedHttpRequest) -> HttpResponse:
         try:
             account = services.exchange_account_open(user=request.user, **form.account_fields())
         except AppError as error:
-            _attach_errors(form, error)
+            add_app_error(form, error)
         else:
             messages.success(request, f"Exchange account “{account.label}” added.")
             return redirect("markets:exchange-accounts")
@@ -36,14 +37,6 @@ def exchange_accounts_view(request: AuthenticatedHttpRequest) -> HttpResponse:
         {"form": form, "accounts": accounts},
         status=status,
     )
-
-
-def _attach_errors(form: ExchangeAccountForm, error: AppError) -> None:
-    if not error.details:
-        form.add_error(None, error.message)
-    for field, field_messages in error.details.items():
-        for message in field_messages:
-            form.add_error(field if field in form.fields else None, message)
 
 
 @login_required

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
+from django.db import models
 from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
 
 
 class DeletedWithParentAdmin(admin.ModelAdmin):
@@ -40,3 +43,18 @@ class DeletedWithParentAdmin(admin.ModelAdmin):
         self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         raise PermissionDenied(self.deleted_with)
+
+
+def changelist_url(model: str | type[models.Model], **filters: Any) -> str:
+    """The admin list of ``model`` (a model class, or its ``<app>_<model>`` name when the app
+    may not import it: ``"bots_bot"``), filtered by ``filters``."""
+    if not isinstance(model, str):
+        model = f"{model._meta.app_label}_{model._meta.model_name}"
+    url = reverse(f"admin:{model}_changelist")
+    return f"{url}?{urlencode(filters)}" if filters else url
+
+
+def change_url(obj: models.Model) -> str:
+    """The admin page of one object."""
+    opts = obj._meta
+    return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])

@@ -17,15 +17,13 @@ from backtests.admin.common import (
     EMPTY,
     ResultAdmin,
     RunColumns,
-    change_url,
-    changelist_url,
     epoch_ms_text,
     number_text,
     percent_text,
 )
 from backtests.models import ACCOUNT_FIELDS, Backtest, BacktestTrade
 from tradingbot.admin_paging import EstimatedCountPaginator
-from tradingbot.admin_utils import DeletedWithParentAdmin
+from tradingbot.admin_utils import DeletedWithParentAdmin, change_url, changelist_url
 
 
 @admin.register(Backtest)

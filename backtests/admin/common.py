@@ -6,13 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
 
 from django.contrib import admin, messages
-from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.urls import reverse
 
 from backtests.models import Backtest, RunStatus, Sweep
 from tradingbot.errors import AppError
@@ -37,17 +34,6 @@ def number_text(value: float | None) -> str:
 
 def epoch_ms_text(ms: int) -> str:
     return utc_text(datetime.fromtimestamp(ms / 1000, tz=UTC))
-
-
-def change_url(obj: models.Model) -> str:
-    opts = obj._meta
-    return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
-
-
-def changelist_url(model: type[models.Model], **filters: Any) -> str:
-    opts = model._meta
-    url = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
-    return f"{url}?{urlencode(filters)}" if filters else url
 
 
 def params_text(params: dict[str, Any]) -> str:

@@ -16,8 +16,6 @@ from django.utils.html import format_html, format_html_join
 from backtests import services
 from backtests.admin.common import (
     EMPTY,
-    change_url,
-    changelist_url,
     metrics_summary,
     utc_text,
 )
@@ -25,6 +23,7 @@ from backtests.api.common import RunSpecInput
 from backtests.models import ACCOUNT_FIELDS, Backtest, BacktestSchedule, RunStatus
 from backtests.services.schedules import MAX_LOOKBACK_DAYS
 from backtests.spec import SPEC_FIELDS, split_spec
+from tradingbot.admin_utils import change_url, changelist_url
 from tradingbot.errors import AppError
 from tradingbot.logconfig import context
 

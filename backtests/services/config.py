@@ -20,7 +20,6 @@ from accounts.models import User
 from backtests.models import ACTIVE_STATUSES, Backtest, Sweep, epoch_ms
 from backtests.spec import Level, RunSpec
 from markets import selectors as market_selectors
-from markets.services import check_symbol
 from strategies.base import Strategy
 from strategies.services import usable_strategy, validated_params
 from tradingbot.errors import AppError
@@ -44,7 +43,7 @@ def run_spec_check(*, spec: RunSpec, partial_params: bool = False) -> CheckedSpe
     """
     strategy = usable_strategy(spec.strategy)
     params = dict(spec.params) if partial_params else validated_params(strategy, spec.params)
-    check_symbol(exchange=spec.exchange, symbol=spec.symbol)
+    market_selectors.check_symbol(exchange=spec.exchange, symbol=spec.symbol)
     fields = {
         "strategy_id": strategy.key,
         "params": params,

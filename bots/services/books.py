@@ -19,12 +19,13 @@ valued at the fill price and also reduces the quantity received):
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
 
 from bots.models import Bot, Order, Position, Trade
+from markets.decimals import finite_decimal
 from markets.exchanges.paper_ledger import PLACES
 
 ZERO = Decimal(0)
@@ -38,16 +39,6 @@ CCXT_STATUS = {
 }
 
 
-def _decimal(value: Any) -> Decimal | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = Decimal(str(value))
-    except InvalidOperation:
-        return None
-    return number if number.is_finite() else None
-
-
 # The paper exchange keeps its exact Decimals as strings in ``info`` under these keys; a real
 # exchange's ``info`` is its raw answer, whose fields mean other things.
 PAPER_INFO = {"filled": "filled", "average": "average", "price": "price", "fee": "fee_cost"}
@@ -58,13 +49,13 @@ def _exact(result: dict[str, Any], key: str) -> Decimal | None:
     else ccxt's float."""
     info = result.get("info")
     if isinstance(info, dict) and {"order_id", "reserved", "fee_cost"} <= info.keys():
-        exact = _decimal(info.get(PAPER_INFO[key]))
+        exact = finite_decimal(info.get(PAPER_INFO[key]))
         if exact is not None:
             return exact
     if key == "fee":
         fee = result.get("fee")
-        return _decimal(fee.get("cost")) if isinstance(fee, dict) else None
-    return _decimal(result.get(key))
+        return finite_decimal(fee.get("cost")) if isinstance(fee, dict) else None
+    return finite_decimal(result.get(key))
 
 
 def _fee_currency(result: dict[str, Any]) -> str:
