@@ -17,6 +17,7 @@ from tradingbot.env import (
     env_choice,
     env_int,
     env_list,
+    env_networks,
     redis_url_or_embedded,
     secret_from_env_or_file,
 )
@@ -27,8 +28,11 @@ ENV = os.environ
 # Local state of the embedded setup: SQLite file, Redis socket, generated dev keys.
 VAR_DIR = Path(ENV.get("TRADINGBOT_VAR_DIR") or BASE_DIR / "var").resolve()
 
-DEBUG = env_bool(ENV, "DEBUG", default=True)
-SECRET_KEY = secret_from_env_or_file(ENV, "SECRET_KEY", debug=DEBUG, path=VAR_DIR / "secret_key")
+# Off unless asked for: `make run` is the production run, `make dev` the debug one.
+DEBUG = env_bool(ENV, "DEBUG", default=False)
+# Unset keys are generated once into var/ (a fresh `make run` needs nothing configured); a setup
+# of several machines sets them, the same on every machine.
+SECRET_KEY = secret_from_env_or_file(ENV, "SECRET_KEY", path=VAR_DIR / "secret_key")
 
 
 def _fernet_key() -> str:
@@ -41,7 +45,6 @@ def _fernet_key() -> str:
 FIELD_ENCRYPTION_KEY = secret_from_env_or_file(
     ENV,
     "FIELD_ENCRYPTION_KEY",
-    debug=DEBUG,
     path=VAR_DIR / "field_encryption_key",
     generate=_fernet_key,
 )
@@ -78,6 +81,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "tradingbot.middleware.AccessLogMiddleware",
+    "tradingbot.security.SecurityHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -249,10 +253,28 @@ LOGIN_FAILURE_WINDOW = env_int(ENV, "LOGIN_FAILURE_WINDOW", 60, minimum=1)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
-SESSION_COOKIE_SECURE = not DEBUG
-CSRF_COOKIE_SECURE = not DEBUG
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# --- TLS and proxies (docs/operations.md, "Safe defaults") -----------------------------------
+# HTTPS=true when browsers reach the site over TLS (a proxy in TRUSTED_PROXIES terminating it, or
+# otherwise): cookies travel only over TLS, HSTS is sent and plain http is redirected. Off (the
+# default), a plain-http run such as `make run` on 127.0.0.1 keeps its cookies working; then
+# `check --deploy` names exactly these settings.
+HTTPS = env_bool(ENV, "HTTPS", default=False)
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_SSL_REDIRECT = HTTPS
+# Probes and scrapes come over plain http from the machine itself.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env_int(ENV, "HSTS_SECONDS", 31_536_000, minimum=0) if HTTPS else 0
+# Both commit more than this site (every subdomain; browsers' built-in list): opt in.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool(ENV, "HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env_bool(ENV, "HSTS_PRELOAD", default=False)
+# Not SECURE_PROXY_SSL_HEADER: Django would believe X-Forwarded-Proto from anyone. The scheme
+# and the client address come from X-Forwarded-Proto/-For only when the peer is one of these
+# (tradingbot/proxy.py). Comma-separated addresses or networks; empty: nobody is believed.
+TRUSTED_PROXIES = env_networks(ENV, "TRUSTED_PROXIES")
 
 # --- REST framework --------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -29,5 +29,5 @@ urlpatterns = [
 
 handler400 = "tradingbot.errors.bad_request"
 handler403 = "tradingbot.errors.permission_denied"
-handler404 = "tradingbot.errors.page_not_found"
-handler500 = "tradingbot.errors.server_error"
+handler404 = "tradingbot.site.error_pages.page_not_found"
+handler500 = "tradingbot.site.error_pages.server_error"
