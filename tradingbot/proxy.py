@@ -34,7 +34,7 @@ def _networks(trusted: tuple[str, ...]) -> tuple[Network, ...]:
 
 
 def _address(text: str) -> Address | None:
-    """An address as proxies write it: ``1.2.3.4``, ``1.2.3.4:567``, ``2001:db8::1``, ``[::1]:80``."""
+    """An address as proxies write it: ``1.2.3.4``, ``1.2.3.4:5``, ``2001:db8::1``, ``[::1]:80``."""
     text = text.strip()
     if text.startswith("["):
         text = text[1 : text.find("]")] if "]" in text else ""
@@ -96,7 +96,9 @@ class TrustedProxyMiddleware:
             return scope
         address = forwarded_client(peer, _headers(scope, b"x-forwarded-for"), trusted)
         scope = {**scope, "client": (address, 0)}
-        protos = [p.strip().lower() for h in _headers(scope, b"x-forwarded-proto") for p in h.split(",")]
+        protos = [
+            p.strip().lower() for h in _headers(scope, b"x-forwarded-proto") for p in h.split(",")
+        ]
         scheme = _SCHEMES[scope["type"]].get(protos[-1]) if protos else None
         if scheme:
             scope["scheme"] = scheme

@@ -302,9 +302,7 @@ def test_it_generates_a_long_random_secret_by_default(tmp_path):
 def test_it_regenerates_a_secret_when_the_file_is_empty(tmp_path):
     path = tmp_path / "secret_key"
     path.write_text("\n")
-    value = env.secret_from_env_or_file(
-        {}, "SECRET_KEY", path=path, generate=lambda: "s"
-    )
+    value = env.secret_from_env_or_file({}, "SECRET_KEY", path=path, generate=lambda: "s")
     assert value == "s"
     assert path.read_text() == "s"
 

@@ -99,8 +99,16 @@ def test_it_serves_swagger_ui_from_local_static_files(client):
     assert "unpkg" not in html
     assets = re.findall(r'(?:src|href)="([^"]+)"', html)
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in assets
-    assert all(asset.startswith("/static/") for asset in assets), assets
-    assert '"/api/schema/"' in html
+    # the page's own script comes from the docs URL (no inline script or style: the CSP)
+    script = f"{DOCS}?script="
+    assert all(asset.startswith("/static/") for asset in assets if asset != script), assets
+    assert script in assets
+    assert "<script>" not in html
+    assert "<style>" not in html
+    code = client.get(script)
+    assert code.status_code == 200
+    assert code["Content-Type"].startswith("application/javascript")
+    assert '"/api/schema/"' in code.content.decode()
 
 
 @pytest.mark.django_db

@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from strategies.api import StrategyListApi
 from strategies.views import strategy_list_view
@@ -24,7 +24,8 @@ urlpatterns = [
     path("api/strategies", StrategyListApi.as_view(), name="api-strategies"),
     path("strategies/", strategy_list_view, name="strategies"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # The split view serves its script from a URL, not inline (the Content-Security-Policy).
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
 ]
 
 handler400 = "tradingbot.errors.bad_request"
