@@ -14,10 +14,15 @@ from collections.abc import Callable
 from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse
 
+# The one inline style allowed: the <style> that Lightweight Charts (static/vendor/) adds for
+# TradingView's attribution logo, which its licence asks us to keep. Its hash, so that nothing
+# else inline passes (tests/tradingbot/test_security_headers.py recomputes it from the file).
+CHART_ATTRIBUTION_STYLE = "'sha256-3pRED1tOXas1FXFoPb9TGCjmYe9XQsmO9OV23khV2nY='"
+
 _POLICY = (
     "default-src 'self'",
     "script-src 'self'",
-    "style-src 'self'",
+    f"style-src 'self' {CHART_ATTRIBUTION_STYLE}",
     "img-src 'self' data:",
     "font-src 'self'",
     "object-src 'none'",

@@ -3,9 +3,16 @@ tests/browser/test_content_security_policy.py checks in Chromium that the pages 
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
+
 import pytest
 
-from tradingbot.security import PERMISSIONS_POLICY
+from tests.conftest import ROOT
+from tradingbot.security import CHART_ATTRIBUTION_STYLE, PERMISSIONS_POLICY
+
+CHARTS = ROOT / "static" / "vendor" / "lightweight-charts"
 
 
 def directives(response) -> dict[str, list[str]]:
@@ -21,7 +28,7 @@ def assert_strict_policy(response, host: str = "testserver") -> None:
     policy = directives(response)
     assert policy["default-src"] == ["'self'"]
     assert policy["script-src"] == ["'self'"]
-    assert policy["style-src"] == ["'self'"]
+    assert policy["style-src"] == ["'self'", CHART_ATTRIBUTION_STYLE]
     assert policy["connect-src"] == ["'self'", f"ws://{host}"]
     assert policy["frame-ancestors"] == ["'none'"]
     assert policy["object-src"] == ["'none'"]
@@ -64,3 +71,13 @@ def test_the_policy_allows_the_secure_websocket_over_https(client):
 def test_permissions_policy_denies_powerful_features():
     assert "camera=()" in PERMISSIONS_POLICY
     assert "microphone=()" in PERMISSIONS_POLICY
+
+
+def test_the_one_allowed_inline_style_is_the_chart_librarys_attribution_style():
+    # given: the <style> text the vendored Lightweight Charts inserts (a new version may change it)
+    code = (CHARTS / "lightweight-charts.standalone.production.js").read_text()
+    [style] = re.findall(r'createElement\("style"\),this\.\w+\.innerText="([^"]*)"', code)
+    # then: the policy allows exactly that text
+    digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+    allowed = f"'sha256-{digest}'"
+    assert allowed == CHART_ATTRIBUTION_STYLE
