@@ -12,6 +12,8 @@ import pytest
 from playwright.sync_api import expect
 
 from strategies.services import strategy_catalogue_sync
+from tests.backtests.conftest import sample_candles, strategy_catalogue  # noqa: F401 - fixtures
+from tests.backtests.test_pages import make_sweep
 from tests.bots.bot_helpers import paper_account, replay_bot, store_candles
 from tests.browser.conftest import log_in
 
@@ -133,3 +135,24 @@ def test_the_api_docs_run_within_the_policy(watched, trader, password):
     # Swagger UI renders the schema's operations
     expect(page.locator(".opblock-summary-path").first).to_be_visible(timeout=20_000)
     expect(page.get_by_text("/api/bots/{id}/start").first).to_be_visible()
+
+
+def test_the_sweep_heat_map_is_shaded_within_the_policy(
+    watched,
+    trader,
+    password,
+    sample_candles,  # noqa: F811 - the fixture imported above
+):
+    # given: a finished sweep
+    sweep = make_sweep(trader, sample_candles)
+    page = watched.page
+    log_in(page, trader.email, password)
+    # when
+    watched.visit(f"/sweeps/{sweep.pk}/")
+    # then: each cell's shade is set from its data-shade (no inline style attribute)
+    cells = page.locator("#heat-map td[data-shade]")
+    expect(cells).to_have_count(6)
+    for n in range(6):
+        cell = cells.nth(n)
+        shade = cell.evaluate("(td) => getComputedStyle(td).getPropertyValue('--shade').trim()")
+        assert shade == cell.get_attribute("data-shade")
