@@ -85,7 +85,7 @@ def test_it_drops_records_below_the_configured_level(tmp_path):
 
 @pytest.mark.process
 def test_it_writes_a_django_record_once_and_only_through_the_project_handler(tmp_path):
-    # given: development mode (DEBUG defaults to on)
+    # given: production mode (DEBUG defaults to off)
     command = "import logging; logging.getLogger('django.template').error('template.broken')"
     # when
     result = manage_shell(tmp_path, command, LOG_FORMAT="json")

@@ -81,3 +81,11 @@ def test_the_one_allowed_inline_style_is_the_chart_librarys_attribution_style():
     digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
     allowed = f"'sha256-{digest}'"
     assert allowed == CHART_ATTRIBUTION_STYLE
+
+
+@pytest.mark.django_db
+def test_a_request_for_another_host_is_refused_with_the_headers_and_no_websocket_source(client):
+    response = client.get("/accounts/login/", HTTP_HOST="evil.example")
+    assert response.status_code == 400
+    assert directives(response)["connect-src"] == ["'self'"]
+    assert "Permissions-Policy" in response
