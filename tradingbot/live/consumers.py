@@ -43,7 +43,7 @@ logger = logging.getLogger("tradingbot.live")
 # Reasons the server closed a connection for a fault (logged as a warning; the rest as info).
 FAULTS = frozenset(
     ("unauthenticated", "auth_failed", "too_many_bad_messages", "message_too_big",
-     "layer_unavailable")
+     "layer_unavailable", *protocol.PROTOCOL_CLOSE_REASONS.values())
 )  # fmt: skip
 # Channel-layer messages whose handlers touch no database.
 LAYER_MESSAGES = frozenset(("stream.event", "stream.events", "connection.revoke"))
@@ -82,7 +82,11 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if self.auth_timer is not None:
             self.auth_timer.cancel()
         left_all = await self._leave_all()
-        reason = self.close_reason or ("" if left_all else "layer_unavailable")
+        reason = (
+            self.close_reason
+            or protocol.PROTOCOL_CLOSE_REASONS.get(code, "")
+            or ("" if left_all else "layer_unavailable")
+        )
         log = logger.warning if reason in FAULTS else logger.info
         log(
             "ws.closed",
