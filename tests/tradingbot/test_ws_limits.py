@@ -35,6 +35,7 @@ from tests.tradingbot.live_server_helpers import (
     market,
     messages_then_close,
     publish,
+    receive,
     received_until,
     seqs,
     served_and_bounded,
@@ -187,6 +188,40 @@ def test_a_text_frame_that_is_not_utf8_is_closed_with_1007(
     assert "UTF-8" in reason
     fields = log_line_of(server, mark)
     assert (fields["code"], fields["reason"]) == ("1007", "invalid_utf8")
+    served_and_bounded(server, mark, token, connections=1)
+
+
+def test_a_code_point_split_across_fragments_is_valid_utf8(server: Daphne, token: str) -> None:
+    async def scenario() -> dict[str, object]:
+        # given
+        ws = await ws_authed(server, token)
+        # when: "€" (e2 82 ac) split over two frames of one message
+        await ws.send([b'{"type": "ping", "x": "\xe2\x82', b'\xac"}'], text=True)
+        reply = await receive(ws)
+        await ws.close()
+        return reply
+
+    # then
+    assert asyncio.run(scenario()) == {"type": "pong"}
+
+
+def test_an_unmasked_frame_is_closed_with_1002(server: Daphne, token: str, mark: int) -> None:
+    async def scenario() -> tuple[int, int]:
+        # given
+        raw = await RawClient.open(server)
+        await raw.auth(token)
+        # when: a client frame without a mask (RFC 6455 requires one)
+        raw.writer.write(b"\x81\x10" + b'{"type": "ping"}')
+        opcode, payload = await raw.read_frame()
+        while opcode != 0x8:
+            opcode, payload = await raw.read_frame()
+        (code,) = struct.unpack("!H", payload[:2])
+        return opcode, code
+
+    # then
+    assert asyncio.run(scenario()) == (0x8, 1002)
+    fields = log_line_of(server, mark)
+    assert (fields["code"], fields["reason"]) == ("1002", "protocol_error")
     served_and_bounded(server, mark, token, connections=1)
 
 
