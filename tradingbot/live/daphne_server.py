@@ -20,8 +20,6 @@ which daphne discards unless it runs with ``-v 2``.
 
 from __future__ import annotations
 
-from typing import Any
-
 # daphne.server installs the asyncio Twisted reactor: it is imported before anything Twisted.
 from daphne.server import Server  # isort: skip
 from daphne.cli import CommandLineInterface
@@ -29,6 +27,9 @@ from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
 
 
 class WebSocketFailingByClose(WebSocketProtocol):  # type: ignore[misc]  # daphne is untyped
+    """Daphne's protocol, telling the application the code it failed a connection with rather
+    than the code of the client's reply (or 1006 when the client did not reply)."""
+
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         if self.failedByMe and self.localCloseCode is not None:
             code = self.localCloseCode
@@ -57,7 +58,8 @@ class LiveCommandLineInterface(CommandLineInterface):  # type: ignore[misc]  # d
     server_class = LiveServer
 
 
-def main(argv: Any = None) -> None:
+def main(argv: list[str] | None = None) -> None:
+    """Daphne's command line (``argv``, default ``sys.argv[1:]``), with this server."""
     LiveCommandLineInterface().run(argv)
 
 
