@@ -28,7 +28,7 @@ from bots.services import bot_start, bot_tick
 from markets.exchanges import errors
 from markets.exchanges.ccxt_exchange import CcxtExchange
 from tests.backtests.conftest import sample_candles, strategy_catalogue  # noqa: F401 - fixtures
-from tests.backtests.run_helpers import create_backtest
+from tests.backtests.run_helpers import create_backtest, run_sweep
 from tests.bots.bot_helpers import (
     SYMBOL,
     Scripted,
@@ -200,6 +200,16 @@ def test_a_backtest_run_moves_its_duration_histogram(user: Any, sample_candles: 
     assert status == RunStatus.DONE
     families = scrape()
     duration = "tradingbot_backtest_duration_seconds"
+    assert sample(families, f"{duration}_count", status="done") == 1
+    assert 0 < sample(families, f"{duration}_sum", status="done") < 300
+
+
+def test_a_finished_sweep_moves_its_duration_histogram(user: Any, sample_candles: Any) -> None:  # noqa: F811
+    sweep = run_sweep(user, sample_candles)
+
+    assert sweep.status == RunStatus.DONE
+    families = scrape()
+    duration = "tradingbot_sweep_duration_seconds"
     assert sample(families, f"{duration}_count", status="done") == 1
     assert 0 < sample(families, f"{duration}_sum", status="done") < 300
 
