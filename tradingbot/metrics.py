@@ -374,7 +374,13 @@ class PlatformCollector:
             logger.warning("metrics.read_failed", extra=context(error=type(error).__name__))
             stored, stored_ok = [{} for _ in _stored], False
         for metric, values in zip(_stored.values(), stored, strict=True):
-            yield metric.family(values)
+            try:
+                yield metric.family(values)
+            except (ValueError, IndexError, TypeError) as error:  # a field of another version
+                logger.warning(
+                    "metrics.read_failed",
+                    extra=context(metric=metric.name, error=type(error).__name__),
+                )
         yield from self._gauges()
         yield from self._health(stored_ok)
 

@@ -327,3 +327,14 @@ def test_the_writes_recover_when_redis_answers_again(
     assert sample(scrape(), "tradingbot_orders_total", outcome="failed") == 1
     messages = [r.getMessage() for r in caplog.records]
     assert messages == ["metrics.write_failed", "metrics.write_recovered"]
+
+
+def test_a_stored_series_it_cannot_read_leaves_the_rest_of_the_scrape(own_prefix: str) -> None:
+    # given: a histogram field written by another version (no bucket, count or sum name)
+    get_redis().hset(f"{own_prefix}:tradingbot_backtest_duration_seconds", '["done"]', 1)
+    metrics.ORDERS.inc(outcome="filled")
+
+    families = scrape()
+
+    assert "tradingbot_backtest_duration_seconds" not in families
+    assert sample(families, "tradingbot_orders_total", outcome="filled") == 1
