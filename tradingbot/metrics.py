@@ -323,10 +323,14 @@ class _ConnectionCount:
         self._changed.set()
 
     def _keep(self) -> None:
+        written = None
         while True:
-            self._changed.wait(WS_HEARTBEAT_SECONDS)
+            changed = self._changed.wait(WS_HEARTBEAT_SECONDS)
             self._changed.clear()
-            self._refresh(f"{KEY_PREFIX}:ws:{socket.gethostname()}:{os.getpid()}", self.count)
+            count = self.count
+            if count or written or changed:  # an idle process lets its zero expire
+                self._refresh(f"{KEY_PREFIX}:ws:{socket.gethostname()}:{os.getpid()}", count)
+                written = count
 
     @staticmethod
     def _refresh(key: str, count: int) -> None:

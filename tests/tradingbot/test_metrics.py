@@ -256,11 +256,12 @@ def test_open_connections_are_summed_over_processes_and_a_dead_one_drops_out(
     metrics.WS_CONNECTIONS.opened()
     metrics.WS_CONNECTIONS.opened()
     metrics.WS_CONNECTIONS.closed()
-    get_redis().set(f"{own_prefix}:ws:elsewhere:4242", 3, px=1500)
+    elsewhere = f"{own_prefix}:ws:elsewhere:4242"
+    get_redis().set(elsewhere, 3, ex=metrics.WS_KEY_TTL_SECONDS)
     try:
         assert wait_for_connections(4)
-        # when: the other process stops refreshing its key (it was killed)
-        time.sleep(1.6)
+        # when: the other process stops refreshing its key (it was killed): its TTL runs out
+        get_redis().pexpire(elsewhere, 100)
         # then: its connections are gone from the sum
         assert wait_for_connections(1)
     finally:
