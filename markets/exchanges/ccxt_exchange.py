@@ -37,6 +37,7 @@ from markets.exchanges.errors import (
     UnknownSymbolError,
 )
 from markets.exchanges.markets import MarketCatalog, get_catalog, offline_ccxt
+from tradingbot import metrics
 from tradingbot.logconfig import context
 
 if TYPE_CHECKING:
@@ -267,6 +268,7 @@ class CcxtExchange:
             raw = self._scrub(str(exc))
             said, code = _exchange_said(raw, self.exchange_id)
             error = self._translate(exc, said)
+            metrics.EXCHANGE_ERRORS.inc(exchange=self.exchange_id, kind=error.code)
             if error.transient and (self.exchange_id, method) in _outages:
                 raise error from None
             if error.transient:
