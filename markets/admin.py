@@ -25,12 +25,15 @@ class ExchangeAccountAdmin(admin.ModelAdmin):
     """Staff see which accounts exist, never their secrets: the API key's last four characters
     (the model's own mask), and whether a secret and a passphrase are set."""
 
-    list_display = ("label", "user", "exchange", "mode", "credentials", "bot_count", "created_at")
+    list_display = (
+        "label", "user", "exchange", "mode", "keys", "credentials", "bot_count", "created_at",
+    )  # fmt: skip
     list_filter = ("exchange", "mode", "created_at")
     search_fields = ("label", "user__email")
     list_select_related = ("user",)
     fields = (
-        "user", "label", "exchange", "mode", "credentials", "paper_slippage_bps",
+        "user", "label", "exchange", "mode", "credentials", "keys", "verified_at",
+        "verification_error", "paper_slippage_bps",
         "paper_maker_fee", "paper_taker_fee", "bots_link", "created_at",
     )  # fmt: skip
     readonly_fields = fields
@@ -46,6 +49,19 @@ class ExchangeAccountAdmin(admin.ModelAdmin):
         secret = "secret set" if account.api_secret else "no secret"
         passphrase = "passphrase set" if account.passphrase else "no passphrase"
         return f"{key} · {secret} · {passphrase}"
+
+    @admin.display(description="keys", ordering="verified_at")
+    def keys(self, account: ExchangeAccount) -> str:
+        """A live account's keys: verified by the exchange, or unverified (with why)."""
+        if account.verification == "not_needed":
+            return "—"
+        if account.verification == "verified":
+            return "verified"
+        return (
+            f"unverified: {account.verification_error}"
+            if account.verification_error
+            else ("unverified")
+        )
 
     @admin.display(description="bots", ordering="bot_total")
     def bot_count(self, account: ExchangeAccount) -> int:

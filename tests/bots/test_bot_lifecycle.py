@@ -215,7 +215,7 @@ def test_stop_with_flatten_leaves_dust_it_cannot_sell_and_says_so(runner: Replay
 
     assert bot.status == Bot.Status.STOPPED
     assert Position.objects.get(bot=bot).qty == dust
-    assert bot.events.get(kind="stopped").message == "Stopped: open orders cancelled."
+    assert bot.events.get(kind="stopped").message == "Stopped by the system: open orders cancelled."
     refusal = bot.events.get(kind="below_minimum")
     assert "below the minimum cost of 1 USDT" in refusal.message
     assert not PaperOrder.objects.exists()  # refused before it reached the exchange
