@@ -365,6 +365,10 @@ def test_the_daily_loss_limit_stops_the_bot_and_closes_the_position(
     event = bot.events.get(kind="daily_loss_limit")
     assert Decimal(event.data["pnl_today"]) <= Decimal(-10)
     assert kinds(bot)[-1] == "stopped"
+    assert bot.events.get(kind="stopped").message == (
+        "Stopped by the system because the daily loss limit was reached: open orders cancelled "
+        "and closed the position."
+    )
 
 
 def test_a_restart_on_the_day_the_limit_was_hit_stops_again_without_trading(

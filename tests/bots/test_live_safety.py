@@ -19,7 +19,15 @@ from django.utils import timezone
 from bots.events import bot_snapshot
 from bots.models import Bot, BotEvent, Order
 from bots.order_ids import client_order_id
-from bots.services import BotConfig, bot_create, bot_start, bot_stop, bot_tick
+from bots.services import (
+    BotConfig,
+    bot_create,
+    bot_start,
+    bot_stop,
+    bot_tick,
+    bots_dispatch,
+    bots_kill,
+)
 from bots.services.events import BotUpdates
 from bots.services.lease import lease_claim
 from bots.services.ticks import tick_claimed
@@ -312,3 +320,33 @@ def test_a_trader_stop_through_the_api_says_the_trader_stopped_it(auth_client, u
     assert response.json()["status"] == "stopped"
     stopped = Bot.objects.get(pk=bot.pk).events.get(kind="stopped")
     assert stopped.message == "Stopped by the trader: open orders cancelled."
+
+
+def test_the_kill_switch_stops_a_live_bot_with_the_exchange_down_on_its_next_dispatch(
+    user, staff, rows, bitget
+):
+    # given: a live bot with an open order, backing off, and the exchange down
+    bot = running_live_bot(user)
+    order = _open_order(bot, rows)
+    Bot.objects.filter(pk=bot.pk).update(
+        error_streak=8, next_tick_at=timezone.now() + timedelta(seconds=300)
+    )
+    bitget.state = "down"
+
+    # when: staff pull the kill switch, and the dispatcher runs its ticks
+    assert bots_kill(by=staff) == 1
+    ticked: list[Any] = []
+    bots_dispatch(send=lambda ids: ticked.extend(bot_tick(bot_id=pk) for pk in ids))
+
+    # then: the first dispatch stopped it, and its log says who asked and what was left open
+    assert [result.outcome for result in ticked] == ["stopped"]
+    bot.refresh_from_db()
+    assert bot.status == Bot.Status.STOPPED
+    who = f"staff member {staff.email} (kill switch)"
+    assert bot.events.get(kind="killed").message == f"Stop asked by {who}."
+    assert bot.events.get(kind="stopped").message == (
+        f"Stopped by {who}; could not cancel 1 order(s): exchange unreachable."
+    )
+    assert bot.events.filter(
+        kind="cancel_failed", data__client_order_id=order.client_order_id
+    ).exists()
