@@ -226,6 +226,12 @@ class BotAdmin(admin.ModelAdmin):
             stopped.append(bot)
             closing = " and close its position" if flatten else ""
             self.log_change(request, bot, f"Stopped{closing} (admin action); now {bot.status}.")
+            left = bot.orders.filter(status__in=Order.OPEN_STATUSES).exclude(error="").count()
+            if left and bot.status == Bot.Status.STOPPED:
+                self.message_user(
+                    request, f"{bot.name}: stopped, but could not cancel {left} order(s) "
+                    "(see its events).", messages.WARNING,
+                )  # fmt: skip
         self._report(request, stopped, failed, skipped)
 
     def _report(self, request: HttpRequest, stopped: list[Bot], failed: list[str],

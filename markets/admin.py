@@ -31,6 +31,7 @@ class ExchangeAccountAdmin(admin.ModelAdmin):
     list_filter = ("exchange", "mode", "created_at")
     search_fields = ("label", "user__email")
     list_select_related = ("user",)
+    actions = ("verify_keys",)
     fields = (
         "user", "label", "exchange", "mode", "credentials", "keys", "verified_at",
         "verification_error", "paper_slippage_bps",
@@ -75,6 +76,18 @@ class ExchangeAccountAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         # Secrets are entered by their owner only, on the exchange-accounts page or the API.
         return False
+
+    @admin.action(description="Check the keys of the selected live accounts at the exchange")
+    def verify_keys(self, request: HttpRequest, queryset: QuerySet[ExchangeAccount]) -> None:
+        """A balance fetch with each live account's keys; the answer is recorded on it."""
+        for account in queryset.filter(mode=ExchangeAccount.Mode.LIVE):
+            try:
+                services.exchange_account_verify(account=account)
+            except AppError as error:
+                self.message_user(request, f"{account}: {error.message}", messages.WARNING)
+            else:
+                self.message_user(request, f"{account}: keys verified.", messages.SUCCESS)
+            self.log_change(request, account, f"Keys checked: {account.verification}.")
 
     def delete_model(self, request: HttpRequest, obj: ExchangeAccount) -> None:
         services.exchange_account_delete(account=obj)

@@ -33,7 +33,7 @@ from bots.services.lease import lease_claim
 from bots.services.ticks import tick_claimed
 from markets.models import ExchangeAccount
 from markets.timeframes import timeframe_ms
-from tests.admin_helpers import run_admin_action
+from tests.admin_helpers import run_admin_action, shown_messages
 from tests.backtests.worker_helpers import group_listener  # noqa: F401 - a fixture
 from tests.bots.bot_helpers import STEP_MS, SYMBOL, TIMEFRAME, ManualClock, Scripted, paper_account
 from tests.markets.ccxt_replay import BitgetAccount
@@ -250,7 +250,7 @@ def test_a_staff_stop_of_a_live_bot_with_the_exchange_down_reaches_stopped_at_on
 
     # when: staff use "Stop selected bots"
     started = time.monotonic()
-    run_admin_action(staff_client, "/admin/bots/bot/", "stop_bots", [bot])
+    response = run_admin_action(staff_client, "/admin/bots/bot/", "stop_bots", [bot])
     took = time.monotonic() - started
 
     # then: stopped within one tick interval, having asked the exchange once, briefly
@@ -271,6 +271,9 @@ def test_a_staff_stop_of_a_live_bot_with_the_exchange_down_reaches_stopped_at_on
     assert order.status == Order.Status.OPEN
     assert order.error == "could not cancel: exchange unreachable"
     assert reason in trader_client.get(f"/bots/{bot.pk}/").content.decode()
+    assert "live one: stopped, but could not cancel 1 order(s) (see its events)." in (
+        shown_messages(response)
+    )
     # and the trader's log says who stopped it
     stopped = bot.events.get(kind="stopped")
     assert stopped.message == (

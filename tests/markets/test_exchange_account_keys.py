@@ -206,3 +206,22 @@ def test_checking_again_refuses_clearly_when_the_keys_cannot_be_verified(
     account.refresh_from_db()
     assert account.verification == "unverified"
     assert account.verification_error
+
+
+@pytest.mark.django_db
+def test_staff_can_check_an_unverified_accounts_keys_again(
+    staff_client, exchange_account_factory, bitget
+):
+    from tests.admin_helpers import run_admin_action, shown_messages
+
+    # given: an account saved while Bitget could not be reached, which answers now
+    account = _unverified(exchange_account_factory, label="Later")
+    # when
+    response = run_admin_action(
+        staff_client, "/admin/markets/exchangeaccount/", "verify_keys", [account]
+    )
+    # then
+    account.refresh_from_db()
+    assert account.verification == "verified"
+    assert any("keys verified" in message for message in shown_messages(response))
+    assert _no_secret_in(response.content.decode())
