@@ -7,7 +7,9 @@ A tick (``bot_tick``), top to bottom:
 2. reconciles with the exchange (``orders``): every order the books still hold as pending or
    open is read back by its ``client_order_id`` and adopted as the exchange has it;
 3. finds the candle that closed since its last tick, and computes the signal on the closed
-   candles with ``Strategy.positions``, the function the backtest runs;
+   candles with ``Strategy.positions``, the function the backtest runs (a replay bot that fell
+   behind its schedule goes through steps 2 to 6 for each candle it missed, in order, a
+   bounded number per tick: ``_catch_up``; it never skips one);
 4. checks the daily loss limit (``stopping``), then decides with the pure
    ``bots.decisions.decide``: at the last close first, and only when that might trade, again
    on the exchange's prices and balance;
