@@ -229,8 +229,8 @@ BOT_MAX_BACKOFF_SECONDS = env_int(ENV, "BOT_MAX_BACKOFF_SECONDS", 300, minimum=1
 # Bot events (the bots' own logs) older than this are pruned daily; orders and trades never are.
 BOT_EVENT_RETENTION_DAYS = env_int(ENV, "BOT_EVENT_RETENTION_DAYS", 30, minimum=1)
 # Replay catch-up (issue 15): a replay bot that fell behind its schedule (worker down, ticks
-# lagging) acts on every candle it missed, in order, at most this many per tick (and for a
-# quarter of BOT_TICK_LEASE_SECONDS at most); the rest is due at once.
+# lagging) acts on every candle it missed, in order, at most this many per tick (and none begun
+# after a quarter of its tick lease, BOT_TICK_LEASE_SECONDS); the rest is due at once.
 BOT_REPLAY_CATCH_UP_CANDLES = env_int(ENV, "BOT_REPLAY_CATCH_UP_CANDLES", 50, minimum=1)
 
 # --- Auth ------------------------------------------------------------------------------------

@@ -145,9 +145,10 @@ def _catch_up(bot: Bot, market: BotMarket, updates: BotUpdates) -> TickResult:
     the newest its schedule has closed, in order, each acted on as a tick of its own would
     (reconcile, decide, place, book; ``last_candle_ms`` written with it), so that a bot that
     fell behind catches up without skipping one. At most ``BOT_REPLAY_CATCH_UP_CANDLES`` per
-    tick, and none begun after a quarter of ``BOT_TICK_LEASE_SECONDS``: the rest is due at once
-    (``market.behind``). A stop asked for meanwhile ends the catching up."""
+    tick, and none begun after a quarter of its lease (``_catch_up_deadline``): the rest is due
+    at once (``market.behind``). A stop asked for meanwhile ends the catching up."""
     limit = settings.BOT_REPLAY_CATCH_UP_CANDLES
+    deadline = _catch_up_deadline(bot)
     open_ids = orders_reconcile(bot, market, updates)
     pending = market.replay_pending(limit)
     if not pending:
@@ -155,7 +156,6 @@ def _catch_up(bot: Bot, market: BotMarket, updates: BotUpdates) -> TickResult:
         if ended is not None:
             raise ended
         return TickResult(bot.pk, "waiting")
-    deadline = time.monotonic() + settings.BOT_TICK_LEASE_SECONDS / 4
     results: list[TickResult] = []
     for index, candle_ms in enumerate(pending):
         if index:
@@ -164,12 +164,20 @@ def _catch_up(bot: Bot, market: BotMarket, updates: BotUpdates) -> TickResult:
         market.move_to(candle_ms)
         results.append(_trade_on(bot, market, market.closed_candles(candle_ms), open_ids, updates))
         last = index == len(pending) - 1  # after the last, the caller looks for a stop
-        if last or results[-1].outcome == "stopped" or time.monotonic() > deadline:
+        if last or results[-1].outcome == "stopped" or timezone.now() > deadline:
             break
         if _stop_requested(bot):
             break
     market.behind = len(results) < len(pending) or len(pending) == limit
     return _caught_up(bot, results)
+
+
+def _catch_up_deadline(bot: Bot) -> datetime:
+    """A quarter of the bot's lease after it was taken: a tick of a batch shares the batch's
+    lease, so the bots late in a batch catch up less, and no tick outlives its lease."""
+    lease = timedelta(seconds=settings.BOT_TICK_LEASE_SECONDS)
+    until = bot.tick_lease_until or timezone.now() + lease
+    return until - lease * 3 / 4
 
 
 def _caught_up(bot: Bot, results: list[TickResult]) -> TickResult:
