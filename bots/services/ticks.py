@@ -159,7 +159,8 @@ def _catch_up(bot: Bot, market: BotMarket, updates: BotUpdates) -> TickResult:
     results: list[TickResult] = []
     for index, candle_ms in enumerate(pending):
         if index:
-            bot.last_tick_at = timezone.now()  # adopting unknown orders is the first's business
+            # This tick has run: unknown open orders were looked for on its first candle.
+            bot.last_tick_at = timezone.now()
             open_ids = orders_reconcile(bot, market, updates)
         market.move_to(candle_ms)
         results.append(_trade_on(bot, market, market.closed_candles(candle_ms), open_ids, updates))
