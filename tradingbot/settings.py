@@ -236,6 +236,10 @@ BOT_STOP_EXCHANGE_TIMEOUT_SECONDS = env_int(ENV, "BOT_STOP_EXCHANGE_TIMEOUT_SECO
 EXCHANGE_KEY_CHECK_TIMEOUT_SECONDS = env_int(
     ENV, "EXCHANGE_KEY_CHECK_TIMEOUT_SECONDS", 10, minimum=1
 )
+# Replay catch-up (issue 15): a replay bot that fell behind its schedule (worker down, ticks
+# lagging) acts on every candle it missed, in order, at most this many per tick (and none begun
+# after a quarter of its tick lease, BOT_TICK_LEASE_SECONDS); the rest is due at once.
+BOT_REPLAY_CATCH_UP_CANDLES = env_int(ENV, "BOT_REPLAY_CATCH_UP_CANDLES", 50, minimum=1)
 
 # --- Auth ------------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

@@ -30,6 +30,7 @@ class TickResult:
     candle_ms: int | None = None
     orders: int = 0
     late: bool = False  # the newest closed candle is not there yet
+    candles: int = 0  # candles acted on: more than one when a replay catches up
     quiet: bool = False  # a retry within an incident already reported: no log line
 
 
@@ -64,6 +65,7 @@ def log_tick(bot: Bot, result: TickResult, seconds: float) -> None:
             action=result.outcome,
             candle_ms=result.candle_ms,
             orders=result.orders,
+            candles=result.candles,
             ms=round(seconds * 1000, 1),
         ),
     )
