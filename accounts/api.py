@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from accounts import services
 from accounts.models import ApiToken
-from tradingbot.api_utils import validated
+from tradingbot.api_utils import json_body, validated
 from tradingbot.openapi import error_response
 
 
@@ -49,7 +49,7 @@ class LoginApi(APIView):
         auth=[],
     )
     def post(self, request: Request) -> Response:
-        data = validated(self.Input, request.data)
+        data = validated(self.Input, json_body(request))
         user = services.auth_check_credentials(
             request=request._request, email=data["email"], password=data["password"]
         )
