@@ -44,7 +44,9 @@ class LoginApi(APIView):
             200: Output,
             400: error_response("validation_error or malformed_request"),
             401: error_response("invalid_credentials: wrong email or password"),
+            415: error_response("unsupported_media_type: the body is not JSON (even if empty)"),
             429: error_response("too_many_attempts: throttled, see Retry-After"),
+            503: error_response("service_unavailable: Redis is down, login cannot be throttled"),
         },
         auth=[],
     )

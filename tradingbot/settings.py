@@ -283,6 +283,11 @@ SPECTACULAR_SETTINGS = {
         "OrderStatusEnum": "bots.models.Order.Status",
         "OrderSideEnum": "bots.models.Order.Side",
     },
+    # The 401 of every authenticated operation, the 400/413/415 of every body (tradingbot.openapi).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "tradingbot.openapi.document_common_errors",
+    ],
 }
 
 # Extra strategy modules (dotted paths) loaded with the built-ins at start-up; a broken one
