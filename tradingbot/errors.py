@@ -100,9 +100,7 @@ _DRF_CODES: dict[type[exceptions.APIException], tuple[str, str | None]] = {
 
 def api_exception_handler(exc: Exception, ctx: dict[str, Any]) -> Response:
     """DRF's EXCEPTION_HANDLER: every exception becomes the envelope with the right status."""
-    if isinstance(exc, MultiPartParserError):  # the CSRF check of a session read a bad form body
-        exc = exceptions.ParseError(MULTIPART_ERROR)
-    elif isinstance(exc, Http404):
+    if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
