@@ -14,6 +14,7 @@ import json
 import logging
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -308,3 +309,66 @@ def test_login_without_a_body_is_still_a_validation_error(api_client):
     response = api_client.generic("POST", "/api/auth/login", "", content_type=None)
     error = assert_envelope(response, 400, "validation_error")
     assert set(error["details"]) == {"email", "password"}
+
+
+# --- the pages' forms ---------------------------------------------------------------------------
+
+# As a browser would percent-encode U+D800 if it could (its UTF-8-like bytes, invalid UTF-8):
+# Django reads it as U+FFFD replacement characters, which no choice matches.
+FORM_SURROGATE = "%ED%A0%80"
+
+
+def page_form(market: dict[str, Any], account_id: int) -> dict[str, dict[str, Any]]:
+    """A valid form of each page, as a browser posts it."""
+    run_form = {
+        "strategy": "ma_cross", **market, "start": market["start"][:16],
+        "end": market["end"][:16], "initial_cash": "10000", "fee_rate": "0.001",
+        "slippage_bps": "0", "position_size": "1", "param_fast": "5", "param_slow": "20",
+    }  # fmt: skip
+    return {
+        "/exchange-accounts/": {"label": "Fuzz", "exchange": "bitget", "mode": "paper",
+                                "paper_usdt": "100"},
+        "/backtests/new/": run_form,
+        "/sweeps/new/": {**run_form, "param_fast": "5, 10", "rank_by": "sharpe"},
+        "/bots/new/": {
+            "name": "Fuzz", "exchange_account": account_id, "symbol": "BTC/USDT",
+            "timeframe": "5m", "strategy": "ma_cross", "ma_cross-fast": 5, "ma_cross-slow": 20,
+            "data_source": "live", "order_size_kind": "fraction", "order_size": "0.5",
+        },
+    }  # fmt: skip
+
+
+PAGE_CASES = [
+    ("/exchange-accounts/", "exchange", FORM_SURROGATE),
+    ("/exchange-accounts/", "mode", FORM_SURROGATE),
+    ("/exchange-accounts/", "paper_usdt", HUGE),
+    ("/backtests/new/", "exchange", FORM_SURROGATE),
+    ("/backtests/new/", "timeframe", FORM_SURROGATE),
+    ("/backtests/new/", "param_fast", HUGE),
+    ("/sweeps/new/", "rank_by", FORM_SURROGATE),
+    ("/sweeps/new/", "param_fast", f"5, {HUGE}"),
+    ("/sweeps/new/", "param_fast", f"5:{HUGE}:1"),
+    ("/bots/new/", "timeframe", FORM_SURROGATE),
+    ("/bots/new/", "data_source", FORM_SURROGATE),
+    ("/bots/new/", "ma_cross-fast", HUGE),
+]
+
+
+@pytest.mark.parametrize(("url", "field", "raw"), PAGE_CASES)
+def test_a_hostile_form_is_shown_again_with_the_fields_error(
+    trader_client, market, account, caplog, url, field, raw
+):
+    # given
+    before = stored()
+    data = {k: v for k, v in page_form(market, account.pk)[url].items() if k != field}
+    body = urlencode(data) + f"&{field}={raw.replace(' ', '+')}"
+    # when
+    with caplog.at_level(logging.INFO):
+        response = trader_client.post(url, body, content_type="application/x-www-form-urlencoded")
+    # then: the form again, its error next to the field, nothing stored
+    assert response.status_code == 400, response.content[:2000]
+    assert response["Content-Type"].startswith("text/html")
+    after_field = response.content.decode().rsplit(f'name="{field}"', 1)[1]
+    assert 'class="field-error"' in after_field.split("<label")[0]
+    assert_quiet(caplog)
+    assert stored() == before
