@@ -10,8 +10,10 @@ Bodies are written as raw JSON text: a Python client could not even encode a lon
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -23,6 +25,8 @@ from bots.models import Bot
 from markets.models import ExchangeAccount
 from strategies.services import strategy_catalogue_sync
 from tests.bots.bot_helpers import as_datetime, paper_account, store_candles
+from tests.conftest import server_env
+from tests.daphne_process import daphne_running
 from tradingbot.logconfig import JsonFormatter, TextFormatter
 
 pytestmark = pytest.mark.django_db
@@ -372,3 +376,56 @@ def test_a_hostile_form_is_shown_again_with_the_fields_error(
     assert 'class="field-error"' in after_field.split("<label")[0]
     assert_quiet(caplog)
     assert stored() == before
+
+
+# --- under daphne --------------------------------------------------------------------------------
+
+
+def _post(port: int, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request("POST", path, body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+@pytest.mark.process
+def test_under_daphne_hostile_bodies_get_envelopes_and_the_server_goes_on(
+    transactional_db, user, tmp_path
+):
+    # given: a real daphne (as the Procfile runs it, without its own access log) and a token
+    from accounts.services import api_token_issue
+
+    account = paper_account(user)
+    token = {"Authorization": f"Token {api_token_issue(user=user).key}"}
+    json_type = {**token, "Content-Type": "application/json"}
+    bodies = [
+        # Twisted parsed these itself and answered a bare 400 with an empty body
+        ("/api/exchange-accounts", b"hello", {**token, "Content-Type": "multipart/form-data"},
+         415, "unsupported_media_type"),
+        ("/api/auth/login", b"hello", {"Content-Type": "multipart/form-data; boundary=x"},
+         415, "unsupported_media_type"),
+        ("/api/auth/login", b"", {"Content-Type": "application/x-www-form-urlencoded"},
+         415, "unsupported_media_type"),
+        ("/api/bots", with_hole(bot(account.pk, timeframe=HOLE), SURROGATE).encode(), json_type,
+         400, "malformed_request"),
+        ("/api/bots", with_hole(bot(account.pk, params={"fast": HOLE}), HUGE).encode(),
+         json_type, 400, "invalid_params"),
+        ("/api/exchange-accounts", DEEP.encode(), json_type, 400, "malformed_request"),
+    ]  # fmt: skip
+    options = ("--access-log", os.devnull)
+    with daphne_running(env=server_env(), log_path=tmp_path / "daphne.log", options=options) as d:
+        for path, body, headers, status, code in bodies:
+            mark = d.log_mark()
+            # when
+            answer = _post(d.port, path, body, headers)
+            # then
+            assert answer[0] == status, (path, answer)
+            assert json.loads(answer[1])["error"]["code"] == code
+            lines = d.log_since(mark).splitlines()
+            assert 1 <= len(lines) <= MAX_LOG_LINES, lines
+            assert not [line for line in lines if " ERROR " in line or "Traceback" in line]
+        # and it goes on serving
+        assert d.healthy()
