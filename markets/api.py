@@ -32,6 +32,13 @@ class ExchangeAccountOutput(serializers.Serializer):
     api_key_masked = serializers.CharField()
     has_api_secret = serializers.SerializerMethodField()
     has_passphrase = serializers.SerializerMethodField()
+    verification = serializers.ChoiceField(
+        choices=["verified", "unverified", "not_needed"],
+        help_text="A live account's keys: verified (the exchange accepted them), unverified (the "
+        "exchange could not be reached; checked again before a bot starts), not_needed (paper)",
+    )
+    verified_at = serializers.DateTimeField(allow_null=True)
+    verification_error = serializers.CharField(help_text="Why the keys are unverified")
     created_at = serializers.DateTimeField()
 
     def get_has_api_secret(self, account: ExchangeAccount) -> bool:
@@ -81,7 +88,10 @@ class ExchangeAccountListCreateApi(APIView):
         request=Input,
         responses={
             201: ExchangeAccountOutput,
-            400: error_response("validation_error: a field is missing or invalid"),
+            400: error_response(
+                "validation_error: a field is missing or invalid; exchange_auth_failed: the "
+                "exchange rejected the live account's keys (its message; nothing saved)"
+            ),
             409: error_response("duplicate_label"),
         },
     )

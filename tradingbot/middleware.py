@@ -20,7 +20,7 @@ from tradingbot.logconfig import context
 logger = logging.getLogger("tradingbot.access")
 
 # Probes and assets would drown the events that matter; they are logged at DEBUG only.
-QUIET_PREFIXES = ("/healthz", "/" + settings.STATIC_URL.lstrip("/"))
+QUIET_PREFIXES = ("/healthz", "/metrics", "/" + settings.STATIC_URL.lstrip("/"))
 
 
 class AccessLogMiddleware:

@@ -228,6 +228,14 @@ BOT_LIVE_CLOSE_DELAY_SECONDS = env_int(ENV, "BOT_LIVE_CLOSE_DELAY_SECONDS", 2, m
 BOT_MAX_BACKOFF_SECONDS = env_int(ENV, "BOT_MAX_BACKOFF_SECONDS", 300, minimum=1)
 # Bot events (the bots' own logs) older than this are pruned daily; orders and trades never are.
 BOT_EVENT_RETENTION_DAYS = env_int(ENV, "BOT_EVENT_RETENTION_DAYS", 30, minimum=1)
+# Live-money safety (issue 15): a live bot whose ticks failed this many times in a row shows as
+# degraded; a stop waits this long per exchange request (and tries each once); checking a live
+# account's keys (on save, and before a bot starts on an unverified one) waits this long.
+BOT_DEGRADED_AFTER_FAILURES = env_int(ENV, "BOT_DEGRADED_AFTER_FAILURES", 3, minimum=1)
+BOT_STOP_EXCHANGE_TIMEOUT_SECONDS = env_int(ENV, "BOT_STOP_EXCHANGE_TIMEOUT_SECONDS", 5, minimum=1)
+EXCHANGE_KEY_CHECK_TIMEOUT_SECONDS = env_int(
+    ENV, "EXCHANGE_KEY_CHECK_TIMEOUT_SECONDS", 10, minimum=1
+)
 
 # --- Auth ------------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
