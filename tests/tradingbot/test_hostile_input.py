@@ -218,6 +218,18 @@ def test_a_surrogate_is_refused_as_not_unicode_naming_where_it_is(auth_client, a
     )
 
 
+@pytest.mark.parametrize(
+    "body",
+    ['{"label": NaN}', '{"label": Infinity}', '{"label": "x"', b'{"label": "\xff"}'],
+    ids=["nan", "infinity", "truncated", "not-utf8"],
+)
+def test_what_was_not_json_is_still_refused(auth_client, body):
+    response = auth_client.generic(
+        "POST", "/api/exchange-accounts", body, content_type="application/json"
+    )
+    assert_envelope(response, 400, "malformed_request")
+
+
 def test_a_valid_surrogate_pair_is_ordinary_text(auth_client):
     # given: "😀" written as its UTF-16 pair of escapes
     body = '{"exchange": "bitget", "label": "Fuzz \\ud83d\\ude00", "mode": "paper"}'
