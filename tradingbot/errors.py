@@ -8,8 +8,9 @@
   encode (a lone surrogate a client sent, repeated in "... is not a valid choice"): an error
   message can never fail to render.
 - An expected failure (anything but ``internal_error``) is not logged here: the access log's
-  line for the request carries its status and code (``error=exchange_unavailable``), at WARNING
-  for a 5xx, so that Django does not log a 503 that was meant as an ERROR of its own.
+  line for the request is its record, with its status and code (``error=exchange_unavailable``,
+  at WARNING for a 5xx). The response is marked as logged, or Django's request logger would add
+  an ERROR line for an expected 503.
 
 The HTML error views at the bottom render the site layout, or the envelope for ``/api/`` paths
 that never reached a DRF view (unknown URL, CSRF failure on a plain view, ...).
