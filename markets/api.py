@@ -21,6 +21,8 @@ from markets.timeframes import TIMEFRAMES
 from tradingbot.api_utils import validated
 from tradingbot.openapi import error_response
 
+NOT_FOUND = error_response("not_found: no such exchange account, or another user's")
+
 
 class ExchangeAccountOutput(serializers.Serializer):
     id = serializers.IntegerField()
@@ -100,12 +102,18 @@ class ExchangeAccountListCreateApi(APIView):
 
 
 class ExchangeAccountDetailApi(APIView):
-    @extend_schema(responses={200: ExchangeAccountOutput})
+    @extend_schema(responses={200: ExchangeAccountOutput, 404: NOT_FOUND})
     def get(self, request: Request, pk: int) -> Response:
         account = selectors.exchange_account_get(user=request_owner(request), pk=pk)
         return Response(ExchangeAccountOutput(account).data)
 
-    @extend_schema(responses={204: None})
+    @extend_schema(
+        responses={
+            204: None,
+            404: NOT_FOUND,
+            409: error_response("account_in_use: bots trade on it; details.bots names them"),
+        }
+    )
     def delete(self, request: Request, pk: int) -> Response:
         account = selectors.exchange_account_get(user=request_owner(request), pk=pk)
         services.exchange_account_delete(account=account)
@@ -124,7 +132,10 @@ class ExchangeAccountBalanceApi(APIView):
         responses={
             200: Output,
             400: error_response("exchange_auth_failed: the exchange rejected the API key"),
-            503: error_response("exchange_unavailable: network trouble, retry later"),
+            404: NOT_FOUND,
+            503: error_response(
+                "exchange_unavailable: network trouble, rate limit or maintenance; retry later"
+            ),
         },
     )
     def get(self, request: Request, pk: int) -> Response:

@@ -274,7 +274,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["tradingbot.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "tradingbot.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -295,6 +295,11 @@ SPECTACULAR_SETTINGS = {
         "OrderStatusEnum": "bots.models.Order.Status",
         "OrderSideEnum": "bots.models.Order.Side",
     },
+    # The 401 of every authenticated operation, the 400/413/415 of every body (tradingbot.openapi).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "tradingbot.openapi.document_common_errors",
+    ],
 }
 
 # Extra strategy modules (dotted paths) loaded with the built-ins at start-up; a broken one
@@ -303,6 +308,10 @@ STRATEGY_MODULES = env_list(ENV, "STRATEGY_MODULES", default=[])
 
 # Bodies above this are refused (413) before they are parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+# JSON bodies nested deeper than this (arrays and objects) are refused (400 malformed_request) by
+# tradingbot.parsers.JSONParser: no API body is more than a few levels deep, and a deep one
+# would make every walk over it recursive (1,000 levels was a RecursionError, a 500).
+JSON_MAX_DEPTH = 32
 
 # --- i18n / time -----------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
