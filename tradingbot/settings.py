@@ -232,6 +232,18 @@ BOT_LIVE_CLOSE_DELAY_SECONDS = env_int(ENV, "BOT_LIVE_CLOSE_DELAY_SECONDS", 2, m
 BOT_MAX_BACKOFF_SECONDS = env_int(ENV, "BOT_MAX_BACKOFF_SECONDS", 300, minimum=1)
 # Bot events (the bots' own logs) older than this are pruned daily; orders and trades never are.
 BOT_EVENT_RETENTION_DAYS = env_int(ENV, "BOT_EVENT_RETENTION_DAYS", 30, minimum=1)
+# Live-money safety (issue 15): a live bot whose ticks failed this many times in a row shows as
+# degraded; a stop waits this long per exchange request (and tries each once); checking a live
+# account's keys (on save, and before a bot starts on an unverified one) waits this long.
+BOT_DEGRADED_AFTER_FAILURES = env_int(ENV, "BOT_DEGRADED_AFTER_FAILURES", 3, minimum=1)
+BOT_STOP_EXCHANGE_TIMEOUT_SECONDS = env_int(ENV, "BOT_STOP_EXCHANGE_TIMEOUT_SECONDS", 5, minimum=1)
+EXCHANGE_KEY_CHECK_TIMEOUT_SECONDS = env_int(
+    ENV, "EXCHANGE_KEY_CHECK_TIMEOUT_SECONDS", 10, minimum=1
+)
+# Replay catch-up (issue 15): a replay bot that fell behind its schedule (worker down, ticks
+# lagging) acts on every candle it missed, in order, at most this many per tick (and none begun
+# after a quarter of its tick lease, BOT_TICK_LEASE_SECONDS); the rest is due at once.
+BOT_REPLAY_CATCH_UP_CANDLES = env_int(ENV, "BOT_REPLAY_CATCH_UP_CANDLES", 50, minimum=1)
 
 # --- Auth ------------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
@@ -284,7 +296,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["tradingbot.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "tradingbot.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -308,6 +320,11 @@ SPECTACULAR_SETTINGS = {
         "OrderStatusEnum": "bots.models.Order.Status",
         "OrderSideEnum": "bots.models.Order.Side",
     },
+    # The 401 of every authenticated operation, the 400/413/415 of every body (tradingbot.openapi).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "tradingbot.openapi.document_common_errors",
+    ],
 }
 
 # Extra strategy modules (dotted paths) loaded with the built-ins at start-up; a broken one
@@ -316,6 +333,10 @@ STRATEGY_MODULES = env_list(ENV, "STRATEGY_MODULES", default=[])
 
 # Bodies above this are refused (413) before they are parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+# JSON bodies nested deeper than this (arrays and objects) are refused (400 malformed_request) by
+# tradingbot.parsers.JSONParser: no API body is more than a few levels deep, and a deep one
+# would make every walk over it recursive (1,000 levels was a RecursionError, a 500).
+JSON_MAX_DEPTH = 32
 
 # --- i18n / time -----------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

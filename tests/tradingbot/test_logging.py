@@ -190,6 +190,20 @@ def test_it_renders_values_json_cannot_encode_as_strings():
     assert payload["message"] == "order sent"
 
 
+def test_it_escapes_text_utf8_cannot_encode_in_both_formats():
+    # given: a lone surrogate a client sent (JSON's "\\ud800"), in the message and a value
+    record = _record(path="/api/\ud800")
+    record.args = ("\ud800",)
+    # when
+    text = TextFormatter().format(record)
+    payload = JsonFormatter().format(record)
+    # then: both lines can be written, with the character as its escape
+    text.encode("utf-8")
+    payload.encode("utf-8")
+    assert text.endswith(" WARNING bots.tick: order \\ud800 path=/api/\\ud800")
+    assert json.loads(payload)["path"] == "/api/\ud800"
+
+
 def test_it_includes_the_traceback_in_both_formats():
     try:
         raise ValueError("bad tick")

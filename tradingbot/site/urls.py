@@ -5,13 +5,14 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from strategies.api import StrategyListApi
 from strategies.views import strategy_list_view
 from tradingbot import health
-from tradingbot.site import views
+from tradingbot.site import metrics, views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("dashboard/", views.dashboard, name="dashboard"),
     path("dashboard/totals/", views.dashboard_totals, name="dashboard-totals"),
     path("healthz", health.healthz, name="healthz"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("", include("accounts.urls")),
     path("", include("markets.urls")),
