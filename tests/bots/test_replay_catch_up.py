@@ -128,8 +128,8 @@ def test_a_replay_that_has_acted_on_its_last_candle_stops_saying_so(
     [ended] = runner.bot.events.filter(kind="replay_ended")
     end = datetime.fromtimestamp((rows[-1].open_time + STEP_MS) / 1000, tz=UTC)
     assert ended.message == (
-        "Stopped by the system because the replay has run past the stored data: no 5m candle of BTC/USDT on bitget "
-        f"opens at or after {end.isoformat().replace('+00:00', 'Z')}."
+        "Stopped by the system because the replay has run past the stored data: no 5m candle "
+        f"of BTC/USDT on bitget opens at or after {end.isoformat().replace('+00:00', 'Z')}."
     )
 
 
