@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 HOST ?= 127.0.0.1
-# honcho rewrites PORT for every process it starts, so daphne reads WEB_PORT.
+# The Procfile's web line reads WEB_PORT (a process runner may rewrite PORT for each process).
 WEB_PORT := $(PORT)
 export WEB_PORT HOST
 
@@ -45,9 +45,11 @@ migrate: install
 seed: migrate
 	$(BIN)/python manage.py seed_demo --url http://$(HOST):$(PORT)/
 
+# tradingbot/supervisor.py restarts a process that dies (the others keep running) and stops them
+# all on Ctrl-C; docs/operations.md, "Process supervision".
 run: seed
 	@echo "Starting $(PROCESSES) (Ctrl-C stops them all)"
-	@$(BIN)/honcho start -f Procfile $(PROCESSES)
+	@$(BIN)/python -m tradingbot.supervisor -f Procfile $(PROCESSES)
 
 # `make run` is the production run (DEBUG off unless the environment says otherwise); `make dev`
 # is the same stack in debug mode.

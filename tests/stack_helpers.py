@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
-# What honcho prefixes to every line of its processes: "07:35:50 worker.1 | ".
-HONCHO_LINE = re.compile(r"^\d{2}:\d{2}:\d{2} (?P<name>[\w.]+)\s*\| ?(?P<line>.*)$")
+# What the supervisor (tradingbot/supervisor.py) prefixes to every line of its processes: "07:35:50 worker.1 | ".
+PROCESS_LINE = re.compile(r"^\d{2}:\d{2}:\d{2} (?P<name>[\w.]+)\s*\| ?(?P<line>.*)$")
 # tradingbot.logconfig.TextFormatter: "2026-11-26T07:26:32.035Z INFO celery.apps.worker: ...".
 PROJECT_LOG_LINE = re.compile(
     r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z (DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+: "
@@ -125,10 +125,10 @@ class Stack:
         return "\n--- make run output (tail) ---\n" + "\n".join(self.output().splitlines()[-lines:])
 
     def process_lines(self, name: str) -> list[str]:
-        """Lines that honcho printed for one process (``worker``, ``beat``, ...), unprefixed."""
+        """Lines that the supervisor printed for one process (``worker``, ``beat``, ...), unprefixed."""
         lines = []
         for raw in self.output().splitlines():
-            match = HONCHO_LINE.match(raw)
+            match = PROCESS_LINE.match(raw)
             if match and match["name"].split(".")[0] == name:
                 lines.append(match["line"])
         return lines

