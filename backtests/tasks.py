@@ -2,14 +2,27 @@
 
 Backtest and sweep tasks go to ``settings.BACKTESTS_QUEUE`` (the services pass it when they
 enqueue). Late acknowledgement plus ``reject_on_worker_lost`` (project-wide) mean a killed worker's
-message is delivered again; the services make a second delivery harmless.
+message is delivered again; the services make a second delivery harmless. When a worker starts
+(``worker_ready``, connected in ``BacktestsConfig.ready``), it sends again at once the runs whose
+message is gone.
 """
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime
+from typing import Any
+
 from celery import Task, shared_task
+from django.conf import settings
+from django.utils import timezone
 
 from backtests import services
+from tradingbot import broker
+from tradingbot.logconfig import context
+
+logger = logging.getLogger(__name__)
+_boot: dict[str, datetime] = {}
 
 
 @shared_task(name="backtests.tasks.run_backtest_task", bind=True, ignore_result=True)
@@ -51,3 +64,25 @@ def requeue_lost_runs_task() -> dict[str, int]:
         "backtests": services.backtests_requeue_lost(),
         "sweep_runs": services.sweeps_requeue_lost(),
     }
+
+
+def note_worker_boot(**_kwargs: Any) -> None:
+    """``worker_init``: when this worker process booted (before it takes any message)."""
+    _boot["at"] = timezone.now()
+
+
+def recover_lost_runs(sender: Any = None, **_kwargs: Any) -> dict[str, int]:
+    """``worker_ready``: send again at once the runs whose message is gone (a broker that lost
+    its data, or this node's previous process killed mid-run), rather than waiting for the
+    scheduled requeue. Never stops the worker from starting."""
+    worker = getattr(sender, "hostname", "") or ""
+    booted_at = _boot.get("at") or timezone.now()
+    try:
+        held = broker.pending_tasks([settings.BACKTESTS_QUEUE])
+        return {
+            "backtests": services.backtests_recover(worker=worker, booted_at=booted_at, held=held),
+            "sweep_runs": services.sweeps_recover(worker=worker, booted_at=booted_at, held=held),
+        }
+    except Exception as exc:
+        logger.exception("backtests.recover_failed", extra=context(error=type(exc).__name__))
+        return {}

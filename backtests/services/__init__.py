@@ -7,6 +7,7 @@ from backtests.services.backtests import (
     backtest_execute,
     backtest_rerun,
     backtests_fail_stale,
+    backtests_recover,
     backtests_requeue_lost,
 )
 from backtests.services.config import run_spec_check
@@ -26,6 +27,7 @@ from backtests.services.sweeps import (
     sweep_rerun,
     sweep_run_execute,
     sweeps_fail_stale,
+    sweeps_recover,
     sweeps_requeue_lost,
 )
 
@@ -36,6 +38,7 @@ __all__ = [
     "backtest_execute",
     "backtest_rerun",
     "backtests_fail_stale",
+    "backtests_recover",
     "backtests_requeue_lost",
     "parse_cron",
     "run_spec_check",
@@ -51,5 +54,6 @@ __all__ = [
     "sweep_rerun",
     "sweep_run_execute",
     "sweeps_fail_stale",
+    "sweeps_recover",
     "sweeps_requeue_lost",
 ]

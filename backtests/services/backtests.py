@@ -40,15 +40,19 @@ from backtests.services.heartbeat import Heartbeat
 from backtests.services.runs import (
     EXPECTED_ERRORS,
     PROGRESS_EVERY_SECONDS,
+    RECOVER_AFTER_SECONDS,
+    orphans_resend,
     period_candles,
     publish_status,
     requeue_overdue,
     rerun_fields,
     run_seconds,
     unqueued,
+    without_message,
 )
 from backtests.spec import RunSpec
 from strategies.registry import active
+from tradingbot.broker import PendingTask
 from tradingbot.logconfig import context
 from tradingbot.metrics import BACKTEST_DURATION
 from tradingbot.tasks import enqueue as enqueue_task
@@ -378,6 +382,40 @@ def backtests_requeue_lost(*, now: datetime | None = None) -> int:
     cutoff = now - timedelta(seconds=settings.BACKTEST_REQUEUE_SECONDS)
     overdue = Backtest.objects.filter(status=RunStatus.QUEUED, enqueued_at__lt=cutoff)
     return requeue_overdue(overdue, cutoff=cutoff, now=now, send=_send, name="backtests")
+
+
+def backtests_recover(
+    *,
+    worker: str,
+    booted_at: datetime,
+    held: list[PendingTask] | None,
+    now: datetime | None = None,
+) -> int:
+    """At the start of the worker node ``worker`` (its process booted at ``booted_at``): send
+    again, at once, the backtests whose message is gone. Those its previous process was running
+    when it died, and those queued for ``RECOVER_AFTER_SECONDS`` whose message the broker does
+    not hold (``held``, as :func:`tradingbot.broker.pending_tasks` reads it; ``None``: cannot
+    tell, the scheduled requeue covers them). Returns how many were sent."""
+    now = now or timezone.now()
+    resent = orphans_resend(
+        Backtest.objects.all(),
+        worker=worker,
+        booted_at=booted_at,
+        now=now,
+        send=_resend,
+        name="backtests",
+    )
+    if held is None:
+        return resent
+    cutoff = now - timedelta(seconds=RECOVER_AFTER_SECONDS)
+    queued = Backtest.objects.filter(status=RunStatus.QUEUED, enqueued_at__lt=cutoff)
+    lost = without_message(queued, held, task=RUN_TASK)
+    return resent + requeue_overdue(lost, cutoff=cutoff, now=now, send=_send, name="backtests")
+
+
+def _resend(backtest: Backtest) -> None:
+    _publish(backtest)
+    _send(backtest)
 
 
 def backtests_fail_stale(*, now: datetime | None = None) -> int:

@@ -1,7 +1,7 @@
 """What backtests and sweeps share while they are queued and run: the errors a run may show as
 they are, how often progress is published, a status event, what a re-run repeats, the candles
 of a run, deleting one, a run the broker refused, and the messages sent again when the broker
-may have lost them."""
+may have lost them (on a schedule, and at once when a worker starts)."""
 
 from __future__ import annotations
 
@@ -18,12 +18,17 @@ from django.utils import timezone
 from backtests.models import Backtest, RunStatus, Sweep
 from markets import selectors as market_selectors
 from strategies.registry import UnknownStrategyError
+from tradingbot.broker import PendingTask
 from tradingbot.events import object_event, object_groups, publish_after_commit
 from tradingbot.logconfig import context
 
 logger = logging.getLogger(__name__)
 
 PROGRESS_EVERY_SECONDS = 0.5
+# At a worker's start, a queued run whose message the broker does not hold is sent again once it
+# has been queued this long: its message may still be on its way (sent on commit, or between a
+# queue and a worker's unacknowledged set).
+RECOVER_AFTER_SECONDS = 5
 # Failures whose message is safe and useful to show the user as it is: the engine's and the
 # strategies' own errors (StrategyParamError, StrategyInputError, StrategyOutputError are
 # ValueErrors) and a strategy that has left the registry.
@@ -103,3 +108,41 @@ def requeue_overdue(
     if resent:
         logger.warning("%s.requeued", name, extra=context(count=resent))
     return resent
+
+
+def orphans_resend(
+    rows: QuerySet[Any],
+    *,
+    worker: str,
+    booted_at: datetime,
+    now: datetime,
+    send: Callable[[Any], Any],
+    name: str,
+) -> int:
+    """Send again the runs of ``rows`` that the node ``worker`` was running when its previous
+    process died: still ``running`` on it, started before this process booted.
+
+    Each goes back to ``queued`` by a conditional update first, so it is sent once. The dead
+    process's own message comes back only after the visibility timeout, longer than a run may
+    take, so it finds the run finished and is skipped.
+    """
+    resent = 0
+    lost = {"status": RunStatus.RUNNING, "worker": worker, "started_at__lt": booted_at}
+    for row in rows.filter(**lost):
+        moved = rows.model._default_manager.filter(pk=row.pk, **lost).update(
+            status=RunStatus.QUEUED, enqueued_at=now
+        )
+        if not moved:
+            continue
+        row.status, row.enqueued_at = RunStatus.QUEUED, now
+        send(row)
+        resent += 1
+    if resent:
+        logger.warning("%s.orphans_resent", name, extra=context(count=resent, worker=worker))
+    return resent
+
+
+def without_message(rows: QuerySet[Any], held: list[PendingTask], *, task: str) -> QuerySet[Any]:
+    """``rows`` but those whose task ``task`` (taking the row's id first) the broker holds."""
+    ids = {message.args[0] for message in held if message.name == task and message.args}
+    return rows.exclude(pk__in=ids)

@@ -43,16 +43,20 @@ from backtests.services.heartbeat import Heartbeat
 from backtests.services.runs import (
     EXPECTED_ERRORS,
     PROGRESS_EVERY_SECONDS,
+    RECOVER_AFTER_SECONDS,
+    orphans_resend,
     period_candles,
     publish_status,
     requeue_overdue,
     rerun_fields,
     run_seconds,
     unqueued,
+    without_message,
 )
 from backtests.spec import RunSpec
 from strategies.base import Strategy
 from strategies.registry import active
+from tradingbot.broker import PendingTask
 from tradingbot.errors import AppError
 from tradingbot.logconfig import context
 from tradingbot.metrics import SWEEP_DURATION
@@ -351,6 +355,28 @@ def sweeps_requeue_lost(*, now: datetime | None = None) -> int:
         status=RunStatus.QUEUED, enqueued_at__lt=cutoff, sweep__status__in=ACTIVE_STATUSES
     ).only("pk")
     return requeue_overdue(overdue, cutoff=cutoff, now=now, send=_send, name="sweeps")
+
+
+def sweeps_recover(
+    *,
+    worker: str,
+    booted_at: datetime,
+    held: list[PendingTask] | None,
+    now: datetime | None = None,
+) -> int:
+    """At a worker's start: send again the sweep combinations whose message is gone (see
+    ``backtests_recover``). Returns how many were sent."""
+    now = now or timezone.now()
+    runs = SweepRun.objects.filter(sweep__status__in=ACTIVE_STATUSES)
+    resent = orphans_resend(
+        runs, worker=worker, booted_at=booted_at, now=now, send=_send, name="sweeps"
+    )
+    if held is None:
+        return resent
+    cutoff = now - timedelta(seconds=RECOVER_AFTER_SECONDS)
+    queued = runs.filter(status=RunStatus.QUEUED, enqueued_at__lt=cutoff).only("pk")
+    lost = without_message(queued, held, task=COMBINATION_TASK)
+    return resent + requeue_overdue(lost, cutoff=cutoff, now=now, send=_send, name="sweeps")
 
 
 def _send(run: SweepRun) -> None:
