@@ -3,10 +3,11 @@ dies, stop them all on Ctrl-C.
 
 Run ``python -m tradingbot.supervisor [-f Procfile] [NAME ...]`` (no name: every process).
 
-- Each process runs ``sh -c "exec <command>"`` in a session of its own, so that a terminal's
-  Ctrl-C reaches the supervisor only, and the supervisor stops its processes in order. Its
-  output (stdout and stderr) is printed line by line as ``HH:MM:SS name.1 | line``, as honcho
-  printed it; the supervisor's own lines come from ``system``.
+- Each process runs ``sh -c "exec <command>"`` (no ``exec`` for a compound command) in a
+  session of its own: a terminal's Ctrl-C reaches the supervisor only, which then stops them
+  all itself. Their output (stdout and stderr) is printed line by line as
+  ``HH:MM:SS name.1 | line``, as honcho printed it; the supervisor's own lines come from
+  ``system``.
 - A process that exits while the stack runs is restarted at once, with one line giving its name,
   pid and exit code. What it left in its process group (a Celery worker's pool children) is
   killed first. Only a process that keeps dying within ``QUICK_EXIT_SECONDS`` of its start waits
@@ -44,6 +45,7 @@ FIRST_BACKOFF_SECONDS = 0.5
 MAX_BACKOFF_SECONDS = 5.0
 STOP_TIMEOUT_SECONDS = 10.0
 POLL_SECONDS = 0.1
+COMPOUND = re.compile(r"[;&|\n()]")
 PROCFILE_LINE = re.compile(r"^(?P<name>[A-Za-z0-9_-]+):\s*(?P<command>.+)$")
 
 
@@ -53,6 +55,12 @@ class Program:
 
     name: str
     command: str
+
+    @property
+    def shell_command(self) -> str:
+        """A simple command replaces the shell (``exec``), so its pid is the program's own; a
+        compound one (``a; b``, ``a & b``) runs under the shell."""
+        return self.command if COMPOUND.search(self.command) else f"exec {self.command}"
 
 
 @dataclass
@@ -94,10 +102,16 @@ class Supervisor:
     """Keeps ``programs`` running until :meth:`stop`; see the module docstring."""
 
     def __init__(
-        self, programs: Sequence[Program], *, pid_dir: Path, out: IO[str] = sys.stdout
+        self,
+        programs: Sequence[Program],
+        *,
+        pid_dir: Path,
+        stop_timeout: float = STOP_TIMEOUT_SECONDS,
+        out: IO[str] = sys.stdout,
     ) -> None:
         self.children = [_Running(program) for program in programs]
         self.pid_dir = pid_dir
+        self.stop_timeout = stop_timeout
         self.out = out
         self.width = max([len("system"), *(len(child.label) for child in self.children)])
         self._print_lock = threading.Lock()
@@ -120,7 +134,7 @@ class Supervisor:
 
     def start(self, child: _Running) -> None:
         process = subprocess.Popen(
-            ["/bin/sh", "-c", f"exec {child.program.command}"],
+            ["/bin/sh", "-c", child.program.shell_command],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -190,12 +204,9 @@ class Supervisor:
             self._signal_all(signal.SIGKILL)
         self._stopping.set()
 
-    def stop(self) -> None:
-        """Ask :meth:`run` to stop everything (from another thread)."""
-        self._stopping.set()
-
-    def stop_all(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
-        """SIGTERM every process group, SIGKILL what is left after ``timeout`` seconds."""
+    def stop_all(self) -> None:
+        """SIGTERM every process group, SIGKILL what is left after ``stop_timeout`` seconds."""
+        timeout = self.stop_timeout
         live = [c for c in self.children if c.process is not None]
         self.say("system", "sending SIGTERM to " + ", ".join(c.label for c in live))
         self._signal_all(signal.SIGTERM)
@@ -243,6 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tradingbot.supervisor", description=__doc__)
     parser.add_argument("-f", "--procfile", type=Path, default=Path("Procfile"))
     parser.add_argument("--pid-dir", type=Path, default=None)
+    parser.add_argument("--stop-timeout", type=float, default=STOP_TIMEOUT_SECONDS)
     parser.add_argument("names", nargs="*", help="the processes to run (default: all)")
     args = parser.parse_args(argv)
     programs = read_procfile(args.procfile)
@@ -251,7 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         parser.error(f"not in {args.procfile}: {', '.join(unknown)}")
     chosen = [known[name] for name in args.names] if args.names else programs
-    return Supervisor(chosen, pid_dir=args.pid_dir or default_pid_dir()).run()
+    pid_dir = args.pid_dir or default_pid_dir()
+    return Supervisor(chosen, pid_dir=pid_dir, stop_timeout=args.stop_timeout).run()
 
 
 if __name__ == "__main__":
