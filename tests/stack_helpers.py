@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
-# What the supervisor (tradingbot/supervisor.py) prefixes to every line of its processes: "07:35:50 worker.1 | ".
+# What tradingbot.supervisor prefixes to every line of its processes: "07:35:50 worker.1 | ".
 PROCESS_LINE = re.compile(r"^\d{2}:\d{2}:\d{2} (?P<name>[\w.]+)\s*\| ?(?P<line>.*)$")
 # tradingbot.logconfig.TextFormatter: "2026-11-26T07:26:32.035Z INFO celery.apps.worker: ...".
 PROJECT_LOG_LINE = re.compile(
@@ -81,6 +81,33 @@ def unix_socket_answers(path: Path) -> bool:
         return False
 
 
+def redis_command(path: Path, *args: str, timeout: float = 2) -> Any:
+    """One command to the Redis server on this unix socket (RESP, enough of it for PING, LRANGE,
+    LLEN): a string, an integer, a list of strings, or None."""
+    request = f"*{len(args)}\r\n" + "".join(f"${len(a.encode())}\r\n{a}\r\n" for a in args)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(str(path))
+        sock.sendall(request.encode())
+        return _read_reply(sock.makefile("rb"))
+
+
+def _read_reply(reply: Any) -> Any:
+    line = reply.readline().rstrip(b"\r\n")
+    kind, rest = line[:1], line[1:].decode()
+    if kind == b"+":
+        return rest
+    if kind == b"-":
+        raise OSError(f"redis error: {rest}")
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        return None if int(rest) < 0 else reply.read(int(rest) + 2)[:-2].decode()
+    if kind == b"*":
+        return None if int(rest) < 0 else [_read_reply(reply) for _ in range(int(rest))]
+    raise OSError(f"unexpected redis reply {line!r}")
+
+
 def pids_with_env(name: str, value: str) -> dict[int, str]:
     """Live processes whose initial environment has ``name=value``: pid -> command line."""
     wanted = f"{name}={value}".encode()
@@ -118,6 +145,22 @@ class Stack:
     def redis_socket(self) -> Path:
         return self.var_dir / "redis.sock"
 
+    def pid(self, name: str) -> int:
+        """The pid of a running process of the stack (the supervisor's pid file in var/pids)."""
+        return int((self.var_dir / "pids" / f"{name}.pid").read_text())
+
+    def wait_restarted(self, name: str, old_pid: int, timeout: float) -> int:
+        """Wait until the supervisor has started ``name`` again (a new pid); return that pid."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with suppress(FileNotFoundError, ValueError):
+                pid = self.pid(name)
+                if pid != old_pid:
+                    return pid
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{name} not restarted within {timeout}s" + self.tail())
+            time.sleep(0.05)
+
     def output(self) -> str:
         return ANSI.sub("", self.log_path.read_text(errors="replace"))
 
@@ -125,7 +168,7 @@ class Stack:
         return "\n--- make run output (tail) ---\n" + "\n".join(self.output().splitlines()[-lines:])
 
     def process_lines(self, name: str) -> list[str]:
-        """Lines that the supervisor printed for one process (``worker``, ``beat``, ...), unprefixed."""
+        """Lines the supervisor printed for one process (``worker``, ``beat``, ...), unprefixed."""
         lines = []
         for raw in self.output().splitlines():
             match = PROCESS_LINE.match(raw)

@@ -7,11 +7,15 @@ the stack under test migrates and seeds its own database.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
+import signal
 import socket
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -23,10 +27,11 @@ from tests.stack_helpers import (
     Stack,
     http,
     make_run,
+    redis_command,
     unix_socket_answers,
 )
 
-# Installing (only when pyproject.toml changed), migrating and seeding, before the supervisor starts.
+# Installing (only when pyproject.toml changed), migrating, seeding, before the supervisor starts.
 SETUP_TIMEOUT = 240
 # From the supervisor starting the processes to /healthz answering 200.
 HEALTHY_TIMEOUT = 90
@@ -36,6 +41,15 @@ DEMO_FIRST_ORDER_TIMEOUT = 120
 HEALTHY = {"status": "ok", "database": "ok", "redis": "ok"}
 DEMO_EMAIL = "demo@example.com"
 WORKER_NODE = f"celery@{socket.gethostname()}"
+# Under make run a process that dies is running again within this (docs/operations.md).
+RESTARTED_WITHIN = 10
+BACKTEST = {
+    "strategy": "ma_cross", "params": {"fast": 10, "slow": 30, "ma": "sma"},
+    "exchange": "bitget", "symbol": "BTC/USDT", "timeframe": "5m",
+    "start": "2023-01-05T00:00:00Z", "end": "2023-01-12T00:00:00Z",
+    "initial_cash": "10000", "fee_rate": "0.001", "slippage_bps": 0, "position_size": 1,
+}  # fmt: skip
+RUN_BACKTEST_TASK = "backtests.tasks.run_backtest_task"
 
 pytestmark = [
     pytest.mark.stack,
@@ -195,4 +209,129 @@ def test_it_runs_the_whole_stack_on_external_services_until_ctrl_c(
 
         # When Ctrl-C is pressed, then no process of the stack is left
         timings["shutdown_s"] = _assert_ctrl_c_stops_everything(stack)
+        _report(record_property, timings)
+
+
+def _demo_token(stack: Stack) -> str:
+    demo = re.search(rf"Demo trader:\s+{re.escape(DEMO_EMAIL)}\s+/\s+(\S+)", stack.output())
+    assert demo, "no demo trader login in the output" + stack.tail()
+    login = http("POST", f"{stack.url}/api/auth/login", {"email": DEMO_EMAIL, "password": demo[1]})
+    assert login.status == 200, f"login: {login.status} {login.body}" + stack.tail()
+    return str(login.body["token"])
+
+
+def _submit_backtest(stack: Stack, token: str) -> int:
+    created = http("POST", f"{stack.url}/api/backtests", BACKTEST, token=token)
+    assert created.status == 201, f"backtest: {created.status} {created.body}" + stack.tail()
+    return int(created.body["id"])
+
+
+def _wait_backtest_done(stack: Stack, token: str, backtest_id: int, timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        backtest = http("GET", f"{stack.url}/api/backtests/{backtest_id}", token=token).body
+        if backtest["status"] not in ("queued", "running") or time.monotonic() > deadline:
+            assert backtest["status"] == "done", f"{backtest}" + stack.tail()
+            return dict(backtest)
+        time.sleep(0.5)
+
+
+def _worker_ready_times(stack: Stack) -> list[float]:
+    """When the worker said ``ready.``, each time it started (the project's log line)."""
+    pattern = rf"^\S+ worker\.1\s*\| (\S+Z) INFO celery\.apps\.worker: {WORKER_NODE} ready\.$"
+    stamps = re.findall(pattern, stack.output(), re.MULTILINE)
+    return [datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() for stamp in stamps]
+
+
+def _queued_backtest_ids(stack: Stack, queue: str = "backtests") -> list[int]:
+    """The backtests whose task message waits in the broker's queue (read from Redis itself)."""
+    ids = []
+    for raw in redis_command(stack.redis_socket, "LRANGE", queue, "0", "-1"):
+        message = json.loads(raw)
+        if message["headers"]["task"] == RUN_BACKTEST_TASK:
+            ids.append(json.loads(base64.b64decode(message["body"]))[0][0])
+    return ids
+
+
+def _healthz_while(stack: Stack, until: Callable[[], bool], timeout: float) -> list[int]:
+    """Poll /healthz until ``until()``; the statuses it answered (0: no answer)."""
+    statuses, deadline = [], time.monotonic() + timeout
+    while not until():
+        assert time.monotonic() < deadline, f"still waiting after {timeout}s" + stack.tail()
+        try:
+            statuses.append(http("GET", f"{stack.url}/healthz", timeout=3).status)
+        except OSError:
+            statuses.append(0)
+        time.sleep(0.2)
+    return statuses
+
+
+def test_it_restarts_a_killed_worker_and_a_killed_redis_and_loses_no_queued_backtest(
+    var_dir: Path, record_property: Callable[[str, object], None]
+) -> None:
+    # Given the stack of `make run` on its embedded services, and the demo trader's token
+    with make_run(ROOT, var_dir, keep_services=False, extra_env={"LOG_FORMAT": "text"}) as stack:
+        timings = _start_and_wait_healthy(stack, "web worker beat redis")
+        token = _demo_token(stack)
+        stack.wait_celery_pong(timeout=60, destination=WORKER_NODE)
+        others = {name: stack.pid(name) for name in ("web", "beat", "redis")}
+
+        # When a backtest is submitted and the worker is killed with SIGKILL at once
+        first = _submit_backtest(stack, token)
+        worker = stack.pid("worker")
+        killed_at = time.time()
+        os.kill(worker, signal.SIGKILL)
+
+        # Then /healthz answers 200 all along while a new worker starts, within 10 s
+        statuses = _healthz_while(stack, lambda: len(_worker_ready_times(stack)) >= 2, 60)
+        assert set(statuses) <= {200}, f"/healthz while the worker restarted: {statuses}"
+        timings["worker_ready_after_kill_s"] = _worker_ready_times(stack)[1] - killed_at
+        assert timings["worker_ready_after_kill_s"] < RESTARTED_WITHIN, stack.tail()
+        assert re.search(rf"worker\.1 exited \(pid={worker}, exit code -9\)", stack.output())
+        pong = stack.wait_celery_pong(timeout=30, destination=WORKER_NODE)
+        timings["worker_pong_after_kill_s"] = time.time() - killed_at
+        assert f"{WORKER_NODE}: OK" in pong, pong
+
+        # And the backtest submitted before the kill finishes done, long before the scheduled
+        # requeue (BACKTEST_REQUEUE_SECONDS), and no other process was restarted
+        _wait_backtest_done(stack, token, first, timeout=60)
+        assert {name: stack.pid(name) for name in others} == others
+
+        # Given a frozen worker (its blocking read of the queue has timed out) and a backtest
+        # whose message waits in the queue
+        worker = stack.pid("worker")
+        os.kill(worker, signal.SIGSTOP)
+        try:
+            time.sleep(2)
+            second = _submit_backtest(stack, token)
+            wait_for = time.monotonic() + 10
+            while second not in _queued_backtest_ids(stack) and time.monotonic() < wait_for:
+                time.sleep(0.1)
+            assert second in _queued_backtest_ids(stack)
+
+            # When the embedded Redis is killed with SIGKILL
+            redis = stack.pid("redis")
+            killed_at = time.time()
+            os.kill(redis, signal.SIGKILL)
+
+            # Then it answers again within 10 s, with the message still queued (its AOF)
+            stack.wait_restarted("redis", redis, RESTARTED_WITHIN)
+            while not unix_socket_answers(stack.redis_socket):
+                assert time.time() - killed_at < RESTARTED_WITHIN, stack.tail()
+                time.sleep(0.05)
+            timings["redis_back_after_kill_s"] = time.time() - killed_at
+            assert second in _queued_backtest_ids(stack)
+
+            # And the stack keeps serving
+            assert stack.wait_healthy(RESTARTED_WITHIN).body == HEALTHY
+        finally:
+            os.kill(worker, signal.SIGCONT)
+
+        # And the worker, running again, reconnects and finishes that backtest
+        _wait_backtest_done(stack, token, second, timeout=90)
+        assert http("GET", f"{stack.url}/api/bots", token=token).status == 200
+
+        # When Ctrl-C is pressed, then no process of the stack is left
+        timings["shutdown_s"] = _assert_ctrl_c_stops_everything(stack)
+        assert not unix_socket_answers(stack.redis_socket), "embedded redis still answers"
         _report(record_property, timings)

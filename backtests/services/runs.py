@@ -28,7 +28,7 @@ PROGRESS_EVERY_SECONDS = 0.5
 # At a worker's start, a queued run whose message the broker does not hold is sent again once it
 # has been queued this long: its message may still be on its way (sent on commit, or between a
 # queue and a worker's unacknowledged set).
-RECOVER_AFTER_SECONDS = 5
+RECOVER_AFTER_SECONDS = 2
 # Failures whose message is safe and useful to show the user as it is: the engine's and the
 # strategies' own errors (StrategyParamError, StrategyInputError, StrategyOutputError are
 # ValueErrors) and a strategy that has left the registry.
