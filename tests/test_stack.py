@@ -14,11 +14,14 @@ import re
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 
 import pytest
+from websockets.sync.client import ClientConnection
+from websockets.sync.client import connect as ws_connect
 
 from tests.conftest import ROOT
 from tests.stack_helpers import (
@@ -253,6 +256,32 @@ def _queued_backtest_ids(stack: Stack, queue: str = "backtests") -> list[int]:
     return ids
 
 
+@contextmanager
+def _live_connection(stack: Stack, token: str) -> Iterator[ClientConnection]:
+    """A WebSocket to the stack, authenticated with ``token`` (docs/websocket.md). Its queue is
+    unbounded: events are read later, and the client must keep answering pings meanwhile."""
+    url = f"ws://127.0.0.1:{stack.port}/ws/"
+    with ws_connect(url, open_timeout=10, max_queue=None) as ws:
+        ws.send(json.dumps({"type": "auth", "token": token}))
+        assert json.loads(ws.recv(timeout=10))["type"] == "auth.ok"
+        yield ws
+
+
+def _wait_event(ws: ClientConnection, wanted: Callable[[dict], bool], timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        event = json.loads(ws.recv(timeout=max(0.1, deadline - time.monotonic())))
+        if wanted(event):
+            return dict(event)
+
+
+def _drain(ws: ClientConnection, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    with suppress(TimeoutError):
+        while time.monotonic() < deadline:
+            ws.recv(timeout=max(0.05, deadline - time.monotonic()))
+
+
 def _healthz_while(stack: Stack, until: Callable[[], bool], timeout: float) -> list[int]:
     """Poll /healthz until ``until()``; the statuses it answered (0: no answer)."""
     statuses, deadline = [], time.monotonic() + timeout
@@ -297,41 +326,57 @@ def test_it_restarts_a_killed_worker_and_a_killed_redis_and_loses_no_queued_back
         _wait_backtest_done(stack, token, first, timeout=60)
         assert {name: stack.pid(name) for name in others} == others
 
-        # Given a frozen worker (its blocking read of the queue has timed out) and a backtest
-        # whose message waits in the queue
-        worker = stack.pid("worker")
-        os.kill(worker, signal.SIGSTOP)
-        try:
-            time.sleep(2)
-            second = _submit_backtest(stack, token)
-            wait_for = time.monotonic() + 10
-            while second not in _queued_backtest_ids(stack) and time.monotonic() < wait_for:
-                time.sleep(0.1)
-            assert second in _queued_backtest_ids(stack)
-
-            # When the embedded Redis is killed with SIGKILL
-            redis = stack.pid("redis")
-            killed_at = time.time()
-            os.kill(redis, signal.SIGKILL)
-
-            # Then it answers again within 10 s, with the message still queued (its AOF)
-            stack.wait_restarted("redis", redis, RESTARTED_WITHIN)
-            while not unix_socket_answers(stack.redis_socket):
-                assert time.time() - killed_at < RESTARTED_WITHIN, stack.tail()
-                time.sleep(0.05)
-            timings["redis_back_after_kill_s"] = time.time() - killed_at
-            assert second in _queued_backtest_ids(stack)
-
-            # And the stack keeps serving
-            assert stack.wait_healthy(RESTARTED_WITHIN).body == HEALTHY
-        finally:
-            os.kill(worker, signal.SIGCONT)
-
-        # And the worker, running again, reconnects and finishes that backtest
-        _wait_backtest_done(stack, token, second, timeout=90)
-        assert http("GET", f"{stack.url}/api/bots", token=token).status == 200
+        # Given a WebSocket client connected all along (the rest: see the helper)
+        with _live_connection(stack, token) as ws:
+            timings["redis_back_after_kill_s"] = _kill_redis_with_a_backtest_queued(
+                stack, token, ws
+            )
 
         # When Ctrl-C is pressed, then no process of the stack is left
         timings["shutdown_s"] = _assert_ctrl_c_stops_everything(stack)
         assert not unix_socket_answers(stack.redis_socket), "embedded redis still answers"
         _report(record_property, timings)
+
+
+def _kill_redis_with_a_backtest_queued(stack: Stack, token: str, ws: ClientConnection) -> float:
+    """The Redis half of the healing test; returns the seconds Redis took to answer again."""
+    # Given a WebSocket client, a frozen worker (its blocking read of the queue has timed
+    # out) and a backtest whose message waits in the queue
+    worker = stack.pid("worker")
+    os.kill(worker, signal.SIGSTOP)
+    try:
+        time.sleep(2)
+        second = _submit_backtest(stack, token)
+        wait_for = time.monotonic() + 10
+        while second not in _queued_backtest_ids(stack) and time.monotonic() < wait_for:
+            time.sleep(0.1)
+        assert second in _queued_backtest_ids(stack)
+
+        # When the embedded Redis is killed with SIGKILL
+        redis = stack.pid("redis")
+        killed_at = time.time()
+        os.kill(redis, signal.SIGKILL)
+        _drain(ws, seconds=1)  # what was published before the kill
+
+        # Then it answers again within 10 s, with the message still queued (its AOF)
+        stack.wait_restarted("redis", redis, RESTARTED_WITHIN)
+        while not unix_socket_answers(stack.redis_socket):
+            assert time.time() - killed_at < RESTARTED_WITHIN, stack.tail()
+            time.sleep(0.05)
+        back_after = time.time() - killed_at
+        assert second in _queued_backtest_ids(stack)
+
+        # And the stack keeps serving
+        assert stack.wait_healthy(RESTARTED_WITHIN).body == HEALTHY
+    finally:
+        os.kill(worker, signal.SIGCONT)
+
+    # And the worker, running again, reconnects and finishes that backtest
+    _wait_backtest_done(stack, token, second, timeout=90)
+
+    # And the WebSocket client connected before Redis died receives events published after
+    # its restart (daphne's channel layer subscribed again): nothing was published since
+    # the kill, the worker being frozen, so the next bot event is a new one
+    _wait_event(ws, lambda e: str(e["type"]).startswith("bot."), timeout=60)
+
+    return back_after
