@@ -13,8 +13,9 @@ Run ``python -m tradingbot.supervisor [-f Procfile] [NAME ...]`` (no name: every
   killed first. Only a process that keeps dying within ``QUICK_EXIT_SECONDS`` of its start waits
   before its restart, doubling from ``FIRST_BACKOFF_SECONDS`` up to ``MAX_BACKOFF_SECONDS``,
   so a restart always comes within 10 seconds and a broken command does not spin.
-- SIGINT or SIGTERM stops them all: SIGTERM to each process group, SIGKILL to what is left after
-  ``STOP_TIMEOUT_SECONDS``, then the supervisor exits. A second Ctrl-C kills at once.
+- SIGINT (Ctrl-C), SIGTERM or SIGHUP stops them all: SIGTERM to each process group, SIGKILL to
+  what is left after ``STOP_TIMEOUT_SECONDS``, then the supervisor exits. A second Ctrl-C kills
+  at once.
 - A supervisor that is itself SIGKILLed cannot stop anything: its processes keep running (as
   under honcho); stop them by their pid files.
 - The pid of each running process is in ``<pid dir>/<name>.pid`` (``$TRADINGBOT_VAR_DIR/pids``
@@ -99,7 +100,7 @@ def backoff_seconds(quick_exits: int) -> float:
 
 
 class Supervisor:
-    """Keeps ``programs`` running until :meth:`stop`; see the module docstring."""
+    """Keeps ``programs`` running until a stopping signal; see the module docstring."""
 
     def __init__(
         self,
@@ -181,7 +182,7 @@ class Supervisor:
                 self._exited(child, code)
 
     def run(self) -> int:
-        """Start every program and keep them running until SIGINT/SIGTERM; returns the exit code."""
+        """Start every program, keep them running until a stopping signal; returns the exit code."""
         self._install_signal_handlers()
         self.say("system", "supervising " + ", ".join(c.label for c in self.children))
         for child in self.children:
@@ -195,8 +196,8 @@ class Supervisor:
     # --- Stopping --------------------------------------------------------------------------
 
     def _install_signal_handlers(self) -> None:
-        signal.signal(signal.SIGINT, self._on_signal)
-        signal.signal(signal.SIGTERM, self._on_signal)
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGHUP: terminal closed
+            signal.signal(signum, self._on_signal)
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         self._interrupts += 1
