@@ -116,8 +116,7 @@ def serve_foreground(socket_path: Path) -> None:
     socket_path.unlink(missing_ok=True)
     args = server_args(socket_path, persist=True)
     print(
-        f"embedded redis serving on unix://{socket_path}, "
-        f"append-only file in {socket_path.parent}",
+        f"embedded redis serving on unix://{socket_path}, append-only file in {socket_path.parent}",
         flush=True,
     )
     os.execv(args[0], args)  # noqa: S606 - replace this process so signals reach redis
