@@ -5,6 +5,7 @@ Redis that lost its data). A run whose message the broker still holds is never s
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -15,12 +16,20 @@ from backtests import services
 from backtests.models import Backtest, RunStatus, SweepRun
 from backtests.services.backtests import RUN_TASK
 from backtests.services.sweeps import COMBINATION_TASK
+from backtests.tasks import note_worker_boot
 from tests.backtests.run_helpers import create_backtest, create_sweep
 from tests.factories import UserFactory
 from tradingbot import broker
 from tradingbot.broker import PendingTask
 
 NODE = "celery@box"
+
+
+@dataclass(frozen=True)
+class ReadyConsumer:
+    """What sends ``worker_ready``: Celery's consumer, of which the hook reads the node name."""
+
+    hostname: str
 
 
 @pytest.fixture
@@ -129,3 +138,25 @@ def test_it_sends_again_lost_and_orphaned_sweep_combinations(
     assert resent == 3
     assert sent_ids(queue, COMBINATION_TASK) == sorted([runs[0].pk, runs[2].pk, runs[3].pk])
     assert SweepRun.objects.get(pk=runs[0].pk).status == RunStatus.QUEUED
+
+
+def test_a_starting_worker_runs_the_recovery_through_celerys_signals(db, sample_candles, queue):
+    from celery.signals import worker_init, worker_ready
+
+    # given a backtest this node was running before its process booted, and one lost in the queue
+    user = UserFactory()
+    orphan, lost = create_backtest(user, sample_candles), create_backtest(user, sample_candles)
+    Backtest.objects.filter(pk=orphan.pk).update(
+        status=RunStatus.RUNNING, worker=NODE, started_at=timezone.now() - timedelta(minutes=1)
+    )
+    Backtest.objects.filter(pk=lost.pk).update(enqueued_at=timezone.now() - timedelta(minutes=1))
+
+    # when the worker process has booted and its consumer is ready (``worker_init`` itself is
+    # not sent here: Celery's Django fixup would close the test's database connection)
+    assert "backtests.boot" in {key[0] for key, _ in worker_init.receivers}
+    note_worker_boot()
+    worker_ready.send(sender=ReadyConsumer(hostname=NODE))
+
+    # then both are in the broker's queue
+    assert sent_ids(queue, RUN_TASK) == sorted([orphan.pk, lost.pk])
+    assert Backtest.objects.get(pk=orphan.pk).status == RunStatus.QUEUED
