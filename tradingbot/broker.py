@@ -23,11 +23,13 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class PendingTask:
-    """A task message the broker holds: Celery's task id and name, and its positional args."""
+    """A task message the broker holds: Celery's task id and name, its positional args, and
+    when it was delivered to a worker (epoch seconds; None while it waits in its queue)."""
 
     id: str
     name: str
     args: tuple[Any, ...]
+    delivered_at: float | None = None
 
 
 def pending_tasks(queues: Iterable[str]) -> list[PendingTask] | None:
@@ -45,16 +47,15 @@ def pending_tasks(queues: Iterable[str]) -> list[PendingTask] | None:
             channel._q_for_pri(queue, step) for queue in queues for step in channel.priority_steps
         }
         waiting = [raw for key in sorted(keys) for raw in client.lrange(key, 0, -1)]
-        delivered = [json.loads(raw)[0] for raw in client.hvals(channel.unacked_key)]
-    found = []
-    for message in [*(json.loads(raw) for raw in waiting), *delivered]:
-        task = _task_of(message)
-        if task is not None:
-            found.append(task)
-    return found
+        delivered = client.hgetall(channel.unacked_key)
+        delivered_at = dict(client.zrange(channel.unacked_index_key, 0, -1, withscores=True))
+    found = [_task_of(json.loads(raw)) for raw in waiting]
+    for tag, raw in delivered.items():
+        found.append(_task_of(json.loads(raw)[0], delivered_at.get(tag)))
+    return [task for task in found if task is not None]
 
 
-def _task_of(message: dict[str, Any]) -> PendingTask | None:
+def _task_of(message: dict[str, Any], delivered_at: float | None = None) -> PendingTask | None:
     """Celery's message protocol 2: the task in the headers, ``[args, kwargs, embed]`` in the
     body (base64 of JSON on Redis)."""
     try:
@@ -63,7 +64,12 @@ def _task_of(message: dict[str, Any]) -> PendingTask | None:
         if message.get("properties", {}).get("body_encoding") == "base64":
             body = base64.b64decode(body)
         args = json.loads(body)[0]
-        return PendingTask(id=str(headers["id"]), name=str(headers["task"]), args=tuple(args))
+        return PendingTask(
+            id=str(headers["id"]),
+            name=str(headers["task"]),
+            args=tuple(args),
+            delivered_at=float(delivered_at) if delivered_at is not None else None,
+        )
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         logger.warning("broker.unreadable_message", extra=context(error=type(exc).__name__))
         return None

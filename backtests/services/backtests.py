@@ -409,7 +409,7 @@ def backtests_recover(
         return resent
     cutoff = now - timedelta(seconds=RECOVER_AFTER_SECONDS)
     queued = Backtest.objects.filter(status=RunStatus.QUEUED, enqueued_at__lt=cutoff)
-    lost = without_message(queued, held, task=RUN_TASK)
+    lost = without_message(queued, held, task=RUN_TASK, now=now)
     return resent + requeue_overdue(lost, cutoff=cutoff, now=now, send=_send, name="backtests")
 
 

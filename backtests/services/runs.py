@@ -142,7 +142,19 @@ def orphans_resend(
     return resent
 
 
-def without_message(rows: QuerySet[Any], held: list[PendingTask], *, task: str) -> QuerySet[Any]:
-    """``rows`` but those whose task ``task`` (taking the row's id first) the broker holds."""
-    ids = {message.args[0] for message in held if message.name == task and message.args}
+def without_message(
+    rows: QuerySet[Any], held: list[PendingTask], *, task: str, now: datetime
+) -> QuerySet[Any]:
+    """``rows`` but those whose task ``task`` (taking the row's id first) the broker holds: in
+    its queue, or delivered within ``RECOVER_AFTER_SECONDS``. A message delivered longer ago
+    whose run is still queued was taken by a worker that died before starting it; it comes back
+    only after the visibility timeout, by when the run sent again has finished."""
+    recent = now.timestamp() - RECOVER_AFTER_SECONDS
+    ids = {
+        message.args[0]
+        for message in held
+        if message.name == task
+        and message.args
+        and (message.delivered_at is None or message.delivered_at >= recent)
+    }
     return rows.exclude(pk__in=ids)

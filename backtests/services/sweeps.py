@@ -375,7 +375,7 @@ def sweeps_recover(
         return resent
     cutoff = now - timedelta(seconds=RECOVER_AFTER_SECONDS)
     queued = runs.filter(status=RunStatus.QUEUED, enqueued_at__lt=cutoff).only("pk")
-    lost = without_message(queued, held, task=COMBINATION_TASK)
+    lost = without_message(queued, held, task=COMBINATION_TASK, now=now)
     return resent + requeue_overdue(lost, cutoff=cutoff, now=now, send=_send, name="sweeps")
 
 

@@ -160,3 +160,24 @@ def test_a_starting_worker_runs_the_recovery_through_celerys_signals(db, sample_
     # then both are in the broker's queue
     assert sent_ids(queue, RUN_TASK) == sorted([orphan.pk, lost.pk])
     assert Backtest.objects.get(pk=orphan.pk).status == RunStatus.QUEUED
+
+
+def test_it_sends_again_a_queued_backtest_delivered_to_a_worker_that_died_before_starting_it(
+    db, sample_candles, queue
+):
+    # given two queued backtests whose message was delivered to a worker (unacknowledged): one
+    # long ago (that worker died before claiming it), one a moment ago (a live worker's)
+    now = timezone.now()
+    user = UserFactory()
+    stranded, taken = (create_backtest(user, sample_candles) for _ in range(2))
+    Backtest.objects.filter(pk__in=(stranded.pk, taken.pk)).update(
+        enqueued_at=now - timedelta(minutes=1)
+    )
+    in_broker = [
+        PendingTask(stranded.task_id, RUN_TASK, (stranded.pk,), now.timestamp() - 30),
+        PendingTask(taken.task_id, RUN_TASK, (taken.pk,), now.timestamp() - 0.5),
+    ]
+
+    # when a worker is ready, then only the stranded one is sent again
+    assert services.backtests_recover(worker=NODE, booted_at=now, held=in_broker, now=now) == 1
+    assert sent_ids(queue, RUN_TASK) == [stranded.pk]
