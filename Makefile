@@ -13,7 +13,7 @@ export WEB_PORT HOST
 # Without REDIS_URL the stack brings its own embedded Redis (a unix socket in var/).
 PROCESSES := web worker beat$(if $(REDIS_URL),, redis)
 
-.PHONY: run test test-fast lint typecheck bench install install-dev install-compare migrate seed clean
+.PHONY: run dev test test-fast lint typecheck bench install install-dev install-compare migrate seed clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -48,6 +48,11 @@ seed: migrate
 run: seed
 	@echo "Starting $(PROCESSES) (Ctrl-C stops them all)"
 	@$(BIN)/honcho start -f Procfile $(PROCESSES)
+
+# `make run` is the production run (DEBUG off unless the environment says otherwise); `make dev`
+# is the same stack in debug mode.
+dev: export DEBUG = true
+dev: run
 
 # The whole suite: the quick tier on a worker per core, then the process tier (real workers,
 # daphne servers, the browser, the stack) one test at a time.

@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from accounts import services
 from accounts.models import ApiToken
-from tradingbot.api_utils import validated
+from tradingbot.api_utils import json_body, validated
 from tradingbot.openapi import error_response
 
 
@@ -44,12 +44,14 @@ class LoginApi(APIView):
             200: Output,
             400: error_response("validation_error or malformed_request"),
             401: error_response("invalid_credentials: wrong email or password"),
+            415: error_response("unsupported_media_type: the body is not JSON (even if empty)"),
             429: error_response("too_many_attempts: throttled, see Retry-After"),
+            503: error_response("service_unavailable: Redis is down, login cannot be throttled"),
         },
         auth=[],
     )
     def post(self, request: Request) -> Response:
-        data = validated(self.Input, request.data)
+        data = validated(self.Input, json_body(request))
         user = services.auth_check_credentials(
             request=request._request, email=data["email"], password=data["password"]
         )

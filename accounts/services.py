@@ -28,7 +28,7 @@ INVALID_CREDENTIALS = "Invalid email or password"
 
 
 def client_ip(request: HttpRequest) -> str | None:
-    """The peer address as the ASGI server saw it (daphne --proxy-headers resolves proxies)."""
+    """The TCP peer, or the client a trusted proxy forwarded for (tradingbot/proxy.py)."""
     return request.META.get("REMOTE_ADDR") or None
 
 

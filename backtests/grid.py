@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from strategies.base import Strategy
-from strategies.params import Param, StrategyParamError, show
+from strategies.params import Param, StrategyParamError, finite_number, show
 
 MAX_VALUES_PER_PARAM = 10_000
 
@@ -151,7 +151,7 @@ def _range_size(param: Param, spec: Mapping[str, Any]) -> int:
 
 
 def _range_number(param: Param, value: Any, key: str) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if not isinstance(value, int | float) or not finite_number(value):
         raise ValueError(f"{key} must be a number")
     if param.kind == "int" and not float(value).is_integer():
         raise ValueError(f"{key} must be an integer for {param.name}")

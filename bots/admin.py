@@ -71,7 +71,7 @@ class BotAdmin(admin.ModelAdmin):
 
     list_display = (
         "name", "user", "symbol", "timeframe", "strategy_key", "data_source", "account_mode",
-        "status", "last_tick_at", "short_error",
+        "state", "last_tick_at", "short_error",
     )  # fmt: skip
     list_filter = ("status", "data_source", "exchange_account__mode", "strategy", "timeframe")
     search_fields = ("name", "user__email", "symbol")
@@ -79,7 +79,22 @@ class BotAdmin(admin.ModelAdmin):
     actions = ("stop_bots", "stop_bots_and_flatten", "stop_users_bots")
     change_list_template = "bots/admin/bot_change_list.html"
     fieldsets = (
-        (None, {"fields": ("name", "user", "status", "last_error", "books")}),
+        (
+            None,
+            {
+                "fields": (
+                    "name",
+                    "user",
+                    "status",
+                    "state",
+                    "last_error",
+                    "degraded_since",
+                    "degraded_reason",
+                    "stop_requested_by",
+                    "books",
+                )
+            },
+        ),
         (
             "Market and strategy",
             {
@@ -145,8 +160,15 @@ class BotAdmin(admin.ModelAdmin):
     def account_mode(self, bot: Bot) -> str:
         return bot.exchange_account.mode
 
+    @admin.display(description="state", ordering="status")
+    def state(self, bot: Bot) -> str:
+        """The status, or "degraded" for a running bot whose exchange keeps failing."""
+        return bot.state
+
     @admin.display(description="last error")
     def short_error(self, bot: Bot) -> str:
+        if bot.is_degraded:
+            return _short(f"degraded: {bot.degraded_reason}")
         return _short(bot.last_error) if bot.last_error else EMPTY
 
     @admin.display(description="replay start")
@@ -194,7 +216,7 @@ class BotAdmin(admin.ModelAdmin):
                 skipped += 1
                 continue
             try:
-                bot = services.bot_stop(bot=bot, flatten=flatten)
+                bot = services.bot_stop(bot=bot, flatten=flatten, by=_staff(request))
             except AppError as error:
                 failed.append(f"{bot.name}: {error.message}")
                 continue
@@ -204,6 +226,12 @@ class BotAdmin(admin.ModelAdmin):
             stopped.append(bot)
             closing = " and close its position" if flatten else ""
             self.log_change(request, bot, f"Stopped{closing} (admin action); now {bot.status}.")
+            left = bot.orders.filter(status__in=Order.OPEN_STATUSES).exclude(error="").count()
+            if left and bot.status == Bot.Status.STOPPED:
+                self.message_user(
+                    request, f"{bot.name}: stopped, but could not cancel {left} order(s) "
+                    "(see its events).", messages.WARNING,
+                )  # fmt: skip
         self._report(request, stopped, failed, skipped)
 
     def _report(self, request: HttpRequest, stopped: list[Bot], failed: list[str],

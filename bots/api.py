@@ -204,6 +204,13 @@ class BotOutput(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
     status = serializers.ChoiceField(choices=Bot.Status.choices)
+    state = serializers.ChoiceField(
+        choices=[*Bot.Status.values, "degraded"],
+        help_text="What to show: the status, or degraded for a running bot whose exchange "
+        "keeps failing (see health_reason)",
+    )
+    health = serializers.ChoiceField(choices=["ok", "degraded"])
+    health_reason = serializers.SerializerMethodField()
     last_error = serializers.CharField(help_text="Why it is in error; empty otherwise")
     exchange_account = serializers.IntegerField(source="exchange_account_id")
     symbol = serializers.CharField()
@@ -220,6 +227,10 @@ class BotOutput(serializers.Serializer):
     last_tick_at = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
+
+    def get_health_reason(self, bot: Bot) -> str:
+        """The last exchange failure of a degraded bot; empty otherwise."""
+        return bot.degraded_reason if bot.is_degraded else ""
 
     @extend_schema_field(BotDataSourceOutput)
     def get_data_source(self, bot: Bot) -> dict[str, Any]:
@@ -325,16 +336,36 @@ class BotDetailApi(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+class BotStartInput(serializers.Serializer):
+    confirm_live = serializers.BooleanField(
+        default=False,
+        help_text="Required (true) to start a bot on a live account: it trades real money",
+    )
+
+
 class BotStartApi(APIView):
-    @_bot_schema(
-        "bots_start",
-        request=None,
-        bad_request="strategy_disabled: staff disabled the strategy since",
-        conflict="invalid_transition: the bot is not stopped or in error",
+    @extend_schema(
+        operation_id="bots_start",
+        request=BotStartInput,
+        responses={
+            200: BotOutput,
+            400: error_response(
+                "strategy_disabled: staff disabled the strategy since; confirm_live_required: "
+                "a live account's bot needs confirm_live: true; exchange_auth_failed: the "
+                "exchange rejected the unverified account's keys"
+            ),
+            404: NOT_FOUND,
+            409: error_response("invalid_transition: the bot is not stopped or in error"),
+            503: error_response(
+                "exchange_unreachable: the unverified account's keys cannot be checked"
+            ),
+        },
     )
     def post(self, request: Request, pk: int) -> Response:
         bot = bot_selectors.bot_get(user=request_owner(request), pk=pk)
-        return Response(BotOutput(services.bot_start(bot=bot)).data)
+        data = validated(BotStartInput, request.data)
+        bot = services.bot_start(bot=bot, confirm_live=data["confirm_live"])
+        return Response(BotOutput(bot).data)
 
 
 class BotStopInput(serializers.Serializer):
@@ -353,4 +384,6 @@ class BotStopApi(APIView):
     def post(self, request: Request, pk: int) -> Response:
         bot = bot_selectors.bot_get(user=request_owner(request), pk=pk)
         data = validated(BotStopInput, request.data)
-        return Response(BotOutput(services.bot_stop(bot=bot, flatten=data["flatten"])).data)
+        user = request_owner(request)
+        bot = services.bot_stop(bot=bot, flatten=data["flatten"], by=user)
+        return Response(BotOutput(bot).data)

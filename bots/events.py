@@ -35,14 +35,24 @@ def _epoch_ms(moment: Any) -> int:
 
 
 class BotStatusData(TypedDict):
-    """``bot.status``: the bot moved to ``status`` (running, stopping, stopped, error)."""
+    """``bot.status``: the bot moved to ``status`` (running, stopping, stopped, error), or its
+    health changed: ``state`` is what to show (``degraded`` for a running bot whose exchange
+    keeps failing, else the status), ``health`` ``ok`` or ``degraded`` with ``health_reason``
+    (the last failure)."""
 
     status: str
+    state: str
+    health: str
+    health_reason: str
     last_error: str
 
 
 def status_data(bot: Bot) -> BotStatusData:
-    return {"status": bot.status, "last_error": bot.last_error}
+    return {
+        "status": bot.status, "state": bot.state, "health": bot.health,
+        "health_reason": bot.degraded_reason if bot.is_degraded else "",
+        "last_error": bot.last_error,
+    }  # fmt: skip
 
 
 class OrderData(TypedDict):
@@ -139,9 +149,13 @@ def bot_candle_data(bot: Bot, candles: pd.DataFrame) -> CandleData:
 
 
 class BotSnapshotData(TypedDict):
-    """``bot.snapshot``: what a subscriber needs to be current, sent when it subscribes."""
+    """``bot.snapshot``: what a subscriber needs to be current, sent when it subscribes
+    (``state``, ``health`` and ``health_reason`` as in ``bot.status``)."""
 
     status: str
+    state: str
+    health: str
+    health_reason: str
     last_error: str
     symbol: str
     timeframe: str
@@ -161,8 +175,7 @@ def bot_snapshot(*, user: User, pk: int) -> BotSnapshotData:
     trades = selectors.bot_trade_list(bot=bot)[:SNAPSHOT_RECENT]
     events = selectors.bot_event_list(bot=bot)[:SNAPSHOT_RECENT]
     return {
-        "status": bot.status,
-        "last_error": bot.last_error,
+        **status_data(bot),
         "symbol": bot.symbol,
         "timeframe": bot.timeframe,
         "last_candle_ms": bot.last_candle_ms,

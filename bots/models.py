@@ -88,6 +88,15 @@ class Bot(models.Model):
     error_streak = models.PositiveIntegerField(
         default=0, help_text="Transient exchange failures in a row (backoff)"
     )
+    degraded_since = models.DateTimeField(
+        null=True, blank=True,
+        help_text="Set after BOT_DEGRADED_AFTER_FAILURES failed ticks in a row; cleared by success",
+    )  # fmt: skip
+    degraded_reason = models.TextField(blank=True, default="", help_text="The last failure")
+    stop_requested_by = models.CharField(
+        max_length=200, blank=True, default="",
+        help_text="Who asked for the stop in progress (the trader, staff member ..., the system)",
+    )  # fmt: skip
     risk_exit_target = models.SmallIntegerField(
         null=True, blank=True,
         help_text="The signal a stop-loss/take-profit exit left; re-entry waits for a new one",
@@ -111,6 +120,29 @@ class Bot(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in (Bot.Status.RUNNING, Bot.Status.STOPPING)
+
+    @property
+    def is_degraded(self) -> bool:
+        return self.status == Bot.Status.RUNNING and self.degraded_since is not None
+
+    @property
+    def state(self) -> str:
+        """What the trader sees: the status, except a running bot whose exchange keeps failing
+        is ``degraded``."""
+        return "degraded" if self.is_degraded else self.status
+
+    @property
+    def state_label(self) -> str:
+        return self.state.capitalize()
+
+    @property
+    def health(self) -> str:
+        return "degraded" if self.is_degraded else "ok"
+
+    @property
+    def is_live_money(self) -> bool:
+        """Trades real money: a live account (a replay always trades on paper)."""
+        return self.exchange_account.is_live
 
 
 class Order(models.Model):

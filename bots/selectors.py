@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TypedDict
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.shortcuts import get_object_or_404
 
 from accounts.models import User
@@ -125,3 +125,9 @@ def _marker(trade: Trade, step: int) -> ChartMarker:
         "time": ms // step * step, "side": trade.side,
         "price": float(trade.price), "qty": float(trade.qty),
     }  # fmt: skip
+
+
+def bots_by_status() -> list[tuple[list[str], float]]:
+    """How many bots are in each status, over every user (the ``tradingbot_bots`` gauge)."""
+    counts = dict(Bot.objects.order_by().values_list("status").annotate(n=Count("pk")))
+    return [([status], float(counts.get(status, 0))) for status in Bot.Status.values]

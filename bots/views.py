@@ -13,7 +13,7 @@ from accounts.authentication import AuthenticatedHttpRequest
 from bots import selectors as bot_selectors
 from bots import services
 from bots.forms import BotForm, BotStopForm, bot_initial
-from bots.models import Bot
+from bots.models import Bot, Order
 from markets import selectors as market_selectors
 from strategies.forms import StrategyParamsForm
 from strategies.selectors import strategy_classes_usable
@@ -49,6 +49,7 @@ def bot_detail_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
         "stop_form": BotStopForm(),
         "can_start": bot.status in (Bot.Status.STOPPED, Bot.Status.ERROR),
         "can_stop": bot.status != Bot.Status.STOPPED,
+        "uncancelled": [] if bot.is_active else _uncancelled_orders(bot),
     }
     return render(request, "bots/bot_detail.html", page)
 
@@ -136,9 +137,16 @@ def _attach_bot_errors(form: BotForm, params: StrategyParamsForm, error: AppErro
 @login_required
 @require_POST
 def bot_start_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    """Start the bot. A bot on a live account trades real money: the start POST must carry the
+    trader's confirmation (``confirm_live``), else the confirmation page is shown, naming the
+    account and the market."""
     bot = bot_selectors.bot_get(user=request.user, pk=pk)
+    confirmed = request.POST.get("confirm_live") in ("on", "true", "1", "yes")
+    if bot.is_live_money and not confirmed:
+        page = {"bot": bot, "next": request.POST.get("next", "")}
+        return render(request, "bots/bot_start_confirm.html", page)
     try:
-        bot = services.bot_start(bot=bot)
+        bot = services.bot_start(bot=bot, confirm_live=confirmed)
     except AppError as error:
         messages.error(request, error.message)
     else:
@@ -153,17 +161,24 @@ def bot_stop_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     form = BotStopForm(request.POST)
     flatten = form.is_valid() and form.cleaned_data["flatten"]
     try:
-        bot = services.bot_stop(bot=bot, flatten=flatten)
+        bot = services.bot_stop(bot=bot, flatten=flatten, by=request.user)
     except AppError as error:
         messages.error(request, error.message)
         return _back(request, bot)
-    if bot.status == Bot.Status.STOPPED:
+    if bot.status == Bot.Status.STOPPED and _uncancelled_orders(bot):
+        messages.warning(request, f"“{bot.name}” stopped; some orders could not be cancelled.")
+    elif bot.status == Bot.Status.STOPPED:
         messages.success(request, f"“{bot.name}” stopped.")
     elif bot.status == Bot.Status.STOPPING:
         messages.info(request, f"“{bot.name}” is stopping: its tick in progress finishes the stop.")
     else:  # the stopping tick failed; the bot says why
         messages.error(request, f"“{bot.name}” could not stop: {bot.last_error}")
     return _back(request, bot)
+
+
+def _uncancelled_orders(bot: Bot) -> list[Order]:
+    """The orders a stop left open (the exchange could not be reached), each with why."""
+    return list(bot_selectors.bot_order_list(bot=bot, status="open").exclude(error=""))
 
 
 def _back(request: AuthenticatedHttpRequest, bot: Bot) -> HttpResponse:

@@ -25,12 +25,16 @@ class ExchangeAccountAdmin(admin.ModelAdmin):
     """Staff see which accounts exist, never their secrets: the API key's last four characters
     (the model's own mask), and whether a secret and a passphrase are set."""
 
-    list_display = ("label", "user", "exchange", "mode", "credentials", "bot_count", "created_at")
+    list_display = (
+        "label", "user", "exchange", "mode", "keys", "credentials", "bot_count", "created_at",
+    )  # fmt: skip
     list_filter = ("exchange", "mode", "created_at")
     search_fields = ("label", "user__email")
     list_select_related = ("user",)
+    actions = ("verify_keys",)
     fields = (
-        "user", "label", "exchange", "mode", "credentials", "paper_slippage_bps",
+        "user", "label", "exchange", "mode", "credentials", "keys", "verified_at",
+        "verification_error", "paper_slippage_bps",
         "paper_maker_fee", "paper_taker_fee", "bots_link", "created_at",
     )  # fmt: skip
     readonly_fields = fields
@@ -47,6 +51,19 @@ class ExchangeAccountAdmin(admin.ModelAdmin):
         passphrase = "passphrase set" if account.passphrase else "no passphrase"
         return f"{key} · {secret} · {passphrase}"
 
+    @admin.display(description="keys", ordering="verified_at")
+    def keys(self, account: ExchangeAccount) -> str:
+        """A live account's keys: verified by the exchange, or unverified (with why)."""
+        if account.verification == "not_needed":
+            return "—"
+        if account.verification == "verified":
+            return "verified"
+        return (
+            f"unverified: {account.verification_error}"
+            if account.verification_error
+            else ("unverified")
+        )
+
     @admin.display(description="bots", ordering="bot_total")
     def bot_count(self, account: ExchangeAccount) -> int:
         return getattr(account, "bot_total", 0)
@@ -59,6 +76,18 @@ class ExchangeAccountAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         # Secrets are entered by their owner only, on the exchange-accounts page or the API.
         return False
+
+    @admin.action(description="Check the keys of the selected live accounts at the exchange")
+    def verify_keys(self, request: HttpRequest, queryset: QuerySet[ExchangeAccount]) -> None:
+        """A balance fetch with each live account's keys; the answer is recorded on it."""
+        for account in queryset.filter(mode=ExchangeAccount.Mode.LIVE):
+            try:
+                services.exchange_account_verify(account=account)
+            except AppError as error:
+                self.message_user(request, f"{account}: {error.message}", messages.WARNING)
+            else:
+                self.message_user(request, f"{account}: keys verified.", messages.SUCCESS)
+            self.log_change(request, account, f"Keys checked: {account.verification}.")
 
     def delete_model(self, request: HttpRequest, obj: ExchangeAccount) -> None:
         services.exchange_account_delete(account=obj)

@@ -21,6 +21,8 @@ from markets.timeframes import TIMEFRAMES
 from tradingbot.api_utils import validated
 from tradingbot.openapi import error_response
 
+NOT_FOUND = error_response("not_found: no such exchange account, or another user's")
+
 
 class ExchangeAccountOutput(serializers.Serializer):
     id = serializers.IntegerField()
@@ -30,6 +32,13 @@ class ExchangeAccountOutput(serializers.Serializer):
     api_key_masked = serializers.CharField()
     has_api_secret = serializers.SerializerMethodField()
     has_passphrase = serializers.SerializerMethodField()
+    verification = serializers.ChoiceField(
+        choices=["verified", "unverified", "not_needed"],
+        help_text="A live account's keys: verified (the exchange accepted them), unverified (the "
+        "exchange could not be reached; checked again before a bot starts), not_needed (paper)",
+    )
+    verified_at = serializers.DateTimeField(allow_null=True)
+    verification_error = serializers.CharField(help_text="Why the keys are unverified")
     created_at = serializers.DateTimeField()
 
     def get_has_api_secret(self, account: ExchangeAccount) -> bool:
@@ -79,7 +88,10 @@ class ExchangeAccountListCreateApi(APIView):
         request=Input,
         responses={
             201: ExchangeAccountOutput,
-            400: error_response("validation_error: a field is missing or invalid"),
+            400: error_response(
+                "validation_error: a field is missing or invalid; exchange_auth_failed: the "
+                "exchange rejected the live account's keys (its message; nothing saved)"
+            ),
             409: error_response("duplicate_label"),
         },
     )
@@ -90,12 +102,18 @@ class ExchangeAccountListCreateApi(APIView):
 
 
 class ExchangeAccountDetailApi(APIView):
-    @extend_schema(responses={200: ExchangeAccountOutput})
+    @extend_schema(responses={200: ExchangeAccountOutput, 404: NOT_FOUND})
     def get(self, request: Request, pk: int) -> Response:
         account = selectors.exchange_account_get(user=request_owner(request), pk=pk)
         return Response(ExchangeAccountOutput(account).data)
 
-    @extend_schema(responses={204: None})
+    @extend_schema(
+        responses={
+            204: None,
+            404: NOT_FOUND,
+            409: error_response("account_in_use: bots trade on it; details.bots names them"),
+        }
+    )
     def delete(self, request: Request, pk: int) -> Response:
         account = selectors.exchange_account_get(user=request_owner(request), pk=pk)
         services.exchange_account_delete(account=account)
@@ -114,7 +132,10 @@ class ExchangeAccountBalanceApi(APIView):
         responses={
             200: Output,
             400: error_response("exchange_auth_failed: the exchange rejected the API key"),
-            503: error_response("exchange_unavailable: network trouble, retry later"),
+            404: NOT_FOUND,
+            503: error_response(
+                "exchange_unavailable: network trouble, rate limit or maintenance; retry later"
+            ),
         },
     )
     def get(self, request: Request, pk: int) -> Response:

@@ -43,6 +43,12 @@ class ExchangeAccount(models.Model):
     )
     paper_maker_fee = models.DecimalField(max_digits=8, decimal_places=6, null=True, blank=True)
     paper_taker_fee = models.DecimalField(max_digits=8, decimal_places=6, null=True, blank=True)
+    # Live mode only: when the exchange last accepted the keys (a balance fetch). NULL on a live
+    # account = unverified (the exchange could not be reached): checked again before a bot starts.
+    verified_at = models.DateTimeField(null=True, blank=True)
+    verification_error = models.CharField(
+        max_length=300, blank=True, default="", help_text="Why the keys could not be verified"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -60,6 +66,17 @@ class ExchangeAccount(models.Model):
     @property
     def api_key_masked(self) -> str:
         return self.api_key.masked
+
+    @property
+    def is_live(self) -> bool:
+        return self.mode == ExchangeAccount.Mode.LIVE
+
+    @property
+    def verification(self) -> str:
+        """``verified`` or ``unverified`` (a live account's keys), ``not_needed`` (paper)."""
+        if not self.is_live:
+            return "not_needed"
+        return "verified" if self.verified_at is not None else "unverified"
 
 
 def new_order_id() -> str:

@@ -15,8 +15,14 @@ hour of market in 24 s). Market time moves in whole candles, never in between::
   its open is "now", so a market order placed at ``T`` fills at its open, and nothing of its
   high, low or close may be seen before it closes at ``T + timeframe_ms``.
 
-The clock math is pure (``ReplayFeed``); ``replay_closed_candles`` and ``replay_next_candle``
-read the stored ``Candle`` rows for a replay (Django is imported only when they are called).
+The clock math is pure (``ReplayFeed``); ``replay_closed_candles``, ``replay_next_candle``,
+``replay_candle_from`` and ``replay_candle_times`` read the stored ``Candle`` rows for a replay
+(Django is imported only when they are called).
+
+``market_time(now)`` is where the replay is *scheduled* to be: its pace. A replay bot does not
+jump to it: it acts on every stored candle in order, from the one after the last it acted on,
+and catches up with the schedule a bounded number of candles per tick when it has fallen
+behind (``bots.services.ticks``).
 """
 
 from __future__ import annotations
@@ -169,15 +175,39 @@ def replay_next_candle(
     That is the candle opening at ``next_open_time(now)``; when it is missing from the stored
     data (a gap), the first stored candle after it.
     """
+    return replay_candle_from(exchange, symbol, timeframe, feed.next_open_time(now, timeframe))
+
+
+def replay_candle_from(exchange: str, symbol: str, timeframe: str, open_ms: int) -> Candle | None:
+    """The first stored candle opening at or after ``open_ms`` (``None``: past the data)."""
     from markets.models import Candle
 
     return (
         Candle.objects.filter(
-            exchange=exchange,
-            symbol=symbol,
-            timeframe=timeframe,
-            open_time__gte=feed.next_open_time(now, timeframe),
+            exchange=exchange, symbol=symbol, timeframe=timeframe, open_time__gte=open_ms
         )
         .order_by("open_time")
         .first()
     )
+
+
+def replay_candle_times(
+    exchange: str, symbol: str, timeframe: str, *, after_ms: int, until_ms: int, limit: int
+) -> list[int]:
+    """Open times of the stored candles with ``after_ms < open_time <= until_ms``, oldest
+    first, at most ``limit``: the candles a replay that has acted on ``after_ms`` has still to
+    act on when its market time has closed ``until_ms`` (a gap in the data is no candle)."""
+    from markets.models import Candle
+
+    if limit <= 0:
+        raise ValueError(f"limit must be positive, got {limit}")
+    if until_ms <= after_ms:
+        return []
+    return list(
+        Candle.objects.filter(
+            exchange=exchange, symbol=symbol, timeframe=timeframe,
+            open_time__gt=after_ms, open_time__lte=until_ms,
+        )
+        .order_by("open_time")
+        .values_list("open_time", flat=True)[:limit]
+    )  # fmt: skip

@@ -7,11 +7,15 @@ import logging
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from accounts.models import User
 from markets.candles import candles_load_sample
 from markets.exchanges import paper_ledger
+from markets.exchanges.ccxt_exchange import CcxtExchange
+from markets.exchanges.errors import ExchangeAuthError, ExchangeError
 from markets.exchanges.factory import exchange_for_account
 from markets.models import ExchangeAccount
 from tradingbot.errors import AppError
@@ -34,7 +38,12 @@ def exchange_account_open(
     paper_balance: dict[str, Decimal] | None = None,
 ) -> ExchangeAccount:
     """Create an exchange account; a paper one is funded (default 10,000 USDT) in the same
-    transaction, so an account never exists half set up."""
+    transaction, so an account never exists half set up.
+
+    A live account's keys are checked first with a balance fetch: keys the exchange rejects
+    are refused (400 ``exchange_auth_failed`` with what the exchange said; nothing saved); an
+    exchange that cannot be reached saves the account unverified (``verified_at`` NULL, with
+    why), to be checked again before a bot starts on it."""
     if mode != ExchangeAccount.Mode.PAPER and paper_balance:
         raise AppError(
             "validation_error",
@@ -47,6 +56,9 @@ def exchange_account_open(
         user=user, exchange=exchange, label=label.strip(), mode=mode, api_key=api_key.strip(),
         api_secret=api_secret.strip(), passphrase=passphrase.strip(),
     )  # fmt: skip
+    if mode == ExchangeAccount.Mode.LIVE:
+        _label_free(user, account.label)
+        _record_check(account, _keys_check(account))
     with transaction.atomic():
         _save_new(account)
         if mode == ExchangeAccount.Mode.PAPER:
@@ -63,10 +75,79 @@ def exchange_account_open(
     logger.info(
         "exchange_account.created",
         extra=context(
-            user_id=user.pk, exchange_account_id=account.pk, exchange=exchange, mode=mode
+            user_id=user.pk, exchange_account_id=account.pk, exchange=exchange, mode=mode,
+            verification=account.verification,
         ),
-    )
+    )  # fmt: skip
     return account
+
+
+def _label_free(user: User, label: str) -> None:
+    """The duplicate label refused before the exchange is asked anything."""
+    if ExchangeAccount.objects.filter(user=user, label=label).exists():
+        raise _duplicate_label()
+
+
+def _keys_check(account: ExchangeAccount) -> str:
+    """Ask the exchange for the account's balance with its keys: "" when it accepted them, the
+    reason when it could not be asked (unreachable, or an error that says nothing of the keys).
+    Keys the exchange rejects raise 400 ``exchange_auth_failed`` with what it said."""
+    exchange = CcxtExchange.from_account(
+        account, timeout_seconds=settings.EXCHANGE_KEY_CHECK_TIMEOUT_SECONDS
+    )
+    try:
+        exchange.fetch_balance()
+    except ExchangeAuthError as error:
+        raise _keys_refused(account, error) from None
+    except ExchangeError as error:
+        return str(error.message)[:300]
+    return ""
+
+
+def _keys_refused(account: ExchangeAccount, error: ExchangeAuthError) -> AppError:
+    said = str(error.details.get("exchange_message") or error.message)
+    code = error.details.get("exchange_code")
+    name = account.get_exchange_display()
+    message = f"{name} rejected these API keys: {said}" + (f" (code {code})" if code else "")
+    return AppError("exchange_auth_failed", message, 400, details={"api_key": [message]})
+
+
+def _record_check(account: ExchangeAccount, problem: str) -> None:
+    account.verified_at = None if problem else timezone.now()
+    account.verification_error = problem
+
+
+def exchange_account_verify(*, account: ExchangeAccount) -> ExchangeAccount:
+    """Check a live account's keys against the exchange again (an unverified one, before a bot
+    starts on it) and record the answer. Raises 400 ``exchange_auth_failed`` when the exchange
+    rejects them, 503 ``exchange_unreachable`` when it cannot be asked."""
+    if not account.is_live:
+        return account
+    try:
+        problem = _keys_check(account)
+    except AppError as error:
+        _save_check(account, verified_at=None, verification_error=error.message[:300])
+        raise
+    _save_check(account, verified_at=None if problem else timezone.now(),
+                verification_error=problem)  # fmt: skip
+    if problem:
+        raise AppError(
+            "exchange_unreachable",
+            f"{account.get_exchange_display()} is unreachable, cannot verify the API keys of "
+            f"“{account.label}” ({problem}). Try again when the exchange answers.",
+            503,
+        )
+    return account
+
+
+def _save_check(account: ExchangeAccount, **fields: Any) -> None:
+    ExchangeAccount.objects.filter(pk=account.pk).update(**fields)
+    for name, value in fields.items():
+        setattr(account, name, value)
+    logger.info(
+        "exchange_account.verified" if fields["verified_at"] else "exchange_account.unverified",
+        extra=context(user_id=account.user_id, exchange_account_id=account.pk),
+    )
 
 
 def _save_new(account: ExchangeAccount) -> None:
@@ -74,12 +155,16 @@ def _save_new(account: ExchangeAccount) -> None:
         with transaction.atomic():
             account.save()
     except IntegrityError:
-        raise AppError(
-            "duplicate_label",
-            "You already have an exchange account with this label.",
-            409,
-            details={"label": ["You already have an exchange account with this label."]},
-        ) from None
+        raise _duplicate_label() from None
+
+
+def _duplicate_label() -> AppError:
+    return AppError(
+        "duplicate_label",
+        "You already have an exchange account with this label.",
+        409,
+        details={"label": ["You already have an exchange account with this label."]},
+    )
 
 
 def _check_credentials(*, mode: str, api_key: str, api_secret: str, passphrase: str) -> None:

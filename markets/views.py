@@ -27,14 +27,26 @@ def exchange_accounts_view(request: AuthenticatedHttpRequest) -> HttpResponse:
         except AppError as error:
             add_app_error(form, error)
         else:
-            messages.success(request, f"Exchange account “{account.label}” added.")
+            if account.verification == "unverified":
+                messages.warning(
+                    request,
+                    f"Exchange account “{account.label}” added, unverified: "
+                    f"{account.verification_error}. Its keys are checked again before a bot "
+                    "starts on it.",
+                )
+            else:
+                messages.success(request, f"Exchange account “{account.label}” added.")
             return redirect("markets:exchange-accounts")
     accounts = selectors.exchange_account_list(user=request.user)
     status = 400 if form.errors else 200
     return render(
         request,
         "markets/exchange_accounts.html",
-        {"form": form, "accounts": accounts},
+        {
+            "form": form,
+            "accounts": accounts,
+            "unverified": any(a.verification == "unverified" for a in accounts),
+        },
         status=status,
     )
 

@@ -4,7 +4,8 @@ A strategy declares its parameters as a tuple of :class:`Param`. Values arrive f
 a stored bot) and are validated strictly, so what runs is exactly what the user meant:
 
 - ``int``: a JSON number with no fractional part (``10`` or ``10.0`` → ``10``). Booleans, ``1.5``,
-  non-finite numbers and strings (even ``"10"``) are rejected: the API takes JSON numbers, and a
+  non-finite numbers (an integer too large for a float, such as ``10**309``, counts as one: see
+  :func:`finite_number`) and strings (even ``"10"``) are rejected: the API takes JSON numbers, and a
   string there is a client bug worth reporting rather than guessing at.
 - ``float``: any finite JSON number (``3`` → ``3.0``); booleans and strings are rejected.
 - ``bool``: only ``true`` / ``false``; ``0``, ``1`` and ``"true"`` are rejected.
@@ -47,7 +48,10 @@ class StrategyDefinitionError(ValueError):
 
 
 def show(value: Any) -> str:
-    """A value as the user wrote it: JSON when it is JSON (``true``, ``"10"``), else ``repr``."""
+    """A value as the user wrote it: JSON when it is JSON (``true``, ``"10"``), else ``repr``;
+    an integer beyond any float in words rather than its hundreds of digits."""
+    if _is_number(value) and isinstance(value, numbers.Integral) and not finite_number(value):
+        return "an integer beyond ±1.8e308"
     try:
         return json.dumps(value, allow_nan=False)
     except (TypeError, ValueError):
@@ -56,6 +60,18 @@ def show(value: Any) -> str:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def finite_number(value: Any) -> bool:
+    """Whether ``value`` is a number (not a bool) that a float holds: not NaN, not infinite, and
+    not an integer too large for a float (``10**309``, on which ``math.isfinite`` raises
+    ``OverflowError``). The one check every parameter value and sweep bound passes."""
+    if not _is_number(value):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _fmt(bound: float) -> str:
@@ -95,7 +111,7 @@ class Param:
             if self.choices is not None:
                 raise StrategyDefinitionError(f"{where}: choices are only for kind 'choice'")
             for label, bound in (("min", self.min), ("max", self.max)):
-                if bound is not None and (not _is_number(bound) or not math.isfinite(bound)):
+                if bound is not None and not finite_number(bound):
                     raise StrategyDefinitionError(f"{where}: {label} must be a finite number")
             if self.min is not None and self.max is not None and self.min > self.max:
                 raise StrategyDefinitionError(f"{where}: min {self.min} is above max {self.max}")
@@ -150,7 +166,7 @@ class Param:
                 if type(choice) is type(value) and choice == value:
                     return (True, choice)
             return (False, None)
-        if not _is_number(value) or not math.isfinite(value):
+        if not finite_number(value):
             return (False, None)
         if self.kind == "int":
             if isinstance(value, numbers.Integral):

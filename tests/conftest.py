@@ -88,8 +88,10 @@ def _isolate_this_xdist_worker() -> None:
     if not worker:
         return
     from accounts import throttling
+    from tradingbot import metrics
 
     throttling.KEY_PREFIX = f"{throttling.KEY_PREFIX}{worker}:"
+    metrics.KEY_PREFIX = f"{metrics.KEY_PREFIX}-{worker}"
     settings.CACHES["default"]["KEY_PREFIX"] += f"-{worker}"
     settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] += f"-{worker}"
 

@@ -1,4 +1,6 @@
-"""A real ``python -m daphne`` for tests that need the app served by another process.
+"""A real daphne for tests that need the app served by another process: the Procfile's ``web``
+command, ``python -m tradingbot.live.daphne_server`` (daphne, failing bad WebSocket frames with a
+close frame).
 
 The browser tests, the live-connection tests and the smoke check all start one the same way: on
 a free port, with an environment on the test database (``server_env`` in ``tests/conftest.py``),
@@ -21,11 +23,13 @@ from tests.conftest import ROOT
 from tests.stack_helpers import free_port
 
 START_TIMEOUT = 60.0  # s; the machine is slow and shared
+SERVER_MODULE = "tradingbot.live.daphne_server"  # what the Procfile's web line runs
 
 
 @dataclass
 class Daphne:
-    """``python -m daphne`` serving ``tradingbot.asgi`` on ``port`` with ``options`` added.
+    """The web server (``SERVER_MODULE``) serving ``tradingbot.asgi`` on ``port``, with
+    ``options`` added.
 
     ``start`` may be called again after ``kill`` or ``stop``: the server comes back on the same
     port and goes on writing the same log.
@@ -54,7 +58,7 @@ class Daphne:
         """Start the server and return once it answers ``/healthz``."""
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
+                [sys.executable, "-m", SERVER_MODULE, "-b", "127.0.0.1", "-p", str(self.port),
                  *self.options, "tradingbot.asgi:application"],
                 cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip

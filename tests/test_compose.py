@@ -70,10 +70,12 @@ def test_it_runs_two_daphne_on_their_own_loopback_ports_with_make_runs_flags(ser
     # given
     procfile = (ROOT / "Procfile").read_text()
     web_line = next(line for line in procfile.splitlines() if line.startswith("web:"))
-    made_run = shlex.split(web_line.removeprefix("web:"))
+    made_run = _server_argv(shlex.split(web_line.removeprefix("web:")))
 
     # when
-    daphnes = [_argv(s) for s in _app_services(services).values() if _argv(s)[0] == "daphne"]
+    daphnes = [
+        _server_argv(_argv(s)) for s in _app_services(services).values() if _is_web(_argv(s))
+    ]
 
     # then: the same flags, but no proxy in front to believe
     assert len(daphnes) == 2
@@ -82,6 +84,17 @@ def test_it_runs_two_daphne_on_their_own_loopback_ports_with_make_runs_flags(ser
         assert _option(argv, "--bind") == "127.0.0.1"
         assert "--proxy-headers" not in argv
         assert _flags(argv) == {**_flags(made_run), "proxy_headers": False}
+
+
+def _is_web(argv: list[str]) -> bool:
+    return "daphne" in argv[0] or "tradingbot.live.daphne_server" in argv
+
+
+def _server_argv(argv: list[str]) -> list[str]:
+    """daphne's arguments: what follows `daphne` or `python -m tradingbot.live.daphne_server`."""
+    if "-m" in argv:
+        return argv[argv.index("-m") + 1 :]
+    return argv
 
 
 def _flags(argv: list[str]) -> dict[str, Any]:

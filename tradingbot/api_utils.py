@@ -12,9 +12,10 @@ from drf_spectacular.utils import (
     extend_schema_field,
     inline_serializer,
 )
-from rest_framework import serializers
+from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils.mediatypes import media_type_matches
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from tradingbot.openapi import error_response
@@ -22,6 +23,17 @@ from tradingbot.openapi import error_response
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 MAX_PAGE = 1_000_000
+
+
+def json_body(request: Request) -> Any:
+    """The body of a request that must carry one, parsed. A body type the API does not parse is
+    415 ``unsupported_media_type`` even when the body is empty: DRF skips the parser for an empty
+    body, which would let a form post of nothing pass as ``{}`` (a 400 about missing fields)."""
+    media_type = request.content_type
+    parsers = request.parsers or ()
+    if media_type and not any(media_type_matches(p.media_type, media_type) for p in parsers):
+        raise exceptions.UnsupportedMediaType(media_type)
+    return request.data
 
 
 def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:

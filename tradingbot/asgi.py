@@ -14,6 +14,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import OriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from tradingbot.proxy import TrustedProxyMiddleware  # noqa: E402
 from tradingbot.routing import websocket_urlpatterns  # noqa: E402
 
 
@@ -36,11 +37,16 @@ def allowed_origins() -> list[str]:
     return hosts
 
 
-application = ProtocolTypeRouter(
-    {
-        "http": django_asgi_app,
-        "websocket": BrowserOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns)), allowed_origins()
-        ),
-    }
+# Outermost, so that Django, the origin check and the consumers all see the client's address and
+# scheme as resolved from trusted proxies only (TRUSTED_PROXIES; daphne runs without
+# --proxy-headers).
+application = TrustedProxyMiddleware(
+    ProtocolTypeRouter(
+        {
+            "http": django_asgi_app,
+            "websocket": BrowserOriginValidator(
+                AuthMiddlewareStack(URLRouter(websocket_urlpatterns)), allowed_origins()
+            ),
+        }
+    )
 )

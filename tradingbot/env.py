@@ -7,6 +7,7 @@ naming the variable: a typo in production must stop start-up, never fall back si
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
@@ -139,18 +140,18 @@ def celery_broker_url(redis_url: str) -> str:
 
 
 def secret_from_env_or_file(
-    environ: Environ, name: str, *, debug: bool, path: Path, generate: Any = None
+    environ: Environ, name: str, *, path: Path, generate: Any = None
 ) -> str:
-    """A secret from the environment; in DEBUG it is generated once into ``path`` and reused.
+    """A secret from the environment, or else generated once into ``path`` and reused.
 
-    With DEBUG off a missing secret is refused: a generated key in production would silently
-    invalidate sessions (SECRET_KEY) or make stored exchange keys unreadable (FIELD_ENCRYPTION_KEY).
+    Generating is what lets ``make run`` start on a fresh machine with nothing configured, in
+    DEBUG or not. The file is the key: keep it (losing FIELD_ENCRYPTION_KEY makes stored exchange
+    secrets unreadable), and set the variable on every machine of a multi-machine setup, where
+    each machine would otherwise generate a key of its own.
     """
     value = environ.get(name, "").strip()
     if value:
         return value
-    if not debug:
-        raise ImproperlyConfigured(f"{name} must be set when DEBUG is off")
     if path.exists():
         stored = path.read_text().strip()
         if stored:
@@ -163,3 +164,17 @@ def secret_from_env_or_file(
     with os.fdopen(fd, "w") as handle:
         handle.write(new_value)
     return new_value
+
+
+def env_networks(environ: Environ, name: str) -> list[str]:
+    """Comma-separated IP addresses or CIDR networks (``10.0.0.0/8``), each checked; unset or
+    empty means none. Returned as written (normalised), so that settings stay printable."""
+    networks = []
+    for item in env_list(environ, name, default=[]):
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name} must be IP addresses or networks (10.0.0.1, 10.0.0.0/8), got {item!r}"
+            ) from None
+    return networks

@@ -28,6 +28,7 @@ from typing import Any
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from tradingbot import metrics
 from tradingbot.logconfig import context
 
 logger = logging.getLogger(__name__)
@@ -120,6 +121,11 @@ def channel_message(group: str, events: list[dict[str, Any]]) -> dict[str, Any]:
     return {"type": CHANNEL_BATCH_TYPE, "group": group, "events": events}
 
 
+def event_kind(event: Mapping[str, Any]) -> str:
+    """The kind of channel an event belongs to: ``bot`` for ``bot.status``."""
+    return str(event.get("type", "")).partition(".")[0] or "unknown"
+
+
 def publish_after_commit(groups: Iterable[str], event: dict[str, Any]) -> None:
     """Send ``event`` to every group once the current transaction commits (now if none)."""
     publish_batch_after_commit([(list(groups), event)])
@@ -188,6 +194,7 @@ def publish_batch_now(batch: list[tuple[list[str], dict[str, Any]]]) -> bool:
                 extra=context(event_type=first_type, error=type(exc).__name__),
             )
         return False
+    metrics.EVENTS_PUBLISHED.inc_each({"kind": event_kind(event)} for _, event in batch)
     if _failing:
         _failing = False
         logger.info("events.publish_recovered", extra=context(event_type=first_type))

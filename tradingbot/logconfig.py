@@ -28,6 +28,16 @@ def context(**fields: Any) -> dict[str, Any]:
     }
 
 
+def encodable(text: str) -> str:
+    """``text`` with what UTF-8 cannot encode (a lone UTF-16 surrogate, which JSON's ``"\\ud800"``
+    decodes to) written as its escape, ``\\ud800``: safe to send, store or write to a log."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
     return {k: v for k, v in vars(record).items() if k not in RESERVED_ATTRS and k[0] != "_"}
 
@@ -47,7 +57,9 @@ class TextFormatter(logging.Formatter):
             line += " " + " ".join(f"{k}={_text_value(v)}" for k, v in sorted(extras.items()))
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
-        return line
+        # A value a client sent can be text no codec writes: escape it rather than lose the line
+        # (the handler's error report is a traceback of its own).
+        return encodable(line)
 
 
 def _text_value(value: Any) -> str:

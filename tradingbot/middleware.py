@@ -3,6 +3,7 @@ trader's time zone for the pages."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -13,37 +14,56 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
+from tradingbot.errors import ERROR_CODE_ATTR
 from tradingbot.logconfig import context
 
 logger = logging.getLogger("tradingbot.access")
 
 # Probes and assets would drown the events that matter; they are logged at DEBUG only.
-QUIET_PREFIXES = ("/healthz", "/" + settings.STATIC_URL.lstrip("/"))
+QUIET_PREFIXES = ("/healthz", "/metrics", "/" + settings.STATIC_URL.lstrip("/"))
 
 
 class AccessLogMiddleware:
+    """One line per request: INFO, or WARNING for a 5xx answer (with its error code, e.g.
+    ``error=exchange_unavailable``: an expected 503 is this one line, no traceback). A request
+    whose error handling itself failed still gets its line (status 500) before the exception
+    goes on to the server."""
+
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
-        response = self.get_response(request)
-        level = logging.DEBUG if request.path.startswith(QUIET_PREFIXES) else logging.INFO
-        if logger.isEnabledFor(level):
-            user = getattr(request, "user", None)
-            logger.log(
-                level,
-                "http.request",
-                extra=context(
-                    method=request.method,
-                    path=request.path,
-                    status=response.status_code,
-                    duration_ms=round((time.perf_counter() - started) * 1000, 1),
-                    user_id=user.pk if user is not None and user.is_authenticated else None,
-                    ip=request.META.get("REMOTE_ADDR"),
-                ),
-            )
+        try:
+            response = self.get_response(request)
+        except Exception:
+            with contextlib.suppress(Exception):  # the line must not hide the failure
+                _log_request(request, 500, None, started)
+            raise
+        error = getattr(response, ERROR_CODE_ATTR, None)
+        _log_request(request, response.status_code, error, started)
         return response
+
+
+def _log_request(request: HttpRequest, status: int, error: str | None, started: float) -> None:
+    if request.path.startswith(QUIET_PREFIXES):
+        level = logging.DEBUG
+    else:
+        level = logging.WARNING if status >= 500 else logging.INFO
+    if not logger.isEnabledFor(level):
+        return
+    user = getattr(request, "user", None)
+    fields = context(
+        method=request.method,
+        path=request.path,
+        status=status,
+        duration_ms=round((time.perf_counter() - started) * 1000, 1),
+        user_id=user.pk if user is not None and user.is_authenticated else None,
+        ip=request.META.get("REMOTE_ADDR"),
+    )
+    if error is not None:
+        fields["error"] = error
+    logger.log(level, "http.request", extra=fields)
 
 
 class TraderTimeZoneMiddleware:

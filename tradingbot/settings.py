@@ -17,6 +17,7 @@ from tradingbot.env import (
     env_choice,
     env_int,
     env_list,
+    env_networks,
     redis_url_or_embedded,
     secret_from_env_or_file,
 )
@@ -27,8 +28,11 @@ ENV = os.environ
 # Local state of the embedded setup: SQLite file, Redis socket, generated dev keys.
 VAR_DIR = Path(ENV.get("TRADINGBOT_VAR_DIR") or BASE_DIR / "var").resolve()
 
-DEBUG = env_bool(ENV, "DEBUG", default=True)
-SECRET_KEY = secret_from_env_or_file(ENV, "SECRET_KEY", debug=DEBUG, path=VAR_DIR / "secret_key")
+# Off unless asked for: `make run` is the production run, `make dev` the debug one.
+DEBUG = env_bool(ENV, "DEBUG", default=False)
+# Unset keys are generated once into var/ (a fresh `make run` needs nothing configured); a setup
+# of several machines sets them, the same on every machine.
+SECRET_KEY = secret_from_env_or_file(ENV, "SECRET_KEY", path=VAR_DIR / "secret_key")
 
 
 def _fernet_key() -> str:
@@ -41,7 +45,6 @@ def _fernet_key() -> str:
 FIELD_ENCRYPTION_KEY = secret_from_env_or_file(
     ENV,
     "FIELD_ENCRYPTION_KEY",
-    debug=DEBUG,
     path=VAR_DIR / "field_encryption_key",
     generate=_fernet_key,
 )
@@ -78,6 +81,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "tradingbot.middleware.AccessLogMiddleware",
+    "tradingbot.security.SecurityHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -228,6 +232,18 @@ BOT_LIVE_CLOSE_DELAY_SECONDS = env_int(ENV, "BOT_LIVE_CLOSE_DELAY_SECONDS", 2, m
 BOT_MAX_BACKOFF_SECONDS = env_int(ENV, "BOT_MAX_BACKOFF_SECONDS", 300, minimum=1)
 # Bot events (the bots' own logs) older than this are pruned daily; orders and trades never are.
 BOT_EVENT_RETENTION_DAYS = env_int(ENV, "BOT_EVENT_RETENTION_DAYS", 30, minimum=1)
+# Live-money safety (issue 15): a live bot whose ticks failed this many times in a row shows as
+# degraded; a stop waits this long per exchange request (and tries each once); checking a live
+# account's keys (on save, and before a bot starts on an unverified one) waits this long.
+BOT_DEGRADED_AFTER_FAILURES = env_int(ENV, "BOT_DEGRADED_AFTER_FAILURES", 3, minimum=1)
+BOT_STOP_EXCHANGE_TIMEOUT_SECONDS = env_int(ENV, "BOT_STOP_EXCHANGE_TIMEOUT_SECONDS", 5, minimum=1)
+EXCHANGE_KEY_CHECK_TIMEOUT_SECONDS = env_int(
+    ENV, "EXCHANGE_KEY_CHECK_TIMEOUT_SECONDS", 10, minimum=1
+)
+# Replay catch-up (issue 15): a replay bot that fell behind its schedule (worker down, ticks
+# lagging) acts on every candle it missed, in order, at most this many per tick (and none begun
+# after a quarter of its tick lease, BOT_TICK_LEASE_SECONDS); the rest is due at once.
+BOT_REPLAY_CATCH_UP_CANDLES = env_int(ENV, "BOT_REPLAY_CATCH_UP_CANDLES", 50, minimum=1)
 
 # --- Auth ------------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
@@ -249,10 +265,28 @@ LOGIN_FAILURE_WINDOW = env_int(ENV, "LOGIN_FAILURE_WINDOW", 60, minimum=1)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
-SESSION_COOKIE_SECURE = not DEBUG
-CSRF_COOKIE_SECURE = not DEBUG
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# --- TLS and proxies (docs/operations.md, "Safe defaults") -----------------------------------
+# HTTPS=true when browsers reach the site over TLS (a proxy in TRUSTED_PROXIES terminating it, or
+# otherwise): cookies travel only over TLS, HSTS is sent and plain http is redirected. Off (the
+# default), a plain-http run such as `make run` on 127.0.0.1 keeps its cookies working; then
+# `check --deploy` names exactly these settings.
+HTTPS = env_bool(ENV, "HTTPS", default=False)
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_SSL_REDIRECT = HTTPS
+# Probes and scrapes come over plain http from the machine itself.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env_int(ENV, "HSTS_SECONDS", 31_536_000, minimum=0) if HTTPS else 0
+# Both commit more than this site (every subdomain; browsers' built-in list): opt in.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool(ENV, "HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env_bool(ENV, "HSTS_PRELOAD", default=False)
+# Not SECURE_PROXY_SSL_HEADER: Django would believe X-Forwarded-Proto from anyone. The scheme
+# and the client address come from X-Forwarded-Proto/-For only when the peer is one of these
+# (tradingbot/proxy.py). Comma-separated addresses or networks; empty: nobody is believed.
+TRUSTED_PROXIES = env_networks(ENV, "TRUSTED_PROXIES")
 
 # --- REST framework --------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -262,7 +296,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["tradingbot.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "tradingbot.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -275,6 +309,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # No badge image from validator.swagger.io: the CSP allows this site's images only, and the
+    # schema's URL is nobody else's business.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "COMPONENT_SPLIT_REQUEST": True,
     # Several models have a "status" or "side" choice; name each enum instead of hashing it.
     "ENUM_NAME_OVERRIDES": {
@@ -283,6 +320,11 @@ SPECTACULAR_SETTINGS = {
         "OrderStatusEnum": "bots.models.Order.Status",
         "OrderSideEnum": "bots.models.Order.Side",
     },
+    # The 401 of every authenticated operation, the 400/413/415 of every body (tradingbot.openapi).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "tradingbot.openapi.document_common_errors",
+    ],
 }
 
 # Extra strategy modules (dotted paths) loaded with the built-ins at start-up; a broken one
@@ -291,6 +333,10 @@ STRATEGY_MODULES = env_list(ENV, "STRATEGY_MODULES", default=[])
 
 # Bodies above this are refused (413) before they are parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+# JSON bodies nested deeper than this (arrays and objects) are refused (400 malformed_request) by
+# tradingbot.parsers.JSONParser: no API body is more than a few levels deep, and a deep one
+# would make every walk over it recursive (1,000 levels was a RecursionError, a 500).
+JSON_MAX_DEPTH = 32
 
 # --- i18n / time -----------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

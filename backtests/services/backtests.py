@@ -44,11 +44,13 @@ from backtests.services.runs import (
     publish_status,
     requeue_overdue,
     rerun_fields,
+    run_seconds,
     unqueued,
 )
 from backtests.spec import RunSpec
 from strategies.registry import active
 from tradingbot.logconfig import context
+from tradingbot.metrics import BACKTEST_DURATION
 from tradingbot.tasks import enqueue as enqueue_task
 
 logger = logging.getLogger(__name__)
@@ -196,6 +198,7 @@ def backtest_execute(*, backtest_id: int, worker: str = "") -> str:
     except Exception:
         logger.exception("backtest.crashed", extra=context(backtest_id=backtest_id))
         return _fail(backtest, "An unexpected error stopped this backtest. It has been logged.")
+    BACKTEST_DURATION.observe(run_seconds(backtest), status=RunStatus.DONE)
     logger.info(
         "backtest.done",
         extra=context(
@@ -328,6 +331,7 @@ def _fail(backtest: Backtest, error: str, *, silent_before: datetime | None = No
     if not failed:
         return _current_status(backtest.pk)
     backtest.status, backtest.error = RunStatus.FAILED, error
+    BACKTEST_DURATION.observe(run_seconds(backtest), status=RunStatus.FAILED)
     _publish(backtest)
     logger.warning(
         "backtest.failed", extra=context(backtest_id=backtest.pk, user_id=backtest.user_id)

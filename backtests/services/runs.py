@@ -6,6 +6,7 @@ may have lost them."""
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -35,6 +36,13 @@ def publish_status(kind: str, run: Any, data: Any) -> None:
         object_groups(kind, run.pk, run.user_id),
         object_event(kind, "status", object_id=run.pk, owner_id=run.user_id, data=data),
     )
+
+
+def run_seconds(run: Backtest | Sweep) -> float:
+    """Seconds from the run's (latest) start to now; NaN when it never started."""
+    if run.started_at is None:
+        return math.nan
+    return (timezone.now() - run.started_at).total_seconds()
 
 
 def rerun_fields(run: Backtest | Sweep) -> dict[str, Any]:

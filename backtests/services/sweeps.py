@@ -47,6 +47,7 @@ from backtests.services.runs import (
     publish_status,
     requeue_overdue,
     rerun_fields,
+    run_seconds,
     unqueued,
 )
 from backtests.spec import RunSpec
@@ -54,6 +55,7 @@ from strategies.base import Strategy
 from strategies.registry import active
 from tradingbot.errors import AppError
 from tradingbot.logconfig import context
+from tradingbot.metrics import SWEEP_DURATION
 from tradingbot.tasks import enqueue as enqueue_task
 from tradingbot.tasks import task_signature
 
@@ -294,6 +296,7 @@ def sweep_finish(*, sweep_id: int) -> str:
         sweep.error = "Every combination failed; see their errors." if all_failed else ""
         sweep.finished_at = timezone.now()
         sweep.save(update_fields=["status", "error", "finished_at"])
+        SWEEP_DURATION.observe(run_seconds(sweep), status=sweep.status)
         _publish(sweep)
     best = selectors.sweep_ranking(sweep=sweep, limit=1)
     logger.info(

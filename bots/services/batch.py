@@ -148,6 +148,8 @@ def _hold(bot: Bot, position: Position, clock: Callable[[], float], now: datetim
     candles = candles_since_last_tick(bot, market)
     if isinstance(candles, TickResult):  # waiting for the next candle
         return _Held(bot, candles, _release_fields(market, now, late=candles.late))
+    if market.behind:  # a replay catching up: the full tick acts on several candles
+        return None
     candle_ms = int(candles["open_time"].iloc[-1])
     target = signal_of(bot, candles)
     close = last_close(candles)
@@ -159,7 +161,7 @@ def _hold(bot: Bot, position: Position, clock: Callable[[], float], now: datetim
     fields = _release_fields(market, now, late=False)
     fields.update(last_candle_ms=candle_ms, risk_exit_target=decision.risk_exit_target)
     event = BotEvent(bot=bot, **tick_event(decision, target, candle_ms))
-    result = TickResult(bot.pk, "held", candle_ms=candle_ms)
+    result = TickResult(bot.pk, "held", candle_ms=candle_ms, candles=1)
     return _Held(bot, result, fields, event=event, position=position,
                  candle=bot_candle_data(bot, candles))  # fmt: skip
 

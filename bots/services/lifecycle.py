@@ -22,9 +22,11 @@ from bots.models import Bot, Order
 from bots.services.books import position_of
 from bots.services.events import bot_event, bot_set_status
 from bots.services.lease import no_lease
+from bots.services.stopping import stop_actor
 from bots.services.ticks import bot_tick
 from markets.exchanges.markets import get_catalog
 from markets.models import Candle, ExchangeAccount
+from markets.services import exchange_account_verify
 from markets.timeframes import TIMEFRAMES, timeframe_ms
 from strategies.services import usable_strategy, validated_params
 from tradingbot.errors import AppError
@@ -201,8 +203,15 @@ def bot_delete(*, bot: Bot) -> None:
     logger.info("bot.deleted", extra=context(bot_id=bot_id, user_id=bot.user_id))
 
 
-def bot_start(*, bot: Bot, clock: Callable[[], float] = time.time) -> Bot:
+def bot_start(
+    *, bot: Bot, confirm_live: bool = False, clock: Callable[[], float] = time.time
+) -> Bot:
     """Start a stopped (or failed) bot: it ticks at once, then on every candle close.
+
+    A bot on a live account trades real money: it starts only with ``confirm_live`` (400
+    ``confirm_live_required`` otherwise), and only once the exchange has accepted the account's
+    keys (an unverified account is checked again now: 400 ``exchange_auth_failed`` when the
+    keys are rejected, 503 ``exchange_unreachable`` when the exchange cannot be asked).
 
     A replay continues where it stopped: its market time resumes after the last candle the bot
     acted on (or at the replay's start), at the wall time of this start.
@@ -210,9 +219,11 @@ def bot_start(*, bot: Bot, clock: Callable[[], float] = time.time) -> Bot:
     if bot.status not in (Bot.Status.STOPPED, Bot.Status.ERROR):
         raise AppError("invalid_transition", f"The bot is {bot.status}; it cannot start.", 409)
     usable_strategy(bot.strategy_id)  # staff may have disabled it since
+    _live_money_check(bot, confirm_live=confirm_live)
     fields: dict[str, Any] = {
-        "last_error": "", "error_streak": 0, "stop_flatten": False,
-        "next_tick_at": timezone.now(), **no_lease(),
+        "last_error": "", "error_streak": 0, "stop_flatten": False, "stop_requested_by": "",
+        "degraded_since": None, "degraded_reason": "", "next_tick_at": timezone.now(),
+        **no_lease(),
     }  # fmt: skip
     if bot.data_source == Bot.DataSource.REPLAY:
         step = timeframe_ms(bot.timeframe)
@@ -223,34 +234,68 @@ def bot_start(*, bot: Bot, clock: Callable[[], float] = time.time) -> Bot:
         bot, Bot.Status.RUNNING, expected=(Bot.Status.STOPPED, Bot.Status.ERROR), **fields
     ):
         raise AppError("invalid_transition", "The bot changed meanwhile; reload it.", 409)
-    bot_event(bot, "started", f"Started on {bot.symbol} {bot.timeframe} ({bot.data_source}).")
+    money = " with real money" if bot.is_live_money else ""
+    bot_event(
+        bot, "started", f"Started on {bot.symbol} {bot.timeframe} ({bot.data_source}){money}."
+    )
     bot.refresh_from_db()
     return bot
 
 
-def bot_stop(*, bot: Bot, flatten: bool = False, clock: Callable[[], float] = time.time) -> Bot:
+def _live_money_check(bot: Bot, *, confirm_live: bool) -> None:
+    """A live account's bot: the trader confirmed it, and the exchange accepts the keys."""
+    account = bot.exchange_account
+    if not account.is_live:
+        return
+    if not confirm_live:
+        raise AppError(
+            "confirm_live_required",
+            f"“{bot.name}” trades real money on {account.label} ({bot.symbol}): confirm the "
+            "start with confirm_live: true.",
+            400,
+            details={"confirm_live": ["Required to start a bot on a live account."]},
+        )
+    if account.verified_at is None:
+        exchange_account_verify(account=account)
+
+
+def bot_stop(
+    *, bot: Bot, flatten: bool = False, by: User | None = None, reason: str = "",
+    clock: Callable[[], float] = time.time,
+) -> Bot:  # fmt: skip
     """Stop the bot: cancel its open orders and, with ``flatten``, close its position.
 
-    The stop is carried out at once when no tick holds the bot; otherwise the tick in progress
-    carries it out before it lets go. Until then the bot is ``stopping``.
+    ``by`` is who asks (the bot's trader, or a staff member); without one, the system does,
+    because of ``reason``: the bot's log says who stopped it. The stop is carried out at once
+    when no tick holds the bot, trying each exchange request once with a short timeout (orders
+    it could not cancel are listed as such), so it ends ``stopped`` even when the exchange is
+    down; otherwise the tick in progress carries it out before it lets go.
     """
     if bot.status == Bot.Status.STOPPED:
         raise AppError("invalid_transition", "The bot is already stopped.", 409)
+    actor = stop_actor(bot, by=by, reason=reason)
     if bot.status == Bot.Status.ERROR and not flatten and not _has_open_orders(bot):
-        bot_set_status(bot, Bot.Status.STOPPED, expected=(Bot.Status.ERROR,))
-        bot_event(bot, "stopped", "Stopped (it was in error).")
+        bot_set_status(bot, Bot.Status.STOPPED, expected=(Bot.Status.ERROR,),
+                       stop_requested_by=actor)  # fmt: skip
+        bot_event(bot, "stopped", f"Stopped by {actor} (it was in error).", data={"by": actor})
         return bot
     # A second stop never takes back a flatten that an earlier one (or the kill switch) asked for.
     flatten = flatten or (bot.status == Bot.Status.STOPPING and bot.stop_flatten)
+    if bot.status == Bot.Status.STOPPING and bot.stop_requested_by:
+        actor = bot.stop_requested_by  # the first to ask stopped it
     moved = bot_set_status(
         bot, Bot.Status.STOPPING,
         expected=(Bot.Status.RUNNING, Bot.Status.STOPPING, Bot.Status.ERROR),
-        stop_flatten=flatten, next_tick_at=timezone.now(),
+        stop_flatten=flatten, next_tick_at=timezone.now(), stop_requested_by=actor,
     )  # fmt: skip
     if not moved:
         raise AppError("invalid_transition", "The bot changed meanwhile; reload it.", 409)
     bot_tick(bot_id=bot.pk, clock=clock)
     bot.refresh_from_db()
+    if bot.status == Bot.Status.STOPPING:  # a tick holds it; the log says who asked meanwhile
+        bot_event(bot, "stop_requested",
+                  f"Stop asked by {actor}; the tick in progress carries it out.",
+                  data={"by": actor})  # fmt: skip
     return bot
 
 
@@ -271,14 +316,17 @@ def bots_kill(*, user: User | None = None, by: User | None = None, flatten: bool
         bots = bots.filter(user=user)
     count = 0
     for bot in bots.select_related("user"):
+        actor = stop_actor(bot, by=by, reason="the staff kill switch was used") + (
+            " (kill switch)" if by is not None else ""
+        )
         moved = bot_set_status(
             bot, Bot.Status.STOPPING, expected=(bot.status,), stop_flatten=flatten,
-            next_tick_at=timezone.now(),
+            next_tick_at=timezone.now(), stop_requested_by=actor,
         )  # fmt: skip
         if moved:
             count += 1
-            who = by.email if by is not None else "staff"
-            bot_event(bot, "killed", f"Stopped by {who} (kill switch).", level="warning")
+            bot_event(bot, "killed", f"Stop asked by {actor}.", level="warning",
+                      data={"by": actor})  # fmt: skip
     logger.warning(
         "bots.kill_switch",
         extra=context(user_id=user.pk if user else None, by=by.pk if by else None, bots=count),

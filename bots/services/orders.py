@@ -33,6 +33,7 @@ from markets.exchanges.errors import (
     InvalidOrderError,
     OrderNotFoundError,
 )
+from tradingbot import metrics
 from tradingbot.logconfig import context
 
 logger = logging.getLogger("bots.tick")
@@ -105,6 +106,7 @@ def _placed_before(market: BotMarket, symbol: str, cid: str) -> dict[str, Any] |
 
 def _rejected(bot: Bot, order: Order, error: ExchangeError, updates: BotUpdates) -> None:
     Order.objects.filter(pk=order.pk).update(status=Order.Status.REJECTED, error=error.message)
+    count_order_outcome(Order.Status.REJECTED)
     bot_event(
         bot, error.code, f"{order.side} order refused: {error.message}",
         level=BotEvent.Level.WARNING, data={"client_order_id": order.client_order_id},
@@ -179,6 +181,7 @@ def _report_order(
             price=str(order.average_price or ""),
         ),
     )
+    count_order_outcome(order.status)
     updates.order(bot, order)
     for trade in trades:
         updates.trade(bot, trade)
@@ -224,6 +227,7 @@ def _never_arrived(bot: Bot, order: Order, updates: BotUpdates) -> None:
     second one as a duplicate and the tick adopts the first). An open one that vanished is
     closed in the books.
     """
+    metrics.ORDERS.inc(outcome="failed" if order.status == Order.Status.PENDING else "cancelled")
     if order.status == Order.Status.PENDING:
         order.delete()
         message = f"{order.side} order {order.client_order_id} never reached the exchange"
@@ -258,3 +262,15 @@ def _adopt_unknown_open_orders(bot: Bot, market: BotMarket, updates: BotUpdates)
                   updates=updates)  # fmt: skip
         adopted.append(cid)
     return adopted
+
+
+# How an order ended, as the orders metric counts it (statuses still open are not counted).
+ORDER_OUTCOMES: dict[str, str] = {
+    Order.Status.CLOSED: "filled", Order.Status.CANCELED: "cancelled",
+    Order.Status.REJECTED: "rejected",
+}  # fmt: skip
+
+
+def count_order_outcome(status: str) -> None:
+    if status in ORDER_OUTCOMES:
+        metrics.ORDERS.inc(outcome=ORDER_OUTCOMES[status])

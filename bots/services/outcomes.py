@@ -4,6 +4,7 @@ and its log line. Shared by the single tick and the batched one, which record al
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -11,6 +12,8 @@ from typing import Any
 from bots.decisions import Decision
 from bots.events import decimal_text
 from bots.models import Bot, BotEvent
+from markets.timeframes import timeframe_ms
+from tradingbot import metrics
 from tradingbot.logconfig import context
 
 logger = logging.getLogger("bots.tick")
@@ -27,6 +30,7 @@ class TickResult:
     candle_ms: int | None = None
     orders: int = 0
     late: bool = False  # the newest closed candle is not there yet
+    candles: int = 0  # candles acted on: more than one when a replay catches up
     quiet: bool = False  # a retry within an incident already reported: no log line
 
 
@@ -50,6 +54,7 @@ def tick_event(decision: Decision, target: int, candle_ms: int) -> dict[str, Any
 def log_tick(bot: Bot, result: TickResult, seconds: float) -> None:
     """The tick's one log line (``bot.tick``); none for a tick that did not run, or for a
     retry the incident's first line already reported."""
+    observe_tick_latency(bot, result)
     if result.outcome in ("busy", "idle") or result.quiet:
         return
     logger.info(
@@ -60,6 +65,21 @@ def log_tick(bot: Bot, result: TickResult, seconds: float) -> None:
             action=result.outcome,
             candle_ms=result.candle_ms,
             orders=result.orders,
+            candles=result.candles,
             ms=round(seconds * 1000, 1),
         ),
     )
+
+
+def observe_tick_latency(bot: Bot, result: TickResult) -> None:
+    """The tick latency metric: from the close of the candle the tick handled, on the bot's
+    clock (the wall clock, or the replay's, mapped back to the wall clock), to now."""
+    if result.candle_ms is None:
+        return
+    step = timeframe_ms(bot.timeframe)
+    close_ms = result.candle_ms + step
+    closed_at = close_ms / 1000
+    if bot.data_source == Bot.DataSource.REPLAY and bot.replay_started_at and bot.replay_speed:
+        candles_since_start = (close_ms - (bot.replay_resume_ms or close_ms)) / step
+        closed_at = bot.replay_started_at + candles_since_start * 60.0 / bot.replay_speed
+    metrics.TICK_LATENCY.observe(time.time() - closed_at, source=bot.data_source)

@@ -7,7 +7,9 @@ A tick (``bot_tick``), top to bottom:
 2. reconciles with the exchange (``orders``): every order the books still hold as pending or
    open is read back by its ``client_order_id`` and adopted as the exchange has it;
 3. finds the candle that closed since its last tick, and computes the signal on the closed
-   candles with ``Strategy.positions``, the function the backtest runs;
+   candles with ``Strategy.positions``, the function the backtest runs (a replay bot that fell
+   behind its schedule goes through steps 2 to 6 for each candle it missed, in order, a
+   bounded number per tick: ``_catch_up``; it never skips one);
 4. checks the daily loss limit (``stopping``), then decides with the pure
    ``bots.decisions.decide``: at the last close first, and only when that might trade, again
    on the exchange's prices and balance;
@@ -38,6 +40,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Case, Value, When
 from django.utils import timezone
@@ -128,10 +131,71 @@ def _stop(
 
 
 def _trade(bot: Bot, market: BotMarket, updates: BotUpdates) -> TickResult:
+    if market.feed is not None:
+        return _catch_up(bot, market, updates)
     open_ids = orders_reconcile(bot, market, updates)
     candles = candles_since_last_tick(bot, market)
     if isinstance(candles, TickResult):  # waiting for the next candle
         return candles
+    return _trade_on(bot, market, candles, open_ids, updates)
+
+
+def _catch_up(bot: Bot, market: BotMarket, updates: BotUpdates) -> TickResult:
+    """A replay bot's tick: every stored candle from the one after the last it acted on up to
+    the newest its schedule has closed, in order, each acted on as a tick of its own would
+    (reconcile, decide, place, book; ``last_candle_ms`` written with it), so that a bot that
+    fell behind catches up without skipping one. At most ``BOT_REPLAY_CATCH_UP_CANDLES`` per
+    tick, and none begun after a quarter of its lease (``_catch_up_deadline``): the rest is due
+    at once (``market.behind``). A stop asked for meanwhile ends the catching up."""
+    limit = settings.BOT_REPLAY_CATCH_UP_CANDLES
+    deadline = _catch_up_deadline(bot)
+    open_ids = orders_reconcile(bot, market, updates)
+    pending = market.replay_pending(limit)
+    if not pending:
+        ended = market.replay_ended()
+        if ended is not None:
+            raise ended
+        return TickResult(bot.pk, "waiting")
+    results: list[TickResult] = []
+    for index, candle_ms in enumerate(pending):
+        if index:
+            # This tick has run: unknown open orders were looked for on its first candle.
+            bot.last_tick_at = timezone.now()
+            open_ids = orders_reconcile(bot, market, updates)
+        market.move_to(candle_ms)
+        results.append(_trade_on(bot, market, market.closed_candles(candle_ms), open_ids, updates))
+        last = index == len(pending) - 1  # after the last, the caller looks for a stop
+        if last or results[-1].outcome == "stopped" or timezone.now() > deadline:
+            break
+        if _stop_requested(bot):
+            break
+    market.behind = len(results) < len(pending) or len(pending) == limit
+    return _caught_up(bot, results)
+
+
+def _catch_up_deadline(bot: Bot) -> datetime:
+    """A quarter of the bot's lease after it was taken: a tick of a batch shares the batch's
+    lease, so the bots late in a batch catch up less, and no tick outlives its lease."""
+    lease = timedelta(seconds=settings.BOT_TICK_LEASE_SECONDS)
+    until = bot.tick_lease_until or timezone.now() + lease
+    return until - lease * 3 / 4
+
+
+def _caught_up(bot: Bot, results: list[TickResult]) -> TickResult:
+    """One result for the candles of a catching-up tick: the last one's, ``traded`` if any
+    candle traded, with every order placed counted."""
+    last = results[-1]
+    orders = sum(result.orders for result in results)
+    outcome = "traded" if orders and last.outcome != "stopped" else last.outcome
+    return TickResult(bot.pk, outcome, candle_ms=last.candle_ms, orders=orders,
+                      candles=len(results))  # fmt: skip
+
+
+def _trade_on(
+    bot: Bot, market: BotMarket, candles: pd.DataFrame, open_ids: tuple[str, ...],
+    updates: BotUpdates,
+) -> TickResult:  # fmt: skip
+    """Decide on the newest of ``candles`` and carry the decision out."""
     candle_ms = int(candles["open_time"].iloc[-1])
     updates.candle(bot, bot_candle_data(bot, candles))
     target = signal_of(bot, candles)
@@ -148,12 +212,15 @@ def _trade(bot: Bot, market: BotMarket, updates: BotUpdates) -> TickResult:
     placed = orders_execute(bot, market, decision, candle_ms, updates)
     with transaction.atomic():
         position = position_mark(position_of(bot) if placed else position, close)
-        if decision.risk_exit_target != bot.risk_exit_target:
-            Bot.objects.filter(pk=bot.pk).update(risk_exit_target=decision.risk_exit_target)
+        # Written with the decision: a tick killed after this candle does not act on it again.
+        Bot.objects.filter(pk=bot.pk).update(
+            last_candle_ms=candle_ms, risk_exit_target=decision.risk_exit_target
+        )
         bot_event(bot, **tick_event(decision, target, candle_ms), updates=updates)
+    bot.last_candle_ms, bot.risk_exit_target = candle_ms, decision.risk_exit_target
     updates.position(bot, position)
     outcome = "traded" if placed else ("skipped" if decision.skip else "held")
-    return TickResult(bot.pk, outcome, candle_ms=candle_ms, orders=placed)
+    return TickResult(bot.pk, outcome, candle_ms=candle_ms, orders=placed, candles=1)
 
 
 def _after_success(
@@ -184,17 +251,32 @@ def next_tick_at(market: BotMarket, now: datetime, *, late: bool) -> datetime:
 
 def candles_since_last_tick(bot: Bot, market: BotMarket) -> pd.DataFrame | TickResult:
     """The closed candles, when one has closed since the bot's last tick; else the tick's
-    ``waiting`` result."""
+    ``waiting`` result. A replay bot's are those up to the next candle it has to act on (the
+    market moved to it; ``market.behind`` when more wait after it)."""
+    if market.feed is not None:
+        return _next_replay_candles(bot, market)
     newest = market.newest_closed()
     if bot.last_candle_ms is not None and newest <= bot.last_candle_ms:
         return TickResult(bot.pk, "waiting")
     candles = market.closed_candles(newest)
-    late = market.feed is None  # a live exchange may publish a closed candle a little late
     if candles.empty:
-        return TickResult(bot.pk, "waiting", late=late)
+        return TickResult(bot.pk, "waiting", late=True)
     if bot.last_candle_ms is not None and int(candles["open_time"].iloc[-1]) <= bot.last_candle_ms:
-        return TickResult(bot.pk, "waiting", late=late)
+        # a live exchange may publish a closed candle a little late
+        return TickResult(bot.pk, "waiting", late=True)
     return candles
+
+
+def _next_replay_candles(bot: Bot, market: BotMarket) -> pd.DataFrame | TickResult:
+    pending = market.replay_pending(2)
+    if not pending:
+        ended = market.replay_ended()
+        if ended is not None:
+            raise ended
+        return TickResult(bot.pk, "waiting")
+    market.move_to(pending[0])
+    market.behind = len(pending) > 1
+    return market.closed_candles(pending[0])
 
 
 def last_close(candles: pd.DataFrame) -> Decimal:

@@ -37,6 +37,7 @@ from markets.exchanges.errors import (
     UnknownSymbolError,
 )
 from markets.exchanges.markets import MarketCatalog, get_catalog, offline_ccxt
+from tradingbot import metrics
 from tradingbot.logconfig import context
 
 if TYPE_CHECKING:
@@ -67,22 +68,33 @@ class CcxtExchange:
         secret: str = "",
         password: str = "",
         catalog: MarketCatalog | None = None,
+        timeout_seconds: float | None = None,
     ) -> None:
         self.exchange_id = exchange_id
         self.catalog = catalog if catalog is not None else get_catalog(exchange_id)
         self.client: Any = offline_ccxt(
             exchange_id, self.catalog.markets, apiKey=api_key, secret=secret, password=password
         )
+        if timeout_seconds is not None:
+            self.set_timeout(timeout_seconds)
 
     @classmethod
-    def from_account(cls, account: ExchangeAccount) -> CcxtExchange:
+    def from_account(
+        cls, account: ExchangeAccount, *, timeout_seconds: float | None = None
+    ) -> CcxtExchange:
         """The account's exchange, its decrypted credentials held only by the ccxt client."""
         return cls(
             account.exchange,
             api_key=account.api_key.reveal(),
             secret=account.api_secret.reveal(),
             password=account.passphrase.reveal(),
+            timeout_seconds=timeout_seconds,
         )
+
+    def set_timeout(self, seconds: float) -> None:
+        """How long one HTTP request may take before it fails as ``did not answer in time``
+        (a stop, or a check of an account's keys, waits no longer than this per request)."""
+        self.client.timeout = max(1, int(seconds * 1000))
 
     @classmethod
     def public(cls, exchange_id: str) -> CcxtExchange:
@@ -267,6 +279,10 @@ class CcxtExchange:
             raw = self._scrub(str(exc))
             said, code = _exchange_said(raw, self.exchange_id)
             error = self._translate(exc, said)
+            metrics.EXCHANGE_ERRORS.inc(exchange=self.exchange_id, kind=error.code)
+            if isinstance(error, ExchangeAuthError):
+                # What the exchange said (scrubbed), for a refusal that names the problem.
+                error.details = {"exchange_code": code or "", "exchange_message": said}
             if error.transient and (self.exchange_id, method) in _outages:
                 raise error from None
             if error.transient:

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from markets.decimals import finite_decimal
 from markets.exchanges.errors import ExchangeError, TransientExchangeError
-from markets.replay import ReplayFeed, replay_next_candle
+from markets.replay import ReplayFeed, replay_candle_from
 
 
 class PriceSource(Protocol):
@@ -55,30 +55,51 @@ def _iso(ms: int) -> str:
 
 
 class ReplayPrices:
-    """Prices of a replay, read from the stored candles of ``exchange`` at the feed's timeframe."""
+    """Prices of a replay, read from the stored candles of ``exchange`` at the feed's timeframe.
+
+    Market time is the feed's at the ``clock``, until ``at_ms`` is set: then it is ``at_ms``
+    whatever the clock says. A replay bot sets it to the close of the candle it is acting on
+    (``bots.services.markets.BotMarket.move_to``), so that its orders fill at the next candle's
+    open even when it acts on that candle late, catching up.
+    """
 
     def __init__(
-        self, exchange: str, feed: ReplayFeed, clock: Callable[[], float] = time.time
+        self,
+        exchange: str,
+        feed: ReplayFeed,
+        clock: Callable[[], float] = time.time,
+        *,
+        at_ms: int | None = None,
     ) -> None:
         self.exchange = exchange
         self.feed = feed
         self.clock = clock
+        self.at_ms = at_ms
 
     def now_ms(self) -> int:
+        if self.at_ms is not None:
+            return self.at_ms
         return self.feed.market_time(self.clock())
 
     def reference_price(self, symbol: str) -> Decimal:
-        now = self.clock()
-        candle = replay_next_candle(self.exchange, symbol, self.feed.timeframe, self.feed, now)
+        step = self.feed.timeframe_ms
+        next_open = self.now_ms() // step * step
+        candle = replay_candle_from(self.exchange, symbol, self.feed.timeframe, next_open)
         if candle is None:
-            next_open = self.feed.next_open_time(now)
-            raise ReplayEndedError(
-                f"the replay has run past the stored data: no {self.feed.timeframe} candle of "
-                f"{symbol} on {self.exchange} opens at or after {_iso(next_open)}",
-                details={"symbol": symbol, "timeframe": self.feed.timeframe,
-                         "next_open_time": next_open},
-            )  # fmt: skip
+            raise replay_ended_error(self.exchange, symbol, self.feed.timeframe, next_open)
         return Decimal(candle.open)
+
+
+def replay_ended_error(
+    exchange: str, symbol: str, timeframe: str, next_open: int
+) -> ReplayEndedError:
+    """The replay of ``symbol`` needs a candle opening at or after ``next_open``, and none is
+    stored."""
+    return ReplayEndedError(
+        f"the replay has run past the stored data: no {timeframe} candle of "
+        f"{symbol} on {exchange} opens at or after {_iso(next_open)}",
+        details={"symbol": symbol, "timeframe": timeframe, "next_open_time": next_open},
+    )
 
 
 class LatestPrices:

@@ -49,8 +49,12 @@
   function showStatus(data) {
     const badge = document.getElementById("bot-status");
     const status = String(data.status || "");
-    badge.className = `badge ${status}`;
-    badge.textContent = status.charAt(0).toUpperCase() + status.slice(1);
+    // "state" is what to show: "degraded" for a running bot whose exchange keeps failing.
+    const state = String(data.state || status);
+    badge.className = `badge ${state}`;
+    badge.textContent = state.charAt(0).toUpperCase() + state.slice(1);
+    document.getElementById("bot-health").textContent = data.health_reason || "";
+    document.getElementById("bot-health-row").hidden = data.health !== "degraded";
     const errorRow = document.getElementById("bot-error-row");
     document.getElementById("bot-error").textContent = data.last_error || "";
     errorRow.hidden = !data.last_error;

@@ -26,8 +26,11 @@
   function showStatus(tr, data) {
     const badge = tr.querySelector(".bot-status");
     const status = String(data.status || "");
-    badge.className = `badge ${status} bot-status`;
-    badge.textContent = status.charAt(0).toUpperCase() + status.slice(1);
+    // "state" is what to show: "degraded" for a running bot whose exchange keeps failing.
+    const state = String(data.state || status);
+    badge.className = `badge ${state} bot-status`;
+    badge.textContent = state.charAt(0).toUpperCase() + state.slice(1);
+    badge.title = data.health_reason || "";
     const active = status === "running" || status === "stopping";
     tr.querySelector("form.bot-start").hidden = active;
     tr.querySelector("form.bot-stop").hidden = !active;

@@ -95,6 +95,9 @@ def test_it_caps_the_size_before_expanding_anything():
         ({"fast": {"start": 5, "stop": 10, "step": 0.5}}, "fast", "must be an integer"),
         ({"fast": {"start": 1, "stop": 10, "step": 1}}, "fast", "between 2 and 500"),
         ({"ma": {"start": 1, "stop": 2, "step": 1}}, "ma", "needs a number parameter"),
+        ({"fast": [5, 10**309]}, "fast", "an integer beyond ±1.8e308: expected an integer"),
+        ({"fast": {"start": 5, "stop": 10**309, "step": 1}}, "fast", "stop must be a number"),
+        ({"fast": {"start": 5, "stop": 10, "step": 10**309}}, "fast", "step must be a number"),
     ],
 )
 def test_it_names_the_field_of_a_malformed_axis(grid, field, fragment):

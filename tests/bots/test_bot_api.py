@@ -34,9 +34,10 @@ BOTS = "/api/bots"
 FIRST, COUNT = 2000, 150
 FAST_CROSS = {"fast": 2, "slow": 3}  # crosses often: a few dozen candles make several trades
 BOT_FIELDS = {
-    "id", "name", "status", "last_error", "exchange_account", "symbol", "timeframe", "strategy",
-    "params", "data_source", "order_size", "max_position", "stop_loss_pct", "take_profit_pct",
-    "daily_loss_limit", "position", "last_tick_at", "created_at", "updated_at",
+    "id", "name", "status", "state", "health", "health_reason", "last_error", "exchange_account",
+    "symbol", "timeframe", "strategy", "params", "data_source", "order_size", "max_position",
+    "stop_loss_pct", "take_profit_pct", "daily_loss_limit", "position", "last_tick_at",
+    "created_at", "updated_at",
 }  # fmt: skip
 ORDER_FIELDS = {
     "client_order_id", "side", "order_type", "price", "qty", "filled_qty", "average_price",

@@ -215,7 +215,7 @@ def test_stop_with_flatten_leaves_dust_it_cannot_sell_and_says_so(runner: Replay
 
     assert bot.status == Bot.Status.STOPPED
     assert Position.objects.get(bot=bot).qty == dust
-    assert bot.events.get(kind="stopped").message == "Stopped: open orders cancelled."
+    assert bot.events.get(kind="stopped").message == "Stopped by the system: open orders cancelled."
     refusal = bot.events.get(kind="below_minimum")
     assert "below the minimum cost of 1 USDT" in refusal.message
     assert not PaperOrder.objects.exists()  # refused before it reached the exchange
@@ -365,6 +365,10 @@ def test_the_daily_loss_limit_stops_the_bot_and_closes_the_position(
     event = bot.events.get(kind="daily_loss_limit")
     assert Decimal(event.data["pnl_today"]) <= Decimal(-10)
     assert kinds(bot)[-1] == "stopped"
+    assert bot.events.get(kind="stopped").message == (
+        "Stopped by the system because the daily loss limit was reached: open orders cancelled "
+        "and closed the position."
+    )
 
 
 def test_a_restart_on_the_day_the_limit_was_hit_stops_again_without_trading(

@@ -315,7 +315,7 @@ def _live_bot(user: Any, account: Any, **config: Any) -> Bot:
             **config,
         ),
     )  # fmt: skip
-    return bot_start(bot=bot)
+    return bot_start(bot=bot, confirm_live=True)
 
 
 StartBitget = Callable[[type["_Bitget"]], tuple["_Bitget", Bot]]
@@ -339,7 +339,7 @@ def bitget_bot(
         serve_everywhere(monkeypatch, bitget)
         account = exchange_account_factory(
             user=user, mode="live", api_key=LIVE_KEY, api_secret=LIVE_SECRET,
-            passphrase=LIVE_PASSPHRASE,
+            passphrase=LIVE_PASSPHRASE, verified_at=timezone.now(),
         )  # fmt: skip
         return bitget, _live_bot(user, account)
 
@@ -360,9 +360,10 @@ def test_a_rejected_api_key_puts_the_bot_in_error_with_a_clear_message(
     settings.BOT_CANDLE_WINDOW = 50  # all of them stored: no candle request
     rejected = answer(400, bitget_error("40037", "Apikey does not exist"))
     sent = serve_everywhere(monkeypatch, rejected)
-    account = exchange_account_factory(
-        user=user, mode="live", api_key=LIVE_KEY, api_secret=LIVE_SECRET, passphrase=LIVE_PASSPHRASE
-    )
+    account = exchange_account_factory(  # keys accepted when saved, revoked since
+        user=user, mode="live", api_key=LIVE_KEY, api_secret=LIVE_SECRET,
+        passphrase=LIVE_PASSPHRASE, verified_at=timezone.now(),
+    )  # fmt: skip
     bot = _live_bot(user, account)
     Scripted.target = 1
 
@@ -470,24 +471,27 @@ class _Unreachable(_SentThenTimedOut):
         raise TransientExchangeError("could not reach bitget")
 
 
-def test_a_stop_that_meets_an_outage_backs_off_and_finishes_later(
+def test_a_stop_that_meets_an_outage_still_stops_and_says_the_position_stayed_open(
     runner: ReplayBot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # given: a bot holding a position, and an exchange that cannot be reached
     Scripted.target = 1
     runner.tick()
     _wrap_exchange(monkeypatch, _Unreachable)
-    before = timezone.now()
 
+    # when: it is stopped with "close the position"
     bot = bot_stop(bot=runner.refresh(), flatten=True, clock=runner.clock)
 
-    assert bot.status == Bot.Status.STOPPING
-    assert bot.error_streak == 1
-    assert bot.next_tick_at is not None
-    assert bot.next_tick_at >= before + timedelta(seconds=2)  # backoff, not every second
+    # then: it is stopped at once (no backoff), the position could not be closed, and its log
+    # says so, and who stopped it
+    assert bot.status == Bot.Status.STOPPED
+    assert Position.objects.get(bot=runner.bot).qty > 0
+    stopped = bot.events.get(kind="stopped")
+    assert stopped.level == BotEvent.Level.WARNING
+    assert stopped.message == ("Stopped by the system; position not closed: exchange unreachable.")
+    # and a new start trades on as before once the exchange answers
     monkeypatch.undo()
-    assert runner.tick().outcome == "stopped"
-    assert Position.objects.get(bot=runner.bot).qty == 0
-    assert kinds(runner.bot).count("exchange_unavailable") == 1
+    assert bot_start(bot=bot, clock=runner.clock).status == Bot.Status.RUNNING
 
 
 def test_a_stop_that_closes_the_position_announces_the_flat_position(

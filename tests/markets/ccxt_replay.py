@@ -285,3 +285,57 @@ def differences(actual: Any, expected: Any, path: str = "$") -> list[str]:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+# -- a Bitget account's private endpoints: keys accepted, rejected, or nobody answering --------
+
+
+def bitget_error_body(code: str, msg: str) -> dict[str, Any]:
+    return {"code": code, "msg": msg, "requestTime": 1711648951774, "data": None}
+
+
+@dataclass
+class BitgetAccount:
+    """Bitget as a live account sees it, at the HTTP layer (ccxt's own code runs above it).
+
+    ``state`` is ``"accepting"`` (the recorded spot balance; no open orders), ``"rejecting"``
+    (Bitget's answer to unknown keys, 40037), ``"busy"`` (Bitget's 503 when overloaded) or
+    ``"down"`` (the connection times out, as when the exchange is unreachable). ``sent`` holds
+    every request and ``timeouts`` the timeout each was sent with (seconds, as ``requests`` got
+    it from ccxt).
+    """
+
+    state: str = "accepting"
+    sent: list[requests.PreparedRequest] = field(default_factory=list)
+    timeouts: list[Any] = field(default_factory=list)
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> BitgetAccount:
+        account = self
+
+        def send(adapter: HTTPAdapter, request: requests.PreparedRequest, *a: Any, **k: Any) -> Any:
+            account.sent.append(request)
+            account.timeouts.append(k.get("timeout"))
+            return account.answer(request)
+
+        monkeypatch.setattr(HTTPAdapter, "send", send)
+        return self
+
+    def answer(self, request: requests.PreparedRequest) -> requests.Response:
+        if self.state == "down":
+            raise requests.exceptions.ConnectTimeout("connect timed out: api.bitget.com")
+        if self.state == "busy":
+            body = bitget_error_body("40604", "Server is busy, please try again later")
+            return json_response(request, 503, body)
+        if self.state == "rejecting":
+            return json_response(request, 400, bitget_error_body("40037", "Apikey does not exist"))
+        path = urlsplit(request.url or "").path
+        if path == "/api/v3/account/settings":  # ccxt's probe for a unified account
+            return json_response(request, 400, bitget_error_body("40084", "Classic account"))
+        if path == "/api/v2/spot/account/assets":
+            spot = next(
+                c for c in response_cases("fetchBalance") if c["description"] == "spot balance"
+            )
+            return json_response(request, 200, spot["httpResponse"])
+        if path == "/api/v2/spot/trade/unfilled-orders":
+            return json_response(request, 200, {"code": "00000", "msg": "success", "data": []})
+        raise AssertionError(f"no recorded answer for {request.method} {request.url}")

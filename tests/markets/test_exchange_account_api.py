@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from decimal import Decimal
 from pathlib import Path
 
@@ -143,3 +144,22 @@ def test_network_trouble_is_a_503(auth_client, live_account, monkeypatch):
     response = auth_client.get(f"{LIST}/{live_account.pk}/balance")
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "exchange_unavailable"
+
+
+@pytest.mark.django_db
+def test_an_expected_503_is_logged_at_warning_in_one_line_per_request(
+    auth_client, live_account, monkeypatch, caplog
+):
+    # given: the exchange cannot be reached
+    exchange_fails(monkeypatch, ccxt.NetworkError("connection reset"))
+    for attempt in range(2):
+        caplog.clear()
+        # when
+        with caplog.at_level(logging.INFO):
+            response = auth_client.get(f"{LIST}/{live_account.pk}/balance")
+        # then: the access line says it (the adapter adds one when the outage starts), no ERROR
+        assert response.status_code == 503
+        assert [r.levelno for r in caplog.records] == [logging.WARNING] * (2 - attempt)
+        assert all(r.exc_info is None for r in caplog.records)
+        [access] = [r for r in caplog.records if r.name == "tradingbot.access"]
+        assert (access.status, access.error) == (503, "exchange_unavailable")

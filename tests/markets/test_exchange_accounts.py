@@ -4,6 +4,7 @@ import pytest
 from django.db import connection
 
 from markets.models import ExchangeAccount
+from tests.markets.ccxt_replay import BitgetAccount
 
 LIST = "/api/exchange-accounts"
 LIVE = {
@@ -14,6 +15,12 @@ LIVE = {
     "api_secret": "very-secret-value-5678",
     "passphrase": "my-passphrase-9999",
 }
+
+
+@pytest.fixture(autouse=True)
+def _bitget_accepts_the_keys(monkeypatch):
+    """A live account's keys are checked on save: Bitget (at the HTTP layer) accepts them."""
+    BitgetAccount().install(monkeypatch)
 
 
 def raw_row(pk):

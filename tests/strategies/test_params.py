@@ -13,6 +13,7 @@ from strategies.params import (
     Param,
     StrategyDefinitionError,
     StrategyParamError,
+    finite_number,
     validate_params,
 )
 
@@ -59,6 +60,25 @@ def test_it_rejects_an_int_that_is_not_a_whole_number_in_range(value: Any, shown
     assert errors_of({"fast": value}) == {
         "fast": [f"fast must be an integer between 2 and 500, got {shown}"]
     }
+
+
+@pytest.mark.parametrize("param", [FAST, K])
+@pytest.mark.parametrize(
+    "value", [10**309, -(10**309), 2**20000], ids=["1e309", "-1e309", "2^20000"]
+)
+def test_it_rejects_a_number_beyond_any_float_without_overflowing(param: Param, value: int) -> None:
+    # math.isfinite(10**309) raises OverflowError: it was a 500 on every form and API
+    [message] = errors_of({param.name: value})[param.name]
+    assert message.endswith("got an integer beyond ±1.8e308")
+
+
+@pytest.mark.parametrize(
+    ("value", "finite"),
+    [(0, True), (-1.5, True), (10**308, True), (10**309, False), (math.inf, False),
+     (math.nan, False), (True, False), ("1", False), (None, False)],
+)  # fmt: skip
+def test_finite_number_is_a_number_a_float_holds(value: Any, finite: bool) -> None:
+    assert finite_number(value) is finite
 
 
 @pytest.mark.parametrize(

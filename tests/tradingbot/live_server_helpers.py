@@ -1,6 +1,6 @@
 """A real daphne serving ``/ws/``, and real clients to talk to it, for ``test_live_server.py``.
 
-``daphne_serving`` starts ``python -m daphne`` (``tests/daphne_process.py``) as the Procfile's
+``daphne_serving`` starts daphne (``tests/daphne_process.py``) as the Procfile's
 ``web`` line starts it (short ping interval and timeout), its stdout and stderr in a log file the
 tests read. Clients are the
 ``websockets`` library (asyncio) or, where a test needs what a well-behaved client never does (a
@@ -61,7 +61,7 @@ PRODUCTION_OPTIONS = (
 
 @contextlib.contextmanager
 def daphne_serving(*, env: Mapping[str, str], log_path: Path) -> Iterator[Daphne]:
-    """``python -m daphne`` with the production options and text logs, once it is healthy."""
+    """The web server with the production options and text logs, once it is healthy."""
     env = {**env, "LOG_FORMAT": "text", "PYTHONUNBUFFERED": "1"}
     with daphne_running(env=env, log_path=log_path, options=PRODUCTION_OPTIONS) as server:
         yield server

@@ -251,14 +251,13 @@ def _never() -> str:
     raise AssertionError("a secret was generated although one was available")
 
 
-@pytest.mark.parametrize("debug", [True, False])
-def test_it_takes_the_secret_from_the_environment_over_the_file(tmp_path, debug):
+def test_it_takes_the_secret_from_the_environment_over_the_file(tmp_path):
     # given: a stored secret too
     path = tmp_path / "secret_key"
     path.write_text("stored")
     # when
     value = env.secret_from_env_or_file(
-        {"SECRET_KEY": " from-env "}, "SECRET_KEY", debug=debug, path=path, generate=_never
+        {"SECRET_KEY": " from-env "}, "SECRET_KEY", path=path, generate=_never
     )
     # then
     assert value == "from-env"
@@ -266,24 +265,26 @@ def test_it_takes_the_secret_from_the_environment_over_the_file(tmp_path, debug)
 
 
 @pytest.mark.parametrize("environ", [{}, {"SECRET_KEY": ""}, {"SECRET_KEY": "   "}])
-def test_it_refuses_a_missing_secret_when_debug_is_off(tmp_path, environ):
-    # given: even a stored development secret is not good enough in production
+def test_it_reads_a_stored_secret_when_the_variable_is_unset_or_blank(tmp_path, environ):
+    # given
     path = tmp_path / "secret_key"
-    with pytest.raises(ImproperlyConfigured, match=r"^SECRET_KEY must be set when DEBUG is off$"):
-        env.secret_from_env_or_file(environ, "SECRET_KEY", debug=False, path=path, generate=_never)
-    assert not path.exists()
+    path.write_text("stored\n")
+    # when / then
+    assert env.secret_from_env_or_file(environ, "SECRET_KEY", path=path, generate=_never) == (
+        "stored"
+    )
 
 
-def test_it_generates_a_debug_secret_once_into_a_private_file_and_reuses_it(tmp_path):
+def test_it_generates_a_secret_once_into_a_private_file_and_reuses_it(tmp_path):
     # given
     path = tmp_path / "nested" / "field_encryption_key"
     generated = iter(["first-generated", "second-generated"])
     # when
     first = env.secret_from_env_or_file(
-        {}, "FIELD_ENCRYPTION_KEY", debug=True, path=path, generate=lambda: next(generated)
+        {}, "FIELD_ENCRYPTION_KEY", path=path, generate=lambda: next(generated)
     )
     second = env.secret_from_env_or_file(
-        {}, "FIELD_ENCRYPTION_KEY", debug=True, path=path, generate=lambda: next(generated)
+        {}, "FIELD_ENCRYPTION_KEY", path=path, generate=lambda: next(generated)
     )
     # then
     assert first == second == "first-generated"
@@ -292,17 +293,39 @@ def test_it_generates_a_debug_secret_once_into_a_private_file_and_reuses_it(tmp_
 
 
 def test_it_generates_a_long_random_secret_by_default(tmp_path):
-    one = env.secret_from_env_or_file({}, "SECRET_KEY", debug=True, path=tmp_path / "a")
-    other = env.secret_from_env_or_file({}, "SECRET_KEY", debug=True, path=tmp_path / "b")
+    one = env.secret_from_env_or_file({}, "SECRET_KEY", path=tmp_path / "a")
+    other = env.secret_from_env_or_file({}, "SECRET_KEY", path=tmp_path / "b")
     assert len(one) >= 50
     assert one != other
 
 
-def test_it_regenerates_a_debug_secret_when_the_file_is_empty(tmp_path):
+def test_it_regenerates_a_secret_when_the_file_is_empty(tmp_path):
     path = tmp_path / "secret_key"
     path.write_text("\n")
-    value = env.secret_from_env_or_file(
-        {}, "SECRET_KEY", debug=True, path=path, generate=lambda: "s"
-    )
+    value = env.secret_from_env_or_file({}, "SECRET_KEY", path=path, generate=lambda: "s")
     assert value == "s"
     assert path.read_text() == "s"
+
+
+# --- env.env_networks -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("environ", [{}, {"TRUSTED_PROXIES": ""}, {"TRUSTED_PROXIES": "  "}])
+def test_it_trusts_no_proxy_by_default(environ):
+    assert env.env_networks(environ, "TRUSTED_PROXIES") == []
+
+
+def test_it_reads_addresses_and_networks_normalised():
+    environ = {"TRUSTED_PROXIES": "10.0.0.7, 172.16.0.0/12,10.1.2.3/8, ::1"}
+    assert env.env_networks(environ, "TRUSTED_PROXIES") == [
+        "10.0.0.7/32",
+        "172.16.0.0/12",
+        "10.0.0.0/8",
+        "::1/128",
+    ]
+
+
+@pytest.mark.parametrize("raw", ["proxy.internal", "10.0.0.0/33", "10.0.0.1,,10.0.0.2"])
+def test_it_refuses_a_trusted_proxy_that_is_no_address_naming_the_variable(raw):
+    with pytest.raises(ImproperlyConfigured, match=r"^TRUSTED_PROXIES "):
+        env.env_networks({"TRUSTED_PROXIES": raw}, "TRUSTED_PROXIES")

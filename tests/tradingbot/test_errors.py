@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -183,3 +184,32 @@ def test_it_answers_a_csrf_failure_on_the_login_form_with_the_site_layout(user, 
     html = assert_error_page(response, 403, "Form expired")
     assert "Reload the page and try again." in html
     assert "_auth_user_id" not in client.session
+
+
+# --- text no codec can write -------------------------------------------------------------------
+
+
+def test_it_escapes_text_utf8_cannot_encode_in_every_error_message():
+    # given: DRF's refusal of a choice repeats the value sent, here a lone surrogate, in a
+    # message and as a key (an unknown parameter)
+    from rest_framework.exceptions import ValidationError
+    from rest_framework.renderers import JSONRenderer
+
+    from tradingbot.errors import api_exception_handler
+
+    error = ValidationError({"exchange": ['"\ud800" is not a valid choice.'], "\ud800": ["?"]})
+    # when
+    response = api_exception_handler(error, {})
+    content = JSONRenderer().render(response.data)  # it raised UnicodeEncodeError: a 500
+    # then
+    assert json.loads(content)["error"]["details"] == {
+        "exchange": ['"\\ud800" is not a valid choice.'],
+        "\\ud800": ["?"],
+    }
+
+
+def test_it_escapes_text_utf8_cannot_encode_in_an_app_errors_message():
+    from tradingbot.errors import AppError, api_exception_handler
+
+    response = api_exception_handler(AppError("unknown_symbol", "no market \ud800"), {})
+    assert response.data["error"]["message"] == "no market \\ud800"

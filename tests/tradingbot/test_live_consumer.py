@@ -6,6 +6,7 @@ The real daphne server, abrupt drops and floods are in ``test_live_server.py``.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -160,6 +161,29 @@ def test_a_silent_anonymous_connection_is_closed_with_4401(monkeypatch):
         assert (await socket.receive_output(timeout=5))["code"] == protocol.CLOSE_UNAUTHENTICATED
 
     run(scenario)
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [(1009, "message_too_big"), (1007, "invalid_utf8"), (1002, "protocol_error")],
+)
+def test_a_close_by_the_servers_protocol_is_logged_once_as_a_fault(user, caplog, code, reason):
+    # given: a connection the server's protocol ends (tradingbot.live.daphne_server reports the
+    # code it closed with)
+    token = token_of(user)
+
+    async def scenario() -> None:
+        socket = await connected(token)
+        # when
+        await socket.disconnect(code=code)
+
+    with caplog.at_level(logging.INFO, logger="tradingbot.live"):
+        run(scenario)
+    # then
+    [record] = [r for r in caplog.records if r.name == "tradingbot.live"]
+    assert record.getMessage() == "ws.closed"
+    assert record.levelno == logging.WARNING
+    assert (record.code, record.reason) == (code, reason)
 
 
 def test_a_bot_subscription_starts_with_a_snapshot(user, bot):
@@ -337,6 +361,7 @@ def test_a_tick_announces_the_candle_it_acted_on(user, group_listener):  # noqa:
     rows = store_sample_candles(FIRST_ROW, 40)
     replay = replay_bot(user, paper_account(user), start_ms=rows[30].open_time)
     replay.start()
+    replay.tick()  # its first candle (the one before the start): a replay skips none
     group_listener.join(f"bot-{replay.bot.pk}")
     # when
     replay.next_candle()

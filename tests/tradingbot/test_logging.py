@@ -85,7 +85,7 @@ def test_it_drops_records_below_the_configured_level(tmp_path):
 
 @pytest.mark.process
 def test_it_writes_a_django_record_once_and_only_through_the_project_handler(tmp_path):
-    # given: development mode (DEBUG defaults to on)
+    # given: production mode (DEBUG defaults to off)
     command = "import logging; logging.getLogger('django.template').error('template.broken')"
     # when
     result = manage_shell(tmp_path, command, LOG_FORMAT="json")
@@ -188,6 +188,20 @@ def test_it_renders_values_json_cannot_encode_as_strings():
     assert payload["price"] == "1.10"
     assert payload["path"] == "/x"
     assert payload["message"] == "order sent"
+
+
+def test_it_escapes_text_utf8_cannot_encode_in_both_formats():
+    # given: a lone surrogate a client sent (JSON's "\\ud800"), in the message and a value
+    record = _record(path="/api/\ud800")
+    record.args = ("\ud800",)
+    # when
+    text = TextFormatter().format(record)
+    payload = JsonFormatter().format(record)
+    # then: both lines can be written, with the character as its escape
+    text.encode("utf-8")
+    payload.encode("utf-8")
+    assert text.endswith(" WARNING bots.tick: order \\ud800 path=/api/\\ud800")
+    assert json.loads(payload)["path"] == "/api/\ud800"
 
 
 def test_it_includes_the_traceback_in_both_formats():

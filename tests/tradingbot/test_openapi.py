@@ -99,8 +99,16 @@ def test_it_serves_swagger_ui_from_local_static_files(client):
     assert "unpkg" not in html
     assets = re.findall(r'(?:src|href)="([^"]+)"', html)
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in assets
-    assert all(asset.startswith("/static/") for asset in assets), assets
-    assert '"/api/schema/"' in html
+    # the page's own script comes from the docs URL (no inline script or style: the CSP)
+    script = f"{DOCS}?script="
+    assert all(asset.startswith("/static/") for asset in assets if asset != script), assets
+    assert script in assets
+    assert "<script>" not in html
+    assert "<style>" not in html
+    code = client.get(script)
+    assert code.status_code == 200
+    assert code["Content-Type"].startswith("application/javascript")
+    assert '"/api/schema/"' in code.content.decode()
 
 
 @pytest.mark.django_db
@@ -110,3 +118,35 @@ def test_it_really_serves_the_swagger_ui_assets(client):
         response = client.get(asset)
         assert response.status_code == 200, asset
         assert b"".join(response.streaming_content), asset
+
+
+@pytest.mark.django_db
+def test_it_documents_the_404s_and_503s_the_exchange_account_endpoints_answer(api_client):
+    paths = api_client.get(SCHEMA, HTTP_ACCEPT="application/json").json()["paths"]
+    account = paths["/api/exchange-accounts/{id}"]
+    balance = paths["/api/exchange-accounts/{id}/balance"]["get"]["responses"]
+    assert "404" in account["get"]["responses"]
+    assert {"404", "409"} <= set(account["delete"]["responses"])
+    assert {"404", "503"} <= set(balance)
+    assert "exchange_unavailable" in balance["503"]["description"]
+    login = paths["/api/auth/login"]["post"]["responses"]
+    assert "service_unavailable" in login["503"]["description"]
+    assert "unsupported_media_type" in login["415"]["description"]
+
+
+@pytest.mark.django_db
+def test_it_documents_on_every_operation_the_errors_answered_before_its_view(api_client):
+    document = api_client.get(SCHEMA, HTTP_ACCEPT="application/json").json()
+    envelope = {"$ref": "#/components/schemas/ErrorEnvelope"}
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            responses = operation["responses"]
+            expected = set()
+            if any(operation.get("security", [])):
+                expected |= {"401"}
+            if "requestBody" in operation:
+                expected |= {"400", "413", "415"}
+            assert expected <= set(responses), (method, path)
+            for status in {s for s in responses if s.startswith(("4", "5"))}:
+                schema = responses[status]["content"]["application/json"]["schema"]
+                assert schema == envelope, (method, path, status)

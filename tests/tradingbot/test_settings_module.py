@@ -33,6 +33,11 @@ PROJECT_VARIABLES = (
     "API_TOKEN_TTL_HOURS",
     "LOGIN_MAX_FAILURES",
     "LOGIN_FAILURE_WINDOW",
+    "HTTPS",
+    "HSTS_SECONDS",
+    "HSTS_INCLUDE_SUBDOMAINS",
+    "HSTS_PRELOAD",
+    "TRUSTED_PROXIES",
 )
 PRINT_SETTINGS = """
 import json
@@ -55,6 +60,9 @@ print(json.dumps({
     "EMBEDDED_REDIS": settings.EMBEDDED_REDIS,
     "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
     "SESSION_COOKIE_SECURE": settings.SESSION_COOKIE_SECURE,
+    "SECURE_SSL_REDIRECT": settings.SECURE_SSL_REDIRECT,
+    "SECURE_HSTS_SECONDS": settings.SECURE_HSTS_SECONDS,
+    "TRUSTED_PROXIES": settings.TRUSTED_PROXIES,
     "LOG_LEVEL": settings.LOG_LEVEL,
     "LOG_FORMAT": settings.LOG_FORMAT,
 }))
@@ -94,22 +102,27 @@ def test_it_refuses_to_start_with_a_malformed_debug(tmp_path, value):
     )
 
 
-def test_it_refuses_to_start_in_production_without_a_secret_key(tmp_path):
-    # given: production mode, no secrets at all
-    # when
-    result = load_settings(tmp_path, DEBUG="false", FIELD_ENCRYPTION_KEY="x")
-    # then
-    assert refusal(result) == "SECRET_KEY must be set when DEBUG is off"
-    assert not (tmp_path / "secret_key").exists()
+def test_it_starts_with_debug_off_and_plain_http_cookies_when_nothing_is_set(tmp_path):
+    # when: a fresh machine, no variable at all (what `make run` does)
+    values = loaded(load_settings(tmp_path))
+    # then: production mode, and the session cookie still travels over plain http
+    assert values["DEBUG"] is False
+    assert values["SESSION_COOKIE_SECURE"] is False
+    assert values["SECURE_SSL_REDIRECT"] is False
+    assert values["SECURE_HSTS_SECONDS"] == 0
+    assert values["TRUSTED_PROXIES"] == []
 
 
-def test_it_refuses_to_start_in_production_without_a_field_encryption_key(tmp_path):
-    result = load_settings(tmp_path, DEBUG="false", SECRET_KEY="s" * 50)
-    assert refusal(result) == "FIELD_ENCRYPTION_KEY must be set when DEBUG is off"
-    assert not (tmp_path / "field_encryption_key").exists()
+def test_it_turns_on_secure_cookies_hsts_and_the_redirect_with_https(tmp_path):
+    values = loaded(load_settings(tmp_path, HTTPS="true", TRUSTED_PROXIES="10.0.0.0/8"))
+    assert values["DEBUG"] is False
+    assert values["SESSION_COOKIE_SECURE"] is True
+    assert values["SECURE_SSL_REDIRECT"] is True
+    assert values["SECURE_HSTS_SECONDS"] == 31_536_000
+    assert values["TRUSTED_PROXIES"] == ["10.0.0.0/8"]
 
 
-def test_it_starts_in_production_with_both_secrets_and_generates_no_files(tmp_path):
+def test_it_starts_with_both_secrets_from_the_environment_and_generates_no_files(tmp_path):
     # when
     result = load_settings(
         tmp_path, DEBUG="off", SECRET_KEY="s" * 50, FIELD_ENCRYPTION_KEY="f" * 44
@@ -119,17 +132,18 @@ def test_it_starts_in_production_with_both_secrets_and_generates_no_files(tmp_pa
     assert values["DEBUG"] is False
     assert values["SECRET_KEY"] == "s" * 50
     assert values["FIELD_ENCRYPTION_KEY"] == "f" * 44
-    assert values["SESSION_COOKIE_SECURE"] is True
     assert not (tmp_path / "secret_key").exists()
     assert not (tmp_path / "field_encryption_key").exists()
 
 
-def test_it_generates_development_keys_once_and_reuses_them_on_the_next_start(tmp_path):
-    # when: two start-ups in DEBUG (the default) on the same var dir
-    first = loaded(load_settings(tmp_path))
-    second = loaded(load_settings(tmp_path))
+@pytest.mark.parametrize("debug", [None, "true"])
+def test_it_generates_keys_once_and_reuses_them_on_the_next_start(tmp_path, debug):
+    # when: two start-ups on the same var dir, in production (the default) or debug mode
+    variables = {"DEBUG": debug} if debug else {}
+    first = loaded(load_settings(tmp_path, **variables))
+    second = loaded(load_settings(tmp_path, **variables))
     # then
-    assert first["DEBUG"] is True
+    assert first["DEBUG"] is bool(debug)
     assert first["SECRET_KEY"] == second["SECRET_KEY"] == (tmp_path / "secret_key").read_text()
     assert first["FIELD_ENCRYPTION_KEY"] == second["FIELD_ENCRYPTION_KEY"]
     from cryptography.fernet import Fernet
@@ -157,6 +171,8 @@ def test_it_defaults_to_sqlite_and_the_embedded_redis_in_the_var_dir(tmp_path):
         ("ALLOWED_HOSTS", "example.com,,other.example.com"),
         ("LOGIN_MAX_FAILURES", "0"),
         ("CELERY_TASK_TIME_LIMIT", "6m"),
+        ("HTTPS", "tls"),
+        ("TRUSTED_PROXIES", "proxy.internal"),
     ],
 )
 def test_it_refuses_to_start_with_a_bad_value_naming_the_variable(tmp_path, variable, value):

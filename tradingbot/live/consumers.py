@@ -25,6 +25,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.contrib.auth.models import AbstractBaseUser
 
+from tradingbot import metrics
 from tradingbot.events import session_group, token_group, user_group
 from tradingbot.live import protocol
 from tradingbot.live.channels import token_holder
@@ -43,7 +44,7 @@ logger = logging.getLogger("tradingbot.live")
 # Reasons the server closed a connection for a fault (logged as a warning; the rest as info).
 FAULTS = frozenset(
     ("unauthenticated", "auth_failed", "too_many_bad_messages", "message_too_big",
-     "layer_unavailable")
+     "layer_unavailable", *protocol.PROTOCOL_CLOSE_REASONS.values())
 )  # fmt: skip
 # Channel-layer messages whose handlers touch no database.
 LAYER_MESSAGES = frozenset(("stream.event", "stream.events", "connection.revoke"))
@@ -60,6 +61,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await super().dispatch(message)
 
     async def connect(self) -> None:
+        metrics.WS_CONNECTIONS.opened()
         self.conn_id = uuid.uuid4().hex[:8]
         self.opened = time.monotonic()
         self.user: AbstractBaseUser | None = None
@@ -79,10 +81,15 @@ class LiveConsumer(AsyncWebsocketConsumer):
             self.auth_timer = asyncio.create_task(self._close_unless_authenticated())
 
     async def disconnect(self, code: int) -> None:
+        metrics.WS_CONNECTIONS.closed()
         if self.auth_timer is not None:
             self.auth_timer.cancel()
         left_all = await self._leave_all()
-        reason = self.close_reason or ("" if left_all else "layer_unavailable")
+        reason = (
+            self.close_reason
+            or protocol.PROTOCOL_CLOSE_REASONS.get(code, "")
+            or ("" if left_all else "layer_unavailable")
+        )
         log = logger.warning if reason in FAULTS else logger.info
         log(
             "ws.closed",

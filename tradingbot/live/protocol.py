@@ -21,6 +21,13 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_TOO_MANY_BAD_MESSAGES = 4008
 CLOSE_MESSAGE_TOO_BIG = 4009
 CLOSE_UNAVAILABLE = 4503  # the channel layer (Redis) cannot be reached
+# Closes the server's WebSocket protocol makes by itself, before the consumer sees the message
+# (tradingbot.live.daphne_server), and the reason the connection's log line gives for each.
+PROTOCOL_CLOSE_REASONS = {
+    1002: "protocol_error",  # a malformed frame
+    1007: "invalid_utf8",  # a text frame that is not UTF-8
+    1009: "message_too_big",  # over --websocket-max-message-size (or -frame-size)
+}
 
 AUTH_TIMEOUT_SECONDS = 5.0
 MAX_TEXT_BYTES = 64 * 1024
