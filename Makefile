@@ -78,5 +78,11 @@ typecheck: install-dev
 bench: install-dev
 	@for script in bench/[!_]*.py; do [ -e "$$script" ] || continue; echo "== $$script"; $(BIN)/python "$$script" || exit 1; done
 
+# compose.yaml built, started, smoke-checked on both daphne and removed again (deploy/compose-check;
+# docs/operations.md, "Topology and scaling"). Needs docker and docker-compose.
+.PHONY: compose-check
+compose-check:
+	deploy/compose-check
+
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache
