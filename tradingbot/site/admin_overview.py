@@ -25,10 +25,14 @@ PROBLEM_LEVELS = (BotEvent.Level.ERROR, BotEvent.Level.WARNING)
 
 
 def bots_active(*, limit: int = ROWS) -> list[Bot]:
-    """Bots in error, stopping or running, in that order; the stalest tick first within each
-    status (a bot that has not ticked for long is the one to look at)."""
+    """Bots in error, stopping, degraded (running while their exchange keeps failing) or running,
+    in that order; the stalest tick first within each (a bot that has not ticked for long is the
+    one to look at)."""
     priority = Case(
-        *[When(status=status, then=Value(rank)) for rank, status in enumerate(ACTIVE_STATUSES)],
+        When(status=Bot.Status.ERROR, then=Value(0)),
+        When(status=Bot.Status.STOPPING, then=Value(1)),
+        When(degraded_since__isnull=False, then=Value(2)),
+        default=Value(3),
         output_field=IntegerField(),
     )
     return list(
@@ -40,16 +44,15 @@ def bots_active(*, limit: int = ROWS) -> list[Bot]:
 
 
 def bot_status_counts() -> dict[str, int]:
-    """How many bots are in each active status (every one of them, zero included)."""
-    rows = (
-        Bot.objects.filter(status__in=ACTIVE_STATUSES)
-        .values_list("status")
-        .annotate(count=Count("id"))
-        .order_by()
+    """How many bots are in each state the staff act on (every one of them, zero included): a
+    degraded bot is counted as degraded, not as running."""
+    counts = Bot.objects.filter(status__in=ACTIVE_STATUSES).aggregate(
+        error=Count("id", filter=Q(status=Bot.Status.ERROR)),
+        stopping=Count("id", filter=Q(status=Bot.Status.STOPPING)),
+        degraded=Count("id", filter=Q(status=Bot.Status.RUNNING, degraded_since__isnull=False)),
+        running=Count("id", filter=Q(status=Bot.Status.RUNNING, degraded_since__isnull=True)),
     )
-    counts = {str(status): 0 for status in ACTIVE_STATUSES}
-    counts.update({status: count for status, count in rows})
-    return counts
+    return {state: int(count) for state, count in counts.items()}
 
 
 def bot_problems_recent(*, since: datetime, limit: int = ROWS) -> list[BotEvent]:

@@ -204,4 +204,40 @@ def test_bot_status_counts_name_every_active_status(user, rows):
     make_bot(user, rows, "two", "running")
     make_bot(user, rows, "off", "stopped")
 
-    assert admin_overview.bot_status_counts() == {"error": 0, "stopping": 0, "running": 2}
+    assert admin_overview.bot_status_counts() == {
+        "error": 0,
+        "stopping": 0,
+        "degraded": 0,
+        "running": 2,
+    }
+
+
+def test_a_degraded_bot_is_counted_listed_before_running_ones_and_shows_its_reason(
+    staff_client, user, rows
+):
+    # given: two running bots, one of them failing at its exchange for a while
+    healthy = make_bot(user, rows, "healthy", "running", last_tick_at=NOW - timedelta(hours=1))
+    failing = make_bot(
+        user,
+        rows,
+        "failing",
+        "running",
+        last_tick_at=NOW,
+        degraded_since=NOW - timedelta(minutes=5),
+        degraded_reason="bitget unreachable: RequestTimeout",
+    )
+
+    # when: staff open the admin index
+    page = staff_client.get("/admin/")
+
+    # then: it is counted and listed as degraded, ahead of the healthy one, with the reason
+    assert admin_overview.bot_status_counts() == {
+        "error": 0,
+        "stopping": 0,
+        "degraded": 1,
+        "running": 1,
+    }
+    assert [bot.pk for bot in admin_overview.bots_active()] == [failing.pk, healthy.pk]
+    bots = section(page.content.decode(), "bots")
+    assert "1 degraded" in bots
+    assert re.search(r"<td>degraded</td>\s*<td>[^<]*</td>\s*<td>bitget unreachable", bots)
