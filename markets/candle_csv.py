@@ -6,7 +6,8 @@ used: every problem is reported with its file line (the header is line 1), up to
 ``max_problems`` of them, in a ``CandleFileError``.
 
 Checks: the header; six columns; numbers that are finite, not negative (prices positive), with
-at most 12 decimal places and 16 integer digits (what the database stores exactly);
+at most 12 decimal places and 16 integer digits (what the database stores exactly), except that
+float noise is rounded (see ``denoise``);
 ``low <= min(open, close)``, ``high >= max(open, close)``; an open time aligned to the
 timeframe; strictly ascending open times (an identical repeated row is skipped, a repeated
 open time with other values is an error); no missing candle unless ``allow_gaps``.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,6 +33,12 @@ PRICE_COLUMNS = ("open", "high", "low", "close")
 DECIMAL_PLACES = 12  # bots.models.PRICE
 MAX_VALUE = Decimal(10) ** 16  # 28 digits, 12 of them decimals
 QUANTUM = Decimal(1).scaleb(-DECIMAL_PLACES)
+# Float noise: what ordinary float formatting writes for a value that went through binary
+# arithmetic (0.1 * 3 is 0.30000000000000004): 16 or 17 significant digits, which rounding
+# changes by at most 1e-9 of the value (a generous bound on float error). A wider change, fewer
+# or more digits, is real precision and refused as before.
+NOISE_DIGITS = (16, 17)
+NOISE_RELATIVE = Decimal("1e-9")
 # An open time below this is a date before 1973 in milliseconds, or (far likelier) seconds.
 MIN_PLAUSIBLE_MS = 10**11
 
@@ -77,14 +85,47 @@ class CandleFileError(ValueError):
         return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class Steps:
+    """What float noise is rounded to: the market's price tick and amount step when known
+    (each used only when at least ``QUANTUM``), else ``QUANTUM`` (12 decimal places)."""
+
+    price: Decimal | None = None
+    amount: Decimal | None = None
+
+    def of(self, column: str) -> Decimal:
+        step = self.price if column in PRICE_COLUMNS else self.amount
+        return step if step is not None and step >= QUANTUM else QUANTUM
+
+
+def _step_name(step: Decimal) -> str:
+    return "12 decimal places" if step == QUANTUM else f"{step.normalize():f}"
+
+
 @dataclass
 class CandleFile:
-    """The rows of a valid file, ascending, and the file line each came from."""
+    """The rows of a valid file, ascending, and the file line each came from. ``rounded``
+    counts the values whose float noise was rounded, by (kind, step): kind is "price" or
+    "volume"."""
 
     name: str
     timeframe: str
     rows: list[CandleRow] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)
+    rounded: Counter[tuple[str, Decimal]] = field(default_factory=Counter)
+
+    @property
+    def rounding_note(self) -> str:
+        """One sentence on the rounded values, or "" when none was."""
+        if not self.rounded:
+            return ""
+        total = sum(self.rounded.values())
+        parts = [
+            f"{count} {kind}{'s' if count > 1 else ''} to {_step_name(step)}"
+            for (kind, step), count in sorted(self.rounded.items())
+        ]
+        values = "value" if total == 1 else "values"
+        return f"rounded {total} {values} with float noise: {', '.join(parts)}"
 
 
 def format_ms(ms: int) -> str:
@@ -109,14 +150,42 @@ def value_problem(column: str, value: Decimal) -> str | None:
     return None
 
 
-def _number(column: str, text: str) -> tuple[Decimal | None, str | None]:
+def denoise(value: Decimal, steps: Steps, column: str) -> tuple[Decimal, Decimal] | None:
+    """``value`` rounded to its step (the market's, else 12 places) and the step used, when
+    the value has more than 12 decimal places only through float noise; else None.
+
+    The market's step is tried first, then 12 places: 0.09946999000000001 on a market with a
+    0.00001 tick is 0.09946999 (0.09947 would change it by 1e-7, more than noise).
+    """
+    if not value.is_finite() or value.adjusted() >= 16 or value == value.quantize(QUANTUM):
+        return None
+    if len(value.as_tuple().digits) not in NOISE_DIGITS:
+        return None
+    for step in dict.fromkeys((steps.of(column), QUANTUM)):
+        rounded = value.quantize(step)
+        if abs(rounded - value) <= abs(value) * NOISE_RELATIVE:
+            return rounded, step
+    return None
+
+
+class _Value(NamedTuple):
+    value: Decimal | None
+    problem: str | None
+    step: Decimal | None = None  # the step float noise was rounded to, if it was
+
+
+def _number(column: str, text: str, steps: Steps) -> _Value:
     text = text.strip()
     try:
         value = Decimal(text)
     except InvalidOperation:
-        return None, f"{column} {text!r} is not a number"
+        return _Value(None, f"{column} {text!r} is not a number")
+    step = None
+    denoised = denoise(value, steps, column)
+    if denoised is not None:
+        value, step = denoised
     problem = value_problem(column, value)
-    return (None, problem) if problem else (value, None)
+    return _Value(None, problem) if problem else _Value(value, None, step)
 
 
 def _open_time(text: str) -> tuple[int | None, str | None]:
@@ -154,26 +223,32 @@ def candle_problems(row: CandleRow, *, timeframe: str, values: bool = False) -> 
     return problems
 
 
-def _parse_line(cells: list[str]) -> tuple[CandleRow | None, list[str], int | None]:
-    """The row, its value problems, and the open time when at least that parsed."""
+def _parse_line(
+    cells: list[str], steps: Steps
+) -> tuple[CandleRow | None, list[str], int | None, list[tuple[str, Decimal]]]:
+    """The row, its value problems, the open time when at least that parsed, and the
+    (kind, step) of each value whose float noise was rounded."""
     open_time, problem = _open_time(cells[0])
     if len(cells) != len(HEADER):
         # The open time still counts for the order checks of the lines after it.
         columns = f"expected {len(HEADER)} columns ({','.join(HEADER)}), found {len(cells)}"
-        return None, [columns], open_time
+        return None, [columns], open_time, []
     problems = []
     if problem:
         problems.append(problem)
     values = []
+    rounded = []
     for column, text in zip(VALUE_COLUMNS, cells[1:], strict=True):
-        value, problem = _number(column, text)
-        if problem:
-            problems.append(problem)
-        values.append(value)
+        number = _number(column, text, steps)
+        if number.problem:
+            problems.append(number.problem)
+        if number.step is not None:
+            rounded.append(("price" if column in PRICE_COLUMNS else "volume", number.step))
+        values.append(number.value)
     if problems or open_time is None:
-        return None, problems, open_time
+        return None, problems, open_time, []
     row = CandleRow(open_time, *values)  # type: ignore[arg-type]
-    return row, [], open_time
+    return row, [], open_time, rounded
 
 
 def source_name(source: str | Path | TextIO) -> str:
@@ -185,8 +260,11 @@ def source_name(source: str | Path | TextIO) -> str:
 class _Checker:
     """Checks rows one file line at a time and collects the good ones and the problems."""
 
-    def __init__(self, name: str, timeframe: str, allow_gaps: bool, max_problems: int) -> None:
+    def __init__(
+        self, name: str, timeframe: str, allow_gaps: bool, max_problems: int, steps: Steps
+    ) -> None:
         self.step = timeframe_ms(timeframe)
+        self.steps = steps
         self.timeframe = timeframe
         self.allow_gaps = allow_gaps
         self.max_problems = max_problems
@@ -241,7 +319,7 @@ class _Checker:
         """Check one data line; False once enough problems have been collected."""
         if not any(cell.strip() for cell in cells):
             return True  # a blank line
-        row, problems, open_time = _parse_line(cells)
+        row, problems, open_time, rounded = _parse_line(cells, self.steps)
         if row is not None:
             if row == self.previous:
                 return True  # the same candle twice: harmless
@@ -257,6 +335,7 @@ class _Checker:
             return self.report(line, "; ".join(problems))
         assert row is not None
         self.previous = row
+        self.result.rounded.update(rounded)
         self.result.rows.append(row)
         self.result.lines.append(line)
         return True
@@ -283,13 +362,15 @@ def read_candle_file(
     timeframe: str,
     allow_gaps: bool = False,
     max_problems: int = 20,
+    steps: Steps | None = None,
 ) -> CandleFile:
     """Parse and check a whole candle file; raise ``CandleFileError`` listing its problems.
 
-    ``source`` is a path (``.gz`` is decompressed) or an open text stream. Raises
-    ``TimeframeError`` for an unknown timeframe.
+    ``source`` is a path (``.gz`` is decompressed) or an open text stream. A value with float
+    noise is rounded to ``steps`` (the market's tick and amount step; 12 places without) and
+    counted in ``rounded``. Raises ``TimeframeError`` for an unknown timeframe.
     """
-    checker = _Checker(source_name(source), timeframe, allow_gaps, max_problems)
+    checker = _Checker(source_name(source), timeframe, allow_gaps, max_problems, steps or Steps())
     try:
         if not isinstance(source, str | Path):
             checker.check(source)

@@ -15,6 +15,7 @@ from django.db.models.functions import Cast
 from django.shortcuts import get_object_or_404
 
 from accounts.models import User
+from markets.candle_csv import Steps
 from markets.exchanges.markets import get_catalog
 from markets.models import Candle, ExchangeAccount
 from markets.timeframes import timeframe_ms
@@ -123,6 +124,16 @@ def market_places(*, exchange: str, symbol: str) -> MarketPlaces:
     except AppError:
         return MarketPlaces(2, 8)
     return MarketPlaces(_places(rules.price_step, 2), _places(rules.amount_step, 8))
+
+
+def market_steps(*, exchange: str, symbol: str) -> Steps:
+    """The market's price tick and amount step from the catalogue, for rounding float noise in
+    imported candles; none (12 decimal places) for a market the catalogue does not list."""
+    try:
+        rules = get_catalog(exchange).rules(symbol)
+    except AppError:
+        return Steps()
+    return Steps(price=rules.price_step, amount=rules.amount_step)
 
 
 def _places(step: Decimal | None, fallback: int) -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from markets.candle_csv import CandleFileError, CandleRow, read_candle_file, read_candles
+from markets.candle_csv import CandleFileError, CandleRow, Steps, read_candle_file, read_candles
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "markets" / "data" / "btc_usdt_5m.csv.gz"
@@ -207,3 +207,90 @@ def test_it_reports_a_missing_file_and_a_corrupt_gzip(tmp_path: Path) -> None:
         read_candles(tmp_path / "missing.csv", timeframe="5m")
     with pytest.raises(CandleFileError, match="cannot read the file: Not a gzipped file"):
         read_candles(corrupt, timeframe="5m")
+
+
+# -- float noise --------------------------------------------------------------------------------
+
+
+def test_it_rounds_float_noise_to_12_places_without_market_steps() -> None:
+    # given a file written with ordinary float formatting (0.1 * 0.9946999 and the like)
+    lines = [
+        f"{T0},0.09946999000000001,0.30000000000000004,0.09,0.1,691.5080000000001",
+        f"{T0 + STEP},0.0995,0.1,0.09,0.0995,1301.173",
+    ]
+
+    # when
+    parsed = read_candle_file(text(lines), timeframe="5m")
+
+    # then the noise is gone, the clean row is as given, and one note counts the rounding
+    assert parsed.rows[0][1:] == (
+        Decimal("0.09946999"),
+        Decimal("0.3"),
+        Decimal("0.09"),
+        Decimal("0.1"),
+        Decimal("691.508"),
+    )
+    assert parsed.rows[1].close == Decimal("0.0995")
+    assert parsed.rounding_note == (
+        "rounded 3 values with float noise: 2 prices to 12 decimal places, "
+        "1 volume to 12 decimal places"
+    )
+
+
+def test_it_rounds_float_noise_to_the_market_tick_when_that_is_noise() -> None:
+    # given a DOGE/USDT-like market: price tick 0.00001, amount step 0.0001
+    steps = Steps(price=Decimal("0.00001"), amount=Decimal("0.0001"))
+    lines = [
+        f"{T0},0.07000000000000001,0.1,0.06999999999999999,0.09946999000000001,12.340000000000002"
+    ]
+
+    # when
+    parsed = read_candle_file(text(lines), timeframe="5m", steps=steps)
+
+    # then 0.07 and the volume are on their steps; 0.09946999 is not on the tick, and rounding
+    # it to the tick (0.09947) would change it by 1e-7 of itself, more than noise: 12 places
+    row = parsed.rows[0]
+    assert row[1:] == (
+        Decimal("0.07"),
+        Decimal("0.1"),
+        Decimal("0.07"),
+        Decimal("0.09946999"),
+        Decimal("12.34"),
+    )
+    assert parsed.rounding_note == (
+        "rounded 4 values with float noise: 1 price to 12 decimal places, "
+        "2 prices to 0.00001, 1 volume to 0.0001"
+    )
+
+
+def test_it_has_no_note_without_noise() -> None:
+    # when / then
+    assert read_candle_file(text(GOOD), timeframe="5m").rounding_note == ""
+
+
+@pytest.mark.parametrize(
+    ("value", "column"),
+    [
+        ("0.0994699900001", "open"),  # 13 places, 12 significant digits: real precision
+        ("0.0000012345678901234567", "close"),  # 17 digits, but 12 places change it by 9e-8
+        ("0.000000123456789012345", "close"),  # 15 digits: a tiny real price
+        ("0.099469990000000000001", "high"),  # 20 significant digits: not a float's
+        ("5.00000000000001", "volume"),  # 15 digits
+    ],
+)
+def test_it_still_refuses_real_over_precision_naming_the_line_and_column(
+    value: str, column: str
+) -> None:
+    # given a value whose extra places are not float noise, in the second candle
+    cells = {"open": "0.0995", "high": "0.1", "low": "0.00000001", "close": "0.0995", "volume": "1"}
+    cells[column] = value
+    bad = ",".join([str(T0 + STEP), *cells.values()])
+
+    # when
+    error = problem_of([f"{T0},0.0995,0.1,0.09,0.0995,1", bad])
+
+    # then today's error, naming the line and the column
+    assert error.line == 3
+    assert str(error).startswith(f"candles.csv, line 3: {column} ")
+    assert str(error).endswith(" has more than 12 decimal places")
+    assert Decimal(str(error).split()[4]) == Decimal(value)

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections import Counter
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -222,3 +223,70 @@ def test_it_reports_an_unreachable_exchange(db: Any, monkeypatch: pytest.MonkeyP
         "bitget: could not reach bitget. The pages fetched so far are stored; "
         "run the same command again to resume."
     )
+
+
+# -- float noise --------------------------------------------------------------------------------
+
+DOGE_ARGS = ["--exchange", "bitget", "--symbol", "DOGE/USDT", "--timeframe", "5m"]
+
+
+def doge_stored() -> list[tuple[Any, ...]]:
+    return list(
+        Candle.objects.filter(exchange="bitget", symbol="DOGE/USDT", timeframe="5m")
+        .order_by("open_time")
+        .values_list("open", "high", "low", "close", "volume")
+    )
+
+
+def test_it_rounds_float_noise_to_the_market_tick_or_12_places_with_one_note(
+    db: Any, tmp_path: Path
+) -> None:
+    # given a DOGE/USDT file (tick 0.00001, amount step 0.0001 in the catalogue) written with
+    # ordinary float formatting, on two rows
+    path = write(
+        tmp_path / "doge.csv",
+        [
+            ["1672704000000", "0.07000000000000001", "0.1", "0.07", "0.09946999000000001", "5"],
+            ["1672704300000", "0.0995", "0.1", "0.09", "0.0995", "12.340000000000002"],
+        ],
+    )
+
+    # when
+    output = run("--file", str(path), *DOGE_ARGS)
+
+    # then one summary line carries one note; 0.09946999 is off the tick, so it keeps 12 places
+    assert output == (
+        f"{path}: bitget DOGE/USDT 2023-01-03 00:00 UTC to 2023-01-03 00:05 UTC: "
+        "5m 2 new, 0 unchanged (rounded 3 values with float noise: 1 price to 12 decimal "
+        "places, 1 price to 0.00001, 1 volume to 0.0001)\n"
+    )
+    assert doge_stored() == [
+        (Decimal("0.07"), Decimal("0.1"), Decimal("0.07"), Decimal("0.09946999"), Decimal(5)),
+        (Decimal("0.0995"), Decimal("0.1"), Decimal("0.09"), Decimal("0.0995"), Decimal("12.34")),
+    ]
+
+    # and the same file again is all unchanged (the rounded values match the stored ones)
+    assert "5m 0 new, 2 unchanged (rounded 3 values" in run("--file", str(path), *DOGE_ARGS)
+
+
+def test_it_refuses_real_over_precision_naming_line_and_column_and_writes_nothing(
+    db: Any, tmp_path: Path
+) -> None:
+    # given a file with float noise on line 2 and a real 13th decimal place on line 3
+    path = write(
+        tmp_path / "doge.csv",
+        [
+            ["1672704000000", "0.07000000000000001", "0.1", "0.07", "0.09", "5"],
+            ["1672704300000", "0.0995", "0.1", "0.09", "0.0994699900001", "1"],
+        ],
+    )
+
+    # when
+    with pytest.raises(CommandError) as caught:
+        run("--file", str(path), *DOGE_ARGS)
+
+    # then
+    assert str(caught.value) == (
+        f"{path}, line 3: close 0.0994699900001 has more than 12 decimal places"
+    )
+    assert Candle.objects.count() == 0

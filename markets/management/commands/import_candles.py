@@ -7,8 +7,10 @@
         [--until 2024-02-01T12:00] [--resample 4h,1d]
 
 Imports are idempotent. A file import is all-or-nothing: any problem (reported with its file
-line) leaves the database as it was. An exchange fetch stores page by page, so running the same
-command again after an interruption resumes where it stopped.
+line) leaves the database as it was. Float noise (``0.09946999000000001``) is rounded to the
+market's tick or amount step, else 12 places, and the summary line says how many values were.
+An exchange fetch stores page by page, so running the same command again after an interruption
+resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 from django.db import transaction
 
-from markets import candles
+from markets import candles, selectors
 from markets.candle_csv import CandleFileError, format_ms, read_candle_file
 from markets.candles import CandleDataError, ImportResult
 from markets.exchanges.errors import ExchangeError
@@ -203,7 +205,10 @@ class Command(BaseCommand):
         if not path.is_file():
             raise CommandError(f"{path}: file not found")
         try:
-            candle_file = read_candle_file(path, timeframe=timeframe, allow_gaps=allow_gaps)
+            steps = selectors.market_steps(exchange=exchange, symbol=symbol)
+            candle_file = read_candle_file(
+                path, timeframe=timeframe, allow_gaps=allow_gaps, steps=steps
+            )
         except CandleFileError as exc:
             raise CommandError(str(exc)) from None
         rows = candle_file.rows
@@ -232,9 +237,10 @@ class Command(BaseCommand):
                     f"{path}, line {line}: {exc.details['reason']}; nothing was imported"
                 ) from None
             raise CommandError(f"{path}: {exc.message}; nothing was imported") from None
+        note = f" ({candle_file.rounding_note})" if candle_file.rounded else ""
         self.stdout.write(
             f"{path}: {exchange} {symbol} {format_ms(rows[0].open_time)} to "
-            f"{format_ms(rows[-1].open_time)}: {_describe(results)}"
+            f"{format_ms(rows[-1].open_time)}: {_describe(results)}{note}"
         )
 
     def _sample(self, exchange: str, symbol: str) -> None:
