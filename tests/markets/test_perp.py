@@ -242,9 +242,10 @@ def test_the_liquidation_price_rounds_to_the_tick_towards_the_entry():
 def random_position(rng: random.Random) -> tuple[str, D, D, D, int]:
     """A random side, entry, qty, fee rate and a leverage the position's tier allows."""
     side = rng.choice(("long", "short"))
-    entry = D(str(round(rng.uniform(0.01, 100_000), rng.randint(2, 8))))  # at least 0.01
-    qty = D(str(round(rng.uniform(0.001, 1_000), 3)))
-    qty = min(qty, D(999_999) / entry)  # stay within the last tier
+    # prices from 0.01 to 100,000 and notionals from 10 to 990,000 (every tier), log-uniform
+    entry = D(str(round(10 ** rng.uniform(-2, 5), 8))).max(D("0.01"))
+    notional = D(str(round(10 ** rng.uniform(1, 5.995), 2)))
+    qty = (notional / entry).quantize(D("1e-8")).max(D("1e-8"))
     fee = rng.choice((D(0), D("0.0006"), D("0.0002")))
     tier = tier_for(qty * entry, TIERS)
     # the leverage must leave more margin than maintenance + fee: 1/L > m + f
