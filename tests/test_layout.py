@@ -28,6 +28,17 @@ MAY_IMPORT = {
     "backtests": {"markets", "strategies", "accounts", "tradingbot"},
     SITE: {"bots", "backtests", "markets", "strategies", "accounts", "tradingbot"},
 }
+# Pure engine code: no Django, no model, nothing that needs settings; the backtest engine, the
+# paper exchange and the bots share it. Every module it imports, however deep, is pure too.
+PURE_MODULES = (
+    "backtests.engine",
+    "backtests.metrics",
+    "bots.decisions",
+    "markets.decimals",
+    "markets.perp",
+    "markets.timeframes",
+)
+FRAMEWORKS = ("django", "rest_framework", "channels", "celery")
 MAX_FUNCTION_LINES = 60
 MAX_MODULE_LINES = 500
 
@@ -177,3 +188,34 @@ def test_no_module_is_longer_than_five_hundred_lines():
         if (lines := len(path.read_text().splitlines())) > MAX_MODULE_LINES
     )
     assert long == []
+
+
+def test_pure_engine_code_imports_no_framework_even_indirectly(graph):
+    """``markets.perp`` and the other pure modules, and every app module they reach, import no
+    Django (so no model), DRF, Channels or Celery."""
+    paths = dict(app_modules())
+    reached: set[str] = set()
+    todo = list(PURE_MODULES)
+    while todo:
+        module = todo.pop()
+        if module not in reached:
+            reached.add(module)
+            todo.extend(graph[module])
+    wrong = sorted(
+        f"{module} imports {name}"
+        for module in reached
+        for name in _every_import(paths[module])
+        if name.split(".", 1)[0] in FRAMEWORKS
+    )
+    assert wrong == []
+
+
+def _every_import(path: Path) -> set[str]:
+    """Every module ``path`` imports by name, third-party ones included."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module)
+    return found
