@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,27 @@ class MarketRules:
     maker_fee: Decimal
     taker_fee: Decimal
     active: bool = True
+
+
+@dataclass(frozen=True)
+class Position:
+    """One open perpetual-swap position, as the exchange reports it.
+
+    ``contracts`` is the position size in contracts (Bitget's USDT-M contracts are 1 base unit);
+    ``liquidation_price`` is None when the exchange gives none (Bitget reports 0 for a cross
+    position); ``margin`` is the position's initial margin in the settle currency.
+    """
+
+    symbol: str
+    side: Literal["long", "short"]
+    contracts: Decimal
+    entry_price: Decimal | None
+    mark_price: Decimal | None
+    leverage: Decimal | None
+    margin_mode: str | None  # "isolated" or "cross"
+    unrealized_pnl: Decimal | None
+    liquidation_price: Decimal | None
+    margin: Decimal | None
 
 
 class Exchange(Protocol):
@@ -62,3 +83,40 @@ class Exchange(Protocol):
     ) -> dict[str, Any]: ...
 
     def fetch_open_orders(self, symbol: str | None = None) -> list[dict[str, Any]]: ...
+
+
+class PerpExchange(Exchange, Protocol):
+    """An ``Exchange`` that also trades USDT-margined perpetual swaps (one-way, isolated).
+
+    Optional: the live ccxt adapter implements it; the paper exchange does not (yet), so a
+    caller that needs perps asks for a ``PerpExchange``. The settings calls are idempotent:
+    asking for what is already set is a success that changes nothing.
+    """
+
+    def set_position_mode_one_way(self, symbol: str) -> bool: ...
+
+    def set_margin_mode(self, symbol: str, margin_mode: str) -> bool: ...
+
+    def set_leverage(self, symbol: str, leverage: int) -> bool: ...
+
+    def create_perp_order(
+        self,
+        symbol: str,
+        type: str,
+        side: str,
+        amount: Decimal,
+        price: Decimal | None = None,
+        *,
+        reduce_only: bool = False,
+        client_order_id: str | None = None,
+    ) -> dict[str, Any]: ...
+
+    def fetch_positions(self, symbols: list[str] | None = None) -> list[Position]: ...
+
+    def fetch_funding_rate_history(
+        self, symbol: str, since: int | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]: ...
+
+    def fetch_mark_ohlcv(
+        self, symbol: str, timeframe: str, since: int | None = None, limit: int | None = None
+    ) -> list[list[float]]: ...

@@ -26,11 +26,13 @@ from urllib.parse import quote, quote_plus
 
 import ccxt
 
-from markets.exchanges.base import MarketRules
+from markets.exchanges import ccxt_swap
+from markets.exchanges.base import MarketRules, Position
 from markets.exchanges.errors import (
     ExchangeAuthError,
     ExchangeError,
     InsufficientFundsError,
+    InvalidLeverageError,
     InvalidOrderError,
     OrderNotFoundError,
     TransientExchangeError,
@@ -229,6 +231,93 @@ class CcxtExchange:
             orders = self.client.fetch_open_orders(symbol, None, None, dict(params or {}))
         return [dict(order) for order in orders]
 
+    # -- perpetual swaps (the PerpExchange interface; one-way mode) ---------------------------
+
+    def set_position_mode_one_way(self, symbol: str) -> bool:
+        """One-way position mode (for the symbol's product type). False: it already was."""
+        if ccxt_swap.is_one_way(self._swap_settings(symbol)):
+            return False
+        with self._ccxt_errors("set_position_mode"):
+            self.client.set_position_mode(False, symbol)
+        return True
+
+    def set_margin_mode(self, symbol: str, margin_mode: str) -> bool:
+        """``"isolated"`` or ``"cross"`` margin for the symbol. False: it already was."""
+        ccxt_swap.check_margin_mode(margin_mode)
+        if ccxt_swap.margin_mode_of(self._swap_settings(symbol)) == margin_mode:
+            return False
+        with self._ccxt_errors("set_margin_mode"):
+            self.client.set_margin_mode(margin_mode, symbol)
+        return True
+
+    def set_leverage(self, symbol: str, leverage: int) -> bool:
+        """The symbol's leverage (both sides). False: it already was."""
+        ccxt_swap.check_leverage(self.catalog.market(symbol), leverage)
+        if ccxt_swap.leverage_of(self._swap_settings(symbol)) == {Decimal(leverage)}:
+            return False
+        with self._ccxt_errors("set_leverage"):
+            self.client.set_leverage(leverage, symbol)
+        return True
+
+    def create_perp_order(
+        self,
+        symbol: str,
+        type: str,
+        side: str,
+        amount: Decimal,
+        price: Decimal | None = None,
+        *,
+        reduce_only: bool = False,
+        client_order_id: str | None = None,
+        margin_mode: str = "isolated",
+        params: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """A one-way-mode swap order: buy opens/adds long, sell short; ``reduce_only`` only
+        closes. Checked and sent as ``create_order`` (same rules, same ``clientOid``)."""
+        ccxt_swap.check_swap(self.catalog.market(symbol))
+        ccxt_swap.check_margin_mode(margin_mode)
+        extra: dict[str, Any] = {"marginMode": margin_mode, "oneWayMode": True}
+        if reduce_only:
+            extra["reduceOnly"] = True
+        extra.update(params or {})
+        return self.create_order(
+            symbol, type, side, amount, price, client_order_id=client_order_id, params=extra
+        )
+
+    def fetch_positions(
+        self, symbols: list[str] | None = None, *, params: Mapping[str, Any] | None = None
+    ) -> list[Position]:
+        """Open positions (of ``symbols``, else all of the USDT-margined account)."""
+        for symbol in symbols or []:
+            ccxt_swap.check_swap(self.catalog.market(symbol))
+        with self._ccxt_errors("fetch_positions"):
+            rows = self.client.fetch_positions(list(symbols or []) or None, dict(params or {}))
+        positions = [ccxt_swap.position_from_ccxt(dict(row)) for row in rows]
+        return [p for p in positions if p.contracts > 0]
+
+    def fetch_funding_rate_history(
+        self, symbol: str, since: int | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """ccxt's funding rates (``fundingRate``, ``timestamp``), oldest first."""
+        ccxt_swap.check_swap(self.catalog.market(symbol))
+        with self._ccxt_errors("fetch_funding_rate_history"):
+            rows = self.client.fetch_funding_rate_history(symbol, since, limit)
+        return [dict(row) for row in rows]
+
+    def fetch_mark_ohlcv(
+        self, symbol: str, timeframe: str, since: int | None = None, limit: int | None = None
+    ) -> list[list[float]]:
+        """Candles of the mark price (what liquidation and unrealised PnL follow)."""
+        ccxt_swap.check_swap(self.catalog.market(symbol))
+        return self.fetch_ohlcv(symbol, timeframe, since, limit, params={"price": "mark"})
+
+    def _swap_settings(self, symbol: str) -> dict[str, Any]:
+        """The account's settings for the swap (Bitget's position mode, margin mode, leverage)."""
+        ccxt_swap.check_swap(self.catalog.market(symbol))
+        with self._ccxt_errors("fetch_swap_settings"):
+            leverage = self.client.fetch_leverage(symbol)
+        return dict(leverage.get("info") or {})
+
     # -- internals -----------------------------------------------------------------------------
 
     def _last_price(self, symbol: str) -> Decimal:
@@ -278,7 +367,7 @@ class CcxtExchange:
         except ccxt.BaseError as exc:
             raw = self._scrub(str(exc))
             said, code = _exchange_said(raw, self.exchange_id)
-            error = self._translate(exc, said)
+            error = self._translate(exc, said, code)
             metrics.EXCHANGE_ERRORS.inc(exchange=self.exchange_id, kind=error.code)
             if isinstance(error, ExchangeAuthError):
                 # What the exchange said (scrubbed), for a refusal that names the problem.
@@ -311,8 +400,10 @@ class CcxtExchange:
                 extra=context(exchange=self.exchange_id, method=method),
             )
 
-    def _translate(self, exc: ccxt.BaseError, said: str) -> ExchangeError:
+    def _translate(self, exc: ccxt.BaseError, said: str, code: str | None) -> ExchangeError:
         name = self.exchange_id
+        if code in ccxt_swap.LEVERAGE_REFUSALS:
+            return InvalidLeverageError(f"{name} refused the leverage: {said}")
         if isinstance(exc, ccxt.AuthenticationError):  # PermissionDenied is a subclass
             if not self._has_credentials():
                 return ExchangeAuthError(f"this {name} account has no API key configured")

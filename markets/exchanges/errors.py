@@ -42,6 +42,13 @@ class InvalidOrderError(ExchangeError):
     default_status = 400
 
 
+class InvalidLeverageError(ExchangeError):
+    """A leverage the market or the exchange does not allow (perpetual swaps)."""
+
+    default_code = "invalid_leverage"
+    default_status = 400
+
+
 class BelowMinimumError(InvalidOrderError):
     default_code = "below_minimum"
 

@@ -31,6 +31,7 @@ from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "ccxt-bitget"
+SWAP_DIR = Path(__file__).resolve().parent.parent / "data" / "ccxt-bitget-swap"
 # The credentials the recorded cases were signed with in ccxt's harness (any non-empty values do).
 API_KEY = "key"
 SECRET = "secretsecret"
@@ -62,6 +63,23 @@ def request_cases(method: str) -> list[dict[str, Any]]:
 
 def request_skip_keys() -> list[str]:
     return list(_load("request.bitget.subset.json").get("skipKeys") or [])
+
+
+@cache
+def _load_swap(name: str) -> dict[str, Any]:
+    return json.loads((SWAP_DIR / name).read_text())
+
+
+def swap_response_case(method: str, description: str) -> dict[str, Any]:
+    """One recorded Bitget swap (USDT-M perpetual) response case, by its description."""
+    cases = _load_swap("response.bitget.swap.json")["methods"][method]
+    return next(case for case in cases if case["description"] == description)
+
+
+def swap_request_case(method: str, description: str) -> dict[str, Any]:
+    """One recorded swap request case: the ``url`` and JSON ``output`` ccxt must build."""
+    cases = _load_swap("request.bitget.swap.json")["methods"][method]
+    return next(case for case in cases if case["description"] == description)
 
 
 def case_id(case: Mapping[str, Any]) -> str:
