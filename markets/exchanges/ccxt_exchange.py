@@ -9,6 +9,9 @@
   ccxt client; they are scrubbed from every message and log line, and ccxt's own DEBUG logging
   (which prints request headers, API key and passphrase included) is switched off.
 
+Perpetual swaps (``base.PerpExchange``): idempotent one-way/margin-mode/leverage settings, orders
+with ``reduce_only``, positions, funding history and mark-price candles; see ``ccxt_swap``.
+
 ``params`` (keyword-only, not part of the ``Exchange`` protocol) passes exchange-specific
 parameters to ccxt unchanged, e.g. ``{"marginMode": "cross"}`` or ``{"uta": True}``.
 """

@@ -30,6 +30,7 @@ from tests.markets.ccxt_replay import (
     block_network,
     json_response,
     recorded_markets,
+    spot_ticker_response,
     swap_request_case,
     swap_response_case,
 )
@@ -225,6 +226,25 @@ def test_market_sell_opens_a_short_or_only_closes(
         del body["reduceOnly"]
     assert sent.url == case["url"]
     assert sent.json() == body, expected
+
+
+def test_market_order_without_a_price_is_valued_at_the_swap_ticker(
+    exchange: CcxtExchange,
+) -> None:
+    # The recorded spot ticker answer (BTCUSDT, last 73369.13) stands in for the swap ticker:
+    # Bitget's v2 mix ticker carries the same fields (lastPr...).
+    routes = {"/api/v2/mix/market/ticker": spot_ticker_response()}
+    fetch = FakeFetch(default=ORDER_PLACED, routes=routes).install(exchange.client)
+
+    exchange.create_perp_order("BTC/USDT:USDT", "market", "buy", Decimal("0.001"))
+
+    ticker, order = fetch.sent
+    assert ticker.method == "GET"
+    assert ticker.query == {"symbol": "BTCUSDT", "productType": "USDT-FUTURES"}
+    assert order.path == "/api/v2/mix/order/place-order"
+    assert order.json()["size"] == "0.001"
+    assert "price" not in order.json()
+    assert (order.json()["marginMode"], order.json()["side"]) == ("isolated", "buy")
 
 
 def test_insufficient_margin_is_an_insufficient_funds_error(exchange: CcxtExchange) -> None:
