@@ -134,7 +134,7 @@ def _mark_row(cells: list[str], step_ms: int, steps: Steps) -> MarkRow:
     problems = [p for column, value in named if (p := value_problem(column, value))]
     if problems:
         raise ValueError("; ".join(problems))
-    row = MarkRow(open_time, *prices, volume)
+    row = MarkRow(open_time, prices[0], prices[1], prices[2], prices[3], volume)
     if row.low > min(row.open, row.close) or row.high < max(row.open, row.close):
         raise ValueError(f"low {row.low} / high {row.high} do not hold open and close")
     return row
