@@ -4,9 +4,11 @@ with the documented counts, idempotently, from the demo seed, and the candles AP
 from __future__ import annotations
 
 import csv
+import io
 from decimal import Decimal
 
 import pytest
+from django.core.management import CommandError, call_command
 
 from markets.exchanges.markets import shipped_catalog
 from markets.models import Candle, FundingRate, MarkCandle
@@ -170,3 +172,44 @@ def test_a_mark_file_with_a_bad_row_names_its_line(tmp_path):
         read_mark_file(path, timeframe="1h")
     with pytest.raises(PerpDataError, match="unknown timeframe"):
         read_mark_file(path, timeframe="3h")
+
+
+@pytest.mark.django_db
+def test_the_import_command_stores_mark_candles_and_funding_idempotently():
+    out = io.StringIO()
+    mark = PERP_DATA_DIR / "XRP_USDT_USDT-1h-mark.csv"
+    funding = PERP_DATA_DIR / "XRP_USDT_USDT-8h-funding_rate.csv"
+    symbol = ["--symbol", PERP_SAMPLE_SYMBOL]
+    call_command("import_perp_data", "--mark", str(mark), *symbol, "--timeframe", "1h", stdout=out)
+    call_command("import_perp_data", "--funding", str(funding), *symbol, stdout=out)
+    call_command("import_perp_data", "--funding", str(funding), *symbol, stdout=out)
+    assert "mark 1h: 100 new, 0 unchanged" in out.getvalue()
+    assert "funding rates: 91 new, 0 unchanged" in out.getvalue()
+    assert "funding rates: 0 new, 91 unchanged" in out.getvalue()
+    assert MarkCandle.objects.filter(volume__isnull=True).count() == 100
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--symbol", "XRP/USDT:BTC"], "unknown symbol 'XRP/USDT:BTC'"),
+        (["--symbol", "XRP/USDT"], "spot market"),
+        ([], "--symbol is required"),
+    ],
+)
+def test_the_import_command_refuses_a_market_without_perp_data(args, message):
+    funding = PERP_DATA_DIR / "XRP_USDT_USDT-8h-funding_rate.csv"
+    with pytest.raises(CommandError, match=message):
+        call_command("import_perp_data", "--funding", str(funding), *args)
+    assert not FundingRate.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_import_command_reports_a_bad_funding_row_and_writes_nothing(tmp_path):
+    path = write(
+        tmp_path, "f.csv", "timestamp,funding_rate\n1637193600017,0.0001\n1637222400007,\n"
+    )
+    with pytest.raises(CommandError, match=r"f.csv, line 3: funding_rate '' is not a number"):
+        call_command("import_perp_data", "--funding", str(path), "--symbol", PERP_SAMPLE_SYMBOL)
+    assert not FundingRate.objects.exists()
