@@ -42,6 +42,7 @@ from markets.candles import (
     candles_store_resampled,
 )
 from markets.models import FundingRate, MarkCandle
+from markets.selectors import market_steps
 from markets.timeframes import TIMEFRAME_MS
 from tradingbot.errors import AppError
 from tradingbot.logconfig import context
@@ -253,8 +254,6 @@ class PerpSampleSummary:
 def perp_sample_load(*, exchange: str = "bitget") -> PerpSampleSummary:
     """Store the shipped XRP/USDT:USDT sample: 5m trade candles (and 15m, 1h, 4h, 1d resampled),
     1h and 8h mark candles, 91 funding rates. Idempotent, one transaction."""
-    from markets.selectors import market_steps
-
     symbol = PERP_SAMPLE_SYMBOL
     steps = market_steps(exchange=exchange, symbol=symbol)
     name, timeframe = PERP_SAMPLE_TRADES
