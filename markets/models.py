@@ -116,6 +116,56 @@ class Candle(models.Model):
         return datetime.fromtimestamp(self.open_time / 1000, tz=UTC)
 
 
+class MarkCandle(models.Model):
+    """One closed mark-price candle of a perpetual swap (the price of liquidation, unrealised PnL
+    and funding notionals), keyed like ``Candle``. ``volume`` is NULL when the source has none
+    (mark prices are not traded): never read it as zero."""
+
+    exchange = models.CharField(max_length=32)
+    symbol = models.CharField(max_length=40)
+    timeframe = models.CharField(max_length=4, help_text="1m ... 1d, or 8h (the funding interval)")
+    open_time = models.BigIntegerField(help_text="Candle open time, epoch milliseconds UTC")
+    open = models.DecimalField(**PRICE)
+    high = models.DecimalField(**PRICE)
+    low = models.DecimalField(**PRICE)
+    close = models.DecimalField(**PRICE)
+    volume = models.DecimalField(**PRICE, null=True, blank=True)
+
+    class Meta:
+        db_table = "mark_candles"
+        constraints: ClassVar[list[Any]] = [
+            models.UniqueConstraint(
+                fields=("exchange", "symbol", "timeframe", "open_time"), name="mark_candle_key"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.exchange} {self.symbol} mark {self.timeframe} {self.open_time}"
+
+
+class FundingRate(models.Model):
+    """The funding rate of one interval of a perpetual swap, as a fraction (0.0001 = 0.01 %).
+    Positive: longs pay shorts (position notional at the mark price x rate)."""
+
+    exchange = models.CharField(max_length=32)
+    symbol = models.CharField(max_length=40)
+    funding_time = models.BigIntegerField(
+        help_text="Funding time, epoch ms UTC, floored to the 8 h interval"
+    )
+    rate = models.DecimalField(**PRICE)
+
+    class Meta:
+        db_table = "funding_rates"
+        constraints: ClassVar[list[Any]] = [
+            models.UniqueConstraint(
+                fields=("exchange", "symbol", "funding_time"), name="funding_rate_key"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.exchange} {self.symbol} funding {self.funding_time}: {self.rate}"
+
+
 class MarketSnapshot(models.Model):
     """The exchange's market metadata (precision, limits, fees) as ccxt loaded it."""
 

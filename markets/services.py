@@ -18,6 +18,7 @@ from markets.exchanges.ccxt_exchange import CcxtExchange
 from markets.exchanges.errors import ExchangeAuthError, ExchangeError
 from markets.exchanges.factory import exchange_for_account
 from markets.models import ExchangeAccount
+from markets.perp_data import perp_sample_load
 from tradingbot.errors import AppError
 from tradingbot.logconfig import context
 
@@ -239,12 +240,19 @@ DEMO_PAPER_LABEL = "Paper (Bitget rules)"
 
 def demo_market_seed(*, trader: User) -> dict[str, Any]:
     """Load the shipped BTC/USDT sample (5m and resampled) and give the demo trader a funded
-    paper account. Idempotent: a second run creates nothing."""
+    paper account, and the shipped XRP/USDT:USDT perp sample (trade and mark candles, funding
+    rates). Idempotent: a second run creates nothing."""
     summary = candles_load_sample()
+    perp = perp_sample_load()
     account = ExchangeAccount.objects.filter(user=trader, label=DEMO_PAPER_LABEL).first()
     if account is None:
         account = exchange_account_open(
             user=trader, exchange="bitget", label=DEMO_PAPER_LABEL, mode="paper"
         )
     logger.info("demo.seeded", extra=context(user_id=trader.pk, exchange_account_id=account.pk))
-    return {"candles": summary.total, "created": summary.created, "account": account.label}
+    return {
+        "candles": summary.total,
+        "created": summary.created,
+        "perp_created": perp.created,
+        "account": account.label,
+    }

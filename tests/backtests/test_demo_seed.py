@@ -13,7 +13,7 @@ from bots import services
 from bots.models import Bot, Position
 from bots.services.demo import DEMO_BOT_NAME
 from markets.candles import SAMPLE_PATH
-from markets.models import Candle
+from markets.models import Candle, FundingRate, MarkCandle
 from markets.services import DEMO_PAPER_LABEL
 from tests.bots.bot_helpers import sample_rows
 from tradingbot.site.management.commands.seed_demo import DEMO_EMAIL
@@ -32,6 +32,11 @@ def test_the_seed_runs_a_demo_backtest_once_without_a_worker(db, strategy_catalo
     assert backtest.trade_count == backtest.trades.count() > 100
     assert backtest.metrics is not None
     assert f"demo backtest #{backtest.pk} done" in out.getvalue()
+    # the shipped perp sample too, once (the seed ran twice)
+    perp = {"exchange": "bitget", "symbol": "XRP/USDT:USDT"}
+    assert Candle.objects.filter(**perp, timeframe="5m").count() == 1_999
+    assert MarkCandle.objects.filter(**perp).count() == 100 + 91
+    assert FundingRate.objects.filter(**perp).count() == 91
 
 
 def test_the_seed_starts_one_demo_replay_bot(db, strategy_catalogue):
@@ -55,7 +60,8 @@ def test_the_seed_starts_one_demo_replay_bot(db, strategy_catalogue):
     assert SAMPLE_PATH.exists()
     assert bot.replay_start_ms == sample_rows()[500].open_time
     assert bot.replay_resume_ms == bot.replay_start_ms
-    assert Candle.objects.filter(open_time__lt=bot.replay_start_ms, timeframe="5m").count() == 500
+    history = Candle.objects.filter(open_time__lt=bot.replay_start_ms, timeframe="5m")
+    assert history.filter(symbol="BTC/USDT").count() == 500
     assert Position.objects.get(bot=bot).qty == 0
     assert bot.events.filter(kind="started").count() == 1
     assert f"demo bot “{DEMO_BOT_NAME}” running" in out.getvalue()

@@ -37,6 +37,7 @@ class Command(BaseCommand):
         bot = demo_bot_seed(trader=trader)
         self.stdout.write(
             f"Sample candles: {market['candles']} ({market['created']} new); "
+            f"perp sample XRP/USDT:USDT: {market['perp_created']} new rows; "
             f"paper account “{market['account']}” ready; demo backtest #{backtest.pk} "
             f"{backtest.status} ({backtest.trade_count} trades); demo bot “{bot.name}” "
             f"{bot.status} ({bot.data_source}, {bot.replay_speed:g} candles a minute)."
