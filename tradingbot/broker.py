@@ -33,25 +33,30 @@ class PendingTask:
 
 
 def pending_tasks(queues: Iterable[str]) -> list[PendingTask] | None:
-    """Tasks waiting in ``queues`` or delivered and unacknowledged (any queue); ``None`` when the
+    """Tasks waiting in ``queues`` or delivered from them and unacknowledged; ``None`` when the
     broker is not Redis. Read queues first, then the unacknowledged: a message moves from the
     one to the other, so it is seen in at least one of them."""
     from tradingbot.celery import app
 
+    wanted = set(queues)
     with app.connection_for_read() as connection:
         channel = connection.default_channel
         if not hasattr(channel, "unacked_key") or not hasattr(channel, "_q_for_pri"):
             return None
         client = channel.client
         keys = {
-            channel._q_for_pri(queue, step) for queue in queues for step in channel.priority_steps
+            channel._q_for_pri(queue, step) for queue in wanted for step in channel.priority_steps
         }
         waiting = [raw for key in sorted(keys) for raw in client.lrange(key, 0, -1)]
         delivered = client.hgetall(channel.unacked_key)
         delivered_at = dict(client.zrange(channel.unacked_index_key, 0, -1, withscores=True))
     found = [_task_of(json.loads(raw)) for raw in waiting]
     for tag, raw in delivered.items():
-        found.append(_task_of(json.loads(raw)[0], delivered_at.get(tag)))
+        # kombu keeps [message, exchange, routing key]; the routing key is the message's queue
+        # (other queues' messages are another worker pool's business).
+        message, _exchange, routing_key = json.loads(raw)
+        if routing_key in wanted:
+            found.append(_task_of(message, delivered_at.get(tag)))
     return [task for task in found if task is not None]
 
 
