@@ -9,6 +9,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from markets import perp
 from markets.exchanges.base import Position
 from markets.exchanges.errors import ExchangeError, InvalidLeverageError, InvalidOrderError
 
@@ -78,11 +79,10 @@ def check_swap(market: dict[str, Any]) -> None:
 
 
 def check_leverage(market: dict[str, Any], leverage: int) -> None:
-    """A whole leverage from 1 to the market's maximum (when the market gives one)."""
-    if isinstance(leverage, bool) or not isinstance(leverage, int) or leverage < 1:
-        raise InvalidLeverageError("leverage must be a whole number of at least 1")
+    """A whole leverage from 1 to the market's maximum: the pure rule of
+    ``markets.perp.check_leverage``, raised as the adapter's ``InvalidLeverageError``."""
     maximum = decimal_or_none(((market.get("limits") or {}).get("leverage") or {}).get("max"))
-    if maximum is not None and leverage > maximum:
-        raise InvalidLeverageError(
-            f"leverage {leverage} is above {market.get('symbol')}'s maximum of {maximum}"
-        )
+    try:
+        perp.check_leverage(leverage, int(maximum) if maximum is not None else perp.MAX_LEVERAGE)
+    except perp.PerpRuleError as exc:
+        raise InvalidLeverageError(f"{market.get('symbol')}: {exc}") from None
