@@ -16,14 +16,41 @@ buffered. The application's ``websocket.disconnect`` carries that code too (auto
 the code of the client's reply, or 1006 when the client does not reply), so that the
 connection's log line says why it ended. Autobahn's own log line about it goes to Twisted's log,
 which daphne discards unless it runs with ``-v 2``.
+
+It also leaves request bodies to Django. Daphne's requests are Twisted ``http.Request``s, which
+parse a ``multipart/form-data`` body themselves before daphne sees the request (daphne never
+reads what they parse) and answer one that does not parse with a bare 400 and an empty body: no
+error envelope, no access-log line. With that parsing off, Django reads the body as under any
+server (the API answers 415 ``unsupported_media_type``, a page's form the site's 400), and no
+upload is parsed twice.
 """
 
 from __future__ import annotations
 
 # daphne.server installs the asyncio Twisted reactor: it is imported before anything Twisted.
 from daphne.server import Server  # isort: skip
+from typing import Any
+
 from daphne.cli import CommandLineInterface
+from daphne.http_protocol import HTTPFactory, WebRequest
 from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
+
+
+class RequestLeavingBodiesToDjango(WebRequest):  # type: ignore[misc]  # daphne is untyped
+    """Daphne's request, without Twisted's parsing of form bodies."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, parsePOSTFormSubmission=False, **kwargs)
+
+
+class LiveHTTPFactory(HTTPFactory):  # type: ignore[misc]  # daphne is untyped
+    """Daphne's HTTP factory, building requests that leave their bodies to Django."""
+
+    def buildProtocol(self, addr: Any) -> Any:
+        protocol = super().buildProtocol(addr)
+        if protocol is not None:
+            protocol.requestFactory = RequestLeavingBodiesToDjango
+        return protocol
 
 
 class WebSocketFailingByClose(WebSocketProtocol):  # type: ignore[misc]  # daphne is untyped
@@ -37,11 +64,23 @@ class WebSocketFailingByClose(WebSocketProtocol):  # type: ignore[misc]  # daphn
 
 
 class LiveServer(Server):  # type: ignore[misc]  # daphne is untyped
-    """Daphne's server; its WebSocket factory fails connections by a close frame.
+    """Daphne's server; its WebSocket factory fails connections by a close frame, and its HTTP
+    factory leaves request bodies to Django.
 
-    ``Server.run`` builds the factory and sets its options in one go, then starts the reactor:
-    the factory is adopted here, as it is assigned, since there is no hook in between.
+    ``Server.run`` builds the factories and sets their options in one go, then starts the
+    reactor: they are adopted here, as they are assigned, since there is no hook in between.
     """
+
+    @property
+    def http_factory(self) -> HTTPFactory:
+        return self._http_factory
+
+    @http_factory.setter
+    def http_factory(self, factory: HTTPFactory) -> None:
+        # daphne builds a plain HTTPFactory(self), which holds nothing else yet: build ours.
+        self._http_factory = (
+            factory if isinstance(factory, LiveHTTPFactory) else LiveHTTPFactory(self)
+        )
 
     @property
     def ws_factory(self) -> WebSocketFactory:
