@@ -119,6 +119,15 @@ class RunSpecForm(forms.Form):
         max_value=Decimal(1000),
         decimal_places=LEVEL_DECIMALS,
     )
+    leverage = _number_field(
+        "Leverage", "Perpetual swaps (BTC/USDT:USDT): 1 to the market's maximum", required=False
+    )
+    margin_mode = forms.ChoiceField(
+        choices=[("isolated", "Isolated")],
+        initial="isolated",
+        required=False,
+        help_text="Perpetual swaps: each position margined on its own (cross: not yet)",
+    )
 
     def __init__(
         self,

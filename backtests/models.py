@@ -34,6 +34,12 @@ class RunStatus(models.TextChoices):
     CANCELLED = "cancelled"
 
 
+class MarginMode(models.TextChoices):
+    """How a perp position is margined; only isolated is simulated (cross: not yet)."""
+
+    ISOLATED = "isolated"
+
+
 ACTIVE_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
 # The simulated account's fields of RunConfig, and all of its fields, as stored.
 ACCOUNT_FIELDS = (
@@ -43,6 +49,8 @@ ACCOUNT_FIELDS = (
     "position_size",
     "stop_loss",
     "take_profit",
+    "leverage",
+    "margin_mode",
 )
 CONFIG_FIELDS = ("strategy_id", "params", "exchange", "symbol", "timeframe", *ACCOUNT_FIELDS)
 
@@ -63,6 +71,12 @@ class RunConfig(models.Model):
     position_size = models.DecimalField(**RATE, default=1, help_text="Fraction of equity")
     stop_loss = models.DecimalField(**RATE, null=True, blank=True, help_text="0.02 = 2 %")
     take_profit = models.DecimalField(**RATE, null=True, blank=True, help_text="0.04 = 4 %")
+    leverage = models.PositiveSmallIntegerField(
+        default=1, help_text="Perpetual swaps: 1 to the market's maximum; always 1 on spot"
+    )
+    margin_mode = models.CharField(
+        max_length=8, choices=MarginMode.choices, default=MarginMode.ISOLATED
+    )
 
     class Meta:
         abstract = True
@@ -76,7 +90,15 @@ class RunConfig(models.Model):
             position_size=float(self.position_size),
             stop_loss=None if self.stop_loss is None else float(self.stop_loss),
             take_profit=None if self.take_profit is None else float(self.take_profit),
+            leverage=float(self.leverage),
+            margin_mode=self.margin_mode,
         )
+
+    @property
+    def is_perp(self) -> bool:
+        """A perpetual swap: ccxt writes a contract market's symbol with its settle currency
+        (``BTC/USDT:USDT``)."""
+        return ":" in self.symbol
 
     @property
     def market_label(self) -> str:
@@ -207,6 +229,7 @@ class BacktestTrade(models.Model):
         STOP_LOSS = "stop_loss"
         TAKE_PROFIT = "take_profit"
         END = "end"
+        LIQUIDATION = "liquidation"
 
     backtest = models.ForeignKey(Backtest, on_delete=models.CASCADE, related_name="trades")
     seq = models.PositiveIntegerField(help_text="0-based order of the trade in its backtest")
@@ -217,9 +240,13 @@ class BacktestTrade(models.Model):
     entry_price = models.DecimalField(**MONEY)
     exit_price = models.DecimalField(**MONEY)
     fee = models.DecimalField(**MONEY, help_text="Both sides")
-    pnl = models.DecimalField(**MONEY, help_text="Net of both fees")
-    return_rate = models.FloatField(help_text="pnl / entry notional")
+    pnl = models.DecimalField(**MONEY, help_text="Net of both fees and of the funding")
+    return_rate = models.FloatField(help_text="pnl / margin (the entry notional / leverage)")
     exit_reason = models.CharField(max_length=12, choices=ExitReason.choices)
+    leverage = models.PositiveSmallIntegerField(default=1)
+    funding = models.DecimalField(
+        **MONEY, default=0, help_text="Funding received (negative: paid) while open, in quote"
+    )
 
     class Meta:
         db_table = "backtest_trades"

@@ -26,7 +26,8 @@ class RunSpec:
     Units: ``initial_cash`` in the quote currency; ``fee_rate``, ``position_size``,
     ``stop_loss`` and ``take_profit`` are fractions (``0.02`` = 2 %), ``slippage_bps`` basis
     points. ``stop_loss`` / ``take_profit``: None = none, ``...`` = the strategy's default.
-    ``params`` may be partial: missing parameters take their defaults.
+    ``params`` may be partial: missing parameters take their defaults. ``leverage`` and
+    ``margin_mode`` are for a perpetual-swap market; a spot market takes only their defaults.
     """
 
     strategy: str
@@ -40,6 +41,8 @@ class RunSpec:
     position_size: Decimal = Decimal(1)
     stop_loss: Level = ...
     take_profit: Level = ...
+    leverage: int = 1
+    margin_mode: str = "isolated"
 
 
 SPEC_FIELDS = frozenset(spec_field.name for spec_field in fields(RunSpec))

@@ -43,15 +43,13 @@ from markets.candles import (
 )
 from markets.models import FundingRate, MarkCandle
 from markets.selectors import market_steps
-from markets.timeframes import TIMEFRAME_MS
+from markets.timeframes import FUNDING_INTERVAL_MS, MARK_TIMEFRAME_MS, TIMEFRAME_MS
 from tradingbot.errors import AppError
 from tradingbot.logconfig import context
 
 logger = logging.getLogger(__name__)
 
-FUNDING_INTERVAL_MS = 8 * 3600 * 1000
 FUNDING_SLACK_MS = 60 * 1000  # a stamp later than this after the boundary is refused
-MARK_TIMEFRAME_MS = {**TIMEFRAME_MS, "8h": FUNDING_INTERVAL_MS}
 MARK_HEADER = ("timestamp", "open", "high", "low", "close", "volume")
 FUNDING_HEADER = ("timestamp", "funding_rate")
 

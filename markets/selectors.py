@@ -15,10 +15,11 @@ from django.db.models.functions import Cast
 from django.shortcuts import get_object_or_404
 
 from accounts.models import User
+from markets import perp
 from markets.candle_csv import Steps
 from markets.exchanges.markets import get_catalog
-from markets.models import Candle, ExchangeAccount
-from markets.timeframes import timeframe_ms
+from markets.models import Candle, ExchangeAccount, FundingRate, MarkCandle
+from markets.timeframes import MARK_TIMEFRAME_MS, timeframe_ms
 from tradingbot.errors import AppError
 
 
@@ -141,3 +142,85 @@ def _places(step: Decimal | None, fallback: int) -> int:
         return fallback
     exponent = step.normalize().as_tuple().exponent
     return max(0, -exponent) if isinstance(exponent, int) else fallback
+
+
+# --- perpetual swaps -------------------------------------------------------------------------
+
+
+class PerpMarket(NamedTuple):
+    """What a backtest or a bot needs of a perp market's rules: its highest leverage, and the
+    maintenance-margin rate of its first tier (the catalog has no tiers: ``DEFAULT_TIERS``)."""
+
+    max_leverage: int
+    maintenance_margin_rate: Decimal
+
+
+def perp_market(*, exchange: str, symbol: str) -> PerpMarket | None:
+    """The perp rules of a swap market the catalog lists, None for a spot market (or one the
+    catalog does not list: ``check_symbol`` refuses that one)."""
+    try:
+        market = get_catalog(exchange).market(symbol)
+    except AppError:
+        return None
+    if not market.get("swap"):
+        return None
+    most = ((market.get("limits") or {}).get("leverage") or {}).get("max")
+    first_tier = perp.DEFAULT_TIERS[0]
+    return PerpMarket(
+        max_leverage=int(most) if most else perp.MAX_LEVERAGE,
+        maintenance_margin_rate=first_tier.maintenance_margin_rate,
+    )
+
+
+def mark_candles_frame(
+    *, exchange: str, symbol: str, timeframe: str, start_ms: int, end_ms: int
+) -> pd.DataFrame:
+    """The stored mark-price candles opened in [start_ms, end_ms), as ``candles_frame`` gives
+    trade candles (``volume`` left out: mark prices are not traded)."""
+    columns = ("open", "high", "low", "close")
+    rows = (
+        MarkCandle.objects.filter(
+            exchange=exchange,
+            symbol=symbol,
+            timeframe=timeframe,
+            open_time__gte=start_ms,
+            open_time__lt=end_ms,
+        )
+        .order_by("open_time")
+        .values_list("open_time", *columns)
+    )
+    values = np.array(list(rows), dtype=np.float64).reshape(-1, 1 + len(columns))
+    frame = pd.DataFrame(values, columns=["open_time", *columns])
+    frame["open_time"] = values[:, 0].astype(np.int64)
+    return frame
+
+
+def funding_frame(*, exchange: str, symbol: str, start_ms: int, end_ms: int) -> pd.DataFrame:
+    """The funding rates of the funding times in [start_ms, end_ms): ``time``, ``rate`` and the
+    ``mark_price`` at that time (the open of a stored mark candle opened then, the finest
+    timeframe first; NaN when none is stored, and the engine falls back to the trade price)."""
+    rates = list(
+        FundingRate.objects.filter(
+            exchange=exchange, symbol=symbol, funding_time__gte=start_ms, funding_time__lt=end_ms
+        )
+        .order_by("funding_time")
+        .values_list("funding_time", "rate")
+    )
+    times = [time for time, _ in rates]
+    marks: dict[int, tuple[int, Decimal]] = {}
+    mark_rows = MarkCandle.objects.filter(
+        exchange=exchange, symbol=symbol, open_time__in=times
+    ).values_list("open_time", "timeframe", "open")
+    for open_time, timeframe, price in mark_rows:
+        width = MARK_TIMEFRAME_MS.get(timeframe, 0)
+        if open_time not in marks or width < marks[open_time][0]:
+            marks[open_time] = (width, price)
+    return pd.DataFrame(
+        {
+            "time": np.array(times, dtype=np.int64),
+            "rate": np.array([float(rate) for _, rate in rates], dtype=np.float64),
+            "mark_price": np.array(
+                [float(marks[t][1]) if t in marks else np.nan for t in times], dtype=np.float64
+            ),
+        }
+    )

@@ -19,6 +19,9 @@ TIMEFRAME_MS: dict[str, int] = {
     "1d": 1440 * MINUTE_MS,
 }
 TIMEFRAMES = tuple(TIMEFRAME_MS)
+# Mark-price candles come in the candle timeframes and in the funding interval as well.
+FUNDING_INTERVAL_MS = 8 * 60 * MINUTE_MS
+MARK_TIMEFRAME_MS: dict[str, int] = {**TIMEFRAME_MS, "8h": FUNDING_INTERVAL_MS}
 OHLCV_COLUMNS = ["open_time", "open", "high", "low", "close", "volume"]
 
 

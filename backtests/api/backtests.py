@@ -116,12 +116,14 @@ class TradeOutput(serializers.Serializer):
     entry_price = DecimalText()
     exit_price = DecimalText()
     fee = DecimalText(help_text="Both sides")
-    pnl = DecimalText(help_text="Net of both fees")
+    pnl = DecimalText(help_text="Net of both fees and of the funding")
     # "return" is a keyword, so the field is declared through the class namespace.
     locals()["return"] = serializers.FloatField(
-        source="return_rate", help_text="pnl / entry notional"
+        source="return_rate", help_text="pnl / margin (the entry notional / leverage)"
     )
     exit_reason = serializers.ChoiceField(choices=BacktestTrade.ExitReason.choices)
+    leverage = serializers.IntegerField(help_text="1 on spot")
+    funding = DecimalText(help_text="Funding received while open (negative: paid), in quote")
 
 
 class TradeQuery(PageQuery):

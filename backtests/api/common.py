@@ -22,6 +22,7 @@ from backtests.models import RunStatus
 from backtests.spec import split_spec
 from markets.exchanges.markets import SUPPORTED_EXCHANGES
 from markets.models import ExchangeAccount
+from markets.perp import MAX_LEVERAGE
 from markets.timeframes import TIMEFRAMES
 from tradingbot.api_utils import DecimalText, validated
 from tradingbot.errors import AppError
@@ -30,7 +31,8 @@ from tradingbot.openapi import error_response
 CREATE_ERRORS = (
     "validation_error (fields), malformed_request (not JSON), unknown_strategy, "
     "strategy_disabled, invalid_params (details per parameter), unknown_symbol, invalid_period, "
-    "empty_period, period_too_long"
+    "empty_period, period_too_long, spot_market (a leverage or a short on a spot market), "
+    "invalid_leverage (above the market's maximum), unsupported_margin_mode (cross)"
 )
 NOT_FOUND = error_response("not_found: no such object, or another user's")
 TOO_MANY = error_response("too_many_active_runs: too many queued or running")
@@ -61,6 +63,9 @@ def _level_field(example: str, **limits: Any) -> serializers.DecimalField:
         **limits,
     )
 
+
+# Accepted by the serializer so that cross gets its own answer (unsupported_margin_mode).
+MARGIN_MODES = ("isolated", "cross")
 
 # The labels of exchange accounts' choices, so that the schema has one "exchange" enum.
 _EXCHANGE_LABELS = dict(ExchangeAccount.Exchange.choices)
@@ -103,6 +108,17 @@ class RunSpecInput(serializers.Serializer):
     take_profit = _level_field(
         "0.04 = 4 %, in (0, 10]", max_value=Decimal(10), validators=[_positive]
     )
+    leverage = serializers.IntegerField(
+        min_value=1,
+        max_value=MAX_LEVERAGE,
+        default=1,
+        help_text="Perpetual swaps: 1 to the market's maximum (at most 125); 1 on spot",
+    )
+    margin_mode = serializers.ChoiceField(
+        choices=MARGIN_MODES,
+        default="isolated",
+        help_text="Perpetual swaps: isolated (cross is not supported yet and is refused)",
+    )
 
 
 # A RunSpec and the period of stored candles it runs over (a backtest's, a sweep's).
@@ -124,6 +140,8 @@ class RunSpecOutput(serializers.Serializer):
     position_size = DecimalText()
     stop_loss = DecimalText(allow_null=True, help_text="A fraction: 0.02 = 2 %; null = none")
     take_profit = DecimalText(allow_null=True, help_text="A fraction: 0.04 = 4 %; null = none")
+    leverage = serializers.IntegerField()
+    margin_mode = serializers.CharField()
 
 
 class RunStateOutput(serializers.Serializer):

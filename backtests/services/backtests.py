@@ -41,6 +41,7 @@ from backtests.services.runs import (
     EXPECTED_ERRORS,
     PROGRESS_EVERY_SECONDS,
     RECOVER_AFTER_SECONDS,
+    engine_inputs,
     orphans_resend,
     period_candles,
     publish_status,
@@ -246,7 +247,7 @@ def _simulate(backtest: Backtest, progress: _Progress) -> BacktestResult:
     backtest.candle_count = len(candles)
     progress.report(0.4)
     strategy = active().create(backtest.strategy_id, backtest.params)
-    result = run_backtest(candles, strategy, backtest.engine_settings())
+    result = run_backtest(candles, strategy, **engine_inputs(backtest, candles))
     progress.report(0.7)
     return result
 
@@ -292,11 +293,14 @@ def _trade_rows(backtest: Backtest, result: BacktestResult) -> Any:
         columns["pnl"],
         columns["return"],
         columns["exit_reason"],
+        columns["leverage"],
+        columns["funding"],
         strict=True,
     )
     batch: list[BacktestTrade] = []
     for seq, row in enumerate(rows):
-        side, entry_time, exit_time, qty, entry_price, exit_price, fee, pnl, rate, reason = row
+        side, entry_time, exit_time, qty, entry_price, exit_price, fee, pnl, rate, reason = row[:10]
+        leverage, funding = row[10:]
         assert reason in EXIT_REASONS
         batch.append(
             BacktestTrade(
@@ -312,6 +316,8 @@ def _trade_rows(backtest: Backtest, result: BacktestResult) -> Any:
                 pnl=_decimal(pnl),
                 return_rate=rate,
                 exit_reason=reason,
+                leverage=round(leverage),
+                funding=_decimal(funding),
             )
         )
         if len(batch) == TRADE_BATCH:

@@ -6,7 +6,7 @@ Each raises :class:`~tradingbot.errors.AppError` with a stable code, so the API 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,12 +17,16 @@ from django.conf import settings
 from django.db import transaction
 
 from accounts.models import User
-from backtests.models import ACTIVE_STATUSES, Backtest, Sweep, epoch_ms
+from backtests.models import ACTIVE_STATUSES, Backtest, MarginMode, Sweep, epoch_ms
 from backtests.spec import Level, RunSpec
 from markets import selectors as market_selectors
 from strategies.base import Strategy
 from strategies.services import usable_strategy, validated_params
 from tradingbot.errors import AppError
+
+
+# The parameter by which a strategy goes short (strategies.registry checks it is a bool).
+SHORT_PARAM = "allow_short"
 
 
 @dataclass(frozen=True)
@@ -39,11 +43,13 @@ def run_spec_check(*, spec: RunSpec, partial_params: bool = False) -> CheckedSpe
     The stored parameters are the validated ones, complete with their defaults; with
     ``partial_params`` (a sweep's fixed parameters, checked with its grid) they are kept as
     given. A level left out (``...``) takes the strategy's default. Raises AppError
-    (``unknown_strategy``, ``strategy_disabled``, ``invalid_params``, ``unknown_symbol``).
+    (``unknown_strategy``, ``strategy_disabled``, ``invalid_params``, ``unknown_symbol``, and
+    those of :func:`check_market_terms`).
     """
     strategy = usable_strategy(spec.strategy)
     params = dict(spec.params) if partial_params else validated_params(strategy, spec.params)
     market_selectors.check_symbol(exchange=spec.exchange, symbol=spec.symbol)
+    check_market_terms(spec=spec, shorts=[params.get(SHORT_PARAM)])
     fields = {
         "strategy_id": strategy.key,
         "params": params,
@@ -56,8 +62,51 @@ def run_spec_check(*, spec: RunSpec, partial_params: bool = False) -> CheckedSpe
         "position_size": spec.position_size,
         "stop_loss": _level(spec.stop_loss, strategy.stop_loss),
         "take_profit": _level(spec.take_profit, strategy.take_profit),
+        "leverage": spec.leverage,
+        "margin_mode": spec.margin_mode,
     }
     return CheckedSpec(strategy=strategy, fields=fields)
+
+
+def check_market_terms(*, spec: RunSpec, shorts: Iterable[Any]) -> None:
+    """A perp market takes a leverage up to its maximum, isolated margin only; a spot market
+    takes neither a leverage above 1 nor a short (``shorts``: the values the strategy's
+    ``allow_short`` may take, a sweep's grid included). Raises AppError (``spot_market``,
+    ``invalid_leverage``, ``unsupported_margin_mode``) naming the field."""
+    if spec.margin_mode != MarginMode.ISOLATED:
+        raise AppError(
+            "unsupported_margin_mode",
+            f"Margin mode {spec.margin_mode!r} is not supported yet: positions are margined "
+            "isolated, each on its own.",
+            details={"margin_mode": ["only isolated is supported"]},
+        )
+    market = market_selectors.perp_market(exchange=spec.exchange, symbol=spec.symbol)
+    if market is None:
+        _check_spot_terms(spec, shorts)
+    elif spec.leverage > market.max_leverage:
+        raise AppError(
+            "invalid_leverage",
+            f"{spec.symbol} allows a leverage of at most {market.max_leverage}, not "
+            f"{spec.leverage}.",
+            details={"leverage": [f"at most {market.max_leverage} on {spec.symbol}"]},
+        )
+
+
+def _check_spot_terms(spec: RunSpec, shorts: Iterable[Any]) -> None:
+    perp_symbol = f"{spec.symbol}:{spec.symbol.partition('/')[2]}"
+    hint = f"Trade its perpetual swap ({perp_symbol}) for that."
+    if spec.leverage != 1:
+        raise AppError(
+            "spot_market",
+            f"{spec.symbol} is a spot market: it has no leverage. {hint}",
+            details={"leverage": ["must be 1 on a spot market"]},
+        )
+    if any(shorts):
+        raise AppError(
+            "spot_market",
+            f"{spec.symbol} is a spot market: it cannot be shorted. {hint}",
+            details={f"params.{SHORT_PARAM}": ["must be false on a spot market"]},
+        )
 
 
 def _level(given: Level, default: float | None) -> Decimal | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ from django.utils import timezone
 
 from backtests.models import Backtest, RunStatus, Sweep
 from markets import selectors as market_selectors
+from markets.timeframes import timeframe_ms
 from strategies.registry import UnknownStrategyError
 from tradingbot.broker import PendingTask
 from tradingbot.events import object_event, object_groups, publish_after_commit
@@ -67,6 +69,30 @@ def period_candles(run: Backtest | Sweep) -> pd.DataFrame:
     if candles.empty:
         raise ValueError("The candles of this period are no longer stored.")
     return candles
+
+
+def engine_inputs(run: Backtest | Sweep, candles: pd.DataFrame) -> dict[str, Any]:
+    """What the engine takes besides the candles: the account settings and, on a perp market,
+    its liquidation rule, the funding of the period and the mark-price candles (``run_backtest``'s
+    keyword arguments)."""
+    settings = run.engine_settings()
+    market = market_selectors.perp_market(exchange=run.exchange, symbol=run.symbol)
+    if market is None:
+        return {"settings": settings}
+    key = {"exchange": run.exchange, "symbol": run.symbol}
+    # The funding due at the open of the candle after the last still counts (entry < t <= exit).
+    until_ms = int(candles["open_time"].iloc[-1]) + timeframe_ms(run.timeframe) if len(candles) else run.end_ms
+    return {
+        "settings": replace(
+            settings,
+            perp=True,
+            maintenance_margin_rate=float(market.maintenance_margin_rate),
+        ),
+        "funding": market_selectors.funding_frame(**key, start_ms=run.start_ms, end_ms=until_ms),
+        "mark": market_selectors.mark_candles_frame(
+            **key, timeframe=run.timeframe, start_ms=run.start_ms, end_ms=run.end_ms
+        ),
+    }
 
 
 def unqueued(model: type[Model], pk: int, *, cause: Exception, event: Any) -> None:

@@ -38,10 +38,17 @@ from backtests.grid import ExpandedGrid, GridError, expand_grid
 from backtests.metrics import RANKABLE_METRICS
 from backtests.models import ACTIVE_STATUSES, RunStatus, Sweep, SweepRun
 from backtests.runner import run_backtest
-from backtests.services.config import checked_period, one_create_at_a_time, run_spec_check
+from backtests.services.config import (
+    SHORT_PARAM,
+    check_market_terms,
+    checked_period,
+    one_create_at_a_time,
+    run_spec_check,
+)
 from backtests.services.heartbeat import Heartbeat
 from backtests.services.runs import (
     EXPECTED_ERRORS,
+    engine_inputs,
     PROGRESS_EVERY_SECONDS,
     RECOVER_AFTER_SECONDS,
     orphans_resend,
@@ -88,6 +95,7 @@ def sweep_create(
     """
     checked = run_spec_check(spec=spec, partial_params=True)
     expanded = _expanded_grid(checked.strategy, grid, spec.params, rank_by)
+    check_market_terms(spec=spec, shorts=(run.get(SHORT_PARAM) for run in expanded.combinations))
     candle_count = checked_period(spec=spec, start=start, end=end)
     with one_create_at_a_time(user):
         sweep = Sweep.objects.create(
@@ -205,7 +213,7 @@ def sweep_run_execute(*, run_id: int, worker: str = "") -> str:
         with Heartbeat(beating, label=f"sweep-run-{run_id}"):
             candles = _sweep_candles(sweep)
             strategy = active().create(sweep.strategy_id, run.params)
-            metrics = run_backtest(candles, strategy, sweep.engine_settings()).metrics
+            metrics = run_backtest(candles, strategy, **engine_inputs(sweep, candles)).metrics
     except SoftTimeLimitExceeded:
         return _record(run, error="It took longer than the time limit for a backtest.")
     except EXPECTED_ERRORS as exc:

@@ -34,7 +34,11 @@ METRICS: dict[str, tuple[str, str]] = {
     "avg_trade_return": ("Average trade return", "percent"),
     "exposure": ("Time in the market", "percent"),
     "buy_and_hold_return": ("Buy-and-hold return", "percent"),
+    "funding_fees": ("Funding received", "money"),
+    "liquidations": ("Liquidations", "count"),
 }
+# Shown only for a run that has them (a perp run: funding, or a liquidation).
+PERP_METRICS = ("funding_fees", "liquidations")
 _DURATION_UNITS = (("d", 86_400_000), ("h", 3_600_000), ("min", 60_000))
 
 
@@ -107,7 +111,12 @@ def metric_label(key: str) -> str:
 def metric_rows(metrics: dict[str, Any] | None) -> list[tuple[str, str, str]]:
     """``(key, label, text)`` for every metric, in the table's order."""
     values = metrics or {}
-    return [(key, label, metric(values.get(key), key)) for key, (label, _) in METRICS.items()]
+    perp = any(values.get(key) for key in PERP_METRICS)
+    return [
+        (key, label, metric(values.get(key), key))
+        for key, (label, _) in METRICS.items()
+        if perp or key not in PERP_METRICS
+    ]
 
 
 @register.filter

@@ -14,12 +14,14 @@ from typing import Any
 import pandas as pd
 import pytest
 from django.db import connection
+from django.db.models import Count, Max, Min
 
 from backtests.models import RunStatus, Sweep, epoch_ms
 from markets import selectors as market_selectors
 from markets.candle_csv import read_candle_file
 from markets.candles import SAMPLE_PATH, SAMPLE_TIMEFRAME
 from markets.models import Candle
+from markets.perp_data import perp_sample_load
 from strategies.services import strategy_catalogue_sync
 from tests.backtests.run_helpers import run_sweep
 
@@ -126,3 +128,23 @@ def done_sweep(
         sweep = run_sweep(user, sample_candles)
     assert sweep.status == RunStatus.DONE
     return sweep
+
+
+# --- the perpetual swap's ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def perp_candles(db: Any, strategy_catalogue: None) -> SampleMarket:
+    """The shipped XRP/USDT:USDT perp sample, stored as ``make run`` stores it: 5m trade candles
+    (1,999, seven days), 1h and 8h mark candles and the funding rates."""
+    symbol = perp_sample_load().symbol
+    stored = Candle.objects.filter(exchange=EXCHANGE, symbol=symbol, timeframe="5m")
+    first, last, count = stored.aggregate(Min("open_time"), Max("open_time"), Count("id")).values()
+    return SampleMarket(
+        exchange=EXCHANGE,
+        symbol=symbol,
+        timeframe="5m",
+        start=_as_datetime(first),
+        end=_as_datetime(last + 1),
+        count=count,
+    )

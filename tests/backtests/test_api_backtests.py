@@ -48,12 +48,12 @@ NO_CANDLES = SampleMarket(
 DETAIL_FIELDS = {
     "id", "status", "progress", "error", "strategy", "params", "exchange", "symbol", "timeframe",
     "start", "end", "initial_cash", "fee_rate", "slippage_bps", "position_size", "stop_loss",
-    "take_profit", "metrics", "candle_count", "trade_count", "schedule", "attempts", "created_at",
+    "take_profit", "leverage", "margin_mode", "metrics", "candle_count", "trade_count", "schedule", "attempts", "created_at",
     "started_at", "finished_at",
 }  # fmt: skip
 TRADE_FIELDS = {
     "seq", "entry_time", "exit_time", "side", "qty", "entry_price", "exit_price", "fee", "pnl",
-    "return", "exit_reason",
+    "return", "exit_reason", "leverage", "funding",
 }  # fmt: skip
 
 
@@ -399,29 +399,6 @@ def test_bad_trade_queries_are_a_400(auth_client, run, query):
     response = auth_client.get(f"{BACKTESTS}/{backtest_id}/trades", query)
     assert error_of(response, 400)["code"] == "validation_error"
     assert set(error_of(response)["details"]) == set(query)
-
-
-def test_trades_filter_by_side_and_exit_reason(auth_client, run):
-    # given: shorts allowed and a tight stop loss, so there are both sides and several exits
-    backtest_id = run(params={**MA_CROSS, "allow_short": True}, stop_loss="0.004")
-    url = f"{BACKTESTS}/{backtest_id}/trades"
-    everything = auth_client.get(url, {"page_size": 1000}).json()["results"]
-    # when
-    shorts = auth_client.get(url, {"side": "short", "page_size": 1000}).json()
-    stopped = auth_client.get(url, {"exit_reason": "stop_loss", "page_size": 1000}).json()
-    long_stops = auth_client.get(
-        url, {"side": "long", "exit_reason": "stop_loss", "page_size": 1000}
-    ).json()
-    # then
-    expected_shorts = [t for t in everything if t["side"] == "short"]
-    expected_stops = [t for t in everything if t["exit_reason"] == "stop_loss"]
-    assert expected_shorts
-    assert expected_stops
-    assert len(expected_shorts) < len(everything)
-    assert shorts["results"] == expected_shorts
-    assert shorts["count"] == len(expected_shorts)
-    assert stopped["results"] == expected_stops
-    assert long_stops["results"] == [t for t in expected_stops if t["side"] == "long"]
 
 
 def test_the_equity_curve_is_thinned_and_ends_at_the_final_equity(auth_client, run, settings):

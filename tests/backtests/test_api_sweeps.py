@@ -24,7 +24,8 @@ GRID = {"fast": [5, 10, 20], "slow": [30, 50]}
 SUMMARY_FIELDS = {
     "id", "status", "progress", "error", "strategy", "params", "exchange", "symbol", "timeframe",
     "start", "end", "initial_cash", "fee_rate", "slippage_bps", "position_size", "stop_loss",
-    "take_profit", "grid", "rank_by", "combination_count", "skipped_count", "done_count",
+    "take_profit", "leverage", "margin_mode", "grid", "rank_by", "combination_count",
+    "skipped_count", "done_count",
     "failed_count", "candle_count", "created_at", "started_at", "finished_at",
 }  # fmt: skip
 DETAIL_FIELDS = SUMMARY_FIELDS | {"results", "failures"}
