@@ -104,8 +104,25 @@ def candles_frame(
 
 
 def check_symbol(*, exchange: str, symbol: str) -> None:
-    """Raise ``unknown_symbol`` (AppError, 400) unless the exchange lists the market."""
-    get_catalog(exchange).market(symbol)
+    """Raise ``unknown_symbol`` (AppError, 400) unless the exchange lists the market or it is a
+    data-only market (:func:`is_data_only`)."""
+    try:
+        get_catalog(exchange).market(symbol)
+    except AppError:
+        if not is_data_only(exchange=exchange, symbol=symbol):
+            raise
+
+
+def is_data_only(*, exchange: str, symbol: str) -> bool:
+    """A market the exchange's catalog does not list but whose candles were imported from a
+    file (``import_candles --file``): it can be charted and backtested, never traded by a bot
+    (there are no exchange rules to trade it by)."""
+    try:
+        if symbol in get_catalog(exchange).markets:
+            return False
+    except AppError:
+        return False
+    return Candle.objects.filter(exchange=exchange, symbol=symbol).exists()
 
 
 # --- how a market is shown -----------------------------------------------------------------------
@@ -119,12 +136,25 @@ class MarketPlaces(NamedTuple):
 
 
 def market_places(*, exchange: str, symbol: str) -> MarketPlaces:
-    """From the exchange's market rules; 2 and 8 for a market the catalogue does not list."""
+    """From the exchange's market rules; for a market the catalogue does not list (data only),
+    the places its latest stored candle's prices use (at least 2), and 8 for amounts."""
     try:
         rules = get_catalog(exchange).rules(symbol)
     except AppError:
-        return MarketPlaces(2, 8)
+        return MarketPlaces(_stored_price_places(exchange, symbol), 8)
     return MarketPlaces(_places(rules.price_step, 2), _places(rules.amount_step, 8))
+
+
+def _stored_price_places(exchange: str, symbol: str) -> int:
+    latest = (
+        Candle.objects.filter(exchange=exchange, symbol=symbol)
+        .order_by("-open_time")
+        .values_list("open", "high", "low", "close")
+        .first()
+    )
+    if latest is None:
+        return 2
+    return max(2, *(_places(price, 2) for price in latest))
 
 
 def market_steps(*, exchange: str, symbol: str) -> Steps:

@@ -24,6 +24,7 @@ from bots.services.events import bot_event, bot_set_status
 from bots.services.lease import no_lease
 from bots.services.stopping import stop_actor
 from bots.services.ticks import bot_tick
+from markets import selectors as market_selectors
 from markets.exchanges.markets import get_catalog
 from markets.models import Candle, ExchangeAccount
 from markets.services import exchange_account_verify
@@ -73,6 +74,12 @@ def bot_config_check(*, user: User, config: BotConfig) -> dict[str, Any]:
         raise _invalid("params", "Bots trade spot markets, long only: allow_short must be false.")
     if config.timeframe not in TIMEFRAMES:
         raise _invalid("timeframe", f"Use one of {', '.join(TIMEFRAMES)}.")
+    if market_selectors.is_data_only(exchange=account.exchange, symbol=config.symbol):
+        raise _invalid(
+            "symbol",
+            f"{config.symbol} is a data-only market (candles imported from a file, no exchange "
+            f"rules): backtest it; a bot needs a market {account.exchange} lists.",
+        )
     rules = get_catalog(account.exchange).rules(config.symbol)  # unknown_symbol otherwise
     if rules.type != "spot":
         raise _invalid("symbol", f"{config.symbol} is a {rules.type} market; bots trade spot.")

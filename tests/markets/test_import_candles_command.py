@@ -122,7 +122,7 @@ F = "--exchange bitget --symbol BTC/USDT --timeframe 5m"
     [
         ("", "nothing to import: give --file PATH, --sample or --since DATE"),
         ("--file {file} --symbol BTC/USDT --timeframe 7m", "unknown timeframe '7m'"),
-        ("--file {file} --symbol DOGE/EUR --timeframe 5m", "unknown symbol 'DOGE/EUR' on bitget"),
+        ("--since 2024-01-01 --symbol DOGE/EUR --timeframe 5m", "unknown symbol 'DOGE/EUR' on bitget"),
         ("--file {file} --timeframe 5m", "--symbol is required"),
         ("--file {file} --symbol BTC/USDT", "--timeframe is required"),
         (f"--file {{dir}}/missing.csv {F}", "missing.csv: file not found"),
@@ -290,3 +290,63 @@ def test_it_refuses_real_over_precision_naming_line_and_column_and_writes_nothin
         f"{path}, line 3: close 0.0994699900001 has more than 12 decimal places"
     )
     assert Candle.objects.count() == 0
+
+
+# --- a market outside the catalog: data only -----------------------------------------------------
+
+ETH_BTC = ["--exchange", "bitget", "--symbol", "ETH/BTC", "--timeframe", "5m"]
+ETH_BTC_ROWS = [
+    ["1672704000000", "0.07383", "0.07391", "0.0738", "0.07388999000000001", "12.5"],
+    ["1672704300000", "0.07386", "0.07390000000000001", "0.07384", "0.07388", "3.75"],
+]
+
+
+def test_a_file_of_a_market_outside_the_catalog_is_stored_as_data_only(
+    db: Any, tmp_path: Path
+) -> None:
+    # given: ETH/BTC, which bitget's shipped catalog does not list (the reproducer)
+    path = write(tmp_path / "ethbtc.csv", ETH_BTC_ROWS)
+    # when
+    output = run("--file", str(path), *ETH_BTC)
+    # then: stored, the noise rounded to 12 places with the note, and said to be data only
+    assert output.splitlines() == [
+        f"{path}: bitget ETH/BTC 2023-01-03 00:00 UTC to 2023-01-03 00:05 UTC: 5m 2 new, "
+        "0 unchanged (rounded 2 values with float noise: 2 prices to 12 decimal places)",
+        "ETH/BTC is not on bitget's market list: stored as a data-only market (charts and "
+        "backtests; bots need a listed market)",
+    ]
+    closes = Candle.objects.filter(symbol="ETH/BTC").order_by("open_time")
+    assert [row.close for row in closes] == [Decimal("0.07388999"), Decimal("0.07388")]
+
+
+def test_explicit_steps_round_a_data_only_market_to_its_tick(db: Any, tmp_path: Path) -> None:
+    path = write(tmp_path / "ethbtc.csv", ETH_BTC_ROWS)
+    output = run("--file", str(path), *ETH_BTC, "--price-step", "0.00001")
+    # 0.07388999 is off a 0.00001 tick: it keeps 12 places; 0.0739 is on it
+    assert "1 price to 0.00001" in output
+    assert "1 price to 12 decimal places" in output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--symbol", "eth-btc"], "'eth-btc' is not a market symbol: write it as BASE/QUOTE"),
+        (["--symbol", "BTC/USDT", "--price-step", "0.1"], "has its rules on bitget"),
+        (["--symbol", "ETH/BTC", "--price-step", "-1"], "must be a positive step"),
+        (["--symbol", "ETH/BTC", "--amount-step", "x"], "'x' is not a number"),
+    ],
+)
+def test_data_only_imports_refuse_bad_symbols_and_steps(
+    db: Any, tmp_path: Path, args: list[str], message: str
+) -> None:
+    path = write(tmp_path / "ethbtc.csv", ETH_BTC_ROWS)
+    with pytest.raises(CommandError) as caught:
+        run("--file", str(path), "--timeframe", "5m", *args)
+    assert message in str(caught.value)
+    assert Candle.objects.count() == 0
+
+
+def test_a_fetch_still_needs_a_listed_market(db: Any) -> None:
+    with pytest.raises(CommandError) as caught:
+        run("--since", "2024-01-01", *ETH_BTC)
+    assert "unknown symbol 'ETH/BTC' on bitget" in str(caught.value)

@@ -2,6 +2,8 @@
 
     import_candles --file btc.csv.gz --exchange bitget --symbol BTC/USDT --timeframe 5m \\
         [--allow-gaps] [--resample 15m,1h,4h]
+    import_candles --file ethbtc.csv --symbol ETH/BTC --timeframe 1h \\
+        [--price-step 0.00001 --amount-step 0.0001]
     import_candles --sample
     import_candles --exchange bitget --symbol BTC/USDT --timeframe 1h --since 2024-01-01 \\
         [--until 2024-02-01T12:00] [--resample 4h,1d]
@@ -9,14 +11,20 @@
 Imports are idempotent. A file import is all-or-nothing: any problem (reported with its file
 line) leaves the database as it was. Float noise (``0.09946999000000001``) is rounded to the
 market's tick or amount step, else 12 places, and the summary line says how many values were.
+A file may hold a market the exchange's catalog does not list: it is stored as a *data-only*
+market (backtests and charts, no bots), its noise rounded to ``--price-step``/``--amount-step``
+when given, else to 12 places.
 An exchange fetch stores page by page, so running the same command again after an interruption
 resumes where it stopped.
 """
 
 from __future__ import annotations
 
+import argparse
+import re
 import time
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +32,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from markets import candles, selectors
-from markets.candle_csv import CandleFileError, format_ms, read_candle_file
+from markets.candle_csv import QUANTUM, CandleFileError, Steps, format_ms, read_candle_file
 from markets.candles import CandleDataError, ImportResult
 from markets.exchanges.errors import ExchangeError
 from markets.exchanges.markets import SUPPORTED_EXCHANGES, get_catalog
@@ -75,7 +83,22 @@ class ProgressBar:
             self.stream.flush()
 
 
+# A unified symbol: BASE/QUOTE, or BASE/QUOTE:SETTLE for a swap (ccxt's notation).
+SYMBOL_PATTERN = re.compile(r"[A-Z0-9]{1,15}/[A-Z0-9]{1,15}(:[A-Z0-9]{1,15})?")
+
+
+def _step(text: str) -> Decimal:
+    try:
+        step = Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not step.is_finite() or step <= 0 or step < QUANTUM:
+        raise argparse.ArgumentTypeError(f"{text} must be a positive step of at least {QUANTUM}")
+    return step
+
+
 class Command(BaseCommand):
+    _data_only = False
     help = (
         "Import candles from a CSV file (timestamp,open,high,low,close,volume), the shipped "
         "BTC/USDT sample (--sample), or an exchange (--since). Idempotent."
@@ -109,6 +132,16 @@ class Command(BaseCommand):
         parser.add_argument(
             "--page-limit", type=int, default=200, help="with --since: candles per request"
         )
+        parser.add_argument(
+            "--price-step",
+            type=_step,
+            help="with --file, a market outside the catalog: its price tick (e.g. 0.00001)",
+        )
+        parser.add_argument(
+            "--amount-step",
+            type=_step,
+            help="with --file, a market outside the catalog: its amount step (e.g. 0.0001)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         file, sample, since = options["file"], options["sample"], options["since"]
@@ -138,11 +171,16 @@ class Command(BaseCommand):
             return
         if not options["symbol"]:
             raise CommandError("--symbol is required (e.g. --symbol BTC/USDT)")
-        symbol = self._symbol(exchange, options["symbol"])
+        explicit = Steps(price=options["price_step"], amount=options["amount_step"])
+        symbol, steps = self._symbol_and_steps(
+            exchange, options["symbol"], explicit, from_file=file is not None
+        )
         timeframe = self._timeframe(options["timeframe"])
         targets = self._targets(timeframe, options["resample"])
         if file is not None:
-            self._file(Path(file), exchange, symbol, timeframe, targets, options["allow_gaps"])
+            self._file(
+                Path(file), exchange, symbol, timeframe, targets, options["allow_gaps"], steps
+            )
         else:
             since_ms = _parse_time(since, "--since")
             until_ms = None
@@ -162,15 +200,41 @@ class Command(BaseCommand):
     # -- argument checks ---------------------------------------------------------------------
 
     def _symbol(self, exchange: str, symbol: str) -> str:
-        try:
-            markets = get_catalog(exchange).markets
-        except ExchangeError as exc:
-            raise CommandError(exc.message) from None
+        markets = self._markets(exchange)
         if symbol not in markets:
             near = sorted(s for s in markets if s.split("/")[0] == symbol.split("/")[0])
             hint = f"; did you mean {', '.join(near)}?" if near else ""
             raise CommandError(f"unknown symbol {symbol!r} on {exchange}{hint}")
         return symbol
+
+    def _markets(self, exchange: str) -> dict[str, Any]:
+        try:
+            return get_catalog(exchange).markets
+        except ExchangeError as exc:
+            raise CommandError(exc.message) from None
+
+    def _symbol_and_steps(
+        self, exchange: str, symbol: str, explicit: Steps, *, from_file: bool
+    ) -> tuple[str, Steps]:
+        """The symbol and what its float noise rounds to. A file may bring a market outside the
+        catalog (data only), rounded to the steps given; a catalog market has its own rules."""
+        given = explicit.price is not None or explicit.amount is not None
+        if symbol in self._markets(exchange):
+            if given:
+                raise CommandError(
+                    f"--price-step and --amount-step are for a market outside the catalog; "
+                    f"{symbol} has its rules on {exchange}"
+                )
+            return symbol, selectors.market_steps(exchange=exchange, symbol=symbol)
+        if not from_file:
+            return self._symbol(exchange, symbol), explicit  # a fetch needs a listed market
+        if not SYMBOL_PATTERN.fullmatch(symbol):
+            raise CommandError(
+                f"{symbol!r} is not a market symbol: write it as BASE/QUOTE in capitals "
+                "(ETH/BTC), or BASE/QUOTE:SETTLE for a swap"
+            )
+        self._data_only = True
+        return symbol, explicit
 
     def _timeframe(self, timeframe: str | None) -> str:
         if not timeframe:
@@ -201,11 +265,11 @@ class Command(BaseCommand):
         timeframe: str,
         targets: list[str],
         allow_gaps: bool,
+        steps: Steps,
     ) -> None:
         if not path.is_file():
             raise CommandError(f"{path}: file not found")
         try:
-            steps = selectors.market_steps(exchange=exchange, symbol=symbol)
             candle_file = read_candle_file(
                 path, timeframe=timeframe, allow_gaps=allow_gaps, steps=steps
             )
@@ -242,6 +306,11 @@ class Command(BaseCommand):
             f"{path}: {exchange} {symbol} {format_ms(rows[0].open_time)} to "
             f"{format_ms(rows[-1].open_time)}: {_describe(results)}{note}"
         )
+        if self._data_only:
+            self.stdout.write(
+                f"{symbol} is not on {exchange}'s market list: stored as a data-only market "
+                "(charts and backtests; bots need a listed market)"
+            )
 
     def _sample(self, exchange: str, symbol: str) -> None:
         try:
