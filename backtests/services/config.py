@@ -24,7 +24,6 @@ from strategies.base import Strategy
 from strategies.services import usable_strategy, validated_params
 from tradingbot.errors import AppError
 
-
 # The parameter by which a strategy goes short (strategies.registry checks it is a bool).
 SHORT_PARAM = "allow_short"
 

@@ -81,7 +81,8 @@ def engine_inputs(run: Backtest | Sweep, candles: pd.DataFrame) -> dict[str, Any
         return {"settings": settings}
     key = {"exchange": run.exchange, "symbol": run.symbol}
     # The funding due at the open of the candle after the last still counts (entry < t <= exit).
-    until_ms = int(candles["open_time"].iloc[-1]) + timeframe_ms(run.timeframe) if len(candles) else run.end_ms
+    last_open = int(candles["open_time"].iloc[-1]) if len(candles) else run.end_ms
+    until_ms = last_open + timeframe_ms(run.timeframe)
     return {
         "settings": replace(
             settings,

@@ -48,9 +48,9 @@ from backtests.services.config import (
 from backtests.services.heartbeat import Heartbeat
 from backtests.services.runs import (
     EXPECTED_ERRORS,
-    engine_inputs,
     PROGRESS_EVERY_SECONDS,
     RECOVER_AFTER_SECONDS,
+    engine_inputs,
     orphans_resend,
     period_candles,
     publish_status,

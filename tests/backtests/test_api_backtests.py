@@ -48,8 +48,8 @@ NO_CANDLES = SampleMarket(
 DETAIL_FIELDS = {
     "id", "status", "progress", "error", "strategy", "params", "exchange", "symbol", "timeframe",
     "start", "end", "initial_cash", "fee_rate", "slippage_bps", "position_size", "stop_loss",
-    "take_profit", "leverage", "margin_mode", "metrics", "candle_count", "trade_count", "schedule", "attempts", "created_at",
-    "started_at", "finished_at",
+    "take_profit", "leverage", "margin_mode", "metrics", "candle_count", "trade_count",
+    "schedule", "attempts", "created_at", "started_at", "finished_at",
 }  # fmt: skip
 TRADE_FIELDS = {
     "seq", "entry_time", "exit_time", "side", "qty", "entry_price", "exit_price", "fee", "pnl",

@@ -122,7 +122,10 @@ F = "--exchange bitget --symbol BTC/USDT --timeframe 5m"
     [
         ("", "nothing to import: give --file PATH, --sample or --since DATE"),
         ("--file {file} --symbol BTC/USDT --timeframe 7m", "unknown timeframe '7m'"),
-        ("--since 2024-01-01 --symbol DOGE/EUR --timeframe 5m", "unknown symbol 'DOGE/EUR' on bitget"),
+        (
+            "--since 2024-01-01 --symbol DOGE/EUR --timeframe 5m",
+            "unknown symbol 'DOGE/EUR' on bitget",
+        ),
         ("--file {file} --timeframe 5m", "--symbol is required"),
         ("--file {file} --symbol BTC/USDT", "--timeframe is required"),
         (f"--file {{dir}}/missing.csv {F}", "missing.csv: file not found"),
