@@ -7,6 +7,7 @@ from zoneinfo import available_timezones
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -57,6 +58,10 @@ class User(AbstractBaseUser, PermissionsMixin):
     time_zone = models.CharField(
         max_length=64, default="UTC", validators=[validate_time_zone],
         help_text="IANA name (Europe/Paris): pages show times in it. Set by the browser at login",
+    )  # fmt: skip
+    max_leverage = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text="Staff's cap on the leverage of this user's bots; empty = the market's maximum",
     )  # fmt: skip
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False)

@@ -30,6 +30,7 @@ from bots import services
 from bots.models import Bot
 from bots.services.lifecycle import MAX_REPLAY_SPEED
 from markets import selectors as market_selectors
+from markets.perp import MAX_LEVERAGE
 from markets.timeframes import TIMEFRAMES
 from tradingbot.api_utils import DecimalText, PageQuery, page_schema, paged, validated
 from tradingbot.openapi import error_response
@@ -40,7 +41,9 @@ CONFIG_ERRORS = (
     "validation_error (fields, also the risk values and name), malformed_request (not JSON), "
     "unknown_strategy, strategy_disabled, invalid_params (details per parameter), "
     "unknown_symbol, empty_period (a replay without stored candles from its start on), "
-    "name_taken"
+    "name_taken; leverage above the market's or the account's maximum, a leverage, "
+    "liquidation buffer or short on a spot market, and cross margin are validation_error on "
+    "their field"
 )
 MAX_ID = 2**63 - 1
 
@@ -110,7 +113,9 @@ class BotInput(serializers.Serializer):
     exchange_account = serializers.IntegerField(
         min_value=1, max_value=MAX_ID, help_text="The id of one of your exchange accounts"
     )
-    symbol = serializers.CharField(max_length=40, help_text="A spot market, e.g. BTC/USDT")
+    symbol = serializers.CharField(
+        max_length=40, help_text="A spot market (BTC/USDT) or a linear perp (BTC/USDT:USDT)"
+    )
     timeframe = serializers.ChoiceField(choices=TIMEFRAMES)
     strategy = serializers.CharField(max_length=64, help_text="A key of GET /api/strategies")
     params = serializers.DictField(
@@ -145,6 +150,26 @@ class BotInput(serializers.Serializer):
         "Stop and flatten the bot when today's PnL reaches minus this (quote); null = none",
         default=None,
     )
+    leverage = serializers.IntegerField(
+        min_value=1,
+        max_value=MAX_LEVERAGE,
+        default=1,
+        help_text="Perpetual swaps: 1 to the market's maximum (and your account's cap); 1 on spot",
+    )
+    margin_mode = serializers.ChoiceField(
+        choices=["isolated", "cross"],
+        default="isolated",
+        help_text="Perpetual swaps: isolated (cross is refused: not supported yet)",
+    )
+    liquidation_buffer_pct = serializers.DecimalField(
+        max_digits=7,
+        decimal_places=3,
+        allow_null=True,
+        default=None,
+        validators=[_positive, _below_hundred],
+        help_text="Perpetual swaps: refuse an entry whose liquidation price is nearer than this "
+        "percent of the entry price; null = none",
+    )
 
     def validate_order_size(self, value: dict[str, Any]) -> dict[str, Any]:
         if sum(value.get(kind) is not None for kind in ("fraction", "quote")) != 1:
@@ -176,6 +201,9 @@ def bot_config(user: User, data: dict[str, Any]) -> services.BotConfig:
         stop_loss_pct=data["stop_loss_pct"],
         take_profit_pct=data["take_profit_pct"],
         daily_loss_limit=data["daily_loss_limit"],
+        leverage=data["leverage"],
+        margin_mode=data["margin_mode"],
+        liquidation_buffer_pct=data["liquidation_buffer_pct"],
     )
 
 
@@ -191,13 +219,24 @@ class BotOrderSizeOutput(serializers.Serializer):
 
 
 class BotPositionSummaryOutput(serializers.Serializer):
-    qty = DecimalText()
+    side = serializers.ChoiceField(choices=["long", "short"], help_text="Spot: always long")
+    qty = DecimalText(help_text="Never negative: a short is side short")
     entry_price = DecimalText(allow_null=True)
-    pnl = DecimalText(help_text="Realised, cumulative, net of fees")
-    unrealized_pnl = DecimalText(help_text="The quantity held, marked to the last close")
+    pnl = DecimalText(help_text="Realised, cumulative, net of fees (and of funding)")
+    unrealized_pnl = DecimalText(
+        help_text="The quantity held, marked to the last close (a perp's: to the mark price)"
+    )
+    mark_price = DecimalText(allow_null=True)
+    leverage = serializers.IntegerField(help_text="1 on spot")
+    margin = DecimalText(help_text="Perpetual swaps: the isolated margin held, in quote")
+    liquidation_price = DecimalText(allow_null=True, help_text="Perpetual swaps; null when flat")
+    funding = DecimalText(help_text="Perpetual swaps: funding received, cumulative (- = paid)")
 
 
-FLAT = {"qty": "0", "entry_price": None, "pnl": "0", "unrealized_pnl": "0"}
+FLAT = {
+    "side": "long", "qty": "0", "entry_price": None, "pnl": "0", "unrealized_pnl": "0",
+    "mark_price": None, "leverage": 1, "margin": "0", "liquidation_price": None, "funding": "0",
+}  # fmt: skip
 
 
 class BotOutput(serializers.Serializer):
@@ -223,6 +262,9 @@ class BotOutput(serializers.Serializer):
     stop_loss_pct = DecimalText(allow_null=True)
     take_profit_pct = DecimalText(allow_null=True)
     daily_loss_limit = DecimalText(allow_null=True)
+    leverage = serializers.IntegerField()
+    margin_mode = serializers.CharField()
+    liquidation_buffer_pct = DecimalText(allow_null=True)
     position = serializers.SerializerMethodField()
     last_tick_at = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()

@@ -32,12 +32,17 @@ class EpochMs(serializers.Field):
 
 class BotPositionOutput(serializers.Serializer):
     symbol = serializers.CharField()
-    qty = DecimalText()
+    side = serializers.ChoiceField(choices=["long", "short"], help_text="Spot: always long")
+    qty = DecimalText(help_text="Never negative: a short is side short")
     entry_price = DecimalText(allow_null=True)
     entry_fees = DecimalText(help_text="Fees paid to open the quantity held, in quote")
-    pnl = DecimalText(help_text="Realised, cumulative, net of fees")
+    pnl = DecimalText(help_text="Realised, cumulative, net of fees (and of funding)")
     unrealized_pnl = DecimalText()
-    mark_price = DecimalText(allow_null=True, help_text="The last close")
+    mark_price = DecimalText(allow_null=True, help_text="The last close (a perp's mark price)")
+    leverage = serializers.IntegerField(help_text="1 on spot")
+    margin = DecimalText(help_text="Perpetual swaps: the isolated margin held, in quote")
+    liquidation_price = DecimalText(allow_null=True, help_text="Perpetual swaps; null when flat")
+    funding = DecimalText(help_text="Perpetual swaps: funding received, cumulative (- = paid)")
     updated_at = serializers.DateTimeField()
 
 

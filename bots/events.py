@@ -102,19 +102,27 @@ class PositionData(TypedDict):
     """``bot.position``: the position after a tick (``pnl`` realised)."""
 
     symbol: str
+    side: str
     qty: str | None
     entry_price: str | None
     pnl: str | None
     unrealized_pnl: str | None
     mark_price: str | None
+    leverage: int
+    margin: str | None
+    liquidation_price: str | None
+    funding: str | None
 
 
 def position_data(position: Position) -> PositionData:
     return {
-        "symbol": position.symbol, "qty": decimal_text(position.qty),
+        "symbol": position.symbol, "side": position.side, "qty": decimal_text(position.qty),
         "entry_price": decimal_text(position.entry_price), "pnl": decimal_text(position.pnl),
         "unrealized_pnl": decimal_text(position.unrealized_pnl),
-        "mark_price": decimal_text(position.mark_price),
+        "mark_price": decimal_text(position.mark_price), "leverage": position.leverage,
+        "margin": decimal_text(position.margin),
+        "liquidation_price": decimal_text(position.liquidation_price),
+        "funding": decimal_text(position.funding),
     }  # fmt: skip
 
 

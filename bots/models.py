@@ -12,6 +12,12 @@ MONEY: dict[str, Any] = PRICE
 PERCENT: dict[str, Any] = {"max_digits": 7, "decimal_places": 3}
 
 
+class MarginMode(models.TextChoices):
+    """How a perp position is margined: isolated, each on its own (cross: not yet)."""
+
+    ISOLATED = "isolated"
+
+
 class Bot(models.Model):
     """A trader's strategy running on one market of one exchange account.
 
@@ -71,6 +77,16 @@ class Bot(models.Model):
     )
     stop_loss_pct = models.DecimalField(**PERCENT, null=True, blank=True)
     take_profit_pct = models.DecimalField(**PERCENT, null=True, blank=True)
+    leverage = models.PositiveSmallIntegerField(
+        default=1, help_text="Perpetual swaps: 1 to the market's (and the user's) maximum"
+    )
+    margin_mode = models.CharField(
+        max_length=8, choices=MarginMode.choices, default=MarginMode.ISOLATED
+    )
+    liquidation_buffer_pct = models.DecimalField(
+        **PERCENT, null=True, blank=True,
+        help_text="Perpetual swaps: refuse an entry liquidated within this percent of its price",
+    )  # fmt: skip
     daily_loss_limit = models.DecimalField(
         **MONEY, null=True, blank=True,
         help_text="Stop (and flatten) the bot when today's PnL falls to minus this, in quote",
@@ -222,10 +238,17 @@ class Trade(models.Model):
 
 class Position(models.Model):
     """What a bot holds on its market. ``pnl`` is realised and cumulative; ``unrealized_pnl`` is
-    the open quantity marked to the last close."""
+    the open quantity marked to the last close (a perp's: to the mark price). ``qty`` is never
+    negative: a short is ``side`` short. ``leverage``, ``margin``, ``liquidation_price`` and
+    ``funding`` (received, cumulative; negative: paid) are a perpetual swap's."""
+
+    class Side(models.TextChoices):
+        LONG = "long"
+        SHORT = "short"
 
     bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="positions")
     symbol = models.CharField(max_length=40)
+    side = models.CharField(max_length=5, choices=Side.choices, default=Side.LONG)
     qty = models.DecimalField(**PRICE, default=0)
     entry_price = models.DecimalField(**PRICE, null=True, blank=True)
     entry_fees = models.DecimalField(
@@ -234,6 +257,12 @@ class Position(models.Model):
     pnl = models.DecimalField(**PRICE, default=0)
     unrealized_pnl = models.DecimalField(**PRICE, default=0)
     mark_price = models.DecimalField(**PRICE, null=True, blank=True)
+    leverage = models.PositiveSmallIntegerField(default=1)
+    margin = models.DecimalField(**PRICE, default=0, help_text="Isolated margin held, in quote")
+    liquidation_price = models.DecimalField(**PRICE, null=True, blank=True)
+    funding = models.DecimalField(
+        **PRICE, default=0, help_text="Funding received while held, cumulative; negative: paid"
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -18,13 +18,14 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import User
-from bots.models import Bot, Order
+from bots.models import Bot, MarginMode, Order
 from bots.services.books import position_of
 from bots.services.events import bot_event, bot_set_status
 from bots.services.lease import no_lease
 from bots.services.stopping import stop_actor
 from bots.services.ticks import bot_tick
 from markets import selectors as market_selectors
+from markets.exchanges.base import MarketRules
 from markets.exchanges.markets import get_catalog
 from markets.models import Candle, ExchangeAccount
 from markets.services import exchange_account_verify
@@ -57,6 +58,9 @@ class BotConfig:
     stop_loss_pct: Decimal | None = None
     take_profit_pct: Decimal | None = None
     daily_loss_limit: Decimal | None = None
+    leverage: int = 1
+    margin_mode: str = MarginMode.ISOLATED
+    liquidation_buffer_pct: Decimal | None = None
 
 
 def _invalid(field: str, message: str, code: str = "validation_error") -> AppError:
@@ -70,8 +74,6 @@ def bot_config_check(*, user: User, config: BotConfig) -> dict[str, Any]:
         raise AppError("not_found", "Exchange account not found.", 404)
     strategy = usable_strategy(config.strategy)
     params = validated_params(strategy, config.params)
-    if strategy(params).allows_short:
-        raise _invalid("params", "Bots trade spot markets, long only: allow_short must be false.")
     if config.timeframe not in TIMEFRAMES:
         raise _invalid("timeframe", f"Use one of {', '.join(TIMEFRAMES)}.")
     if market_selectors.is_data_only(exchange=account.exchange, symbol=config.symbol):
@@ -81,14 +83,13 @@ def bot_config_check(*, user: User, config: BotConfig) -> dict[str, Any]:
             f"rules): backtest it; a bot needs a market {account.exchange} lists.",
         )
     rules = get_catalog(account.exchange).rules(config.symbol)  # unknown_symbol otherwise
-    if rules.type != "spot":
-        raise _invalid("symbol", f"{config.symbol} is a {rules.type} market; bots trade spot.")
     fields: dict[str, Any] = {
         "name": config.name.strip(), "exchange_account": account, "symbol": config.symbol,
         "timeframe": config.timeframe, "strategy_id": strategy.key, "params": params,
         "data_source": config.data_source,
         **_replay_fields(config, account),
         **_risk_fields(config),
+        **_market_terms(user, config, rules, shorts=strategy(params).allows_short),
     }  # fmt: skip
     if not fields["name"]:
         raise _invalid("name", "A bot needs a name.")
@@ -145,6 +146,57 @@ def _risk_fields(config: BotConfig) -> dict[str, Any]:
         "max_position": config.max_position, "stop_loss_pct": config.stop_loss_pct,
         "take_profit_pct": config.take_profit_pct, "daily_loss_limit": config.daily_loss_limit,
     }  # fmt: skip
+
+
+def _market_terms(
+    user: User, config: BotConfig, rules: MarketRules, *, shorts: bool
+) -> dict[str, Any]:
+    """Leverage, margin mode and liquidation buffer: a linear perp's, within the market's and
+    the user's (staff-set) maximum; a spot market takes none of them, and no short."""
+    if config.margin_mode != MarginMode.ISOLATED:
+        raise _invalid("margin_mode", "Only isolated margin is supported (cross: not yet).")
+    perp = market_selectors.perp_market(
+        exchange=config.exchange_account.exchange, symbol=config.symbol
+    )
+    if rules.type == "spot":
+        _check_spot_terms(config, shorts)
+    elif perp is not None:
+        _check_leverage(user, config, perp.max_leverage)
+    else:
+        raise _invalid("symbol", f"{config.symbol} is a {rules.type} market; bots trade spot.")
+    buffer = config.liquidation_buffer_pct
+    if buffer is not None and not (0 < buffer < 100):
+        raise _invalid("liquidation_buffer_pct", "Must be above 0 and below 100 (percent).")
+    return {
+        "leverage": config.leverage, "margin_mode": config.margin_mode,
+        "liquidation_buffer_pct": buffer,
+    }  # fmt: skip
+
+
+def _check_spot_terms(config: BotConfig, shorts: bool) -> None:
+    swap = f"{config.symbol}:{config.symbol.partition('/')[2]}"
+    if shorts:
+        raise _invalid(
+            "params",
+            f"{config.symbol} is a spot market: a bot cannot short it, so allow_short must be "
+            f"false (its perpetual swap {swap} can be shorted).",
+        )
+    for name, value, default in (
+        ("leverage", config.leverage, 1),
+        ("liquidation_buffer_pct", config.liquidation_buffer_pct, None),
+    ):
+        if value != default:
+            raise _invalid(
+                name, f"{config.symbol} is a spot market: {name} is for perpetual swaps."
+            )
+
+
+def _check_leverage(user: User, config: BotConfig, market_most: int) -> None:
+    most, whose = market_most, f"{config.symbol} allows"
+    if user.max_leverage is not None and user.max_leverage < most:
+        most, whose = user.max_leverage, "your account is capped at"
+    if not (1 <= config.leverage <= most):
+        raise _invalid("leverage", f"Must be from 1 to {most}: {whose} {most}.")
 
 
 def _unique_name(user: User, name: str, exclude: int | None = None) -> None:

@@ -36,8 +36,8 @@ FAST_CROSS = {"fast": 2, "slow": 3}  # crosses often: a few dozen candles make s
 BOT_FIELDS = {
     "id", "name", "status", "state", "health", "health_reason", "last_error", "exchange_account",
     "symbol", "timeframe", "strategy", "params", "data_source", "order_size", "max_position",
-    "stop_loss_pct", "take_profit_pct", "daily_loss_limit", "position", "last_tick_at",
-    "created_at", "updated_at",
+    "stop_loss_pct", "take_profit_pct", "daily_loss_limit", "leverage", "margin_mode",
+    "liquidation_buffer_pct", "position", "last_tick_at", "created_at", "updated_at",
 }  # fmt: skip
 ORDER_FIELDS = {
     "client_order_id", "side", "order_type", "price", "qty", "filled_qty", "average_price",
@@ -45,7 +45,10 @@ ORDER_FIELDS = {
 }  # fmt: skip
 TRADE_FIELDS = {"side", "qty", "price", "fee", "pnl", "time"}
 EVENT_FIELDS = {"id", "time", "level", "kind", "message", "data"}
-FLAT = {"qty": "0", "entry_price": None, "pnl": "0", "unrealized_pnl": "0"}
+FLAT = {
+    "side": "long", "qty": "0", "entry_price": None, "pnl": "0", "unrealized_pnl": "0",
+    "mark_price": None, "leverage": 1, "margin": "0", "liquidation_price": None, "funding": "0",
+}  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
