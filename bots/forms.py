@@ -6,9 +6,10 @@ from typing import Any
 
 from django import forms
 
-from bots.models import Bot
+from bots.models import Bot, MarginMode
 from bots.services.lifecycle import MAX_REPLAY_SPEED, BotConfig
 from markets.models import ExchangeAccount
+from markets.perp import MAX_LEVERAGE
 from markets.timeframes import TIMEFRAMES
 from strategies.forms import percent_field
 
@@ -37,7 +38,10 @@ class BotForm(forms.Form):
 
     name = forms.CharField(max_length=100)
     exchange_account = AccountChoiceField(queryset=ExchangeAccount.objects.none())
-    symbol = forms.CharField(max_length=40, initial="BTC/USDT", help_text="A spot market")
+    symbol = forms.CharField(
+        max_length=40, initial="BTC/USDT",
+        help_text="A spot market (BTC/USDT), or a perpetual swap (BTC/USDT:USDT) to short or lever",
+    )  # fmt: skip
     timeframe = forms.ChoiceField(choices=[(tf, tf) for tf in TIMEFRAMES], initial="5m")
     strategy = forms.ChoiceField(choices=())
     data_source = forms.ChoiceField(
@@ -67,6 +71,20 @@ class BotForm(forms.Form):
         "Take profit %", "Above the entry price", max_value=Decimal("9999.999"), decimal_places=3
     )
     daily_loss_limit = _optional_amount("Stop and flatten at this day's loss (quote); empty = none")
+    leverage = forms.IntegerField(
+        required=False, min_value=1, max_value=MAX_LEVERAGE, initial=1,
+        help_text="Perpetual swaps: 1 to the market's maximum; 1 on spot",
+    )  # fmt: skip
+    margin_mode = forms.ChoiceField(
+        required=False, choices=MarginMode.choices, initial=MarginMode.ISOLATED,
+        help_text="Perpetual swaps: each position margined on its own (cross: not yet)",
+    )  # fmt: skip
+    liquidation_buffer_pct = percent_field(
+        "Liquidation buffer %",
+        "Perpetual swaps: no entry whose liquidation price is nearer than this; empty = none",
+        max_value=Decimal("99.999"),
+        decimal_places=3,
+    )
 
     def __init__(self, *args: Any, user: Any, strategies: list[tuple[str, str]], **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -97,6 +115,8 @@ class BotForm(forms.Form):
             order_size_kind=data["order_size_kind"], order_size=data["order_size"],
             max_position=data["max_position"], stop_loss_pct=data["stop_loss_pct"],
             take_profit_pct=data["take_profit_pct"], daily_loss_limit=data["daily_loss_limit"],
+            leverage=data["leverage"] or 1, margin_mode=data["margin_mode"] or MarginMode.ISOLATED,
+            liquidation_buffer_pct=data["liquidation_buffer_pct"],
         )  # fmt: skip
 
 
@@ -110,5 +130,6 @@ def bot_initial(bot: Bot) -> dict[str, Any]:
         "replay_speed": bot.replay_speed, "order_size_kind": bot.order_size_kind,
         "order_size": bot.order_size, "max_position": bot.max_position,
         "stop_loss_pct": bot.stop_loss_pct, "take_profit_pct": bot.take_profit_pct,
-        "daily_loss_limit": bot.daily_loss_limit,
+        "daily_loss_limit": bot.daily_loss_limit, "leverage": bot.leverage,
+        "margin_mode": bot.margin_mode, "liquidation_buffer_pct": bot.liquidation_buffer_pct,
     }  # fmt: skip

@@ -156,6 +156,12 @@ class Bot(models.Model):
         return "degraded" if self.is_degraded else "ok"
 
     @property
+    def is_perp(self) -> bool:
+        """Trades a perpetual swap: ccxt writes a contract market with its settle currency
+        (``BTC/USDT:USDT``)."""
+        return ":" in self.symbol
+
+    @property
     def is_live_money(self) -> bool:
         """Trades real money: a live account (a replay always trades on paper)."""
         return self.exchange_account.is_live

@@ -91,6 +91,7 @@ class BotChart(TypedDict):
     candles: list[list[float]]
     markers: list[ChartMarker]
     entry_price: float | None
+    liquidation_price: float | None
     timeframe_ms: int
 
 
@@ -112,10 +113,13 @@ def bot_chart(bot: Bot) -> BotChart:
         trades = bot_trade_list(bot=bot).filter(time__gte=since).reverse()
         markers = [_marker(trade, step) for trade in trades]
     position = bot_position(bot)
-    entry = position.entry_price if position is not None and position.qty > 0 else None
+    held = position is not None and position.qty > 0
+    entry = position.entry_price if held else None
+    liquidation = position.liquidation_price if held else None
     return {
         "candles": candles, "markers": markers, "timeframe_ms": step,
         "entry_price": None if entry is None else float(entry),
+        "liquidation_price": None if liquidation is None else float(liquidation),
     }  # fmt: skip
 
 

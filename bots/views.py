@@ -66,10 +66,6 @@ def bot_edit_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     return _bot_form_page(request, bot=bot_selectors.bot_get(user=request.user, pk=pk))
 
 
-# Bots trade spot, long only: the service refuses allow_short, so the form does not offer it.
-BOT_EXCLUDED_PARAMS = ("allow_short",)
-
-
 def _bot_form_page(request: AuthenticatedHttpRequest, *, bot: Bot | None) -> HttpResponse:
     """The bot form (create or edit). Each strategy's parameters are a form of their own; only
     the chosen strategy's are read, and the service checks the whole configuration."""
@@ -83,7 +79,7 @@ def _bot_form_page(request: AuthenticatedHttpRequest, *, bot: Bot | None) -> Htt
     chosen = data.get("strategy", "") if data is not None else initial["strategy"]
     param_forms = {
         key: StrategyParamsForm(
-            data if key == chosen else None, strategy=cls, exclude=BOT_EXCLUDED_PARAMS,
+            data if key == chosen else None, strategy=cls,
             values=bot.params if bot is not None and key == bot.strategy_id else None,
         )
         for key, cls in strategies.items()

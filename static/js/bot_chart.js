@@ -3,10 +3,11 @@
  * Lightweight Charts and kept current through Live (live.js).
  *
  * The page embeds the most recent candles, the bot's fills among them and the open position's
- * entry price (json_script "bot-chart-data", from bots.selectors.bot_chart). Then:
+ * entry price and (a perp's) liquidation price (json_script "bot-chart-data", from
+ * bots.selectors.bot_chart). Then:
  * - bot.candle (each candle a tick acted on) adds or updates a candle;
  * - bot.trade adds an entry (buy) or exit (sell) marker on its candle;
- * - bot.position moves the entry-price line, or removes it when the position is flat.
+ * - bot.position moves the entry-price and liquidation lines, or removes them when flat.
  * Times are shown in the trader's time zone (format.js).
  */
 (() => {
@@ -55,6 +56,7 @@
   let bars = initial.candles.map(bar);
   let markers = [];
   let entryLine = null;
+  let liquidationLine = null;
 
   function marker(fill) {
     const buy = fill.side === "buy";
@@ -85,6 +87,24 @@
     container.dataset.entry = entryLine ? Number(price).toFixed(places) : "";
   }
 
+  // A perp position's liquidation price, as a red line (none when flat, or on spot).
+  function showLiquidation(price) {
+    if (liquidationLine) series.removePriceLine(liquidationLine);
+    liquidationLine = null;
+    if (price !== null && price !== undefined && price !== "") {
+      liquidationLine = series.createPriceLine({
+        price: Number(price), color: "#b3261e", lineWidth: 1, lineStyle: 0, title: "liquidation",
+      });
+    }
+    container.dataset.liquidation = liquidationLine ? Number(price).toFixed(places) : "";
+  }
+
+  function showPosition(position) {
+    const open = position && Number(position.qty) > 0;
+    showEntry(open ? position.entry_price : null);
+    showLiquidation(open ? position.liquidation_price : null);
+  }
+
   function addCandle(data) {
     if (!Array.isArray(data.candle)) return;
     const next = bar(data.candle);
@@ -105,6 +125,7 @@
   markers = initial.markers.map(marker);
   showMarkers();
   showEntry(initial.entry_price);
+  showLiquidation(initial.liquidation_price);
   container.dataset.candles = String(bars.length);
 
   const forThisBot = (draw) => (message) => {
@@ -116,14 +137,8 @@
     showMarkers();
   }));
   window.Live.on("bot.position", (message) => {
-    if (message.channel !== channel) return;
-    const position = message.data;
-    const open = position && Number(position.qty) > 0;
-    showEntry(open ? position.entry_price : null);
+    if (message.channel === channel) showPosition(message.data);
   });
-  window.Live.on("bot.snapshot", forThisBot((snapshot) => {
-    const position = snapshot.position;
-    showEntry(position && Number(position.qty) > 0 ? position.entry_price : null);
-  }));
+  window.Live.on("bot.snapshot", forThisBot((snapshot) => showPosition(snapshot.position)));
   window.Live.subscribe(channel);
 })();

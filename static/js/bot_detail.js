@@ -72,6 +72,17 @@
     cell("position-qty").textContent = has ? `${floatformat(data.qty, QTY)} ${data.symbol}` : "";
     cell("entry-price").textContent = has ? floatformat(data.entry_price, PRICE) || "—" : "";
     cell("mark-price").textContent = has ? floatformat(data.mark_price, PRICE) || "—" : "";
+    // A perp bot's page has these cells too; a spot bot's has none.
+    const perp = {
+      "position-side": () => (Number(data.qty) > 0 ? data.side : "flat"),
+      "position-leverage": () => `${data.leverage}×`,
+      "liquidation-price": () => floatformat(data.liquidation_price, PRICE) || "—",
+      funding: () => floatformat(data.funding, 2),
+    };
+    for (const [name, text] of Object.entries(perp)) {
+      const target = cell(name);
+      if (target) target.textContent = has ? text() : "";
+    }
     cell("realised-pnl").textContent = has ? floatformat(data.pnl, 2) : "";
     cell("unrealised-pnl").textContent = has ? floatformat(data.unrealized_pnl, 2) : "";
     part.table.hidden = !has;

@@ -530,8 +530,10 @@ def test_the_detail_and_positions_show_the_books(auth_client, traded):
     assert detail["status"] == "running"
     assert detail["last_tick_at"] is not None
     assert detail["position"] == {
-        "qty": text(position.qty), "entry_price": text(position.entry_price),
+        "side": "long", "qty": text(position.qty), "entry_price": text(position.entry_price),
         "pnl": text(position.pnl), "unrealized_pnl": text(position.unrealized_pnl),
+        "mark_price": text(position.mark_price), "leverage": 1, "margin": "0",
+        "liquidation_price": None, "funding": "0",
     }  # fmt: skip
     assert positions["count"] == 1
     (row,) = positions["results"]

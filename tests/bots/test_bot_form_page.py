@@ -44,7 +44,7 @@ def test_the_form_offers_each_strategys_parameters_with_bounds_and_help(trader_c
     assert 'max="500"' in ma
     assert "Fast moving-average length, in candles (an integer between 2 and 500)" in ma
     assert '<option value="&quot;ema&quot;">ema</option>' in ma
-    assert "allow_short" not in ma  # bots trade spot, long only
+    assert "allow_short" in ma  # a perp bot may short; the service refuses it on spot
     assert 'id="params-rsi_reversion"' in html
     assert "csrfmiddlewaretoken" in html
 
