@@ -225,10 +225,13 @@ def mark_candles_frame(
     return frame
 
 
-def funding_frame(*, exchange: str, symbol: str, start_ms: int, end_ms: int) -> pd.DataFrame:
+def funding_frame(
+    *, exchange: str, symbol: str, timeframe: str, start_ms: int, end_ms: int
+) -> pd.DataFrame:
     """The funding rates of the funding times in [start_ms, end_ms): ``time``, ``rate`` and the
-    ``mark_price`` at that time (the open of a stored mark candle opened then, the finest
-    timeframe first; NaN when none is stored, and the engine falls back to the trade price)."""
+    ``mark_price`` at that time: the open of the stored mark candle opened then, of ``timeframe``
+    (the run's) first, else of the finest timeframe stored (the paper exchange's rule); NaN when
+    none is stored, and the engine falls back to the trade price."""
     rates = list(
         FundingRate.objects.filter(
             exchange=exchange, symbol=symbol, funding_time__gte=start_ms, funding_time__lt=end_ms
@@ -241,8 +244,8 @@ def funding_frame(*, exchange: str, symbol: str, start_ms: int, end_ms: int) -> 
     mark_rows = MarkCandle.objects.filter(
         exchange=exchange, symbol=symbol, open_time__in=times
     ).values_list("open_time", "timeframe", "open")
-    for open_time, timeframe, price in mark_rows:
-        width = MARK_TIMEFRAME_MS.get(timeframe, 0)
+    for open_time, mark_timeframe, price in mark_rows:
+        width = 0 if mark_timeframe == timeframe else MARK_TIMEFRAME_MS.get(mark_timeframe, 2**62)
         if open_time not in marks or width < marks[open_time][0]:
             marks[open_time] = (width, price)
     return pd.DataFrame(

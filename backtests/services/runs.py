@@ -89,7 +89,9 @@ def engine_inputs(run: Backtest | Sweep, candles: pd.DataFrame) -> dict[str, Any
             perp=True,
             maintenance_margin_rate=float(market.maintenance_margin_rate),
         ),
-        "funding": market_selectors.funding_frame(**key, start_ms=run.start_ms, end_ms=until_ms),
+        "funding": market_selectors.funding_frame(
+            **key, timeframe=run.timeframe, start_ms=run.start_ms, end_ms=until_ms
+        ),
         "mark": market_selectors.mark_candles_frame(
             **key, timeframe=run.timeframe, start_ms=run.start_ms, end_ms=run.end_ms
         ),
