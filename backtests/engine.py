@@ -55,6 +55,37 @@ Trade times: ``entry_time`` is the open_time of the entry candle (its open is th
 ``exit_time`` is the open_time of the candle in which the exit filled: the next signal's fill
 candle, the candle that hit the stop/take-profit, or the last candle for ``"end"``.
 ``entry_bar`` / ``exit_bar`` are the same candles as row indices.
+
+Perpetual swaps (``settings.perp``; isolated margin only, the shared math of ``markets.perp``)
+------------------------------------------------------------------------------------------------
+P1. Leverage ``L`` (a whole number, 1..125; 1 on spot) sizes the margin: ``qty = C *
+    position_size / (E * (1/L + fee_rate))``, so margin ``qty * E / L`` plus the entry fee is
+    ``C * position_size``; with ``L = 1`` that is rule 4. The cash moves by the trade's pnl only
+    (fees, price move, funding); the equity is still ``cash + unrealised pnl`` (rule 8).
+P2. Funding: at each funding time ``t`` within the candles (``open_time[0] <= t <=
+    open_time[-1]``) a position with ``entry_time < t <= exit_time`` is credited
+    ``-side * qty * mark_t * rate_t`` (a positive rate: longs pay). ``mark_t`` is the funding
+    row's ``mark_price``, else the open of the candle with ``open_time == t`` (its mark candle's
+    open when there is one), else the last close before ``t``. It is settled to the cash, not
+    the margin (the liquidation price does not move with it), is in the equity from the close of
+    the candle it falls in, and is in the trade's ``pnl`` and ``funding``.
+P3. Liquidation: ``E (1 - 1/L) / (1 - m)`` for a long, ``E (1 + 1/L) / (1 + m)`` for a short
+    (``m`` = ``maintenance_margin_rate``, no fee term: ``markets.perp.liquidation_price``), from
+    the entry fill ``E``. Checked like a stop (rule 6), from the entry candle on: a long is
+    liquidated when the low reaches it (at ``L = 1`` it is 0: never), a short when the high does.
+    It fills AT that price (no slippage, no gap rule: the insurance fund takes the rest) with the
+    fee; exit reason ``"liquidation"``. A stop-loss reached in the same candle wins when its level
+    is nearer the entry (passed first), else the liquidation; either beats a take-profit.
+P4. Mark candles (``mark``, the candles' timeframe, matched by ``open_time``; a candle without one
+    uses its own prices) replace the candles' open/high/low for stop-loss, take-profit and
+    liquidation: triggers, and the open of the gap rule. Signals still fill at the candles' open.
+P5. ``return`` is pnl / margin (``qty * E / L``): pnl / notional at ``L = 1``. Each trade carries
+    its ``leverage`` and ``funding``; the metrics add ``funding_fees`` (signed sum) and
+    ``liquidations``. The bust rule (9) stands: funding can bust an account too.
+
+Everything stays vectorised: the funding of a trade per unit is a difference of a cumulative sum
+over the funding times (found with ``searchsorted``), a function of prices and times only, so the
+cash is still the cumulative product of per-trade growth factors.
 """
 
 from __future__ import annotations
@@ -122,7 +153,11 @@ def _number(name: str, value: object) -> float:
 
 @dataclass(frozen=True)
 class BacktestSettings:
-    """How the account trades. Fractions are plain fractions: ``0.02`` means 2 %."""
+    """How the account trades. Fractions are plain fractions: ``0.02`` means 2 %.
+
+    ``perp`` marks a perpetual swap: ``leverage`` above 1, funding and liquidation at
+    ``maintenance_margin_rate`` (isolated margin only) need it.
+    """
 
     initial_cash: float = 10_000.0
     fee_rate: float = 0.001
@@ -186,8 +221,8 @@ class BacktestResult:
 
     ``times[i]`` is candle ``i``'s open_time (epoch ms); ``equity[i]`` the account value at its
     close; ``position[i]`` the signed quantity held at its close. ``trades`` has the columns
-    :data:`TRADE_COLUMNS` (``return`` = pnl / entry notional), ``metrics`` the keys of
-    :data:`backtests.metrics.METRIC_KEYS`.
+    :data:`TRADE_COLUMNS` (``return`` = pnl / margin, the entry notional / leverage),
+    ``metrics`` the keys of :data:`backtests.metrics.METRIC_KEYS`.
     """
 
     settings: BacktestSettings
