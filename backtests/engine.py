@@ -55,6 +55,37 @@ Trade times: ``entry_time`` is the open_time of the entry candle (its open is th
 ``exit_time`` is the open_time of the candle in which the exit filled: the next signal's fill
 candle, the candle that hit the stop/take-profit, or the last candle for ``"end"``.
 ``entry_bar`` / ``exit_bar`` are the same candles as row indices.
+
+Perpetual swaps (``settings.perp``; isolated margin only, the shared math of ``markets.perp``)
+------------------------------------------------------------------------------------------------
+P1. Leverage ``L`` (a whole number, 1..125; 1 on spot) sizes the margin: ``qty = C *
+    position_size / (E * (1/L + fee_rate))``, so margin ``qty * E / L`` plus the entry fee is
+    ``C * position_size``; with ``L = 1`` that is rule 4. The cash moves by the trade's pnl only
+    (fees, price move, funding); the equity is still ``cash + unrealised pnl`` (rule 8).
+P2. Funding: at each funding time ``t`` within the candles (``open_time[0] <= t <=
+    open_time[-1]``) a position with ``entry_time < t <= exit_time`` is credited
+    ``-side * qty * mark_t * rate_t`` (a positive rate: longs pay). ``mark_t`` is the funding
+    row's ``mark_price``, else the open of the candle with ``open_time == t`` (its mark candle's
+    open when there is one), else the last close before ``t``. It is settled to the cash, not
+    the margin (the liquidation price does not move with it), is in the equity from the close of
+    the candle it falls in, and is in the trade's ``pnl`` and ``funding``.
+P3. Liquidation: ``E (1 - 1/L) / (1 - m)`` for a long, ``E (1 + 1/L) / (1 + m)`` for a short
+    (``m`` = ``maintenance_margin_rate``, no fee term: ``markets.perp.liquidation_price``), from
+    the entry fill ``E``. Checked like a stop (rule 6), from the entry candle on: a long is
+    liquidated when the low reaches it (at ``L = 1`` it is 0: never), a short when the high does.
+    It fills AT that price (no slippage, no gap rule: the insurance fund takes the rest) with the
+    fee; exit reason ``"liquidation"``. A stop-loss reached in the same candle wins when its level
+    is nearer the entry (passed first), else the liquidation; either beats a take-profit.
+P4. Mark candles (``mark``, the candles' timeframe, matched by ``open_time``; a candle without one
+    uses its own prices) replace the candles' open/high/low for stop-loss, take-profit and
+    liquidation: triggers, and the open of the gap rule. Signals still fill at the candles' open.
+P5. ``return`` is pnl / margin (``qty * E / L``): pnl / notional at ``L = 1``. Each trade carries
+    its ``leverage`` and ``funding``; the metrics add ``funding_fees`` (signed sum) and
+    ``liquidations``. The bust rule (9) stands: funding can bust an account too.
+
+Everything stays vectorised: the funding of a trade per unit is a difference of a cumulative sum
+over the funding times (found with ``searchsorted``), a function of prices and times only, so the
+cash is still the cumulative product of per-trade growth factors.
 """
 
 from __future__ import annotations
@@ -68,10 +99,26 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from backtests.engine_exits import (
+    END,
+    EXIT_REASONS,
+    LIQUIDATION,
+    SIGNAL,
+    Levels,
+    Market,
+    Plan,
+    cut_at_levels,
+)
+from backtests.engine_perp import (
+    NO_FUNDING,
+    Funding,
+    Table,
+    align_marks,
+    funding_events,
+)
 from backtests.metrics import compute_metrics
+from markets.perp import MAX_LEVERAGE
 
-EXIT_REASONS = ("signal", "stop_loss", "take_profit", "end")
-SIGNAL, STOP_LOSS, TAKE_PROFIT, END = range(4)
 PRICE_COLUMNS = ("open", "high", "low", "close")
 TRADE_COLUMNS = (
     "entry_time",
@@ -86,6 +133,8 @@ TRADE_COLUMNS = (
     "pnl",
     "return",
     "exit_reason",
+    "leverage",
+    "funding",
 )
 
 FloatArray = npt.NDArray[np.float64]
@@ -104,7 +153,11 @@ def _number(name: str, value: object) -> float:
 
 @dataclass(frozen=True)
 class BacktestSettings:
-    """How the account trades. Fractions are plain fractions: ``0.02`` means 2 %."""
+    """How the account trades. Fractions are plain fractions: ``0.02`` means 2 %.
+
+    ``perp`` marks a perpetual swap: ``leverage`` above 1, funding and liquidation at
+    ``maintenance_margin_rate`` (isolated margin only) need it.
+    """
 
     initial_cash: float = 10_000.0
     fee_rate: float = 0.001
@@ -112,6 +165,10 @@ class BacktestSettings:
     position_size: float = 1.0
     stop_loss: float | None = None
     take_profit: float | None = None
+    leverage: float = 1.0
+    margin_mode: str = "isolated"
+    maintenance_margin_rate: float = 0.005  # markets.perp.DEFAULT_TIERS' rate
+    perp: bool = False
 
     def __post_init__(self) -> None:
         for name, (is_valid, wording) in _SETTING_RULES.items():
@@ -122,6 +179,24 @@ class BacktestSettings:
             if not is_valid(number):
                 raise ValueError(f"{name} must be {wording}, got {value!r}")
             object.__setattr__(self, name, number)
+        self._check_perp()
+
+    def _check_perp(self) -> None:
+        if not isinstance(self.perp, bool):
+            raise ValueError(f"perp must be true or false, got {self.perp!r}")
+        if self.margin_mode != "isolated":
+            if self.margin_mode == "cross":
+                raise ValueError("cross margin is not supported yet")
+            raise ValueError(f"margin_mode must be 'isolated', got {self.margin_mode!r}")
+        if not self.perp and self.leverage != 1:
+            raise ValueError("leverage above 1 needs a perpetual-swap market (perp=True)")
+        if 1 / self.leverage <= self.maintenance_margin_rate:
+            # markets.perp.liquidation_price's rule: the margin must exceed the maintenance
+            raise ValueError(
+                f"leverage {self.leverage:g} leaves a margin of {1 / self.leverage:g} of the "
+                f"notional, not above the maintenance margin rate "
+                f"{self.maintenance_margin_rate:g}: the position would be liquidated at once"
+            )
 
 
 _OPTIONAL_SETTINGS = frozenset({"stop_loss", "take_profit"})
@@ -132,6 +207,11 @@ _SETTING_RULES: dict[str, tuple[Callable[[float], bool], str]] = {
     "position_size": (lambda value: 0 < value <= 1, "greater than 0 and at most 1"),
     "stop_loss": (lambda value: 0 < value < 1, "greater than 0 and below 1"),
     "take_profit": (lambda value: value > 0, "greater than 0"),
+    "leverage": (
+        lambda value: value.is_integer() and 1 <= value <= MAX_LEVERAGE,
+        f"a whole number from 1 to {MAX_LEVERAGE}",
+    ),
+    "maintenance_margin_rate": (lambda value: 0 <= value < 1, "at least 0 and below 1"),
 }
 
 
@@ -141,8 +221,8 @@ class BacktestResult:
 
     ``times[i]`` is candle ``i``'s open_time (epoch ms); ``equity[i]`` the account value at its
     close; ``position[i]`` the signed quantity held at its close. ``trades`` has the columns
-    :data:`TRADE_COLUMNS` (``return`` = pnl / entry notional), ``metrics`` the keys of
-    :data:`backtests.metrics.METRIC_KEYS`.
+    :data:`TRADE_COLUMNS` (``return`` = pnl / margin, the entry notional / leverage),
+    ``metrics`` the keys of :data:`backtests.metrics.METRIC_KEYS`.
     """
 
     settings: BacktestSettings
@@ -183,48 +263,40 @@ def _thin(size: int, max_points: int | None) -> slice | IntArray:
     return np.unique(np.linspace(0, size - 1, max_points).round().astype(np.int64))
 
 
-@dataclass(frozen=True)
-class _Market:
-    times: IntArray
-    open: FloatArray
-    high: FloatArray
-    low: FloatArray
-    close: FloatArray
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """Trades as they happen in price terms, before sizing (one entry per trade)."""
-
-    side: FloatArray
-    entry_bar: IntArray
-    exit_bar: IntArray
-    entry_price: FloatArray
-    exit_price: FloatArray
-    reason: npt.NDArray[np.int8]
-
-    def first(self, count: int) -> _Plan:
-        return _Plan(
-            self.side[:count],
-            self.entry_bar[:count],
-            self.exit_bar[:count],
-            self.entry_price[:count],
-            self.exit_price[:count],
-            self.reason[:count],
-        )
-
-
 def simulate(
-    candles: Candles, target: npt.ArrayLike | pd.Series, settings: BacktestSettings
+    candles: Candles,
+    target: npt.ArrayLike | pd.Series,
+    settings: BacktestSettings,
+    *,
+    funding: Table | None = None,
+    mark: Table | None = None,
 ) -> BacktestResult:
-    """Simulate ``target`` over ``candles`` with the fill model of this module's docstring."""
+    """Simulate ``target`` over ``candles`` with the fill model of this module's docstring.
+
+    ``funding`` (funding times, rates and optionally mark prices) and ``mark`` (mark-price
+    candles of the candles' timeframe) are for a perpetual swap (``settings.perp``) only.
+    """
     market = _market(candles)
     wanted = _target(target, market.times.size)
-    plan = _plan(market, wanted, settings)
-    return _book(market, plan, settings)
+    if not settings.perp and (funding is not None or mark is not None):
+        raise ValueError("funding and mark prices need a perpetual-swap market (perp=True)")
+    trigger = _trigger(market, mark)
+    events = funding_events(funding, market.times, trigger.open, market.close)
+    plan = _plan(market, trigger, wanted, settings)
+    return _book(market, plan, settings, events)
 
 
-def _market(candles: Candles) -> _Market:
+def _trigger(market: Market, mark: Table | None) -> Market:
+    """The prices stop-loss, take-profit and liquidation are checked on: the mark candles where
+    there are some, else the candles themselves."""
+    if mark is None:
+        return market
+    prices = {name: getattr(market, name) for name in PRICE_COLUMNS}
+    aligned, _ = align_marks(mark, market.times, prices)
+    return Market(times=market.times, **aligned)
+
+
+def _market(candles: Candles) -> Market:
     missing = [name for name in ("open_time", *PRICE_COLUMNS) if name not in candles]
     if missing:
         raise ValueError(f"candles lack the column(s) {', '.join(missing)}")
@@ -241,7 +313,7 @@ def _market(candles: Candles) -> _Market:
         if not (column.min() > 0 and column.max() < math.inf):
             raise ValueError(f"candle column {name} must be positive and finite")
         prices[name] = column
-    return _Market(times=times, **prices)
+    return Market(times=times, **prices)
 
 
 def _target(target: npt.ArrayLike | pd.Series, size: int) -> npt.NDArray[np.int8]:
@@ -260,7 +332,9 @@ def _target(target: npt.ArrayLike | pd.Series, size: int) -> npt.NDArray[np.int8
     return values.astype(np.int8)
 
 
-def _plan(market: _Market, wanted: npt.NDArray[np.int8], settings: BacktestSettings) -> _Plan:
+def _plan(
+    market: Market, trigger: Market, wanted: npt.NDArray[np.int8], settings: BacktestSettings
+) -> Plan:
     """Find the trades: runs of one non-zero held position, cut short by stop/take-profit."""
     size = wanted.size
     held = np.empty(size, dtype=np.int8)
@@ -280,113 +354,45 @@ def _plan(market: _Market, wanted: npt.NDArray[np.int8], settings: BacktestSetti
     exit_price = raw_exit * (1.0 - side * slip)
     reason = np.where(at_end, END, SIGNAL).astype(np.int8)
 
-    plan = _Plan(side, entry_bar, exit_bar, entry_price, exit_price, reason)
-    if entry_bar.size and (settings.stop_loss is not None or settings.take_profit is not None):
-        _cut_at_levels(plan, market, held, natural_end, settings)
+    plan = Plan(side, entry_bar, exit_bar, entry_price, exit_price, reason)
+    levels = Levels(
+        settings.stop_loss,
+        settings.take_profit,
+        slip,
+        settings.perp,
+        settings.leverage,
+        settings.maintenance_margin_rate,
+    )
+    if entry_bar.size and levels.any:
+        cut_at_levels(plan, trigger, held, natural_end, levels)
     return plan
-
-
-def _cut_at_levels(
-    plan: _Plan,
-    market: _Market,
-    held: npt.NDArray[np.int8],
-    natural_end: IntArray,
-    settings: BacktestSettings,
-) -> None:
-    """End, in place, the trades whose stop-loss or take-profit is hit before their signal exit."""
-    side, entry_price = plan.side, plan.entry_price
-    held_bars = _HeldBars.of(market, held, natural_end - plan.entry_bar, side)
-    never = np.full(side.size, market.times.size, dtype=np.int64)
-    stop_level = entry_price * (1.0 - side * (settings.stop_loss or 0.0))
-    tp_level = entry_price * (1.0 + side * (settings.take_profit or 0.0))
-    stop_bar = tp_bar = never
-    if settings.stop_loss is not None:
-        stop_bar = held_bars.first_touch(stop_level, side, adverse=True, never=never)
-    if settings.take_profit is not None:
-        tp_bar = held_bars.first_touch(tp_level, side, adverse=False, never=never)
-    stops = stop_bar <= tp_bar  # both in one candle: the stop, conservatively
-    hit_bar = np.where(stops, stop_bar, tp_bar)
-    hit = np.flatnonzero(hit_bar < natural_end)
-    if not hit.size:
-        return
-    stops, hit_bar, hit_side = stops[hit], hit_bar[hit], side[hit]
-    level = np.where(stops, stop_level[hit], tp_level[hit])
-    opened = market.open[hit_bar]
-    # An open already beyond the level fills at the open: worse for a stop, better for a
-    # take-profit. Long take-profits and short stops lie above the price, the others below.
-    above = (hit_side > 0) != stops
-    raw = np.where(above, np.maximum(level, opened), np.minimum(level, opened))
-    slip = settings.slippage_bps / 10_000.0
-    plan.exit_price[hit] = np.where(stops, raw * (1.0 - hit_side * slip), raw)
-    plan.exit_bar[hit] = hit_bar
-    plan.reason[hit] = np.where(stops, STOP_LOSS, TAKE_PROFIT)
-
-
-@dataclass(frozen=True)
-class _HeldBars:
-    """Every candle in which a trade would hold its position, in trade order."""
-
-    bars: IntArray
-    lengths: IntArray
-    trade: IntArray
-    long: npt.NDArray[np.bool_]
-    low: FloatArray
-    neg_high: FloatArray
-
-    @classmethod
-    def of(
-        cls, market: _Market, held: npt.NDArray[np.int8], lengths: IntArray, side: FloatArray
-    ) -> _HeldBars:
-        bars = np.flatnonzero(held)
-        trade = np.repeat(np.arange(lengths.size), lengths)
-        long = np.repeat(side > 0, lengths)
-        return cls(bars, lengths, trade, long, market.low[bars], -market.high[bars])
-
-    def first_touch(
-        self, level: FloatArray, side: FloatArray, *, adverse: bool, never: IntArray
-    ) -> IntArray:
-        """Per trade, the first candle whose range reaches ``level`` (``never`` where none does).
-
-        An adverse level (a stop) lies below a long and above a short; a favourable one (a
-        take-profit) the reverse. Testing ``low`` against a level below and ``-high`` against
-        the negated level above makes it one comparison.
-        """
-        below = self.long if adverse else ~self.long
-        extreme = np.where(below, self.low, self.neg_high)
-        signed_level = level * np.where((side > 0) == adverse, 1.0, -1.0)
-        touched = np.flatnonzero(extreme <= np.repeat(signed_level, self.lengths))
-        first = never.copy()
-        if touched.size:
-            touched_trade = self.trade[touched]
-            is_first = np.empty(touched.size, dtype=np.bool_)
-            is_first[0] = True
-            is_first[1:] = touched_trade[1:] != touched_trade[:-1]
-            first[touched_trade[is_first]] = self.bars[touched[is_first]]
-        return first
 
 
 @dataclass(frozen=True)
 class _Sized:
-    """The trades of a plan with quantities, fees and the cash before and after each."""
+    """The trades of a plan with quantities, fees, funding and the cash before and after each."""
 
-    plan: _Plan
+    plan: Plan
     qty: FloatArray
     entry_fee: FloatArray
     fee: FloatArray
+    funding: FloatArray
     pnl: FloatArray
     cash_before: FloatArray
     cash_after: FloatArray
 
     @classmethod
-    def of(cls, plan: _Plan, settings: BacktestSettings) -> _Sized:
+    def of(cls, plan: Plan, settings: BacktestSettings, long_credit: FloatArray) -> _Sized:
         """Size each entry from the cash left by the trade before (see the fill model).
 
-        A trade grows the cash by a factor that depends on prices only, so the cash before each
+        ``long_credit`` is each trade's funding per unit of a long. A trade grows the cash by a
+        factor that depends on prices (and funding per unit) only, so the cash before each
         trade is a cumulative product; trades after one that leaves no cash are dropped.
         """
         fee, initial = settings.fee_rate, settings.initial_cash
-        qty_per_cash = settings.position_size / (plan.entry_price * (1.0 + fee))
-        gross = plan.side * (plan.exit_price - plan.entry_price)
+        margin_per_notional = 1.0 / settings.leverage
+        qty_per_cash = settings.position_size / (plan.entry_price * (margin_per_notional + fee))
+        gross = plan.side * (plan.exit_price - plan.entry_price + long_credit)
         growth = 1.0 + qty_per_cash * (gross - fee * (plan.entry_price + plan.exit_price))
         bust = np.flatnonzero(growth <= 0)
         count = int(bust[0]) + 1 if bust.size else growth.size
@@ -398,17 +404,22 @@ class _Sized:
         qty = cash_before * qty_per_cash[:count]
         entry_fee = qty * kept.entry_price * fee
         trade_fee = entry_fee + qty * kept.exit_price * fee
-        pnl = kept.side * qty * (kept.exit_price - kept.entry_price) - trade_fee
-        return cls(kept, qty, entry_fee, trade_fee, pnl, cash_before, cash_after)
+        funding = kept.side * qty * long_credit[:count]
+        pnl = kept.side * qty * (kept.exit_price - kept.entry_price) - trade_fee + funding
+        return cls(kept, qty, entry_fee, trade_fee, funding, pnl, cash_before, cash_after)
 
 
-def _book(market: _Market, plan: _Plan, settings: BacktestSettings) -> BacktestResult:
+def _book(
+    market: Market, plan: Plan, settings: BacktestSettings, funding: Funding = NO_FUNDING
+) -> BacktestResult:
     """Size the trades, run the cash through them and build the equity curve and metrics."""
-    sized = _Sized.of(plan, settings)
+    long_credit = funding.long_credit(market.times[plan.entry_bar], market.times[plan.exit_bar])
+    sized = _Sized.of(plan, settings, long_credit)
     kept = sized.plan
-    equity, position = _equity_curve(market, settings.initial_cash, sized)
+    equity, position = _equity_curve(market, settings.initial_cash, sized, funding)
     bars_in_market = int((kept.exit_bar - kept.entry_bar).sum() + (kept.reason != SIGNAL).sum())
-    trade_return = sized.pnl / (sized.qty * kept.entry_price)
+    margin = sized.qty * kept.entry_price / settings.leverage
+    trade_return = sized.pnl / margin
     trades = pd.DataFrame(
         {
             "entry_time": market.times[kept.entry_bar],
@@ -423,6 +434,8 @@ def _book(market: _Market, plan: _Plan, settings: BacktestSettings) -> BacktestR
             "pnl": sized.pnl,
             "return": trade_return,
             "exit_reason": np.array(EXIT_REASONS, dtype=object)[kept.reason],
+            "leverage": np.full(kept.side.size, settings.leverage),
+            "funding": sized.funding,
         },
         columns=list(TRADE_COLUMNS),
     )
@@ -434,17 +447,24 @@ def _book(market: _Market, plan: _Plan, settings: BacktestSettings) -> BacktestR
         trade_pnl=sized.pnl,
         trade_return=trade_return,
         bars_in_market=bars_in_market,
+        trade_funding=sized.funding,
+        liquidations=int((kept.reason == LIQUIDATION).sum()),
     )
     return BacktestResult(settings, market.times, equity, position, trades, metrics)
 
 
-def _equity_curve(market: _Market, initial: float, sized: _Sized) -> tuple[FloatArray, FloatArray]:
+def _equity_curve(
+    market: Market, initial: float, sized: _Sized, funding: Funding
+) -> tuple[FloatArray, FloatArray]:
     """Equity and position at every close, as alternating flat and held stretches of candles.
 
     Trade ``k`` is held at the closes ``entry_bar[k] .. exit_bar[k] - 1`` (its exit happens at an
     open or inside the exit candle, or at the very last close); between trades the equity is the
-    cash. Each stretch is ``a + b * close``: flat ``a = cash, b = 0``; held ``b = signed qty`` and
-    ``a`` = the cash after paying the entry (``cash - fee - signed_qty * entry_price``).
+    cash. Each stretch is ``a + b * (close + credit)``: flat ``a = cash, b = 0``; held ``b =
+    signed qty`` and ``a`` = the cash after paying the entry (``cash - fee - signed_qty * entry``)
+    less the funding before the entry. ``credit`` at a close is a long unit's funding of every
+    event before the next candle's open (so a funding is in the equity from the close of the
+    candle it happens in, as the exit rule charges it), each trade counting from its entry.
     """
     entry_bar, exit_bar = sized.plan.entry_bar, sized.plan.exit_bar
     signed_qty = sized.plan.side * sized.qty
@@ -453,11 +473,16 @@ def _equity_curve(market: _Market, initial: float, sized: _Sized) -> tuple[Float
     edges[0], edges[-1] = 0, size
     edges[1:-1:2], edges[2:-1:2] = entry_bar, exit_bar
     lengths = np.diff(edges)
+    before_entry = funding.long_credit_to(market.times[entry_bar], inclusive=True)
     offset = np.empty(2 * entry_bar.size + 1)
     offset[0::2] = np.concatenate(([initial], sized.cash_after))
-    offset[1::2] = sized.cash_before - sized.entry_fee - signed_qty * sized.plan.entry_price
+    offset[1::2] = (
+        sized.cash_before - sized.entry_fee - signed_qty * (sized.plan.entry_price + before_entry)
+    )
     slope = np.zeros(2 * entry_bar.size + 1)
     slope[1::2] = signed_qty
     position = np.repeat(slope, lengths)
-    equity = np.repeat(offset, lengths) + position * market.close
+    next_open = np.append(market.times[1:], market.times[-1] + 1)
+    credit = funding.long_credit_to(next_open, inclusive=False)
+    equity = np.repeat(offset, lengths) + position * (market.close + credit)
     return equity, position

@@ -25,6 +25,9 @@ Conventions, for every function here:
   (``inf`` when nothing was lost, reported as ``None``);
   ``expectancy`` = ``avg_trade_pnl`` = the mean pnl.
 - ``buy_and_hold_return`` = close[-1] / close[0] - 1 (no fees): the market's own move over the run.
+- ``funding_fees`` = the sum of the trades' funding (perpetual swaps), signed: negative when the
+  account paid more than it received; ``0.0`` on spot. ``liquidations`` = how many trades were
+  liquidated.
 
 :func:`compute_metrics` gathers them in one JSON-safe dict: NaN and ±inf become ``None``.
 """
@@ -61,10 +64,15 @@ METRIC_KEYS = (
     "avg_trade_return",
     "final_equity",
     "buy_and_hold_return",
+    "funding_fees",
+    "liquidations",
 )
 # What a sweep may be ranked by. Lower is better for LOWER_IS_BETTER; every other metric ranks
-# higher first (max_drawdown is negative, so the shallowest drawdown is the highest).
-RANKABLE_METRICS = tuple(key for key in METRIC_KEYS if key != "trade_count")
+# higher first (max_drawdown is negative, so the shallowest drawdown is the highest). Counts and
+# the perp-only funding total are reported, not ranked by.
+RANKABLE_METRICS = tuple(
+    key for key in METRIC_KEYS if key not in {"trade_count", "funding_fees", "liquidations"}
+)
 LOWER_IS_BETTER = frozenset({"max_drawdown_duration"})
 
 
@@ -199,11 +207,14 @@ def compute_metrics(
     trade_pnl: Numbers,
     trade_return: Numbers,
     bars_in_market: int,
+    trade_funding: Numbers = (),
+    liquidations: int = 0,
 ) -> dict[str, Any]:
     """All metrics of one run as a JSON-safe dict (keys: :data:`METRIC_KEYS`).
 
     ``bars_in_market`` is the number of candles during which a position was open, for
-    ``exposure`` = bars_in_market / candles.
+    ``exposure`` = bars_in_market / candles. ``trade_funding`` (each trade's signed funding) and
+    ``liquidations`` (a count) are for perpetual swaps; their defaults are a spot run's.
     """
     values = np.asarray(equity, dtype=np.float64)
     closes = np.asarray(close, dtype=np.float64)
@@ -229,8 +240,10 @@ def compute_metrics(
         "avg_trade_return": mean_or_none(trade_return),
         "final_equity": float(values[-1]),
         "buy_and_hold_return": float(closes[-1] / closes[0] - 1.0),
+        "funding_fees": float(np.asarray(trade_funding, dtype=np.float64).sum()),
     }
     result: dict[str, Any] = {key: json_safe(value) for key, value in raw.items()}
     result["max_drawdown_duration"] = _max_drawdown_duration(values, peak, stamps)
     result["trade_count"] = int(pnl.size)
+    result["liquidations"] = int(liquidations)
     return {key: result[key] for key in METRIC_KEYS}

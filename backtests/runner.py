@@ -9,12 +9,19 @@ from __future__ import annotations
 import pandas as pd
 
 from backtests.engine import BacktestResult, BacktestSettings, simulate
+from backtests.engine_perp import Table
 from strategies.base import Strategy
 
 
 def run_backtest(
-    candles: pd.DataFrame, strategy: Strategy, settings: BacktestSettings
+    candles: pd.DataFrame,
+    strategy: Strategy,
+    settings: BacktestSettings,
+    *,
+    funding: Table | None = None,
+    mark: Table | None = None,
 ) -> BacktestResult:
-    """Target positions from ``strategy`` on ``candles``, simulated with ``settings``."""
+    """Target positions from ``strategy`` on ``candles``, simulated with ``settings`` (and, for a
+    perpetual swap, its ``funding`` and ``mark`` prices: see :func:`backtests.engine.simulate`)."""
     target = strategy.positions(candles)
-    return simulate(candles, target.to_numpy(), settings)
+    return simulate(candles, target.to_numpy(), settings, funding=funding, mark=mark)
