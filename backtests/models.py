@@ -81,8 +81,9 @@ class RunConfig(models.Model):
     class Meta:
         abstract = True
 
-    def engine_settings(self) -> BacktestSettings:
-        """The account settings as the engine takes them (floats)."""
+    def engine_settings(self, **perp_terms: Any) -> BacktestSettings:
+        """The account settings as the engine takes them (floats); on a perp market with the
+        market's ``perp_terms`` (``perp=True``, ``maintenance_margin_rate``)."""
         return BacktestSettings(
             initial_cash=float(self.initial_cash),
             fee_rate=float(self.fee_rate),
@@ -92,6 +93,7 @@ class RunConfig(models.Model):
             take_profit=None if self.take_profit is None else float(self.take_profit),
             leverage=float(self.leverage),
             margin_mode=self.margin_mode,
+            **perp_terms,
         )
 
     @property

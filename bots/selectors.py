@@ -113,9 +113,9 @@ def bot_chart(bot: Bot) -> BotChart:
         trades = bot_trade_list(bot=bot).filter(time__gte=since).reverse()
         markers = [_marker(trade, step) for trade in trades]
     position = bot_position(bot)
-    held = position is not None and position.qty > 0
-    entry = position.entry_price if held else None
-    liquidation = position.liquidation_price if held else None
+    held = position if position is not None and position.qty > 0 else None
+    entry = held.entry_price if held else None
+    liquidation = held.liquidation_price if held else None
     return {
         "candles": candles, "markers": markers, "timeframe_ms": step,
         "entry_price": None if entry is None else float(entry),

@@ -35,6 +35,8 @@ REFUSED_FIELD = {
     "unknown_strategy": "strategy",
     "strategy_disabled": "strategy",
     "unknown_symbol": "symbol",
+    "invalid_leverage": "leverage",
+    "unsupported_margin_mode": "margin_mode",
 }
 
 
@@ -86,6 +88,10 @@ class BacktestScheduleForm(forms.ModelForm):
             self._refused(exc)
 
     def _refused(self, error: AppError) -> None:
+        if error.code == "spot_market":  # a leverage, or a short in the parameters
+            field = "leverage" if "leverage" in error.details else "params"
+            self.add_error(field, error.message)
+            return
         if error.code != "invalid_params":
             self.add_error(REFUSED_FIELD.get(error.code), error.message)
             return

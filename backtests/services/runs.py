@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -75,25 +74,20 @@ def engine_inputs(run: Backtest | Sweep, candles: pd.DataFrame) -> dict[str, Any
     """What the engine takes besides the candles: the account settings and, on a perp market,
     its liquidation rule, the funding of the period and the mark-price candles (``run_backtest``'s
     keyword arguments)."""
-    settings = run.engine_settings()
     market = market_selectors.perp_market(exchange=run.exchange, symbol=run.symbol)
     if market is None:
-        return {"settings": settings}
-    key = {"exchange": run.exchange, "symbol": run.symbol}
+        return {"settings": run.engine_settings()}
+    key = {"exchange": run.exchange, "symbol": run.symbol, "timeframe": run.timeframe}
     # The funding due at the open of the candle after the last still counts (entry < t <= exit).
     last_open = int(candles["open_time"].iloc[-1]) if len(candles) else run.end_ms
     until_ms = last_open + timeframe_ms(run.timeframe)
     return {
-        "settings": replace(
-            settings,
-            perp=True,
-            maintenance_margin_rate=float(market.maintenance_margin_rate),
+        "settings": run.engine_settings(
+            perp=True, maintenance_margin_rate=float(market.maintenance_margin_rate)
         ),
-        "funding": market_selectors.funding_frame(
-            **key, timeframe=run.timeframe, start_ms=run.start_ms, end_ms=until_ms
-        ),
+        "funding": market_selectors.funding_frame(**key, start_ms=run.start_ms, end_ms=until_ms),
         "mark": market_selectors.mark_candles_frame(
-            **key, timeframe=run.timeframe, start_ms=run.start_ms, end_ms=run.end_ms
+            **key, start_ms=run.start_ms, end_ms=run.end_ms
         ),
     }
 

@@ -69,6 +69,8 @@ def schedule_form(user: Any, market: SampleMarket, **overrides: Any) -> dict[str
         "position_size": "1",
         "stop_loss": "",
         "take_profit": "",
+        "leverage": "1",
+        "margin_mode": "isolated",
         "_save": "Save",
     }
     return {key: value for key, value in (fields | overrides).items() if value is not None}
@@ -406,6 +408,9 @@ def test_editing_a_schedule_re_times_and_pauses_its_beat_task(staff_client, user
         ({"symbol": "NOPE/USDT"}, "symbol"),
         ({"lookback_days": "0"}, "lookback_days"),
         ({"lookback_days": "5000"}, "lookback_days"),
+        ({"leverage": "3"}, "leverage"),  # BTC/USDT is spot
+        ({"params": json.dumps({"fast": 12, "slow": 40, "allow_short": True})}, "params"),
+        ({"leverage": "0"}, "leverage"),
     ],
 )
 def test_a_bad_schedule_form_is_shown_again_with_the_error(

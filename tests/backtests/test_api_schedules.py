@@ -39,7 +39,7 @@ pytestmark = pytest.mark.django_db
 SCHEDULE_FIELDS = {
     "id", "name", "cron", "lookback_days", "enabled", "strategy", "params", "exchange", "symbol",
     "timeframe", "initial_cash", "fee_rate", "slippage_bps", "position_size", "stop_loss",
-    "take_profit", "last_run_at", "created_at", "updated_at",
+    "take_profit", "leverage", "margin_mode", "last_run_at", "created_at", "updated_at",
 }  # fmt: skip
 RUN_FIELDS = {"id", "status", "error", "start", "end", "created_at", "final_equity", "total_return"}
 

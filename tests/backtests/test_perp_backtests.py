@@ -84,10 +84,12 @@ def test_the_trades_can_be_filtered_to_the_liquidations(run_perp: Any, auth_clie
 
 
 def test_the_backtest_page_shows_leverage_funding_and_liquidations(
-    run_perp: Any, auth_client: Any
+    run_perp: Any, trader_client: Any
 ) -> None:
     detail, _ = run_perp(leverage=50)
-    page = auth_client.get(f"/backtests/{detail['id']}/").content.decode()
+    response = trader_client.get(f"/backtests/{detail['id']}/")
+    assert response.status_code == 200
+    page = response.content.decode()
     assert "50×" in page
     assert "Funding received" in page
     assert 'data-metric="liquidations"' in page
