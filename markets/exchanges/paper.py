@@ -2,10 +2,10 @@
 
 It implements the ``Exchange`` interface with ccxt-shaped results, so a bot cannot tell it from
 a real exchange. Its whole state is in the database (``PaperBalance``, ``PaperOrder``,
-``PaperPosition``): a new
-``PaperExchange`` in another process sees the same balances and open orders. Every change is
-one transaction that locks (``select_for_update``) the balance rows it touches, in currency
-order; a refused order writes nothing.
+``PaperPosition``): a new ``PaperExchange`` in another process sees the same balances, open
+orders and positions. Every change is one transaction that locks (``select_for_update``) the
+balance rows it touches, in currency order (then the position row); a refused order writes
+nothing.
 
 Rules come from the market catalog (precision, minimums, fees), exactly as for a live order:
 amount and price are rounded and checked by ``MarketCatalog.check_order`` first. Only spot
