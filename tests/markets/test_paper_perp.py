@@ -420,7 +420,7 @@ def test_funding_without_a_mark_uses_the_trade_candle_at_the_funding_time(paper,
     open_long(paper)
     store_funding("0.0001")
     prices.now = T0 + 9 * HOUR
-    candles = hours(0, 7) + [bar(T0 + FUNDING, open_=20300)]
+    candles = [*hours(0, 7), bar(T0 + FUNDING, open_=20300)]
     paper.settle_perps(BTC, candles)
     assert position(account).funding == D("-0.203")  # 0.1 x 20300 x 0.0001
 
