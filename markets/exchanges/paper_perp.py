@@ -42,7 +42,8 @@ leverage and ``f`` the taker fee (``paper_taker_fee`` or the market's):
 Funding and liquidation: ``settle_perps(symbol, candles)``
 -----------------------------------------------------------
 The caller passes the candles closed since its last call (as for ``match_limit_orders``; passing
-them again is harmless). Candle by candle, in time order, for the open position:
+them again is harmless), before it places the tick's orders: an order does not look for a
+liquidation itself. Candle by candle, in time order, for the open position:
 
 1. Funding at each stored ``FundingRate`` time ``t`` with ``last_funding_ms < t <= open time``:
    ``perp.funding_payment(side, q c, mark_t, rate)`` is added to USDT free and to the position's
