@@ -69,6 +69,7 @@ market time, as ``fetch_ohlcv`` does; see ``paper_perp_funding``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -90,7 +91,9 @@ from markets.exchanges.errors import (
 from markets.exchanges.paper_perp_funding import Bar, PaperHost, SwapMarket
 from markets.exchanges.paper_results import fmt_decimal
 from markets.models import Candle, PaperBalance, PaperOrder, PaperPosition
+from tradingbot.logconfig import context
 
+logger = logging.getLogger(__name__)
 Side = PaperPosition.Side
 ZERO = Decimal(0)
 
@@ -360,6 +363,14 @@ class PaperPerps:
             order = self._settle_candle(market, bar, bars, timeframe)
             if order is not None:
                 liquidations.append(self.host._order_dict(order))
+                logger.info(
+                    "paper.liquidation",
+                    extra=context(
+                        exchange_account_id=self.account.pk, symbol=symbol,
+                        order_id=order.order_id, price=fmt_decimal(order.average or ZERO),
+                        candle_open_time=bar.open_time,
+                    ),
+                )  # fmt: skip
         return liquidations
 
     def _has_position(self, symbol: str) -> bool:

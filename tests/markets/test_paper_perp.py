@@ -440,7 +440,7 @@ def test_funding_and_marks_are_served_up_to_the_market_time(paper, prices):
 # --- liquidation ------------------------------------------------------------------------------
 
 
-def test_a_long_is_liquidated_at_its_price_when_a_low_reaches_it(paper, account, prices):
+def test_a_long_is_liquidated_at_its_price_when_a_low_reaches_it(paper, account, prices, caplog):
     # given: liquidation price 18099.5; the first candle stops 0.1 above it
     open_long(paper)
     prices.now = T0 + 3 * HOUR
@@ -457,6 +457,8 @@ def test_a_long_is_liquidated_at_its_price_when_a_low_reaches_it(paper, account,
     row = position(account)
     assert (row.side, row.qty, row.realized_pnl) == ("flat", 0, D("-191.05"))
     assert PaperOrder.objects.filter(reason="liquidation", client_order_id=None).count() == 1
+    [logged] = [r for r in caplog.records if r.getMessage() == "paper.liquidation"]
+    assert (logged.order_id, logged.price, logged.symbol) == (order["id"], "18099.5", BTC)
     # and the same candles again liquidate nothing more
     assert paper.settle_perps(BTC, [bar(T0 + HOUR, low=18000)]) == []
 
