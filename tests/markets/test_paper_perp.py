@@ -258,6 +258,17 @@ def test_an_opening_without_margin_and_fee_is_refused_writing_nothing(
     assert position(account).side == "flat"
 
 
+def test_spot_orders_keep_the_position_margin_in_used(paper, account):
+    # given: 200.1 of margin held
+    open_long(paper)
+    # when: a spot limit buy reserves 0.01 x 19000 x 1.002 = 190.38, then is cancelled
+    order = paper.create_order("BTC/USDT", "limit", "buy", D("0.01"), D("19000"))
+    assert usdt(account) == (D("798.6994") - D("190.38"), D("200.1") + D("190.38"))
+    paper.cancel_order(order["id"], "BTC/USDT")
+    # then
+    assert usdt(account) == (D("798.6994"), D("200.1"))
+
+
 def test_an_order_below_the_minimum_cost_is_refused(paper):
     with pytest.raises(errors.BelowMinimumError, match="minimum cost of 5"):
         paper.create_perp_order(BTC, "market", "buy", D("0.0002"))
@@ -385,6 +396,21 @@ def test_funding_is_charged_or_paid_at_the_mark_once_across_calls_and_restarts(
     PaperExchange(account, prices=prices).settle_perps(BTC, hours(0, 8))
     assert usdt(account)[0] == free_before + D(payment)
     assert position(account).funding == D(payment)
+
+
+def test_funding_above_the_free_balance_comes_out_of_the_margin(exchange_account_factory, prices):
+    # given: a long holding all the account's money as margin and fee (201.3006)
+    account = exchange_account_factory(mode="paper")
+    fund(account, {"USDT": D("201.4006")})
+    paper = PaperExchange(account, prices=prices)
+    open_long(paper)
+    store_funding("0.0005")  # 0.1 x 20000 x 0.0005 = 1 to pay, 0.1 free
+    prices.now = T0 + 9 * HOUR
+    # when
+    paper.settle_perps(BTC, hours(0, 8))
+    # then
+    assert usdt(account) == (0, D("199.2"))
+    assert position(account).funding == -1
 
 
 def test_a_position_opened_at_a_funding_time_does_not_pay_it(paper, account, prices):
