@@ -47,8 +47,9 @@ liquidation itself. Candle by candle, in time order, for the open position:
 
 1. Funding at each stored ``FundingRate`` time ``t`` with ``last_funding_ms < t <= open time``:
    ``perp.funding_payment(side, q c, mark_t, rate)`` is added to USDT free and to the position's
-   ``funding``. ``mark_t`` is the stored ``MarkCandle`` open at ``t``, else the trade candle's
-   open at ``t``, else the last trade close before ``t``. ``last_funding_ms`` starts at the
+   ``funding``. ``mark_t`` is the open at ``t`` of the stored ``MarkCandle`` of the candles'
+   timeframe, else of the shortest timeframe stored at ``t``, else the trade candle's open at
+   ``t``, else the last trade close before ``t``. ``last_funding_ms`` starts at the
    opening time and moves to each ``t`` charged, so a time is charged once, across calls and
    restarts, and a position opened exactly at ``t`` does not pay at ``t``. A payment larger than
    the free balance takes the rest from the position's margin.
@@ -386,7 +387,9 @@ class PaperPerps:
         with transaction.atomic():
             rows = ledger.lock_balances(self.account, (market.settle,))
             position = self._lock_position(market.rules.symbol)
-            funding.settle_funding(self.host, market, position, rows, bar.open_time, bars)
+            funding.settle_funding(
+                self.host, market, position, rows, bar.open_time, bars, timeframe
+            )
             order = None
             if funding.liquidated_in(self.host, market, position, bar, timeframe):
                 assert position.liquidation_price is not None

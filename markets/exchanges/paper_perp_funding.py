@@ -5,6 +5,7 @@ docstring; ``paper_perp`` calls these inside its transactions, on rows it has lo
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -30,6 +31,7 @@ from markets.models import (
 from markets.timeframes import TimeframeError, timeframe_ms
 
 FLAT = PaperPosition.Side.FLAT
+UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000}
 ZERO = Decimal(0)
 
 
@@ -140,7 +142,7 @@ def mark_ohlcv(
 
 def settle_funding(
     host: PaperHost, market: SwapMarket, position: PaperPosition,
-    rows: dict[str, PaperBalance], until: int, bars: Sequence[Bar],
+    rows: dict[str, PaperBalance], until: int, bars: Sequence[Bar], timeframe: str | None = None,
 ) -> None:  # fmt: skip
     """Charge or pay the funding times in ``(last_funding_ms, until]`` (rows locked)."""
     if position.side == FLAT:
@@ -150,7 +152,7 @@ def settle_funding(
         funding_time__gt=position.last_funding_ms, funding_time__lte=until,
     ).order_by("funding_time")  # fmt: skip
     for rate in rates:
-        mark = mark_at(host, market.rules.symbol, rate.funding_time, bars, position)
+        mark = mark_at(host, market.rules.symbol, rate.funding_time, bars, position, timeframe)
         payment = ledger.round_amount(
             perp.funding_payment(position.side, market.base_qty(position.qty), mark, rate.rate)
         )
@@ -164,19 +166,21 @@ def settle_funding(
 
 
 def mark_at(
-    host: PaperHost, symbol: str, time: int, bars: Sequence[Bar], position: PaperPosition
-) -> Decimal:
-    """The mark price at funding time ``time``: the stored mark candle's open at ``time``, else the
-    trade candle's open at ``time`` (passed or stored), else the last trade close before it."""
+    host: PaperHost, symbol: str, time: int, bars: Sequence[Bar], position: PaperPosition,
+    timeframe: str | None = None,
+) -> Decimal:  # fmt: skip
+    """The mark price at funding time ``time``: the open at ``time`` of the stored mark candle of
+    ``timeframe`` (the trade candles'), else of the shortest stored one (sources differ: the
+    sample's 1h and 8h marks do); else the trade candle's open at ``time`` (passed or stored),
+    else the last trade close before it."""
     exchange = host.exchange_id
-    mark = (
-        MarkCandle.objects.filter(exchange=exchange, symbol=symbol, open_time=time)
-        .order_by("timeframe")
-        .values_list("open", flat=True)
-        .first()
+    marks = MarkCandle.objects.filter(exchange=exchange, symbol=symbol, open_time=time)
+    ranked = sorted(
+        marks.values_list("timeframe", "open"),
+        key=lambda mark: (mark[0] != timeframe, timeframe_step(mark[0])),
     )
-    if mark is not None:
-        return mark
+    if ranked:
+        return ranked[0][1]
     candidates = [(b.open_time, b.open, b.close) for b in bars if b.open_time <= time][-1:]
     stored = (
         Candle.objects.filter(exchange=exchange, symbol=symbol, open_time__lte=time)
@@ -218,10 +222,15 @@ def liquidated_in(
 
 
 def timeframe_step(timeframe: str) -> int:
+    """A timeframe's length in ms: the candle timeframes, and any ``<n>m|h|d`` of mark candles
+    (Bitget's funding-interval ``8h``)."""
     try:
         return timeframe_ms(timeframe)
     except TimeframeError as error:
-        raise ExchangeError(str(error), code="unknown_timeframe", status=400) from None
+        match = re.fullmatch(r"([1-9][0-9]{0,2})([mhd])", timeframe)
+        if match is None:
+            raise ExchangeError(str(error), code="unknown_timeframe", status=400) from None
+        return int(match[1]) * UNIT_MS[match[2]]
 
 
 def window(rows: Any, key: str, since: int | None, limit: int | None) -> list[Any]:
