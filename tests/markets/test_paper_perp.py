@@ -451,6 +451,22 @@ def test_funding_without_a_mark_uses_the_trade_candle_at_the_funding_time(paper,
     assert position(account).funding == D("-0.203")  # 0.1 x 20300 x 0.0001
 
 
+@pytest.mark.parametrize(("timeframe", "payment"), [("4h", "-0.202"), ("1h", "-0.2005")])
+def test_the_funding_mark_is_the_candles_timeframes_else_the_shortest(
+    paper, account, prices, timeframe, payment
+):
+    # given: three mark series disagreeing at the funding time
+    open_long(paper)
+    store_funding("0.0001")
+    for mark_timeframe, open_ in (("8h", "20500"), ("4h", "20200"), ("15m", "20050")):
+        store_mark(T0 + FUNDING, open_, timeframe=mark_timeframe)
+    prices.now = T0 + 12 * HOUR
+    # when
+    paper.settle_perps(BTC, [bar(T0 + FUNDING)], timeframe=timeframe)
+    # then: 4h candles use the 4h mark (0.1 x 20200 x 0.0001); 1h ones the shortest, 15m
+    assert position(account).funding == D(payment)
+
+
 def test_funding_and_marks_are_served_up_to_the_market_time(paper, prices):
     store_funding("0.0001", "-0.0002")
     store_mark(T0, "20000")
@@ -461,6 +477,12 @@ def test_funding_and_marks_are_served_up_to_the_market_time(paper, prices):
     assert rate["datetime"] == "2024-01-01T08:00:00.000Z"
     prices.now = T0 + 2 * HOUR - 1  # the second mark candle has not closed
     assert paper.fetch_mark_ohlcv(BTC, "1h") == [[T0, 20000.0, 20000.0, 20000.0, 20000.0, None]]
+    store_mark(T0, "19990", timeframe="8h")  # the funding interval's candles are served too
+    prices.now = T0 + FUNDING
+    assert paper.fetch_mark_ohlcv(BTC, "8h") == [[T0, 19990.0, 19990.0, 19990.0, 19990.0, None]]
+    with pytest.raises(errors.ExchangeError) as refused:
+        paper.fetch_mark_ohlcv(BTC, "7x")
+    assert refused.value.code == "unknown_timeframe"
 
 
 # --- liquidation ------------------------------------------------------------------------------
