@@ -230,6 +230,10 @@ class PaperOrder(models.Model):
         CLOSED = "closed"
         CANCELED = "canceled"
 
+    class Reason(models.TextChoices):
+        CALLER = "", "placed by the caller"
+        LIQUIDATION = "liquidation"
+
     Side = OrderSide
     Type = OrderType
 
@@ -253,6 +257,10 @@ class PaperOrder(models.Model):
         **PRICE, default=0, help_text="Funds held in 'used' while the order is open"
     )
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
+    # Perpetual swaps: an order that may only reduce the position, and why the paper exchange
+    # placed an order itself ("liquidation"; "" for a caller's order).
+    reduce_only = models.BooleanField(default=False)
+    reason = models.CharField(max_length=12, choices=Reason.choices, blank=True, default="")
     timestamp = models.BigIntegerField(help_text="Placement time, epoch ms (market time)")
     last_trade_timestamp = models.BigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -273,3 +281,56 @@ class PaperOrder(models.Model):
 
     def __str__(self) -> str:
         return f"{self.side} {self.amount} {self.symbol} ({self.status})"
+
+
+class PaperPosition(models.Model):
+    """A paper account's USDT-margined perpetual-swap position in one symbol (one-way mode,
+    isolated margin), and the symbol's settings (leverage, margin mode) even while flat.
+
+    ``margin`` is held out of the settle currency's free balance (counted in its ``used``);
+    ``funding`` and ``realized_pnl`` add up over the position's life, from the order that opened
+    it from flat to the one that closed it (kept on the flat row until the next opening).
+    """
+
+    class Side(models.TextChoices):
+        LONG = "long"
+        SHORT = "short"
+        FLAT = "flat"
+
+    account = models.ForeignKey(
+        ExchangeAccount, on_delete=models.CASCADE, related_name="paper_positions"
+    )
+    symbol = models.CharField(max_length=40)
+    side = models.CharField(max_length=5, choices=Side.choices, default=Side.FLAT)
+    qty = models.DecimalField(**PRICE, default=0, help_text="Size in contracts, 0 when flat")
+    entry_price = models.DecimalField(**PRICE, null=True, blank=True)
+    leverage = models.PositiveSmallIntegerField(default=1)
+    margin_mode = models.CharField(max_length=8, default="isolated")
+    margin = models.DecimalField(**PRICE, default=0, help_text="Initial margin held, quote")
+    funding = models.DecimalField(
+        **PRICE, default=0, help_text="Funding received (+) or paid (-) by this position, quote"
+    )
+    realized_pnl = models.DecimalField(**PRICE, default=0)
+    liquidation_price = models.DecimalField(
+        **PRICE, null=True, blank=True, help_text="NULL: never liquidated (a long at leverage 1)"
+    )
+    opened_at_ms = models.BigIntegerField(
+        null=True, blank=True, help_text="Market time the position opened from flat, epoch ms"
+    )
+    last_funding_ms = models.BigIntegerField(
+        null=True, blank=True, help_text="Funding is settled up to here (restart-safe)"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "paper_positions"
+        constraints: ClassVar[list[Any]] = [
+            models.UniqueConstraint(fields=("account", "symbol"), name="paper_position_symbol"),
+            models.CheckConstraint(
+                condition=models.Q(qty__gte=0) & models.Q(margin__gte=0),
+                name="paper_position_not_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.symbol} {self.side} {self.qty} @ {self.entry_price}"

@@ -88,7 +88,8 @@ class Exchange(Protocol):
 class PerpExchange(Exchange, Protocol):
     """An ``Exchange`` that also trades USDT-margined perpetual swaps (one-way, isolated).
 
-    Optional: the live ccxt adapter implements it; the paper exchange does not (yet), so a
+    Optional: the live ccxt adapter and the paper exchange implement it (the paper one with
+    isolated margin only, market orders, and ``settle_perps`` for funding and liquidation), so a
     caller that needs perps asks for a ``PerpExchange``. The settings calls are idempotent:
     asking for what is already set is a success that changes nothing.
     """

@@ -1,15 +1,18 @@
 """The paper exchange: simulated spot trading for one paper ``ExchangeAccount``.
 
 It implements the ``Exchange`` interface with ccxt-shaped results, so a bot cannot tell it from
-a real exchange. Its whole state is in the database (``PaperBalance``, ``PaperOrder``): a new
-``PaperExchange`` in another process sees the same balances and open orders. Every change is
-one transaction that locks (``select_for_update``) the balance rows it touches, in currency
-order; a refused order writes nothing.
+a real exchange. Its whole state is in the database (``PaperBalance``, ``PaperOrder``,
+``PaperPosition``): a new ``PaperExchange`` in another process sees the same balances, open
+orders and positions. Every change is one transaction that locks (``select_for_update``) the
+balance rows it touches, in currency order (then the position row); a refused order writes
+nothing.
 
 Rules come from the market catalog (precision, minimums, fees), exactly as for a live order:
 amount and price are rounded and checked by ``MarketCatalog.check_order`` first. Only spot
-markets are traded. Fees are the market's ``maker``/``taker`` fees unless the account sets
-``paper_maker_fee``/``paper_taker_fee``; slippage is ``paper_slippage_bps`` (1 bps = 0.0001).
+markets are traded by ``create_order``; USDT-margined perpetual swaps by the ``PerpExchange``
+methods, whose rules are in ``markets.exchanges.paper_perp``. Fees are the market's
+``maker``/``taker`` fees unless the account sets ``paper_maker_fee``/``paper_taker_fee``;
+slippage is ``paper_slippage_bps`` (1 bps = 0.0001).
 
 Fill model
 ----------
@@ -59,13 +62,14 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from markets.exchanges import paper_ledger as ledger
-from markets.exchanges.base import MarketRules
+from markets.exchanges.base import MarketRules, Position
 from markets.exchanges.errors import (
     ExchangeError,
     InvalidOrderError,
     OrderNotFoundError,
 )
 from markets.exchanges.markets import MarketCatalog, forget_catalogs, get_catalog
+from markets.exchanges.paper_perp import PaperPerps
 from markets.exchanges.paper_results import fmt_decimal, iso_time, order_result
 from markets.exchanges.prices import PriceSource
 from markets.models import Candle, ExchangeAccount, PaperOrder
@@ -429,6 +433,48 @@ class PaperExchange:
             limit = order.order_type == PaperOrder.Type.LIMIT
             fee_rate = self.maker_fee(rules) if limit else self.taker_fee(rules)
         return order_result(order, fee_rate)
+
+    # --- perpetual swaps (base.PerpExchange; the rules and the work are in paper_perp) -------
+
+    def set_position_mode_one_way(self, symbol: str) -> bool:
+        return PaperPerps(self).set_position_mode_one_way(symbol)
+
+    def set_margin_mode(self, symbol: str, margin_mode: str) -> bool:
+        return PaperPerps(self).set_margin_mode(symbol, margin_mode)
+
+    def set_leverage(self, symbol: str, leverage: int) -> bool:
+        return PaperPerps(self).set_leverage(symbol, leverage)
+
+    def create_perp_order(
+        self, symbol: str, type: str, side: str, amount: Decimal, price: Decimal | None = None,
+        *, reduce_only: bool = False, client_order_id: str | None = None,
+        margin_mode: str = "isolated",
+    ) -> dict[str, Any]:  # fmt: skip
+        """A market order on a swap; ``price`` is ignored (paper perp orders are market only)."""
+        return PaperPerps(self).create_perp_order(
+            symbol, type, side, amount, reduce_only=reduce_only,
+            client_order_id=client_order_id, margin_mode=margin_mode,
+        )  # fmt: skip
+
+    def fetch_positions(self, symbols: list[str] | None = None) -> list[Position]:
+        return PaperPerps(self).fetch_positions(symbols)
+
+    def fetch_funding_rate_history(
+        self, symbol: str, since: int | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        return PaperPerps(self).fetch_funding_rate_history(symbol, since, limit)
+
+    def fetch_mark_ohlcv(
+        self, symbol: str, timeframe: str, since: int | None = None, limit: int | None = None
+    ) -> list[list[Any]]:
+        return PaperPerps(self).fetch_mark_ohlcv(symbol, timeframe, since, limit)
+
+    def settle_perps(
+        self, symbol: str, candles: Iterable[Any], *, timeframe: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Funding and liquidation over the candles closed since the last call (see
+        ``paper_perp``); the liquidation orders."""
+        return PaperPerps(self).settle_perps(symbol, candles, timeframe=timeframe)
 
 
 def _bar(candle: Any) -> tuple[int, Decimal, Decimal]:

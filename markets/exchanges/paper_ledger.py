@@ -1,8 +1,9 @@
 """The paper exchange's ledger: a paper account's balances (``PaperBalance``), locked, checked
 and saved in the transactions of ``markets.exchanges.paper``, and funded by ``fund``.
 
-``used`` is always the sum of the reserves of the account's open orders (``save_balances``
-recomputes it); amounts keep the database's 12 decimal places.
+``used`` is always the sum of the reserves of the account's open orders and of the margins of its
+perpetual-swap positions (``save_balances`` recomputes it); amounts keep the database's 12
+decimal places.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from markets.decimals import finite_decimal
 from markets.exchanges.errors import ExchangeError, InsufficientFundsError, InvalidOrderError
 from markets.exchanges.markets import MarketCatalog, get_catalog
 from markets.exchanges.paper_results import fmt_decimal, iso_time
-from markets.models import ExchangeAccount, PaperBalance, PaperOrder
+from markets.models import ExchangeAccount, PaperBalance, PaperOrder, PaperPosition
 
 PLACES = Decimal("1e-12")  # the database keeps 12 decimal places (markets.models.PRICE)
 MAX_BALANCE = Decimal("1e16")  # and 16 digits before the point
@@ -131,11 +132,15 @@ def require_funds(rows: dict[str, PaperBalance], currency: str, needed: Decimal)
 
 
 def save_balances(account: ExchangeAccount, rows: dict[str, PaperBalance]) -> None:
-    """Recompute ``used`` from the open orders' reserves and save the locked rows."""
+    """Recompute ``used`` from the open orders' reserves and the positions' margins, and save
+    the locked rows."""
     reserved: dict[str, Decimal] = {}
     for order in PaperOrder.objects.filter(account=account, status=PaperOrder.Status.OPEN):
         currency = reserve_currency(order)
         reserved[currency] = reserved.get(currency, Decimal(0)) + order.reserved
+    for position in PaperPosition.objects.filter(account=account, margin__gt=0):
+        currency = split_symbol(position.symbol)[1]  # USDT-margined: margin in the quote
+        reserved[currency] = reserved.get(currency, Decimal(0)) + position.margin
     for currency, row in rows.items():
         row.used = round_amount(reserved.get(currency, Decimal(0)))
         row.free = round_amount(row.free)

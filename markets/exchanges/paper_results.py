@@ -53,7 +53,7 @@ def order_result(order: PaperOrder, fee_rate: Decimal) -> dict[str, Any]:
         "fee": fee,
         "fees": [dict(fee)],
         "trades": [],
-        "reduceOnly": False,
+        "reduceOnly": order.reduce_only,
         "postOnly": False,
         "info": {
             "order_id": str(order.order_id),
@@ -67,5 +67,6 @@ def order_result(order: PaperOrder, fee_rate: Decimal) -> dict[str, Any]:
             "fee_rate": fmt_decimal(fee_rate),
             "reserved": fmt_decimal(order.reserved),
             "status": order.status,
+            "reason": order.reason,
         },
     }
