@@ -59,6 +59,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from markets.exchanges import paper_ledger as ledger
+from markets.exchanges import paper_triggers
 from markets.exchanges.base import MarketRules
 from markets.exchanges.errors import (
     ExchangeError,
@@ -197,7 +198,8 @@ class PaperExchange:
         client_order_id: str | None = None,
     ) -> dict[str, Any]:
         rules = self._spot_rules(symbol)
-        if type not in PaperOrder.Type.values:
+        if type not in (PaperOrder.Type.MARKET, PaperOrder.Type.LIMIT):
+            # (trigger orders have their own call: ``create_trigger_order``)
             raise InvalidOrderError(f"order type must be market or limit, not {type!r}")
         if side not in PaperOrder.Side.values:
             raise InvalidOrderError(f"order side must be buy or sell, not {side!r}")
@@ -311,6 +313,30 @@ class PaperExchange:
             ledger.save_balances(self.account, rows)
         return self._order_dict(order)
 
+    # --- trigger orders (stop-loss / take-profit; issue 16): see ``paper_triggers`` ----------
+
+    def create_trigger_order(
+        self,
+        symbol: str,
+        type: str,
+        side: str,
+        amount: Decimal,
+        trigger_price: Decimal,
+        *,
+        reduce_only: bool = True,
+        client_order_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Rest a ``stop_market`` / ``take_profit_market`` order until a candle reaches
+        ``trigger_price``. ``reduce_only``: a spot sell can only sell what the account holds."""
+        return paper_triggers.place_trigger(
+            self, symbol, type, side, amount, trigger_price, client_order_id
+        )
+
+    def match_trigger_orders(self, symbol: str, candles: Iterable[Any]) -> list[dict[str, Any]]:
+        """Fire the open trigger orders of ``symbol`` that ``candles`` reach, inside the candle,
+        by the backtest engine's rule (``paper_triggers``)."""
+        return paper_triggers.match_triggers(self, symbol, candles)
+
     def match_limit_orders(self, symbol: str, candles: Iterable[Any]) -> list[dict[str, Any]]:
         """Fill the open limit orders of ``symbol`` that ``candles`` trade through.
 
@@ -373,7 +399,9 @@ class PaperExchange:
             ledger.save_balances(self.account, rows)
         return self._order_dict(order)
 
-    def cancel_order(self, id: str, symbol: str) -> dict[str, Any]:
+    def cancel_order(self, id: str, symbol: str, *, trigger: bool = False) -> dict[str, Any]:
+        """Cancel an open order; ``trigger`` (a trigger order) is accepted for the interface's
+        sake: the paper exchange finds both kinds by id."""
         with transaction.atomic():
             order = self._get_order(id, symbol, None)
             currency = ledger.reserve_currency(order)
@@ -393,8 +421,9 @@ class PaperExchange:
         return self._order_dict(order)
 
     def fetch_order(
-        self, id: str | None, symbol: str, *, client_order_id: str | None = None
-    ) -> dict[str, Any]:
+        self, id: str | None, symbol: str, *, client_order_id: str | None = None,
+        trigger: bool = False,
+    ) -> dict[str, Any]:  # fmt: skip
         return self._order_dict(self._get_order(id, symbol, client_order_id))
 
     def fetch_open_orders(self, symbol: str | None = None) -> list[dict[str, Any]]:
