@@ -223,8 +223,8 @@ class CcxtExchange:
         self, id: str, symbol: str, *, trigger: bool = False,
         params: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:  # fmt: skip
-        market = self.catalog.market(symbol)
-        extra = ccxt_triggers.lookup_params(market) if trigger else {}
+        self.catalog.market(symbol)
+        extra = ccxt_triggers.cancel_params() if trigger else {}
         extra.update(params or {})
         with self._ccxt_errors("cancel_order"):
             return dict(self.client.cancel_order(id, symbol, extra))

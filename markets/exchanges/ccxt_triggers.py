@@ -10,7 +10,8 @@ the reading of ccxt's answers. Pure functions, so ``CcxtExchange`` stays a thin 
   default), as the engine checks the levels on mark candles.
 - Cancel and read back: plan orders live apart from ordinary orders; ccxt reaches them with
   ``trigger: True`` (spot: ``cancel-plan-order``, ``current-plan-order``,
-  ``history-plan-order``; swap: the same with ``planType`` ``profit_loss``). ccxt's
+  ``history-plan-order``; swap: ``cancel-plan-order``, and ``orders-plan-pending`` /
+  ``orders-plan-history`` with ``planType`` ``profit_loss``). ccxt's
   ``fetchOrder`` does not read plan orders, so one is looked for by its client id among the
   open ones, then among the closed and cancelled ones.
 - A plan order that has executed (``executed`` → ccxt ``closed``) carries no fill: the market
@@ -56,17 +57,25 @@ def create_params(
     market: dict[str, Any], type: str, trigger_price: Decimal, *, reduce_only: bool
 ) -> dict[str, Any]:
     """ccxt ``createOrder`` params for a trigger order of ``type`` on ``market``."""
+    # A string, as ccxt passes the params on unchanged: Bitget gets the exact rounded price.
+    price = f"{trigger_price.normalize():f}"
     if market.get("spot"):
-        return {"triggerPrice": float(trigger_price)}
+        return {"triggerPrice": price}
     key = "stopLossPrice" if type == "stop_market" else "takeProfitPrice"
-    params: dict[str, Any] = {key: float(trigger_price), "oneWayMode": True}
+    params: dict[str, Any] = {key: price, "oneWayMode": True}
     if reduce_only:
         params["reduceOnly"] = True
     return params
 
 
+def cancel_params() -> dict[str, Any]:
+    """ccxt params that cancel a plan order (spot ``cancel-plan-order`` by ``orderId``; swap
+    ``cancel-plan-order`` by ``orderIdList``, whatever its plan type)."""
+    return {"trigger": True}
+
+
 def lookup_params(market: dict[str, Any]) -> dict[str, Any]:
-    """ccxt params that reach the plan orders (cancel, open and history)."""
+    """ccxt params that list the plan orders (open, and closed or cancelled)."""
     if market.get("spot"):
         return {"trigger": True}
     return {"trigger": True, "planType": SWAP_PLAN_TYPE}
@@ -105,8 +114,8 @@ def with_assumed_fill(order: dict[str, Any]) -> dict[str, Any]:
     )
     if trigger is not None and order.get("price") is None:
         order["price"] = trigger
-    if order.get("status") == "closed" and not order.get("filled") and trigger is not None:
-        order["filled"] = order.get("amount")
+    if order.get("status") == "closed" and order.get("average") is None and trigger is not None:
+        order["filled"] = order.get("filled") or order.get("amount")
         order["average"] = trigger
         info = order.get("info")
         order["info"] = {**(info if isinstance(info, dict) else {}), "fill_assumed": True}
