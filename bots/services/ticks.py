@@ -5,7 +5,10 @@ A tick (``bot_tick``), top to bottom:
 1. claims the bot (``lease``): a conditional UPDATE that only one worker can win, so two ticks
    of one bot never overlap; a worker killed mid-tick frees the bot when the lease lapses;
 2. reconciles with the exchange (``orders``): every order the books still hold as pending or
-   open is read back by its ``client_order_id`` and adopted as the exchange has it;
+   open is read back by its ``client_order_id`` and adopted as the exchange has it; on the paper
+   exchange, the candles closed since the last decision first fire the bot's stop-loss /
+   take-profit trigger orders that they reach (``protection``), so that a stop fills inside
+   its candle as in the backtest;
 3. finds the candle that closed since its last tick, and computes the signal on the closed
    candles with ``Strategy.positions``, the function the backtest runs (a replay bot that fell
    behind its schedule goes through steps 2 to 6 for each candle it missed, in order, a
@@ -14,7 +17,8 @@ A tick (``bot_tick``), top to bottom:
    ``bots.decisions.decide``: at the last close first, and only when that might trade, again
    on the exchange's prices and balance;
 5. cancels and places orders (``orders``: written before they are sent, under ids that make a
-   decision's order exactly-once, and booked in the tick that sent them);
+   decision's order exactly-once, and booked in the tick that sent them); an entry that filled
+   gets its stop-loss / take-profit trigger orders at once (``protection.protect_entry``);
 6. marks the position to the close, writes one ``BotEvent`` (its decision), and carries out a
    stop asked for meanwhile (``stopping``);
 7. frees the bot with its bookkeeping (the next tick's time), publishes what it announces, and

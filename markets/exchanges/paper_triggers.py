@@ -32,17 +32,37 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from django.db import transaction
 
 from markets.exchanges import paper_ledger as ledger
 from markets.exchanges.base import MarketRules
 from markets.exchanges.errors import InsufficientFundsError, InvalidOrderError
-from markets.models import TRIGGER_ORDER_TYPES, Candle, PaperOrder
+from markets.exchanges.markets import MarketCatalog
+from markets.exchanges.prices import PriceSource
+from markets.models import TRIGGER_ORDER_TYPES, Candle, ExchangeAccount, PaperOrder
 
-if TYPE_CHECKING:
-    from markets.exchanges.paper import PaperExchange
+
+class PaperExchange(Protocol):
+    """What this module uses of ``markets.exchanges.paper.PaperExchange`` (which imports it)."""
+
+    account: ExchangeAccount
+    catalog: MarketCatalog
+    prices: PriceSource
+
+    def taker_fee(self, rules: MarketRules) -> Decimal: ...
+
+    def _spot_rules(self, symbol: str) -> MarketRules: ...
+
+    def _fill_price(self, symbol: str, side: str, reference: Decimal) -> Decimal: ...
+
+    def _check_client_order_id(self, client_order_id: str | None) -> None: ...
+
+    def _insert(self, **fields: Any) -> PaperOrder: ...
+
+    def _order_dict(self, order: PaperOrder) -> dict[str, Any]: ...
+
 
 MAX_CLIENT_ORDER_ID = 64  # as the paper exchange's other orders
 STOP, TAKE_PROFIT = PaperOrder.Type.STOP_MARKET, PaperOrder.Type.TAKE_PROFIT_MARKET
