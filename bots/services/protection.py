@@ -47,7 +47,8 @@ def triggers_match(bot: Bot, market: BotMarket, candles: pd.DataFrame) -> int:
     fires them itself: nothing to do."""
     if not isinstance(market.exchange, PaperExchange):
         return 0
-    if not bot.orders.filter(status=Order.Status.OPEN, order_type__in=TRIGGER_ORDER_TYPES).exists():
+    resting = bot.orders.filter(status__in=Order.OPEN_STATUSES, order_type__in=TRIGGER_ORDER_TYPES)
+    if not resting.exists():  # (a pending one may rest on the exchange: a lost answer)
         return 0
     times = candles["open_time"]
     new = candles[times > bot.last_candle_ms] if bot.last_candle_ms is not None else candles[-1:]
