@@ -54,20 +54,24 @@ def backtest_trades(
     return trades[trades["exit_reason"] != "end"]
 
 
-def assert_same_trades(bot: Bot, expected: pd.DataFrame, *, at_least: int = 5) -> None:
+def assert_same_trades(bot: Bot, expected: pd.DataFrame, *, at_least: int = 5) -> float:
     """The bot's fills are the backtest's trades, round trip for round trip: entry and exit
     candle, price (to the price step; two at a stop-loss / take-profit level), quantity (to the
     amount step), pnl and exit reason; plus at most one buy still open at the end. Every market
     order the bot sent filled; of its trigger orders, those that did not fire were cancelled
-    (one-cancels-the-other, a signal exit) or still rest under the open position."""
+    (one-cancels-the-other, a signal exit) or still rest under the open position. Returns the
+    largest exit price difference at a level (USDT)."""
     fills = list(Trade.objects.filter(bot=bot).select_related("order").order_by("time", "id"))
     buys = [t for t in fills if t.side == "buy"]
     sells = [t for t in fills if t.side == "sell"]
     assert len(expected) >= at_least, "the stretch must hold trades to compare"
     assert len(sells) == len(expected), (len(sells), len(expected))
     assert len(buys) in (len(expected), len(expected) + 1)  # + a position still open at the end
+    worst = 0.0  # the largest exit price difference at a level, reported
     for (_, trade), buy, sell in zip(expected.iterrows(), buys, sells, strict=False):
         at_level = trade["exit_reason"] != "signal"
+        if at_level:
+            worst = max(worst, abs(float(sell.price) - trade["exit_price"]))
         assert sell.order.reason == trade["exit_reason"], (sell.time, trade["exit_reason"])
         assert int(buy.time.timestamp() * 1000) == trade["entry_time"]
         assert int(sell.time.timestamp() * 1000) == trade["exit_time"]
@@ -87,3 +91,4 @@ def assert_same_trades(bot: Bot, expected: pd.DataFrame, *, at_least: int = 5) -
     resting = orders.exclude(status__in=("closed", "canceled"))
     assert all(order.status == "open" for order in resting)
     assert len(buys) > len(sells) or not resting.exists()  # none rests without a position
+    return worst
