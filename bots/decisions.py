@@ -61,7 +61,7 @@ class Trigger:
     ``price`` (down to it for a stop-loss, up to it for a take-profit)."""
 
     reason: str  # "stop_loss" | "take_profit"
-    side: str  # "sell": the position is long
+    side: str  # "sell" for a long position (this module's spot bots), "buy" for a short
     qty: Decimal
     price: Decimal
 
@@ -181,24 +181,26 @@ def price_step_round(price: Decimal, step: Decimal | None, *, up: bool) -> Decim
 
 
 def protection(
-    qty: Decimal, entry: Decimal | None, risk: RiskSettings, rules: MarketRules
-) -> tuple[Trigger, ...]:
-    """The stop-loss and take-profit trigger orders a long position of ``qty`` entered at the
-    fill price ``entry`` must have on the exchange (none for a level that is not set, or whose
-    order would be under the market's minimums)."""
+    qty: Decimal, entry: Decimal | None, risk: RiskSettings, rules: MarketRules, *,
+    side: int = 1,
+) -> tuple[Trigger, ...]:  # fmt: skip
+    """The stop-loss and take-profit trigger orders a position of ``qty`` entered at the fill
+    price ``entry`` must have on the exchange (none for a level that is not set, or whose order
+    would be under the market's minimums). ``side``: +1 long (sell triggers: the stop under the
+    entry, the take-profit over it), -1 short (buy triggers, the other way round), as the
+    engine's rule 6; each level rounded to the price step away from the entry."""
     if entry is None or qty <= 0:
         return ()
+    close = "sell" if side > 0 else "buy"
     wanted = []
     if risk.stop_loss_pct is not None:
-        stop = entry * (1 - risk.stop_loss_pct / HUNDRED)
-        wanted.append(
-            Trigger("stop_loss", "sell", qty, price_step_round(stop, rules.price_step, up=False))
-        )
+        stop = entry * (1 - side * risk.stop_loss_pct / HUNDRED)
+        price = price_step_round(stop, rules.price_step, up=side < 0)
+        wanted.append(Trigger("stop_loss", close, qty, price))
     if risk.take_profit_pct is not None:
-        take = entry * (1 + risk.take_profit_pct / HUNDRED)
-        wanted.append(
-            Trigger("take_profit", "sell", qty, price_step_round(take, rules.price_step, up=True))
-        )
+        take = entry * (1 + side * risk.take_profit_pct / HUNDRED)
+        price = price_step_round(take, rules.price_step, up=side > 0)
+        wanted.append(Trigger("take_profit", close, qty, price))
     return tuple(t for t in wanted if t.price > 0 and minimum_problem(qty, t.price, rules) is None)
 
 

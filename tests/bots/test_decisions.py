@@ -280,6 +280,14 @@ def test_after_a_trigger_filled_the_other_is_cancelled_and_the_bot_waits_for_a_n
     assert decision.risk_exit_target == 1
 
 
+def test_a_short_position_gets_buy_triggers_the_other_way_round() -> None:
+    # entry 20000.01: stop 20500.01025 rounded UP to 20500.02, take 18900.00945 DOWN to 18900.00
+    assert protection(Decimal("0.4"), Decimal("20000.01"), BOTH, RULES, side=-1) == (
+        Trigger("stop_loss", "buy", Decimal("0.4"), Decimal("20500.02")),
+        Trigger("take_profit", "buy", Decimal("0.4"), Decimal("18900.00")),
+    )
+
+
 def test_no_trigger_for_a_level_not_set_or_under_the_minimums() -> None:
     assert protection(Decimal("0.4"), Decimal(20_000), risk(), RULES) == ()
     assert protection(Decimal("0.00004"), Decimal(20_000), BOTH, RULES) == ()  # 0.78 USDT
