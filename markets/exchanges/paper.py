@@ -31,6 +31,9 @@ Fill model
   ``cost = amount * price``, ``fee = cost * maker fee`` (quote), and the reserve is released
   exactly: buy: ``quote.used -= reserve``, ``quote.free += reserve - cost - fee``,
   ``base.free += amount``; sell: ``base.used -= amount``, ``quote.free += cost - fee``.
+- A trigger order (``stop_market`` / ``take_profit_market``: a bot's stop-loss and take-profit)
+  reserves nothing and fires inside the first candle passed to ``match_trigger_orders`` that
+  reaches its trigger price, by the backtest engine's rule: see ``paper_triggers``.
 - Cancelling an open order gives its whole reserve back to free. No dust stays in ``used``:
   ``used`` is always the sum of the reserves of the account's open orders.
 - Amounts are kept to 12 decimal places (the database's): cost and fee are rounded half-up, a
