@@ -22,9 +22,10 @@ trades as its backtest does:
   rule 6). While the position is held, the decision says which triggers must exist: it keeps
   the open ones that match, cancels the others, and asks for the missing ones
   (``Decision.triggers``).
-- One of them filling ends the trade; the other is cancelled by the bot on its next tick (the
-  position is flat, so every open order is cancelled: OCO by the bot, as Bitget's spot plan
-  orders know no pairs). A signal exit cancels both first, then sells.
+- One of them filling ends the trade; the other is cancelled by the tick that finds the fill
+  (the position is flat, so every open order is cancelled: OCO by the bot, as Bitget's spot
+  plan orders know no pairs; on the paper exchange that is the tick of the candle it filled
+  in). A signal exit cancels both first, then sells.
 - A level whose trigger is NOT open on the exchange (it could not be placed, or a crash came
   between the entry and it) is still checked on the candles closed since the last tick: a low
   at or under the stop or a high at or above the take-profit exits with a market order at the

@@ -23,8 +23,8 @@ this module uses the exchange's private helpers so that ``paper.py`` changes no 
 - Candles are taken oldest first, and in one candle the stops before the take-profits: when
   both of a position's orders are reached in one candle the stop fills (the engine's
   conservative choice), and the take-profit then finds nothing left to sell.
-- One-cancels-the-other is the BOT's job (it cancels what is left on its next tick): the
-  exchange knows no pairs. A trigger that fires without the funds to fill (its sibling sold the
+- One-cancels-the-other is the BOT's job (the tick that finds the fill cancels what is left):
+  the exchange knows no pairs. A trigger that fires without the funds to fill (its sibling sold the
   position first) is cancelled with nothing filled, as an exchange refuses the triggered order.
 """
 
