@@ -12,21 +12,34 @@ trades as its backtest does:
 - Size an entry from the free quote balance: ``fraction * free / (ask * (1 + taker fee))`` (the
   engine's all-in sizing with the fee), or a fixed quote amount; never above ``max_position``.
 - After a stop-loss or take-profit exit the bot stays flat until the target changes (the engine
-  does the same), so it does not buy straight back into the signal that just lost.
-- Stop-loss / take-profit are checked on the candles closed since the last tick: a low at or
-  under ``entry * (1 - stop)`` or a high at or above ``entry * (1 + take)``. Unlike the engine,
-  which fills at the level inside the candle, a bot exits with a market order at the next open:
-  it learns of the touch only when the candle closes.
+  does the same), so it does not buy straight back into the signal that just lost. A trigger
+  that filled since the last tick (``TickInputs.trigger_exit``) counts as such an exit.
+- Stop-loss / take-profit rest ON THE EXCHANGE as reduce-only trigger orders, where the engine
+  puts them: once an entry has filled, :func:`protection` gives a sell stop at
+  ``entry * (1 - stop)`` (rounded down to the price step) and a sell take-profit at
+  ``entry * (1 + take)`` (rounded up), from the entry FILL price, for the whole position; the
+  exchange fills them inside the candle that reaches them (the paper exchange by the engine's
+  rule 6). While the position is held, the decision says which triggers must exist: it keeps
+  the open ones that match, cancels the others, and asks for the missing ones
+  (``Decision.triggers``).
+- One of them filling ends the trade; the other is cancelled by the tick that finds the fill
+  (the position is flat, so every open order is cancelled: OCO by the bot, as Bitget's spot
+  plan orders know no pairs; on the paper exchange that is the tick of the candle it filled
+  in). A signal exit cancels both first, then sells.
+- A level whose trigger is NOT open on the exchange (it could not be placed, or a crash came
+  between the entry and it) is still checked on the candles closed since the last tick: a low
+  at or under the stop or a high at or above the take-profit exits with a market order at the
+  next open, as before (the fallback the trigger order replaces).
 - Amounts are rounded DOWN to the market's amount step, and an order under the market's minimum
   amount or cost is not sent: it becomes a :class:`Skip` that the tick records as an event.
-- Resting orders are cancelled first: a bot trades with market orders, so anything still open
-  is left over from an earlier tick.
+- Other resting orders are cancelled: a bot trades with market orders, so any open order that is
+  not one of its wanted protective triggers is left over from an earlier tick.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
 
 from markets.exchanges.base import MarketRules
 
@@ -41,6 +54,25 @@ class RiskSettings:
     max_position: Decimal | None = None
     stop_loss_pct: Decimal | None = None
     take_profit_pct: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """A protective reduce-only trigger order: the exchange sells ``qty`` once the price reaches
+    ``price`` (down to it for a stop-loss, up to it for a take-profit)."""
+
+    reason: str  # "stop_loss" | "take_profit"
+    side: str  # "sell" for a long position (this module's spot bots), "buy" for a short
+    qty: Decimal
+    price: Decimal
+
+
+@dataclass(frozen=True)
+class OpenTrigger:
+    """A trigger order the exchange holds open for the bot."""
+
+    client_order_id: str
+    trigger: Trigger
 
 
 @dataclass(frozen=True)
@@ -60,6 +92,10 @@ class TickInputs:
     high: Decimal
     low: Decimal
     risk_exit_target: int | None = None
+    # The protective triggers open on the exchange (their ids are in ``open_order_ids`` too).
+    open_triggers: tuple[OpenTrigger, ...] = ()
+    # "stop_loss" / "take_profit" when a trigger of the bot filled since the last tick.
+    trigger_exit: str | None = None
 
 
 @dataclass(frozen=True)
@@ -84,19 +120,23 @@ class Decision:
     skip: Skip | None = None
     # The value Bot.risk_exit_target takes after this tick.
     risk_exit_target: int | None = None
+    # Protective trigger orders to place (after the cancels).
+    triggers: tuple[Trigger, ...] = ()
 
     @property
     def is_hold(self) -> bool:
         """Nothing to send, cancel or report."""
-        return self.place is None and self.skip is None and not self.cancels
+        return self.place is None and self.skip is None and not self.cancels and not self.triggers
 
     @property
     def action(self) -> str:
-        """One word for the log line: buy, sell, skip, cancel or hold."""
+        """One word for the log line: buy, sell, skip, protect, cancel or hold."""
         if self.place is not None:
             return self.place.side
         if self.skip is not None:
             return "skip"
+        if self.triggers:
+            return "protect"
         return "cancel" if self.cancels else "hold"
 
 
@@ -130,19 +170,72 @@ def sellable_qty(inputs: TickInputs) -> Decimal:
     return qty
 
 
+def price_step_round(price: Decimal, step: Decimal | None, *, up: bool) -> Decimal:
+    """``price`` on the market's price grid, rounded away from the position: a stop below it
+    down, a take-profit above it up. On prices that lie on the grid (candle lows and highs),
+    ``low <= rounded stop`` then holds exactly when ``low <= stop`` does: the trigger is touched
+    by the same candles as the engine's unrounded level."""
+    if step is None or step <= 0:
+        return price
+    rounding = ROUND_CEILING if up else ROUND_FLOOR
+    return (price / step).to_integral_value(rounding=rounding) * step
+
+
+def protection(
+    qty: Decimal, entry: Decimal | None, risk: RiskSettings, rules: MarketRules, *,
+    side: int = 1,
+) -> tuple[Trigger, ...]:  # fmt: skip
+    """The stop-loss and take-profit trigger orders a position of ``qty`` entered at the fill
+    price ``entry`` must have on the exchange (none for a level that is not set, or whose order
+    would be under the market's minimums). ``side``: +1 long (sell triggers: the stop under the
+    entry, the take-profit over it), -1 short (buy triggers, the other way round), as the
+    engine's rule 6; each level rounded to the price step away from the entry."""
+    if entry is None or qty <= 0:
+        return ()
+    close = "sell" if side > 0 else "buy"
+    wanted = []
+    if risk.stop_loss_pct is not None:
+        stop = entry * (1 - side * risk.stop_loss_pct / HUNDRED)
+        price = price_step_round(stop, rules.price_step, up=side < 0)
+        wanted.append(Trigger("stop_loss", close, qty, price))
+    if risk.take_profit_pct is not None:
+        take = entry * (1 + side * risk.take_profit_pct / HUNDRED)
+        price = price_step_round(take, rules.price_step, up=side > 0)
+        wanted.append(Trigger("take_profit", close, qty, price))
+    return tuple(t for t in wanted if t.price > 0 and minimum_problem(qty, t.price, rules) is None)
+
+
 def risk_exit(inputs: TickInputs) -> str | None:
-    """``"stop_loss"`` or ``"take_profit"`` when a closed candle touched the level; the stop
-    wins when both were touched (the order inside a candle is unknown)."""
+    """``"stop_loss"`` or ``"take_profit"`` when a closed candle touched a level that has no
+    trigger order open on the exchange (the fallback); the stop wins when both were touched
+    (the order inside a candle is unknown)."""
     entry, risk = inputs.entry_price, inputs.risk
     if entry is None:
         return None
-    if risk.stop_loss_pct is not None and inputs.low <= entry * (1 - risk.stop_loss_pct / HUNDRED):
+    guarded = {open_trigger.trigger.reason for open_trigger in inputs.open_triggers}
+    if (
+        risk.stop_loss_pct is not None
+        and "stop_loss" not in guarded
+        and inputs.low <= entry * (1 - risk.stop_loss_pct / HUNDRED)
+    ):
         return "stop_loss"
-    if risk.take_profit_pct is not None and inputs.high >= entry * (
-        1 + risk.take_profit_pct / HUNDRED
+    if (
+        risk.take_profit_pct is not None
+        and "take_profit" not in guarded
+        and inputs.high >= entry * (1 + risk.take_profit_pct / HUNDRED)
     ):
         return "take_profit"
     return None
+
+
+def _hold(inputs: TickInputs, held: Decimal) -> Decision:
+    """Keep the position: the open triggers that match the wanted ones stay, every other open
+    order is cancelled, the missing triggers are placed."""
+    wanted = protection(held, inputs.entry_price, inputs.risk, inputs.rules)
+    kept = {o.client_order_id: o.trigger for o in inputs.open_triggers if o.trigger in wanted}
+    cancels = tuple(cid for cid in inputs.open_order_ids if cid not in kept)
+    missing = tuple(t for t in wanted if t not in kept.values())
+    return Decision(cancels, triggers=missing, risk_exit_target=inputs.risk_exit_target)
 
 
 def entry_qty(inputs: TickInputs) -> Decimal | Skip:
@@ -189,7 +282,9 @@ def decide(inputs: TickInputs) -> Decision:
             return Decision(cancels, Place("sell", held, reason), risk_exit_target=inputs.target)
         if inputs.target <= 0:
             return Decision(cancels, Place("sell", held, "signal"))
-        return Decision(cancels, risk_exit_target=inputs.risk_exit_target)
+        return _hold(inputs, held)
+    if inputs.trigger_exit is not None:  # a trigger closed the trade: the engine's rule 6
+        return Decision(cancels, risk_exit_target=inputs.target)
     if inputs.risk_exit_target is not None and inputs.target == inputs.risk_exit_target:
         return Decision(cancels, risk_exit_target=inputs.risk_exit_target)
     if inputs.target <= 0:

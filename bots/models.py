@@ -5,7 +5,7 @@ from typing import Any, ClassVar
 from django.conf import settings
 from django.db import models
 
-from markets.models import PRICE, ExchangeAccount, OrderSide, OrderType
+from markets.models import PRICE, TRIGGER_ORDER_TYPES, ExchangeAccount, OrderSide, OrderType
 from markets.timeframes import TIMEFRAMES
 
 MONEY: dict[str, Any] = PRICE
@@ -189,8 +189,10 @@ class Order(models.Model):
     exchange_order_id = models.CharField(max_length=64, blank=True, default="")
     symbol = models.CharField(max_length=40)
     side = models.CharField(max_length=4, choices=Side.choices)
-    order_type = models.CharField(max_length=6, choices=Type.choices)
-    price = models.DecimalField(**PRICE, null=True, blank=True, help_text="Limit price")
+    order_type = models.CharField(max_length=20, choices=Type.choices)
+    price = models.DecimalField(
+        **PRICE, null=True, blank=True, help_text="Limit price; a trigger order's trigger price"
+    )
     qty = models.DecimalField(**PRICE)
     filled_qty = models.DecimalField(**PRICE, default=0)
     average_price = models.DecimalField(**PRICE, null=True, blank=True)
@@ -216,6 +218,11 @@ class Order(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in Order.OPEN_STATUSES
+
+    @property
+    def is_trigger(self) -> bool:
+        """A stop-loss / take-profit trigger order (read and cancelled as one on the exchange)."""
+        return self.order_type in TRIGGER_ORDER_TYPES
 
 
 class Trade(models.Model):

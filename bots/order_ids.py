@@ -27,3 +27,13 @@ def stop_order_id(bot_id: int, orders_before: int) -> str:
     """The id of the order that closes the position on a stop; ``orders_before`` (the bot's
     order count) makes each stop's id new."""
     return f"{bot_order_prefix(bot_id)}stop{orders_before}"
+
+
+TRIGGER_SUFFIX = {"stop_loss": "sl", "take_profit": "tp"}
+
+
+def trigger_order_id(bot_id: int, candle_ms: int, reason: str) -> str:
+    """The id of a protective trigger order (``reason``: stop_loss or take_profit) placed on the
+    tick of the candle opened at ``candle_ms``: one per candle and kind, so placing it is
+    exactly-once like a decision's order."""
+    return f"{bot_order_prefix(bot_id)}{candle_ms // 1000}-{TRIGGER_SUFFIX[reason]}"

@@ -220,6 +220,13 @@ class OrderType(models.TextChoices):
 
     MARKET = "market"
     LIMIT = "limit"
+    # Reduce-only trigger orders (a bot's stop-loss / take-profit): they rest unfilled until the
+    # price reaches their trigger price (``price`` on the row), then fill as market orders.
+    STOP_MARKET = "stop_market"
+    TAKE_PROFIT_MARKET = "take_profit_market"
+
+
+TRIGGER_ORDER_TYPES = (OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET)
 
 
 class PaperOrder(models.Model):
@@ -245,8 +252,10 @@ class PaperOrder(models.Model):
     client_order_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
     symbol = models.CharField(max_length=40)
     side = models.CharField(max_length=4, choices=Side.choices)
-    order_type = models.CharField(max_length=6, choices=Type.choices)
-    price = models.DecimalField(**PRICE, null=True, blank=True)
+    order_type = models.CharField(max_length=20, choices=Type.choices)
+    price = models.DecimalField(
+        **PRICE, null=True, blank=True, help_text="Limit price; a trigger order's trigger price"
+    )
     amount = models.DecimalField(**PRICE)
     filled = models.DecimalField(**PRICE, default=0)
     average = models.DecimalField(**PRICE, null=True, blank=True)

@@ -10,7 +10,8 @@ order pending or open, no failure streak, not its first tick since a start (whic
 orders to adopt), no daily loss limit to evaluate, and a decision that, taken at the last close
 with no money to spend, is "hold" (``TickState.at_mark``: the same test the single tick uses to
 skip asking the exchange). Every other bot, and any bot whose fast path fails, is ticked by
-``bot_tick``'s own code under the lease the batch already holds. The two paths write the same
+``bot_tick``'s own code under the lease the batch already holds (a bot holding a position under
+a stop-loss or take-profit among them: its trigger orders are open). The two paths write the same
 rows: the tick event, the position marked to the close, ``last_candle_ms`` and ``next_tick_at``,
 and gather their updates in one ``BotUpdates``, published once for the whole batch.
 """

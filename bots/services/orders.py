@@ -1,9 +1,11 @@
 """A tick's orders: sending, cancelling, reading back, reconciling with the exchange, adopting.
 
-An order is written ``pending`` under its deterministic client order id (``bots.order_ids``)
-BEFORE it is sent, so a second tick on the same candle finds the decision taken, and a crash
-after sending is repaired by the next tick's reconcile (which reads every order the books hold
-as pending or open back by that id) instead of sending again. An answer that holds only the
+An order, a market order or a protective trigger order (stop-loss / take-profit, resting on the
+exchange; ``Order.is_trigger``, read and cancelled as one), is written ``pending`` under its
+deterministic client order id (``bots.order_ids``) BEFORE it is sent, so a second tick on the
+same candle finds the decision taken, and a crash after sending is repaired by the next tick's
+reconcile (which reads every order the books hold as pending or open back by that id) instead
+of sending again. An answer that holds only the
 order's ids (Bitget's) is read back at once, so a fill or a cancel is booked in the tick that
 made it. Funds and minimums refuse an order: it is booked ``rejected`` and recorded as an event.
 
@@ -20,9 +22,9 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from bots.decisions import Decision
+from bots.decisions import Decision, Trigger
 from bots.models import Bot, BotEvent, Order, Trade
-from bots.order_ids import client_order_id, is_bot_order
+from bots.order_ids import client_order_id, is_bot_order, trigger_order_id
 from bots.services.books import order_apply_result, position_of
 from bots.services.events import BotUpdates, bot_event
 from bots.services.markets import BotMarket
@@ -38,6 +40,9 @@ from tradingbot.logconfig import context
 
 logger = logging.getLogger("bots.tick")
 
+# The order type of each protective trigger (``bots.decisions.Trigger.reason``).
+TRIGGER_TYPES = {"stop_loss": Order.Type.STOP_MARKET, "take_profit": Order.Type.TAKE_PROFIT_MARKET}
+
 
 def orders_execute(
     bot: Bot, market: BotMarket, decision: Decision, candle_ms: int, updates: BotUpdates
@@ -45,12 +50,30 @@ def orders_execute(
     """Cancel and place what the decision says; the number of orders placed."""
     for cid in decision.cancels:
         order_cancel(bot, market, cid, updates)
+    placed = triggers_place(bot, market, decision.triggers, candle_ms, updates)
     if decision.place is None:
-        return 0
+        return placed
     place = decision.place
     cid = client_order_id(bot.pk, candle_ms, place.side)
     order = market_order(bot, cid, place.side, place.qty, place.reason, candle_ms)
-    return 1 if order_send(market, order, updates) else 0
+    return placed + (1 if order_send(market, order, updates) else 0)
+
+
+def triggers_place(
+    bot: Bot, market: BotMarket, triggers: tuple[Trigger, ...], candle_ms: int,
+    updates: BotUpdates,
+) -> int:  # fmt: skip
+    """Place the protective trigger orders (``bots.decisions.protection``) under the ids of
+    this candle; the number placed."""
+    placed = 0
+    for trigger in triggers:
+        order = Order(
+            bot=bot, client_order_id=trigger_order_id(bot.pk, candle_ms, trigger.reason),
+            symbol=bot.symbol, side=trigger.side, order_type=TRIGGER_TYPES[trigger.reason],
+            price=trigger.price, qty=trigger.qty, reason=trigger.reason, candle_ms=candle_ms,
+        )  # fmt: skip
+        placed += 1 if order_send(market, order, updates) else 0
+    return placed
 
 
 def market_order(bot: Bot, cid: str, side: str, qty: Decimal, reason: str, candle_ms: int) -> Order:
@@ -75,9 +98,7 @@ def order_send(market: BotMarket, order: Order, updates: BotUpdates) -> Order | 
         )
         return None
     try:
-        result = market.exchange.create_order(
-            bot.symbol, Order.Type.MARKET, order.side, order.qty, client_order_id=cid
-        )
+        result = _create(market, order)
     except BelowMinimumError as error:  # refused before anything was sent
         _rejected(bot, order, error, updates)
         return None
@@ -85,7 +106,7 @@ def order_send(market: BotMarket, order: Order, updates: BotUpdates) -> Order | 
         # Exchanges word "this client id is taken" differently (the paper exchange says
         # duplicate_client_order_id, Bitget an invalid order): if an order under our id exists,
         # it is the one we sent before, and it is adopted instead of refused.
-        placed = _placed_before(market, bot.symbol, cid)
+        placed = _placed_before(market, order)
         if placed is None:
             _rejected(bot, order, error, updates)
             return None
@@ -97,9 +118,25 @@ def order_send(market: BotMarket, order: Order, updates: BotUpdates) -> Order | 
     return order
 
 
-def _placed_before(market: BotMarket, symbol: str, cid: str) -> dict[str, Any] | None:
+def _create(market: BotMarket, order: Order) -> dict[str, Any]:
+    """Send the order: a market order, or a protective trigger order (reduce-only)."""
+    cid, symbol = order.client_order_id, order.symbol
+    if order.is_trigger:
+        assert order.price is not None
+        return market.exchange.create_trigger_order(
+            symbol, order.order_type, order.side, order.qty, order.price, reduce_only=True,
+            client_order_id=cid,
+        )  # fmt: skip
+    return market.exchange.create_order(
+        symbol, Order.Type.MARKET, order.side, order.qty, client_order_id=cid
+    )
+
+
+def _placed_before(market: BotMarket, order: Order) -> dict[str, Any] | None:
     try:
-        return market.exchange.fetch_order(None, symbol, client_order_id=cid)
+        return market.exchange.fetch_order(
+            None, order.symbol, client_order_id=order.client_order_id, trigger=order.is_trigger
+        )
     except OrderNotFoundError:
         return None
 
@@ -117,11 +154,12 @@ def _rejected(bot: Bot, order: Order, error: ExchangeError, updates: BotUpdates)
 def order_cancel(bot: Bot, market: BotMarket, cid: str, updates: BotUpdates) -> None:
     """Cancel the bot's order ``cid`` and book how it ended (cancelled, or filled meanwhile)."""
     order = bot.orders.get(client_order_id=cid)
+    trigger = order.is_trigger
     try:
-        result = market.exchange.cancel_order(order.exchange_order_id, bot.symbol)
+        result = market.exchange.cancel_order(order.exchange_order_id, bot.symbol, trigger=trigger)
     except (OrderNotFoundError, InvalidOrderError):
         # Filled or gone meanwhile: whatever it is now, read it back.
-        result = market.exchange.fetch_order(None, bot.symbol, client_order_id=cid)
+        result = market.exchange.fetch_order(None, bot.symbol, client_order_id=cid, trigger=trigger)
     _book_read_back(bot, market, order, result, updates)
 
 
@@ -132,15 +170,18 @@ def orders_cancel_open(bot: Bot, market: BotMarket, updates: BotUpdates) -> None
         order_cancel(bot, market, cid, updates)
 
 
-def _read_back(bot: Bot, market: BotMarket, cid: str, result: dict[str, Any]) -> dict[str, Any]:
+def _read_back(bot: Bot, market: BotMarket, order: Order, result: dict[str, Any]) -> dict[str, Any]:
     """The order as the exchange now has it, when its answer held the ids only (Bitget answers
     a new or a cancelled order so): the books must not wait a candle for the fill or the cancel.
     If it cannot be read yet, the ids are kept and the next tick's reconcile reads it."""
     if result.get("status") is not None:
         return result
     order_id = str(result.get("id") or "") or None
+    cid = order.client_order_id
     try:
-        return market.exchange.fetch_order(order_id, bot.symbol, client_order_id=cid)
+        return market.exchange.fetch_order(
+            order_id, bot.symbol, client_order_id=cid, trigger=order.is_trigger
+        )
     except ExchangeError:
         return result
 
@@ -150,7 +191,7 @@ def _book_read_back(
 ) -> None:
     """Book the order as the exchange has it after ``result`` (its answer to a send or a
     cancel), and report it."""
-    result = _read_back(bot, market, order.client_order_id, result)
+    result = _read_back(bot, market, order, result)
     _book(bot, order, result, updates, base=market.exchange.market_rules(bot.symbol).base)
 
 
@@ -200,8 +241,9 @@ def orders_reconcile(bot: Bot, market: BotMarket, updates: BotUpdates) -> tuple[
     for order in bot.orders.filter(status__in=Order.OPEN_STATUSES).order_by("id"):
         try:
             result = market.exchange.fetch_order(
-                order.exchange_order_id or None, bot.symbol, client_order_id=order.client_order_id
-            )
+                order.exchange_order_id or None, bot.symbol,
+                client_order_id=order.client_order_id, trigger=order.is_trigger,
+            )  # fmt: skip
         except OrderNotFoundError:
             _never_arrived(bot, order, updates)
             continue

@@ -5,7 +5,10 @@ A tick (``bot_tick``), top to bottom:
 1. claims the bot (``lease``): a conditional UPDATE that only one worker can win, so two ticks
    of one bot never overlap; a worker killed mid-tick frees the bot when the lease lapses;
 2. reconciles with the exchange (``orders``): every order the books still hold as pending or
-   open is read back by its ``client_order_id`` and adopted as the exchange has it;
+   open is read back by its ``client_order_id`` and adopted as the exchange has it; on the paper
+   exchange, the candles closed since the last decision first fire the bot's stop-loss /
+   take-profit trigger orders that they reach (``protection``), so that a stop fills inside
+   its candle as in the backtest;
 3. finds the candle that closed since its last tick, and computes the signal on the closed
    candles with ``Strategy.positions``, the function the backtest runs (a replay bot that fell
    behind its schedule goes through steps 2 to 6 for each candle it missed, in order, a
@@ -14,7 +17,8 @@ A tick (``bot_tick``), top to bottom:
    ``bots.decisions.decide``: at the last close first, and only when that might trade, again
    on the exchange's prices and balance;
 5. cancels and places orders (``orders``: written before they are sent, under ids that make a
-   decision's order exactly-once, and booked in the tick that sent them);
+   decision's order exactly-once, and booked in the tick that sent them); an entry that filled
+   gets its stop-loss / take-profit trigger orders at once (``protection.protect_entry``);
 6. marks the position to the close, writes one ``BotEvent`` (its decision), and carries out a
    stop asked for meanwhile (``stopping``);
 7. frees the bot with its bookkeeping (the next tick's time), publishes what it announces, and
@@ -45,7 +49,7 @@ from django.db import transaction
 from django.db.models import Case, Value, When
 from django.utils import timezone
 
-from bots.decisions import RiskSettings, TickInputs, decide
+from bots.decisions import TickInputs, decide
 from bots.events import bot_candle_data
 from bots.models import Bot, Position
 from bots.services.books import position_mark, position_of
@@ -61,6 +65,13 @@ from bots.services.lease import ACTIVE, lease_claim, lease_release
 from bots.services.markets import BotMarket, ticker_price
 from bots.services.orders import orders_execute, orders_reconcile
 from bots.services.outcomes import TickResult, log_tick, tick_event
+from bots.services.protection import (
+    open_triggers,
+    protect_entry,
+    risk_of,
+    trigger_exit,
+    triggers_match,
+)
 from bots.services.stopping import daily_loss_hit, stop_finish
 from markets.exchanges.errors import ExchangeError
 from markets.exchanges.paper import PaperExchange
@@ -133,8 +144,10 @@ def _stop(
 def _trade(bot: Bot, market: BotMarket, updates: BotUpdates) -> TickResult:
     if market.feed is not None:
         return _catch_up(bot, market, updates)
-    open_ids = orders_reconcile(bot, market, updates)
     candles = candles_since_last_tick(bot, market)
+    if not isinstance(candles, TickResult):
+        triggers_match(bot, market, candles)  # a paper stop fires inside its candle
+    open_ids = orders_reconcile(bot, market, updates)
     if isinstance(candles, TickResult):  # waiting for the next candle
         return candles
     return _trade_on(bot, market, candles, open_ids, updates)
@@ -149,9 +162,9 @@ def _catch_up(bot: Bot, market: BotMarket, updates: BotUpdates) -> TickResult:
     at once (``market.behind``). A stop asked for meanwhile ends the catching up."""
     limit = settings.BOT_REPLAY_CATCH_UP_CANDLES
     deadline = _catch_up_deadline(bot)
-    open_ids = orders_reconcile(bot, market, updates)
     pending = market.replay_pending(limit)
     if not pending:
+        orders_reconcile(bot, market, updates)
         ended = market.replay_ended()
         if ended is not None:
             raise ended
@@ -161,9 +174,11 @@ def _catch_up(bot: Bot, market: BotMarket, updates: BotUpdates) -> TickResult:
         if index:
             # This tick has run: unknown open orders were looked for on its first candle.
             bot.last_tick_at = timezone.now()
-            open_ids = orders_reconcile(bot, market, updates)
         market.move_to(candle_ms)
-        results.append(_trade_on(bot, market, market.closed_candles(candle_ms), open_ids, updates))
+        candles = market.closed_candles(candle_ms)
+        triggers_match(bot, market, candles)  # the paper stops of this candle fire first
+        open_ids = orders_reconcile(bot, market, updates)
+        results.append(_trade_on(bot, market, candles, open_ids, updates))
         last = index == len(pending) - 1  # after the last, the caller looks for a stop
         if last or results[-1].outcome == "stopped" or timezone.now() > deadline:
             break
@@ -210,6 +225,8 @@ def _trade_on(
     if not decision.is_hold:  # it may trade: decide again on the exchange's prices and balance
         decision = decide(state.at_market())
     placed = orders_execute(bot, market, decision, candle_ms, updates)
+    if placed and decision.place is not None and decision.place.side == "buy":
+        placed += protect_entry(bot, market, state.rules, candle_ms, updates)
     with transaction.atomic():
         position = position_mark(position_of(bot) if placed else position, close)
         # Written with the decision: a tick killed after this candle does not act on it again.
@@ -333,6 +350,10 @@ class TickState:
         self.bot, self.market, self.target = bot, market, target
         self.position, self.open_ids = position, open_ids
         self.high, self.low = extremes
+        self.triggers = open_triggers(bot, open_ids)
+        protected = bot.stop_loss_pct is not None or bot.take_profit_pct is not None
+        flat = position.qty <= 0
+        self.trigger_exit = trigger_exit(bot, market.step) if protected and flat else None
         rules = market.exchange.market_rules(bot.symbol)
         if isinstance(market.exchange, PaperExchange):
             # An all-in entry is sized with the fee the fill will be charged: the paper
@@ -360,13 +381,7 @@ class TickState:
             position_qty=self.position.qty,
             entry_price=self.position.entry_price,
             open_order_ids=self.open_ids,
-            risk=RiskSettings(
-                order_size_kind=bot.order_size_kind,
-                order_size=bot.order_size,
-                max_position=bot.max_position,
-                stop_loss_pct=bot.stop_loss_pct,
-                take_profit_pct=bot.take_profit_pct,
-            ),
+            risk=risk_of(bot),
             rules=self.rules,
             free_quote=free_quote,
             ask=ask,
@@ -374,4 +389,6 @@ class TickState:
             high=self.high,
             low=self.low,
             risk_exit_target=bot.risk_exit_target,
+            open_triggers=self.triggers,
+            trigger_exit=self.trigger_exit,
         )

@@ -76,10 +76,33 @@ class Exchange(Protocol):
         client_order_id: str | None = None,
     ) -> dict[str, Any]: ...
 
-    def cancel_order(self, id: str, symbol: str) -> dict[str, Any]: ...
+    def create_trigger_order(
+        self,
+        symbol: str,
+        type: str,
+        side: str,
+        amount: Decimal,
+        trigger_price: Decimal,
+        *,
+        reduce_only: bool = True,
+        client_order_id: str | None = None,
+    ) -> dict[str, Any]:
+        """A stop-loss (``stop_market``) or take-profit (``take_profit_market``) order that
+        rests on the exchange and fills as a market order once the price reaches
+        ``trigger_price``."""
+        ...
+
+    def cancel_order(self, id: str, symbol: str, *, trigger: bool = False) -> dict[str, Any]:
+        """``trigger``: the order is a trigger order (exchanges keep those apart)."""
+        ...
 
     def fetch_order(
-        self, id: str | None, symbol: str, *, client_order_id: str | None = None
+        self,
+        id: str | None,
+        symbol: str,
+        *,
+        client_order_id: str | None = None,
+        trigger: bool = False,
     ) -> dict[str, Any]: ...
 
     def fetch_open_orders(self, symbol: str | None = None) -> list[dict[str, Any]]: ...

@@ -29,7 +29,7 @@ from urllib.parse import quote, quote_plus
 
 import ccxt
 
-from markets.exchanges import ccxt_swap
+from markets.exchanges import ccxt_swap, ccxt_triggers
 from markets.exchanges.base import MarketRules, Position
 from markets.exchanges.errors import (
     ExchangeAuthError,
@@ -200,12 +200,34 @@ class CcxtExchange:
             )
         return dict(order)
 
+    def create_trigger_order(
+        self, symbol: str, type: str, side: str, amount: Decimal, trigger_price: Decimal, *,
+        reduce_only: bool = True, client_order_id: str | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        """A stop-loss / take-profit trigger order (``ccxt_triggers``), rounded and checked
+        against the market's rules at the trigger price like a limit order."""
+        ccxt_triggers.check_trigger_type(type)
+        market = self.catalog.market(symbol)
+        rounded_amount, rounded_trigger = self.catalog.check_order(
+            symbol, amount=amount, price=trigger_price, reference_price=trigger_price
+        )
+        assert rounded_trigger is not None
+        args = ccxt_triggers.create_args(
+            market, type, side, rounded_amount, rounded_trigger, reduce_only=reduce_only,
+            client_order_id=client_order_id,
+        )  # fmt: skip
+        with self._ccxt_errors("create_trigger_order"):
+            return dict(self.client.create_order(*args))
+
     def cancel_order(
-        self, id: str, symbol: str, *, params: Mapping[str, Any] | None = None
-    ) -> dict[str, Any]:
+        self, id: str, symbol: str, *, trigger: bool = False,
+        params: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
         self.catalog.market(symbol)
+        extra = ccxt_triggers.cancel_params() if trigger else {}
+        extra.update(params or {})
         with self._ccxt_errors("cancel_order"):
-            return dict(self.client.cancel_order(id, symbol, dict(params or {})))
+            return dict(self.client.cancel_order(id, symbol, extra))
 
     def fetch_order(
         self,
@@ -213,17 +235,33 @@ class CcxtExchange:
         symbol: str,
         *,
         client_order_id: str | None = None,
+        trigger: bool = False,
         params: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """By exchange id, or by our ``client_order_id`` (Bitget's ``clientOid``)."""
+        """By exchange id, or by our ``client_order_id`` (Bitget's ``clientOid``); a trigger
+        order among the plan orders (``ccxt_triggers.fetch_trigger``)."""
         if not id and client_order_id is None:
             raise InvalidOrderError("fetch_order needs an order id or a client order id")
-        self.catalog.market(symbol)
+        market = self.catalog.market(symbol)
+        if trigger:
+            return self._fetch_trigger_order(market, id, client_order_id)
         extra = dict(params or {})
         if client_order_id is not None:
             extra["clientOid"] = client_order_id
         with self._ccxt_errors("fetch_order"):
             return dict(self.client.fetch_order(id or "", symbol, extra))
+
+    def _fetch_trigger_order(
+        self, market: dict[str, Any], id: str | None, client_order_id: str | None
+    ) -> dict[str, Any]:
+        with self._ccxt_errors("fetch_order"):
+            found = ccxt_triggers.fetch_trigger(self.client, market, id, client_order_id)
+        if found is None:
+            raise OrderNotFoundError(
+                f"no trigger order {client_order_id or id} of {market['symbol']}",
+                details={"id": id, "client_order_id": client_order_id},
+            )
+        return found
 
     def fetch_open_orders(
         self, symbol: str | None = None, *, params: Mapping[str, Any] | None = None

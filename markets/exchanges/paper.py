@@ -34,6 +34,9 @@ Fill model
   ``cost = amount * price``, ``fee = cost * maker fee`` (quote), and the reserve is released
   exactly: buy: ``quote.used -= reserve``, ``quote.free += reserve - cost - fee``,
   ``base.free += amount``; sell: ``base.used -= amount``, ``quote.free += cost - fee``.
+- A trigger order (``stop_market`` / ``take_profit_market``: a bot's stop-loss and take-profit)
+  reserves nothing and fires inside the first candle passed to ``match_trigger_orders`` that
+  reaches its trigger price, by the backtest engine's rule: see ``paper_triggers``.
 - Cancelling an open order gives its whole reserve back to free. No dust stays in ``used``:
   ``used`` is always the sum of the reserves of the account's open orders.
 - Amounts are kept to 12 decimal places (the database's): cost and fee are rounded half-up, a
@@ -62,14 +65,15 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from markets.exchanges import paper_ledger as ledger
-from markets.exchanges.base import MarketRules, Position
+from markets.exchanges import paper_triggers
+from markets.exchanges.base import MarketRules
 from markets.exchanges.errors import (
     ExchangeError,
     InvalidOrderError,
     OrderNotFoundError,
 )
 from markets.exchanges.markets import MarketCatalog, forget_catalogs, get_catalog
-from markets.exchanges.paper_perp import PaperPerps
+from markets.exchanges.paper_perp_methods import PaperPerpMethods
 from markets.exchanges.paper_results import fmt_decimal, iso_time, order_result
 from markets.exchanges.prices import PriceSource
 from markets.models import Candle, ExchangeAccount, PaperOrder
@@ -79,7 +83,7 @@ BPS = Decimal("0.0001")  # a basis point
 MAX_CLIENT_ORDER_ID = 64
 
 
-class PaperExchange:
+class PaperExchange(PaperPerpMethods):
     """The ``Exchange`` interface over the database, for one paper account."""
 
     def __init__(
@@ -201,7 +205,8 @@ class PaperExchange:
         client_order_id: str | None = None,
     ) -> dict[str, Any]:
         rules = self._spot_rules(symbol)
-        if type not in PaperOrder.Type.values:
+        if type not in (PaperOrder.Type.MARKET, PaperOrder.Type.LIMIT):
+            # (trigger orders have their own call: ``create_trigger_order``)
             raise InvalidOrderError(f"order type must be market or limit, not {type!r}")
         if side not in PaperOrder.Side.values:
             raise InvalidOrderError(f"order side must be buy or sell, not {side!r}")
@@ -315,6 +320,30 @@ class PaperExchange:
             ledger.save_balances(self.account, rows)
         return self._order_dict(order)
 
+    # --- trigger orders (stop-loss / take-profit; issue 16): see ``paper_triggers`` ----------
+
+    def create_trigger_order(
+        self,
+        symbol: str,
+        type: str,
+        side: str,
+        amount: Decimal,
+        trigger_price: Decimal,
+        *,
+        reduce_only: bool = True,
+        client_order_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Rest a ``stop_market`` / ``take_profit_market`` order until a candle reaches
+        ``trigger_price``. ``reduce_only``: a spot sell can only sell what the account holds."""
+        return paper_triggers.place_trigger(
+            self, symbol, type, side, amount, trigger_price, client_order_id
+        )
+
+    def match_trigger_orders(self, symbol: str, candles: Iterable[Any]) -> list[dict[str, Any]]:
+        """Fire the open trigger orders of ``symbol`` that ``candles`` reach, inside the candle,
+        by the backtest engine's rule (``paper_triggers``)."""
+        return paper_triggers.match_triggers(self, symbol, candles)
+
     def match_limit_orders(self, symbol: str, candles: Iterable[Any]) -> list[dict[str, Any]]:
         """Fill the open limit orders of ``symbol`` that ``candles`` trade through.
 
@@ -377,7 +406,9 @@ class PaperExchange:
             ledger.save_balances(self.account, rows)
         return self._order_dict(order)
 
-    def cancel_order(self, id: str, symbol: str) -> dict[str, Any]:
+    def cancel_order(self, id: str, symbol: str, *, trigger: bool = False) -> dict[str, Any]:
+        """Cancel an open order; ``trigger`` (a trigger order) is accepted for the interface's
+        sake: the paper exchange finds both kinds by id."""
         with transaction.atomic():
             order = self._get_order(id, symbol, None)
             currency = ledger.reserve_currency(order)
@@ -397,8 +428,9 @@ class PaperExchange:
         return self._order_dict(order)
 
     def fetch_order(
-        self, id: str | None, symbol: str, *, client_order_id: str | None = None
-    ) -> dict[str, Any]:
+        self, id: str | None, symbol: str, *, client_order_id: str | None = None,
+        trigger: bool = False,
+    ) -> dict[str, Any]:  # fmt: skip
         return self._order_dict(self._get_order(id, symbol, client_order_id))
 
     def fetch_open_orders(self, symbol: str | None = None) -> list[dict[str, Any]]:
@@ -433,48 +465,6 @@ class PaperExchange:
             limit = order.order_type == PaperOrder.Type.LIMIT
             fee_rate = self.maker_fee(rules) if limit else self.taker_fee(rules)
         return order_result(order, fee_rate)
-
-    # --- perpetual swaps (base.PerpExchange; the rules and the work are in paper_perp) -------
-
-    def set_position_mode_one_way(self, symbol: str) -> bool:
-        return PaperPerps(self).set_position_mode_one_way(symbol)
-
-    def set_margin_mode(self, symbol: str, margin_mode: str) -> bool:
-        return PaperPerps(self).set_margin_mode(symbol, margin_mode)
-
-    def set_leverage(self, symbol: str, leverage: int) -> bool:
-        return PaperPerps(self).set_leverage(symbol, leverage)
-
-    def create_perp_order(
-        self, symbol: str, type: str, side: str, amount: Decimal, price: Decimal | None = None,
-        *, reduce_only: bool = False, client_order_id: str | None = None,
-        margin_mode: str = "isolated",
-    ) -> dict[str, Any]:  # fmt: skip
-        """A market order on a swap; ``price`` is ignored (paper perp orders are market only)."""
-        return PaperPerps(self).create_perp_order(
-            symbol, type, side, amount, reduce_only=reduce_only,
-            client_order_id=client_order_id, margin_mode=margin_mode,
-        )  # fmt: skip
-
-    def fetch_positions(self, symbols: list[str] | None = None) -> list[Position]:
-        return PaperPerps(self).fetch_positions(symbols)
-
-    def fetch_funding_rate_history(
-        self, symbol: str, since: int | None = None, limit: int | None = None
-    ) -> list[dict[str, Any]]:
-        return PaperPerps(self).fetch_funding_rate_history(symbol, since, limit)
-
-    def fetch_mark_ohlcv(
-        self, symbol: str, timeframe: str, since: int | None = None, limit: int | None = None
-    ) -> list[list[Any]]:
-        return PaperPerps(self).fetch_mark_ohlcv(symbol, timeframe, since, limit)
-
-    def settle_perps(
-        self, symbol: str, candles: Iterable[Any], *, timeframe: str | None = None
-    ) -> list[dict[str, Any]]:
-        """Funding and liquidation over the candles closed since the last call (see
-        ``paper_perp``); the liquidation orders."""
-        return PaperPerps(self).settle_perps(symbol, candles, timeframe=timeframe)
 
 
 def _bar(candle: Any) -> tuple[int, Decimal, Decimal]:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from markets.models import PaperOrder
+from markets.models import TRIGGER_ORDER_TYPES, PaperOrder
 
 
 def fmt_decimal(value: Decimal) -> str:
@@ -53,7 +53,11 @@ def order_result(order: PaperOrder, fee_rate: Decimal) -> dict[str, Any]:
         "fee": fee,
         "fees": [dict(fee)],
         "trades": [],
-        "reduceOnly": order.reduce_only,
+        # A trigger order's ``price`` is its trigger price (ccxt's ``triggerPrice``).
+        "triggerPrice": float(order.price)
+        if order.order_type in TRIGGER_ORDER_TYPES and order.price is not None
+        else None,
+        "reduceOnly": order.reduce_only or order.order_type in TRIGGER_ORDER_TYPES,
         "postOnly": False,
         "info": {
             "order_id": str(order.order_id),

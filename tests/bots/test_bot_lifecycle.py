@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 import pytest
@@ -401,18 +401,27 @@ def test_after_a_stop_loss_the_bot_waits_for_the_signal_to_change(
     runner = new_runner(user, rows, stop_loss_pct=Decimal("0.2"))
     runner.start()
     Scripted.target = 1
-    assert runner.tick().outcome == "traded"
+    assert runner.tick().outcome == "traded"  # the buy, and its stop-loss on the exchange
+    bot = runner.refresh()
+    stop = bot.orders.get(reason="stop_loss")
+    entry = bot.orders.get(side="buy").average_price
+    assert (stop.order_type, stop.status, stop.side) == ("stop_market", "open", "sell")
+    assert stop.price == (entry * Decimal("0.998")).quantize(Decimal("0.01"), ROUND_FLOOR)
     for _ in range(60):
-        if runner.next_candle().outcome == "traded":
+        runner.next_candle()
+        if runner.refresh().risk_exit_target is not None:
             break
     bot = runner.refresh()
     assert sides(bot) == [("buy", "signal"), ("sell", "stop_loss")]
-    sell = bot.orders.get(side="sell")
-    entry = bot.orders.get(side="buy").average_price
-    low = min(
-        r.low for r in rows if bot.orders.get(side="buy").candle_ms < r.open_time <= sell.candle_ms
-    )
-    assert low <= entry * Decimal("0.998")  # the candle that closed at or under the stop
+    # it filled inside the first candle that reached it: at the stop, or a worse open, less slippage
+    [fill] = Trade.objects.filter(order__reason="stop_loss")
+    fill_ms = int(fill.time.timestamp() * 1000)
+    candle = next(r for r in rows if r.open_time == fill_ms)
+    assert candle.low <= stop.price
+    assert not any(r.low <= stop.price for r in rows if stop.candle_ms < r.open_time < fill_ms)
+    raw = min(stop.price, Decimal(candle.open))
+    assert fill.price == (raw * Decimal("0.9995")).quantize(Decimal("0.01"))
+    assert bot.last_candle_ms == fill_ms  # noticed on the tick of the candle it filled in
     assert bot.risk_exit_target == 1
 
     # the signal is still long: no re-entry
@@ -425,7 +434,7 @@ def test_after_a_stop_loss_the_bot_waits_for_the_signal_to_change(
     assert runner.refresh().risk_exit_target is None
     Scripted.target = 1
     assert runner.next_candle().outcome == "traded"
-    assert sides(bot)[-1] == ("buy", "signal")
+    assert sides(bot)[-2:] == [("buy", "signal"), ("sell", "stop_loss")]  # with its new stop
 
 
 # --- restarts -----------------------------------------------------------------------------------

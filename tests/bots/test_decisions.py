@@ -10,7 +10,18 @@ from typing import Any
 
 import pytest
 
-from bots.decisions import Decision, Place, RiskSettings, Skip, TickInputs, decide, round_down
+from bots.decisions import (
+    Decision,
+    OpenTrigger,
+    Place,
+    RiskSettings,
+    Skip,
+    TickInputs,
+    Trigger,
+    decide,
+    protection,
+    round_down,
+)
 from markets.exchanges.markets import shipped_catalog
 
 RULES = shipped_catalog("bitget").rules("BTC/USDT")
@@ -197,6 +208,90 @@ def test_a_risk_exit_while_the_signal_is_already_flat_remembers_the_flat_signal(
     decision = decide(holding(target=0, low=Decimal(19_000), risk=risk(stop_loss_pct=Decimal(2))))
     assert decision.place == Place("sell", Decimal("0.4"), "stop_loss")
     assert decision.risk_exit_target == 0
+
+
+# --- stop-loss and take-profit as trigger orders on the exchange ---------------------------------
+
+BOTH = risk(stop_loss_pct=Decimal("2.5"), take_profit_pct=Decimal("5.5"))
+# entry 20000.01: stop 19500.00975 rounded DOWN to 19500.00, take 21100.01055 rounded UP to 21100.02
+STOP = Trigger("stop_loss", "sell", Decimal("0.4"), Decimal("19500.00"))
+TAKE = Trigger("take_profit", "sell", Decimal("0.4"), Decimal("21100.02"))
+
+
+def test_a_held_position_asks_for_its_stop_and_take_profit_from_the_entry_price() -> None:
+    decision = decide(holding(entry="20000.01", risk=BOTH))
+    assert decision.triggers == (STOP, TAKE)
+    assert decision.place is None
+    assert decision.cancels == ()
+    assert decision.action == "protect"
+    assert not decision.is_hold
+    assert protection(Decimal("0.4"), Decimal("20000.01"), BOTH, RULES) == (STOP, TAKE)
+
+
+def test_triggers_already_open_are_kept_and_the_decision_holds() -> None:
+    open_ = (OpenTrigger("tb1-1-sl", STOP), OpenTrigger("tb1-1-tp", TAKE))
+    decision = decide(
+        holding(entry="20000.01", risk=BOTH, open_order_ids=("tb1-1-sl", "tb1-1-tp"),
+                open_triggers=open_)
+    )  # fmt: skip
+    assert decision == Decision()
+    assert decision.is_hold
+
+
+def test_a_trigger_that_no_longer_fits_is_cancelled_and_replaced_other_orders_cancelled() -> None:
+    stale = OpenTrigger("tb1-1-sl", dataclasses.replace(STOP, qty=Decimal("0.5")))
+    decision = decide(
+        holding(entry="20000.01", risk=BOTH, open_order_ids=("tb1-1-sl", "tb1-2-buy"),
+                open_triggers=(stale,))
+    )  # fmt: skip
+    assert decision.cancels == ("tb1-1-sl", "tb1-2-buy")
+    assert decision.triggers == (STOP, TAKE)
+
+
+def test_a_level_with_an_open_trigger_is_left_to_the_exchange() -> None:
+    # the closed candle went through the stop: the exchange's trigger fills it, not a market sell
+    guarded = holding(
+        entry="20000.01", risk=BOTH, low=Decimal(19_000), open_order_ids=("tb1-1-sl",),
+        open_triggers=(OpenTrigger("tb1-1-sl", STOP),),
+    )  # fmt: skip
+    assert decide(guarded).place is None
+    # the take-profit, which has no trigger open, is checked on the candle as before
+    both = dataclasses.replace(guarded, high=Decimal(22_000), low=Decimal(19_900))
+    assert decide(both).place == Place("sell", Decimal("0.4"), "take_profit")
+
+
+def test_a_signal_exit_cancels_both_triggers_first() -> None:
+    ids = ("tb1-1-sl", "tb1-1-tp")
+    open_ = (OpenTrigger("tb1-1-sl", STOP), OpenTrigger("tb1-1-tp", TAKE))
+    decision = decide(
+        holding(entry="20000.01", target=0, risk=BOTH, open_order_ids=ids, open_triggers=open_)
+    )
+    assert decision.cancels == ids
+    assert decision.place == Place("sell", Decimal("0.4"), "signal")
+
+
+def test_after_a_trigger_filled_the_other_is_cancelled_and_the_bot_waits_for_a_new_signal() -> None:
+    decision = decide(
+        inputs(target=1, risk=BOTH, open_order_ids=("tb1-1-tp",),
+               open_triggers=(OpenTrigger("tb1-1-tp", TAKE),), trigger_exit="stop_loss")
+    )  # fmt: skip
+    assert decision.cancels == ("tb1-1-tp",)
+    assert decision.place is None
+    assert decision.risk_exit_target == 1
+
+
+def test_a_short_position_gets_buy_triggers_the_other_way_round() -> None:
+    # entry 20000.01: stop 20500.01025 rounded UP to 20500.02, take 18900.00945 DOWN to 18900.00
+    assert protection(Decimal("0.4"), Decimal("20000.01"), BOTH, RULES, side=-1) == (
+        Trigger("stop_loss", "buy", Decimal("0.4"), Decimal("20500.02")),
+        Trigger("take_profit", "buy", Decimal("0.4"), Decimal("18900.00")),
+    )
+
+
+def test_no_trigger_for_a_level_not_set_or_under_the_minimums() -> None:
+    assert protection(Decimal("0.4"), Decimal(20_000), risk(), RULES) == ()
+    assert protection(Decimal("0.00004"), Decimal(20_000), BOTH, RULES) == ()  # 0.78 USDT
+    assert protection(Decimal("0.4"), None, BOTH, RULES) == ()
 
 
 # --- after a risk exit --------------------------------------------------------------------------

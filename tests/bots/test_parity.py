@@ -3,12 +3,14 @@ strategy and settings over the same candles does, trade for trade (``parity_help
 
 The bot ticks with the tick's own code from end to end (strategy, decision, paper exchange,
 books): once per candle, or with its ticks far apart, as after an outage or when ticks lag;
-then it catches up candle by candle and must still make every trade of the backtest.
+then it catches up candle by candle and must still make every trade of the backtest. With a
+stop-loss and a take-profit, its exits are the backtest's too: same candle, price and reason.
 """
 
 from __future__ import annotations
 
 import itertools
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -51,6 +53,51 @@ def test_a_replay_bot_makes_the_backtests_trades(
     expected = backtest_trades(rows[0].open_time, rows[-1].open_time, params)
     print(f"{len(expected)} trades compared")
     assert_same_trades(runner.bot, expected)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("stop_loss_pct", "take_profit_pct", "ticked_by"),
+    [
+        ("0.2", None, "bot_tick"),  # 7 stop-loss exits
+        (None, "0.2", "bot_tick"),  # 5 take-profit exits
+        # both: each trade's other order cancelled by the bot; ticks far apart, catching up
+        ("0.2", "0.3", "far_apart"),  # 6 stop-loss and 3 take-profit exits
+    ],
+)
+def test_a_replay_bot_with_stops_exits_where_the_backtest_does(
+    user: Any, stop_loss_pct: str | None, take_profit_pct: str | None, ticked_by: str
+) -> None:
+    # given: a replay bot whose stop-loss / take-profit rest on the paper exchange as trigger
+    # orders, and the backtest of the same settings (the fractions are the percents / 100)
+    params = {"fast": 5, "slow": 20}
+    strategy_catalogue_sync()
+    rows = store_candles(FIRST, COUNT)
+    levels = {
+        "stop_loss_pct": Decimal(stop_loss_pct) if stop_loss_pct else None,
+        "take_profit_pct": Decimal(take_profit_pct) if take_profit_pct else None,
+    }
+    runner = replay_bot(
+        user, paper_account(user), start_ms=rows[0].open_time, params=params, **levels
+    )
+    runner.start()
+    # when: it runs over the candles, a tick a candle or ticks far apart
+    gaps = itertools.cycle(GAPS if ticked_by == "far_apart" else (1,))
+    while runner.refresh().status == Bot.Status.RUNNING:
+        runner.clock.advance(next(gaps) * runner.seconds_per_candle)
+        runner.tick()
+
+    # then: the same trades, exiting at the same candles, prices and reasons
+    expected = backtest_trades(
+        rows[0].open_time, rows[-1].open_time, params,
+        stop_loss=float(stop_loss_pct) / 100 if stop_loss_pct else None,
+        take_profit=float(take_profit_pct) / 100 if take_profit_pct else None,
+    )  # fmt: skip
+    reasons = expected["exit_reason"].value_counts().to_dict()
+    print(f"{len(expected)} trades compared: {reasons}")
+    assert reasons.get("stop_loss", 0) + reasons.get("take_profit", 0) >= 5
+    worst = assert_same_trades(runner.bot, expected)
+    print(f"largest exit price difference at a level: {worst:.4f} USDT")
 
 
 # Candles of wall time between two ticks: mostly one, and now and then an outage or a lag of

@@ -559,9 +559,12 @@ def test_a_restart_after_a_change_checks_the_risk_levels_on_the_newest_candle_on
     assert bot.last_candle_ms is None
     result = bot_tick(bot_id=bot.pk, clock=clock)
 
-    # then: no take-profit on highs from before the position was bought
-    assert result.outcome == "held"
-    assert list(bot.orders.values_list("side", flat=True)) == ["buy"]
+    # then: no take-profit on highs from before the position was bought: its trigger order is
+    # placed and rests on the exchange, nothing sold
+    assert result.outcome == "traded"
+    orders = bot.orders.order_by("id").values_list("side", "order_type", "status")
+    assert list(orders) == [("buy", "market", "closed"), ("sell", "take_profit_market", "open")]
+    assert not bot.trades.filter(side="sell").exists()
 
 
 class _Bitget:

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('bots', '0004_bot_health_and_stop_actor'),
+        ('bots', '0005_trigger_orders'),
     ]
 
     operations = [
