@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
 
 from markets.exchanges.base import MarketRules
+from markets.perp import DEFAULT_TIERS, MaintenanceTier
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
@@ -94,8 +95,24 @@ class TickInputs:
     risk_exit_target: int | None = None
     # The protective triggers open on the exchange (their ids are in ``open_order_ids`` too).
     open_triggers: tuple[OpenTrigger, ...] = ()
-    # "stop_loss" / "take_profit" when a trigger of the bot filled since the last tick.
+    # "stop_loss" / "take_profit" (a perp's: "liquidation" too) when a trigger of the bot
+    # filled since the last tick.
     trigger_exit: str | None = None
+    # Perpetual swaps (``bots.perp_decisions``): the held position's side (+1 long, -1 short)
+    # and the bot's perp terms; None on spot.
+    position_side: int = 1
+    perp: PerpTerms | None = None
+
+
+@dataclass(frozen=True)
+class PerpTerms:
+    """A perp bot's leverage and liquidation buffer, the market's maintenance tiers, and the
+    isolated margin the held position keeps (it comes back to the free balance on a close)."""
+
+    leverage: int
+    liquidation_buffer_pct: Decimal | None = None
+    tiers: tuple[MaintenanceTier, ...] = DEFAULT_TIERS
+    margin: Decimal = ZERO
 
 
 @dataclass(frozen=True)
@@ -103,13 +120,15 @@ class Place:
     side: str  # "buy" | "sell"
     qty: Decimal
     reason: str  # "signal" | "stop_loss" | "take_profit"
+    # A perp order that may only close (``create_perp_order(reduce_only=True)``); spot: False.
+    reduce_only: bool = False
 
 
 @dataclass(frozen=True)
 class Skip:
     """An order the decision wanted but may not send; recorded as a bot event."""
 
-    kind: str  # "below_minimum" | "insufficient_funds" | "max_position"
+    kind: str  # "below_minimum" | "insufficient_funds" | "max_position" | "liquidation_buffer"
     message: str
 
 
@@ -122,6 +141,10 @@ class Decision:
     risk_exit_target: int | None = None
     # Protective trigger orders to place (after the cancels).
     triggers: tuple[Trigger, ...] = ()
+    # A perp flip's second order: ``place`` closes, this opens the other side once the close
+    # has filled (sized here on the balance the close should leave; the tick sizes it again
+    # on the balance it did leave).
+    then: Place | None = None
 
     @property
     def is_hold(self) -> bool:

@@ -276,6 +276,11 @@ class Position(models.Model):
     funding = models.DecimalField(
         **PRICE, default=0, help_text="Funding received while held, cumulative; negative: paid"
     )
+    open_funding = models.DecimalField(
+        **PRICE,
+        default=0,
+        help_text="Funding of the quantity held, not yet in a trade's pnl (negative: paid)",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

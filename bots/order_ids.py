@@ -37,3 +37,18 @@ def trigger_order_id(bot_id: int, candle_ms: int, reason: str) -> str:
     tick of the candle opened at ``candle_ms``: one per candle and kind, so placing it is
     exactly-once like a decision's order."""
     return f"{bot_order_prefix(bot_id)}{candle_ms // 1000}-{TRIGGER_SUFFIX[reason]}"
+
+
+def open_order_id(bot_id: int, candle_ms: int, position_side: str) -> str:
+    """The id of a perp bot's order that OPENS a position (``position_side``: long or short) on
+    the tick of the candle opened at ``candle_ms``. A flip closes with ``client_order_id`` (its
+    side: sell for a long) and opens with this one in the same tick: two ids, each sent once."""
+    return f"{bot_order_prefix(bot_id)}{candle_ms // 1000}-{position_side}"
+
+
+def liquidation_order_id(bot_id: int, key: str) -> str:
+    """The id the books give a liquidation of the bot's position: ``key`` is the exchange's id
+    of the liquidation order (the paper exchange's), else the open time of the candle whose tick
+    found the position gone. The books go flat in the same transaction, so a second read of the
+    same liquidation finds nothing left to book."""
+    return f"{bot_order_prefix(bot_id)}liq{key}"

@@ -34,6 +34,7 @@ PURE_MODULES = (
     "backtests.engine",
     "backtests.metrics",
     "bots.decisions",
+    "bots.perp_decisions",
     "markets.decimals",
     "markets.perp",
     "markets.timeframes",

@@ -4,6 +4,8 @@ Everything the exchange says about an order goes through :func:`order_apply_resu
 records only what is NEW since the last report (the filled quantity grows), so reading the same
 order twice, or adopting it after a crash, never books a fill twice.
 
+Position accounting of a perpetual swap (long or short, leverage, funding): ``perp_books``.
+
 Position accounting (spot, long only), with fees in quote (a fee charged in the base currency is
 valued at the fill price and also reduces the quantity received):
 
@@ -25,6 +27,7 @@ from typing import Any
 from django.db import transaction
 
 from bots.models import Bot, Order, Position, Trade
+from bots.services.perp_books import perp_fill_apply, perp_unrealized
 from markets.decimals import finite_decimal
 from markets.exchanges.paper_ledger import PLACES
 
@@ -117,7 +120,9 @@ def _book_fill(
     timestamp = result.get("lastTradeTimestamp") or result.get("timestamp")
     when = datetime.fromtimestamp(int(timestamp) / 1000, tz=UTC) if timestamp else datetime.now(UTC)
     pnl = ZERO
-    if order.side == Order.Side.BUY:
+    if ":" in order.symbol:  # a perpetual swap (``perp_books``)
+        pnl = perp_fill_apply(position, order.side, qty, price, fee)
+    elif order.side == Order.Side.BUY:
         held = position.qty + received
         entry = position.entry_price or ZERO
         position.entry_price = _q((position.qty * entry + received * price) / held)
@@ -144,7 +149,9 @@ def _book_fill(
 def position_mark(position: Position, mark: Decimal, *, save: bool = True) -> Position:
     """Value the open quantity at ``mark`` (the last close)."""
     position.mark_price = mark
-    if position.qty > 0 and position.entry_price is not None:
+    if ":" in position.symbol:
+        position.unrealized_pnl = perp_unrealized(position, mark)
+    elif position.qty > 0 and position.entry_price is not None:
         gain = position.qty * (mark - position.entry_price) - position.entry_fees
         position.unrealized_pnl = _q(gain)
     else:

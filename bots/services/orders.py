@@ -18,16 +18,17 @@ from __future__ import annotations
 
 import logging
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from django.db import IntegrityError, transaction
 
-from bots.decisions import Decision, Trigger
+from bots.decisions import Decision, Place, Trigger
 from bots.models import Bot, BotEvent, Order, Trade
-from bots.order_ids import client_order_id, is_bot_order, trigger_order_id
+from bots.order_ids import client_order_id, is_bot_order, open_order_id, trigger_order_id
 from bots.services.books import order_apply_result, position_of
 from bots.services.events import BotUpdates, bot_event
 from bots.services.markets import BotMarket
+from markets.exchanges.base import PerpExchange
 from markets.exchanges.errors import (
     BelowMinimumError,
     ExchangeError,
@@ -53,10 +54,22 @@ def orders_execute(
     placed = triggers_place(bot, market, decision.triggers, candle_ms, updates)
     if decision.place is None:
         return placed
-    place = decision.place
-    cid = client_order_id(bot.pk, candle_ms, place.side)
+    return placed + place_send(bot, market, decision.place, candle_ms, updates)
+
+
+def place_send(
+    bot: Bot, market: BotMarket, place: Place, candle_ms: int, updates: BotUpdates
+) -> int:
+    """Send the decision's market order under its id; 1 when it was placed. A perp bot's
+    order that opens a position has an id of its own (``open_order_id``), so a flip's close and
+    open on one candle are two orders, each sent once."""
+    if bot.is_perp and not place.reduce_only:
+        position_side = "long" if place.side == Order.Side.BUY else "short"
+        cid = open_order_id(bot.pk, candle_ms, position_side)
+    else:
+        cid = client_order_id(bot.pk, candle_ms, place.side)
     order = market_order(bot, cid, place.side, place.qty, place.reason, candle_ms)
-    return placed + (1 if order_send(market, order, updates) else 0)
+    return 1 if order_send(market, order, updates, reduce_only=place.reduce_only) else 0
 
 
 def triggers_place(
@@ -84,9 +97,12 @@ def market_order(bot: Bot, cid: str, side: str, qty: Decimal, reason: str, candl
     )  # fmt: skip
 
 
-def order_send(market: BotMarket, order: Order, updates: BotUpdates) -> Order | None:
+def order_send(
+    market: BotMarket, order: Order, updates: BotUpdates, *, reduce_only: bool = False
+) -> Order | None:
     """Write the order, send it, book the answer. None when this decision was already taken
-    (its client order id is in the books) or the exchange refused the order."""
+    (its client order id is in the books) or the exchange refused the order. ``reduce_only``:
+    a perp order that may only close."""
     bot, cid = order.bot, order.client_order_id
     try:
         with transaction.atomic():
@@ -98,7 +114,7 @@ def order_send(market: BotMarket, order: Order, updates: BotUpdates) -> Order | 
         )
         return None
     try:
-        result = _create(market, order)
+        result = _create(market, order, reduce_only=reduce_only)
     except BelowMinimumError as error:  # refused before anything was sent
         _rejected(bot, order, error, updates)
         return None
@@ -118,13 +134,20 @@ def order_send(market: BotMarket, order: Order, updates: BotUpdates) -> Order | 
     return order
 
 
-def _create(market: BotMarket, order: Order) -> dict[str, Any]:
-    """Send the order: a market order, or a protective trigger order (reduce-only)."""
+def _create(market: BotMarket, order: Order, *, reduce_only: bool) -> dict[str, Any]:
+    """Send the order: a market order (a perp's through ``create_perp_order``), or a
+    protective trigger order (reduce-only)."""
     cid, symbol = order.client_order_id, order.symbol
     if order.is_trigger:
         assert order.price is not None
         return market.exchange.create_trigger_order(
             symbol, order.order_type, order.side, order.qty, order.price, reduce_only=True,
+            client_order_id=cid,
+        )  # fmt: skip
+    if order.bot.is_perp:
+        perps = cast(PerpExchange, market.exchange)
+        return perps.create_perp_order(
+            symbol, Order.Type.MARKET, order.side, order.qty, reduce_only=reduce_only,
             client_order_id=cid,
         )  # fmt: skip
     return market.exchange.create_order(
@@ -203,6 +226,14 @@ def _book(
     trades = order_apply_result(order, result, base=base)
     order.refresh_from_db()
     _report_order(bot, order, trades, updates, adopted=adopted)
+
+
+def book_result(
+    bot: Bot, order: Order, result: dict[str, Any], updates: BotUpdates, *, base: str
+) -> None:
+    """Book what the exchange says of ``order`` (an answer, or a liquidation that the books
+    write as an order of the bot), and report it."""
+    _book(bot, order, result, updates, base=base)
 
 
 def _report_order(

@@ -19,9 +19,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pandas as pd
+from django.db.models import Q
 
 from bots.decisions import OpenTrigger, RiskSettings, Trigger, protection, round_down
-from bots.models import Bot, Order, Trade
+from bots.models import Bot, Order, Position, Trade
 from bots.services.books import position_of
 from bots.services.events import BotUpdates
 from bots.services.markets import BotMarket
@@ -71,8 +72,11 @@ def open_triggers(bot: Bot, open_ids: tuple[str, ...]) -> tuple[OpenTrigger, ...
 
 def trigger_exit(bot: Bot, step_ms: int) -> str | None:
     """``stop_loss`` / ``take_profit`` when a trigger order of the bot filled since the close of
-    the candle it last decided on (any time, before its first decision)."""
-    fills = Trade.objects.filter(bot=bot, order__order_type__in=TRIGGER_ORDER_TYPES)
+    the candle it last decided on (any time, before its first decision); ``liquidation`` when
+    a perp position was liquidated then (it ends the trade the same way)."""
+    fills = Trade.objects.filter(
+        Q(order__order_type__in=TRIGGER_ORDER_TYPES) | Q(order__reason="liquidation"), bot=bot
+    )
     if bot.last_candle_ms is not None:
         since = datetime.fromtimestamp((bot.last_candle_ms + step_ms) / 1000, tz=UTC)
         fills = fills.filter(time__gte=since)
@@ -86,5 +90,6 @@ def protect_entry(
     next tick would, a candle late); the number placed."""
     position = position_of(bot)
     qty = round_down(position.qty, rules.amount_step)
-    wanted = protection(qty, position.entry_price, risk_of(bot), rules)
+    side = -1 if bot.is_perp and position.side == Position.Side.SHORT else 1
+    wanted = protection(qty, position.entry_price, risk_of(bot), rules, side=side)
     return triggers_place(bot, market, wanted, candle_ms, updates)

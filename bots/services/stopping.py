@@ -126,7 +126,7 @@ def _stopped_event(
 
 
 def _flatten(bot: Bot, market: BotMarket, updates: BotUpdates) -> int:
-    """Sell the whole position at market; 0 when there is none, or only dust."""
+    """Close the whole position at market (sell; a perp short: buy); 0 when there is none, or only dust."""
     position = position_of(bot)
     if position.qty <= 0:
         return 0
@@ -139,8 +139,11 @@ def _flatten(bot: Bot, market: BotMarket, updates: BotUpdates) -> int:
                   level=BotEvent.Level.WARNING, updates=updates)  # fmt: skip
         return 0
     cid = stop_order_id(bot.pk, bot.orders.count())
-    order = market_order(bot, cid, Order.Side.SELL, qty, "stop", bot.last_candle_ms or 0)
-    return 1 if order_send(market, order, updates) is not None else 0
+    # A perp's short is closed by a buy; a perp's close is reduce-only.
+    side = Order.Side.BUY if bot.is_perp and position.side == "short" else Order.Side.SELL
+    order = market_order(bot, cid, side, qty, "stop", bot.last_candle_ms or 0)
+    sent = order_send(market, order, updates, reduce_only=bot.is_perp)
+    return 1 if sent is not None else 0
 
 
 def daily_loss_hit(bot: Bot, market: BotMarket, position: Position, updates: BotUpdates) -> bool:

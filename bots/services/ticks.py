@@ -49,7 +49,7 @@ from django.db import transaction
 from django.db.models import Case, Value, When
 from django.utils import timezone
 
-from bots.decisions import TickInputs, decide
+from bots.decisions import Decision, TickInputs, decide
 from bots.events import bot_candle_data
 from bots.models import Bot, Position
 from bots.services.books import position_mark, position_of
@@ -65,13 +65,10 @@ from bots.services.lease import ACTIVE, lease_claim, lease_release
 from bots.services.markets import BotMarket, ticker_price
 from bots.services.orders import orders_execute, orders_reconcile
 from bots.services.outcomes import TickResult, log_tick, tick_event
-from bots.services.protection import (
-    open_triggers,
-    protect_entry,
-    risk_of,
-    trigger_exit,
-    triggers_match,
-)
+from bots.perp_decisions import decide_perp
+from bots.services.perp_sync import perp_position_sync
+from bots.services.perp_ticks import candles_settle, perp_execute, perp_terms
+from bots.services.protection import open_triggers, protect_entry, risk_of, trigger_exit
 from bots.services.stopping import daily_loss_hit, stop_finish
 from markets.exchanges.errors import ExchangeError
 from markets.exchanges.paper import PaperExchange
@@ -146,7 +143,7 @@ def _trade(bot: Bot, market: BotMarket, updates: BotUpdates) -> TickResult:
         return _catch_up(bot, market, updates)
     candles = candles_since_last_tick(bot, market)
     if not isinstance(candles, TickResult):
-        triggers_match(bot, market, candles)  # a paper stop fires inside its candle
+        candles_settle(bot, market, candles, updates)  # a paper stop fires inside its candle
     open_ids = orders_reconcile(bot, market, updates)
     if isinstance(candles, TickResult):  # waiting for the next candle
         return candles
@@ -176,7 +173,7 @@ def _catch_up(bot: Bot, market: BotMarket, updates: BotUpdates) -> TickResult:
             bot.last_tick_at = timezone.now()
         market.move_to(candle_ms)
         candles = market.closed_candles(candle_ms)
-        triggers_match(bot, market, candles)  # the paper stops of this candle fire first
+        candles_settle(bot, market, candles, updates)  # this candle's paper stops fire first
         open_ids = orders_reconcile(bot, market, updates)
         results.append(_trade_on(bot, market, candles, open_ids, updates))
         last = index == len(pending) - 1  # after the last, the caller looks for a stop
@@ -215,20 +212,24 @@ def _trade_on(
     updates.candle(bot, bot_candle_data(bot, candles))
     target = signal_of(bot, candles)
     close = last_close(candles)
-    position = position_mark(position_of(bot), close, save=False)
+    position = _position_now(bot, market, close, updates)
     if daily_loss_hit(bot, market, position, updates):
         # Checked before deciding: a bot restarted on the day it hit the limit does not enter.
         return _stop(bot, market, updates, candle_ms=candle_ms)
     extremes = range_since(candles, bot.last_candle_ms)
     state = TickState(bot, market, target, position, extremes, open_ids)
-    decision = decide(state.at_mark(close))
+    decide_now = decide_perp if bot.is_perp else decide
+    decision = decide_now(state.at_mark(close))
     if not decision.is_hold:  # it may trade: decide again on the exchange's prices and balance
-        decision = decide(state.at_market())
-    placed = orders_execute(bot, market, decision, candle_ms, updates)
-    if placed and decision.place is not None and decision.place.side == "buy":
+        decision = decide_now(state.at_market())
+    decision, placed = _execute(bot, market, decision, state, candle_ms, updates)
+    if placed and _opened(bot, decision):
         placed += protect_entry(bot, market, state.rules, candle_ms, updates)
     with transaction.atomic():
-        position = position_mark(position_of(bot) if placed else position, close)
+        if bot.is_perp:  # marked to the exchange's mark price
+            position = perp_position_sync(bot, market, updates) if placed else position
+        else:
+            position = position_mark(position_of(bot) if placed else position, close)
         # Written with the decision: a tick killed after this candle does not act on it again.
         Bot.objects.filter(pk=bot.pk).update(
             last_candle_ms=candle_ms, risk_exit_target=decision.risk_exit_target
@@ -238,6 +239,32 @@ def _trade_on(
     updates.position(bot, position)
     outcome = "traded" if placed else ("skipped" if decision.skip else "held")
     return TickResult(bot.pk, outcome, candle_ms=candle_ms, orders=placed, candles=1)
+
+
+def _position_now(bot: Bot, market: BotMarket, close: Decimal, updates: BotUpdates) -> Position:
+    """The position the tick decides on: a perp's as the exchange reports it (funding,
+    liquidation, mark: ``perp_sync``), a spot one's marked to the close (saved later)."""
+    if bot.is_perp:
+        return perp_position_sync(bot, market, updates)
+    return position_mark(position_of(bot), close, save=False)
+
+
+def _execute(
+    bot: Bot, market: BotMarket, decision: Decision, state: TickState, candle_ms: int,
+    updates: BotUpdates,
+) -> tuple[Decision, int]:  # fmt: skip
+    if bot.is_perp:
+        return perp_execute(bot, market, decision, state.at_market, candle_ms, updates)
+    return decision, orders_execute(bot, market, decision, candle_ms, updates)
+
+
+def _opened(bot: Bot, decision: Decision) -> bool:
+    """The decision sent an order that opens a position (its triggers are placed at once)."""
+    if bot.is_perp:
+        return decision.then is not None or (
+            decision.place is not None and not decision.place.reduce_only
+        )
+    return decision.place is not None and decision.place.side == "buy"
 
 
 def _after_success(
@@ -353,7 +380,9 @@ class TickState:
         self.triggers = open_triggers(bot, open_ids)
         protected = bot.stop_loss_pct is not None or bot.take_profit_pct is not None
         flat = position.qty <= 0
-        self.trigger_exit = trigger_exit(bot, market.step) if protected and flat else None
+        # A perp's position may also end in a liquidation: looked for whenever it is flat.
+        looked_for = flat and (protected or bot.is_perp)
+        self.trigger_exit = trigger_exit(bot, market.step) if looked_for else None
         rules = market.exchange.market_rules(bot.symbol)
         if isinstance(market.exchange, PaperExchange):
             # An all-in entry is sized with the fee the fill will be charged: the paper
@@ -391,4 +420,6 @@ class TickState:
             risk_exit_target=bot.risk_exit_target,
             open_triggers=self.triggers,
             trigger_exit=self.trigger_exit,
+            position_side=-1 if self.position.side == Position.Side.SHORT else 1,
+            perp=perp_terms(bot, self.position) if bot.is_perp else None,
         )

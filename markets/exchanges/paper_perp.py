@@ -252,6 +252,15 @@ class PaperPerps:
         self, market: SwapMarket, position: PaperPosition, rows: dict[str, PaperBalance],
         fill: Fill,
     ) -> PaperOrder:  # fmt: skip
+        notional, fee = self.reduce_position(market, position, rows, fill)
+        return self._record(market, fill, notional, fee)
+
+    def reduce_position(
+        self, market: SwapMarket, position: PaperPosition, rows: dict[str, PaperBalance],
+        fill: Fill,
+    ) -> tuple[Decimal, Decimal]:  # fmt: skip
+        """Take ``fill`` off the position (rows locked): the margin released, the pnl realised,
+        the fee charged; the fill's notional and fee (the caller records the order)."""
         assert position.entry_price is not None
         closing_all = fill.qty == position.qty
         released = (
@@ -275,7 +284,7 @@ class PaperPerps:
             position.side, position.entry_price, position.liquidation_price = Side.FLAT, None, None
         else:
             position.liquidation_price = self._liquidation_price(market, position)
-        return self._record(market, fill, notional, fee)
+        return notional, fee
 
     def _record(self, market: SwapMarket, fill: Fill, notional: Decimal, fee: Decimal) -> Any:
         return self.host._insert(
@@ -328,7 +337,7 @@ class PaperPerps:
             unrealized_pnl=None if upnl is None else plain(upnl),
             liquidation_price=None if row.liquidation_price is None else plain(
                 row.liquidation_price),
-            margin=plain(row.margin),
+            margin=plain(row.margin), funding=plain(row.funding),
         )  # fmt: skip
 
     def fetch_funding_rate_history(
@@ -373,6 +382,18 @@ class PaperPerps:
                     ),
                 )  # fmt: skip
         return liquidations
+
+    def settle_funding_due(self, symbol: str) -> None:
+        """Charge the funding due up to the market time now (a funding time at the current
+        candle's open included), as an order on the position would first: a bot reads the
+        position's funding before it closes it."""
+        market = self.swap_market(symbol)
+        with transaction.atomic():
+            rows = ledger.lock_balances(self.account, (market.settle,))
+            position = self._lock_position(symbol)
+            funding.settle_funding(self.host, market, position, rows, self.host.prices.now_ms(), ())
+            position.save()
+            ledger.save_balances(self.account, rows)
 
     def _has_position(self, symbol: str) -> bool:
         return (

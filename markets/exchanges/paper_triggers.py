@@ -1,9 +1,10 @@
 """Trigger orders on the paper exchange: a bot's stop-loss and take-profit, filled inside the
 candle that reaches them, by the backtest engine's rule (``backtests/engine.py``, rule 6).
 
-(Issue 16, "stops where the backtest puts them". Spot here; perp positions are the paper perp
-module's. ``PaperExchange.create_trigger_order`` / ``match_trigger_orders`` are thin calls in;
-this module uses the exchange's private helpers so that ``paper.py`` changes no more than that.)
+(Issue 16, "stops where the backtest puts them". ``PaperExchange.create_trigger_order`` /
+``match_trigger_orders`` are thin calls in; this module uses the exchange's private helpers so
+that ``paper.py`` changes no more than that. On a perpetual swap a trigger closes the position
+through the perp module's reduce path: ``paper_perp_triggers``.)
 
 - Placing: ``stop_market`` or ``take_profit_market``, a side, an amount and a trigger price
   (kept in ``PaperOrder.price``, rounded to the price step), checked against the market's rules
@@ -40,6 +41,7 @@ from markets.exchanges import paper_ledger as ledger
 from markets.exchanges.base import MarketRules
 from markets.exchanges.errors import InsufficientFundsError, InvalidOrderError
 from markets.exchanges.markets import MarketCatalog
+from markets.exchanges.paper_perp_triggers import fire_perp
 from markets.exchanges.prices import PriceSource
 from markets.models import TRIGGER_ORDER_TYPES, Candle, ExchangeAccount, PaperOrder
 
@@ -90,7 +92,9 @@ def place_trigger(
     trigger_price: Decimal, client_order_id: str | None,
 ) -> dict[str, Any]:  # fmt: skip
     """Rest a trigger order (see the module docstring); the ccxt-shaped order."""
-    rules = paper._spot_rules(symbol)
+    rules = paper.catalog.rules(symbol)
+    if rules.type != "swap":
+        rules = paper._spot_rules(symbol)  # refuses a market that is neither
     if order_type not in TRIGGER_ORDER_TYPES:
         raise InvalidOrderError(
             f"a trigger order is stop_market or take_profit_market, not {order_type!r}"
@@ -150,6 +154,11 @@ def match_triggers(
 def _fire(paper: PaperExchange, pk: int, open_time: int, opened: Decimal) -> dict[str, Any] | None:
     """Fill the trigger order ``pk`` in the candle opened at ``open_time`` (or cancel it when
     the funds are gone); None when it was no longer open."""
+    swap = paper.catalog.rules(PaperOrder.objects.get(pk=pk).symbol)
+    if swap.type == "swap":
+        return fire_perp(
+            paper, pk, open_time, lambda order: trigger_fill_price(paper, swap, order, opened)
+        )
     with transaction.atomic():
         order = PaperOrder.objects.get(pk=pk)
         rules = paper.catalog.rules(order.symbol)
@@ -158,7 +167,7 @@ def _fire(paper: PaperExchange, pk: int, open_time: int, opened: Decimal) -> dic
         if order.status != PaperOrder.Status.OPEN:
             return None
         assert order.price is not None
-        price = _fill_price(paper, rules, order, opened)
+        price = trigger_fill_price(paper, rules, order, opened)
         cost = ledger.round_amount(order.amount * price)
         fee = ledger.round_amount(cost * paper.taker_fee(rules))
         try:
@@ -175,7 +184,7 @@ def _fire(paper: PaperExchange, pk: int, open_time: int, opened: Decimal) -> dic
     return paper._order_dict(order)
 
 
-def _fill_price(
+def trigger_fill_price(
     paper: PaperExchange, rules: MarketRules, order: PaperOrder, opened: Decimal
 ) -> Decimal:
     assert order.price is not None
