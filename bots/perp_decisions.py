@@ -126,7 +126,8 @@ def perp_risk_exit(inputs: TickInputs) -> str | None:
 def free_after_close(inputs: TickInputs, held: Decimal) -> Decimal:
     """The free balance once ``held`` is closed at the bid (a long) or ask (a short): the margin
     comes back with the pnl, less the fee (an isolated position loses at most its margin)."""
-    assert inputs.perp is not None and inputs.entry_price is not None
+    assert inputs.perp is not None
+    assert inputs.entry_price is not None
     side = inputs.position_side
     price = inputs.bid if side > 0 else inputs.ask
     pnl = side * (price - inputs.entry_price) * held

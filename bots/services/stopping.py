@@ -126,7 +126,8 @@ def _stopped_event(
 
 
 def _flatten(bot: Bot, market: BotMarket, updates: BotUpdates) -> int:
-    """Close the whole position at market (sell; a perp short: buy); 0 when there is none, or only dust."""
+    """Close the whole position at market (sell; a perp's short: buy); 0 when there is none,
+    or only dust."""
     position = position_of(bot)
     if position.qty <= 0:
         return 0

@@ -52,6 +52,7 @@ from django.utils import timezone
 from bots.decisions import Decision, TickInputs, decide
 from bots.events import bot_candle_data
 from bots.models import Bot, Position
+from bots.perp_decisions import decide_perp
 from bots.services.books import position_mark, position_of
 from bots.services.events import BotUpdates, bot_event
 from bots.services.failures import (
@@ -65,7 +66,6 @@ from bots.services.lease import ACTIVE, lease_claim, lease_release
 from bots.services.markets import BotMarket, ticker_price
 from bots.services.orders import orders_execute, orders_reconcile
 from bots.services.outcomes import TickResult, log_tick, tick_event
-from bots.perp_decisions import decide_perp
 from bots.services.perp_sync import perp_position_sync
 from bots.services.perp_ticks import candles_settle, perp_execute, perp_terms
 from bots.services.protection import open_triggers, protect_entry, risk_of, trigger_exit
