@@ -40,6 +40,8 @@ def tick_event(decision: Decision, target: int, candle_ms: int) -> dict[str, Any
     if decision.place is not None:
         data.update(side=decision.place.side, qty=decimal_text(decision.place.qty),
                     reason=decision.place.reason)  # fmt: skip
+    if decision.then is not None:  # a perp flip's opening order, after the close
+        data["then"] = {"side": decision.then.side, "qty": decimal_text(decision.then.qty)}
     if decision.skip is not None:
         data["skip"] = decision.skip.kind
         return {"kind": decision.skip.kind, "message": decision.skip.message,
@@ -48,6 +50,8 @@ def tick_event(decision: Decision, target: int, candle_ms: int) -> dict[str, Any
     message = f"Candle {moment}: signal {target:+d}, {decision.action}"
     if decision.place is not None:
         message += f" {decimal_text(decision.place.qty)} ({decision.place.reason})"
+    if decision.then is not None:
+        message += f", then {decision.then.side} {decimal_text(decision.then.qty)} (opening)"
     return {"kind": "tick", "message": message, "level": BotEvent.Level.INFO, "data": data}
 
 

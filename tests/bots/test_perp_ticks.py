@@ -94,6 +94,9 @@ def test_a_flip_closes_with_a_reduce_only_order_and_opens_with_another_under_its
     assert opening.client_order_id.endswith("-long")
     papers = PaperOrder.objects.filter(account=bot.exchange_account).order_by("id")
     assert [p.reduce_only for p in papers] == [False, True, False]
+    event = BotEvent.objects.get(bot=bot, kind="tick", data__candle_ms=close.candle_ms)
+    assert event.data["side"] == "buy"
+    assert event.data["then"] == {"side": "buy", "qty": str(opening.qty.normalize())}
     closing = Trade.objects.get(order=close)
     assert closing.pnl != 0
     assert held(bot).pnl == closing.pnl
