@@ -11,7 +11,9 @@ orders to adopt), no daily loss limit to evaluate, and a decision that, taken at
 with no money to spend, is "hold" (``TickState.at_mark``: the same test the single tick uses to
 skip asking the exchange). Every other bot, and any bot whose fast path fails, is ticked by
 ``bot_tick``'s own code under the lease the batch already holds (a bot holding a position under
-a stop-loss or take-profit among them: its trigger orders are open). The two paths write the same
+a stop-loss or take-profit among them: its trigger orders are open; and a perp bot holding a
+position, whose funding and liquidation are read back on every candle). A flat perp bot holds
+here when the perp decision (``bots.perp_decisions``) says so. The two paths write the same
 rows: the tick event, the position marked to the close, ``last_candle_ms`` and ``next_tick_at``,
 and gather their updates in one ``BotUpdates``, published once for the whole batch.
 """
@@ -28,6 +30,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from bots.decisions import decide
+from bots.perp_decisions import decide_perp
 from bots.events import bot_candle_data
 from bots.models import Bot, BotEvent, Order, Position
 from bots.services.books import position_mark
@@ -140,6 +143,8 @@ def _may_hold_quickly(bot: Bot, with_orders: set[int], positions: Positions) -> 
         and not bot.error_streak
         and bot.daily_loss_limit is None
         and not first_tick_since_a_change(bot)
+        # A perp position pays funding and may be liquidated: read back on every candle.
+        and not (bot.is_perp and positions[bot.pk, bot.symbol].qty > 0)
     )
 
 
@@ -156,7 +161,7 @@ def _hold(bot: Bot, position: Position, clock: Callable[[], float], now: datetim
     close = last_close(candles)
     position_mark(position, close, save=False)
     state = TickState(bot, market, target, position, range_since(candles, bot.last_candle_ms), ())
-    decision = decide(state.at_mark(close))
+    decision = (decide_perp if bot.is_perp else decide)(state.at_mark(close))
     if not decision.is_hold:
         return None
     fields = _release_fields(market, now, late=False)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from bots.models import Bot, BotEvent, Order
+from bots.services import bots_tick_batch
 from markets.exchanges.markets import forget_catalogs
 from markets.models import Candle
 from markets.perp_data import perp_sample_load
@@ -111,3 +112,23 @@ def test_a_paper_perp_bot_makes_the_backtests_trades_funding_and_liquidations(
         assert Order.objects.filter(bot=bot, reason="liquidation").count() == liquidations
     if stop_loss_pct:
         assert agreement.reasons.get("stop_loss", 0) >= 1
+
+
+@pytest.mark.django_db
+def test_a_paper_perp_bot_ticked_by_the_batch_task_makes_the_same_trades(
+    user: Any, xrp: list[int]
+) -> None:
+    # given: a 50x perp bot ticked as a worker ticks it (flat bots take the batch's fast path)
+    times = stretch(xrp)
+    account = paper_account(user, paper_slippage_bps=Decimal(SLIPPAGE_BPS))
+    runner = perp_bot(user, account, start_ms=times[0], params=PARAMS, leverage=50,
+                      order_size=Decimal("0.1"))  # fmt: skip
+    runner.start()
+    # when: the batch task ticks it over the whole stretch
+    while runner.refresh().status == Bot.Status.RUNNING:
+        runner.clock.advance(runner.seconds_per_candle)
+        bots_tick_batch(bot_ids=[runner.bot.pk], clock=runner.clock)
+    # then: the backtest's trades, liquidations included
+    expected = backtest_trades(times[0], times[-1], PARAMS, leverage=50, position_size=0.1)
+    agreement = assert_same_perp_trades(runner.bot, expected)
+    assert agreement.reasons.get("liquidation", 0) >= 1
