@@ -30,9 +30,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from bots.decisions import decide
-from bots.perp_decisions import decide_perp
 from bots.events import bot_candle_data
 from bots.models import Bot, BotEvent, Order, Position
+from bots.perp_decisions import decide_perp
 from bots.services.books import position_mark
 from bots.services.events import BotUpdates
 from bots.services.lease import leases_claim, leases_release
