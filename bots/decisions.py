@@ -5,6 +5,10 @@ tick that runs twice on the same inputs takes the same decision (which is what m
 ``client_order_id`` deterministic).
 
 Spot, long only: a target of +1 means "hold the base currency", 0 (or -1) means "hold none".
+A perpetual swap's bot (long and short, leverage, funding, liquidation) decides with
+``bots.perp_decisions.decide_perp`` on the same ``TickInputs`` (with ``position_side`` and
+``perp``), ``Place`` (``reduce_only``) and ``Decision`` (``then``: a flip's opening order); its
+rules are in that module's docstring. This module's rules are the spot bot's:
 The rules mirror the backtest engine's (``backtests/engine.py``) so that a paper bot on a replay
 trades as its backtest does:
 

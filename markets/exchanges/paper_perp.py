@@ -59,7 +59,12 @@ liquidation itself. Candle by candle, in time order, for the open position:
    ``PaperOrder`` with ``reason="liquidation"``, ``reduce_only``, no client order id) and the
    margin left (``margin + pnl - fee``, at least 0) returns to free.
 
-So inside one candle funding at its open comes first, then liquidation during it. An order on a
+So inside one candle funding at its open comes first, then liquidation during it. A bot matches
+its trigger orders (``match_trigger_orders``, which close a swap position through
+``reduce_position``: ``paper_perp_triggers``) on each candle too, before ``settle_perps`` when
+its stop-loss lies nearer the entry than the liquidation price, else after.
+``settle_funding_due(symbol)`` charges the funding due up to the market time now (what an order
+would first), so that a bot reads the position's funding before it closes it. An order on a
 position first settles the funding due up to now (market time): a position closed at ``t`` pays at
 ``t``; one opened at ``t`` does not. Funding does not move the liquidation price (the backtest's
 simplification). ``fetch_positions`` values the position at the price source's reference price
