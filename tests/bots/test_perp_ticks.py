@@ -192,3 +192,43 @@ def test_a_perp_bot_within_the_users_cap_is_created(auth_client: Any, user: Any)
     response = auth_client.post(BOTS, body, format="json")
     assert response.status_code == 201, response.content
     assert response.json()["leverage"] == 10
+
+
+def test_a_short_sent_but_not_booked_before_a_crash_is_adopted_once(
+    user: Any, xrp: list[int]
+) -> None:
+    # given: a perp bot whose tick sent its first short to the exchange and died before booking
+    # it: the books as such a crash leaves them (the order pending, no trade, flat, the candle
+    # not decided), the exchange holding the short (the state the SIGKILL test of spot asserts)
+    runner = perp_bot(user, paper_account(user), start_ms=xrp[0], params=SHORTS, leverage=3)
+    runner.start()
+    before = None
+    for _ in range(200):
+        before = runner.refresh().last_candle_ms
+        runner.next_candle()
+        if held(runner.bot).qty > 0:
+            break
+    bot = runner.refresh()
+    order = Order.objects.get(bot=bot)
+    Trade.objects.filter(bot=bot).delete()
+    Order.objects.filter(pk=order.pk).update(
+        status=Order.Status.PENDING, filled_qty=0, average_price=None, fee=0,
+        exchange_order_id="",
+    )  # fmt: skip
+    Position.objects.filter(bot=bot).update(qty=0, entry_price=None, entry_fees=0, margin=0,
+                                            liquidation_price=None)  # fmt: skip
+    Bot.objects.filter(pk=bot.pk).update(last_candle_ms=before)
+    runner.clock.advance(0)
+    # when: the bot ticks again on the same candle
+    runner.tick()
+    # then: the short is adopted from the exchange, booked once, not sent again
+    paper = PaperOrder.objects.get(account=bot.exchange_account)
+    order = Order.objects.get(bot=bot)
+    assert (order.client_order_id, order.status) == (paper.client_order_id, Order.Status.CLOSED)
+    trade = Trade.objects.get(bot=bot)
+    assert (trade.side, trade.qty, trade.price) == ("sell", paper.filled, paper.average)
+    position = held(bot)
+    assert (position.side, position.qty) == ("short", paper.filled)
+    exchange = PaperPosition.objects.get(account=bot.exchange_account, symbol=XRP)
+    assert position.liquidation_price == exchange.liquidation_price
+    assert runner.refresh().last_candle_ms > before
