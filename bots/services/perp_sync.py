@@ -132,12 +132,16 @@ def perp_position_sync(bot: Bot, market: BotMarket, updates: BotUpdates) -> Posi
     found = [p for p in exchange.fetch_positions([bot.symbol]) if p.symbol == bot.symbol]
     held = found[0] if found else None
     position = position_of(bot)
-    if held is None and position.qty > 0 and not _orders_pending(bot):
-        _vanished(bot, market, position, updates)
-        return position_of(bot)
+    if held is None:
+        if position.qty > 0 and not _orders_pending(bot):
+            _vanished(bot, market, position, updates)
+            return position_of(bot)
+        return position  # flat on both sides: nothing to write (nor to lock)
+    if position.qty <= 0 or held.side != position.side:
+        return position  # the exchange's position is not (yet) in the books: orders explain it
     with transaction.atomic():
         position = position_of(bot, lock=True)
-        if held is not None and position.qty > 0 and held.side == position.side:
+        if position.qty > 0 and held.side == position.side:
             _adopt(position, held)
             position.save()
     return position

@@ -55,11 +55,11 @@ def taker_fee() -> float:
 
 
 def perp_bot(user: User, account: Any, *, start_ms: int, params: dict[str, Any],
-             **fields: Any) -> ReplayBot:  # fmt: skip
+             speed: float = 60.0, **fields: Any) -> ReplayBot:  # fmt: skip
     config = BotConfig(
         name=fields.pop("name", "perp replay"), exchange_account=account, symbol=XRP,
         timeframe=TIMEFRAME, strategy="ma_cross", params=params,
-        data_source=Bot.DataSource.REPLAY, replay_start=as_datetime(start_ms), replay_speed=60.0,
+        data_source=Bot.DataSource.REPLAY, replay_start=as_datetime(start_ms), replay_speed=speed,
         **fields,
     )  # fmt: skip
     return ReplayBot(services.bot_create(user=user, config=config), ManualClock())

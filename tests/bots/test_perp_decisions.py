@@ -59,6 +59,7 @@ def test_flat_a_short_signal_opens_a_short_sized_with_the_leverage() -> None:
     decision = decide_perp(inputs())
     # margin + fee = the free balance: qty = 10000 / (19990 * (1/10 + 0.0006)) = 4.97262..
     assert decision == Decision(place=Place("sell", Decimal("4.9726"), "signal"))
+    assert decision.place is not None
     qty = decision.place.qty
     assert qty * BID * (Decimal("0.1") + FEE) <= 10_000
 

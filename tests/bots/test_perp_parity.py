@@ -4,6 +4,7 @@ funding and liquidations (``perp_parity_helpers``)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -32,7 +33,7 @@ PARAMS = {"fast": 5, "slow": 20, "allow_short": True}
 
 
 @pytest.fixture
-def xrp(db: Any) -> list[int]:
+def xrp(db: Any) -> Iterator[list[int]]:
     """The sample stored; the open times of its 5m candles."""
     forget_catalogs()
     perp_sample_load()

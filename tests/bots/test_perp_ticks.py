@@ -5,6 +5,7 @@ bad perp input refused with the envelope."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -27,7 +28,7 @@ BOTS = "/api/bots"
 
 
 @pytest.fixture
-def xrp(db: Any) -> list[int]:
+def xrp(db: Any) -> Iterator[list[int]]:
     forget_catalogs()
     perp_sample_load()
     strategy_catalogue_sync()
@@ -202,7 +203,7 @@ def test_a_short_sent_but_not_booked_before_a_crash_is_adopted_once(
     # not decided), the exchange holding the short (the state the SIGKILL test of spot asserts)
     runner = perp_bot(user, paper_account(user), start_ms=xrp[0], params=SHORTS, leverage=3)
     runner.start()
-    before = None
+    before: int | None = None
     for _ in range(200):
         before = runner.refresh().last_candle_ms
         runner.next_candle()
@@ -231,4 +232,5 @@ def test_a_short_sent_but_not_booked_before_a_crash_is_adopted_once(
     assert (position.side, position.qty) == ("short", paper.filled)
     exchange = PaperPosition.objects.get(account=bot.exchange_account, symbol=XRP)
     assert position.liquidation_price == exchange.liquidation_price
-    assert runner.refresh().last_candle_ms > before
+    assert before is not None
+    assert (runner.refresh().last_candle_ms or 0) > before
