@@ -25,11 +25,13 @@ from markets.models import PaperOrder, PaperPosition
 
 
 def fire_perp(
-    paper: Any, pk: int, open_time: int, price_of: Callable[[PaperOrder], Decimal]
-) -> dict[str, Any] | None:
-    """Fill the swap trigger order ``pk`` in the candle opened at ``open_time`` at
-    ``price_of(order)`` (or cancel it when its position is gone); None when it was no longer
-    open."""
+    paper: Any, pk: int, open_time: int, opened: Decimal,
+    price_of: Callable[[PaperOrder], Decimal],
+) -> dict[str, Any] | None:  # fmt: skip
+    """Fill the swap trigger order ``pk`` in the candle opened at ``open_time`` at ``opened``
+    at ``price_of(order)`` (or cancel it when its position is gone); None when it was no longer
+    open. A funding time at the candle's open is charged at that open (the mark when no mark
+    candle is stored)."""
     host: PaperHost = paper
     perps = PaperPerps(host)
     with transaction.atomic():
@@ -40,7 +42,8 @@ def fire_perp(
         order = PaperOrder.objects.select_for_update().get(pk=pk)
         if order.status != PaperOrder.Status.OPEN:
             return None
-        funding.settle_funding(host, market, position, rows, open_time, ())
+        bar = funding.Bar(open_time, opened, opened, opened, opened)  # only its open is read
+        funding.settle_funding(host, market, position, rows, open_time, (bar,))
         closes = position.side != PaperPosition.Side.FLAT and position.side != position_side(
             order.side
         )

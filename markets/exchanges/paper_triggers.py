@@ -157,8 +157,9 @@ def _fire(paper: PaperExchange, pk: int, open_time: int, opened: Decimal) -> dic
     swap = paper.catalog.rules(PaperOrder.objects.get(pk=pk).symbol)
     if swap.type == "swap":
         return fire_perp(
-            paper, pk, open_time, lambda order: trigger_fill_price(paper, swap, order, opened)
-        )
+            paper, pk, open_time, opened,
+            lambda order: trigger_fill_price(paper, swap, order, opened),
+        )  # fmt: skip
     with transaction.atomic():
         order = PaperOrder.objects.get(pk=pk)
         rules = paper.catalog.rules(order.symbol)
