@@ -58,6 +58,10 @@ def perp_candles_settle(
     stop_first = stop_nearer_than_liquidation(bot)
     booked = 0
     for row in rows.itertuples(index=False, name=None):
+        # The funding at the candle's open, read into the books before a trigger or a
+        # liquidation in the candle closes the position (its trade pnl counts it: rule P2).
+        exchange.settle_funding_due(bot.symbol, until_ms=int(row[0]))
+        funding_sync(bot, exchange)
         if stop_first:
             exchange.match_trigger_orders(bot.symbol, [row[:4]])
         for liquidation in exchange.settle_perps(bot.symbol, [row], timeframe=bot.timeframe):
@@ -65,6 +69,20 @@ def perp_candles_settle(
         if not stop_first:
             exchange.match_trigger_orders(bot.symbol, [row[:4]])
     return booked
+
+
+def funding_sync(bot: Bot, exchange: Any) -> None:
+    """Book the funding the exchange reports for the held position since the last read."""
+    if position_of(bot).qty <= 0:
+        return
+    found = [p for p in exchange.fetch_positions([bot.symbol]) if p.symbol == bot.symbol]
+    if not found or found[0].funding is None:
+        return
+    with transaction.atomic():
+        position = position_of(bot, lock=True)
+        if position.qty > 0 and found[0].side == position.side:
+            funding_read(position, found[0].funding)
+            position.save()
 
 
 def stop_nearer_than_liquidation(bot: Bot) -> bool:

@@ -388,15 +388,17 @@ class PaperPerps:
                 )  # fmt: skip
         return liquidations
 
-    def settle_funding_due(self, symbol: str) -> None:
-        """Charge the funding due up to the market time now (a funding time at the current
-        candle's open included), as an order on the position would first: a bot reads the
-        position's funding before it closes it."""
+    def settle_funding_due(self, symbol: str, until_ms: int | None = None) -> None:
+        """Charge the funding due up to ``until_ms`` (else the market time now: a funding time
+        at the current candle's open included), as an order on the position would first: a bot
+        reads the position's funding before it closes it."""
         market = self.swap_market(symbol)
+        now = self.host.prices.now_ms()
+        until = now if until_ms is None else min(until_ms, now)
         with transaction.atomic():
             rows = ledger.lock_balances(self.account, (market.settle,))
             position = self._lock_position(symbol)
-            funding.settle_funding(self.host, market, position, rows, self.host.prices.now_ms(), ())
+            funding.settle_funding(self.host, market, position, rows, until, ())
             position.save()
             ledger.save_balances(self.account, rows)
 

@@ -53,9 +53,10 @@ class PaperPerpMethods:
         ``paper_perp``); the liquidation orders."""
         return PaperPerps(self._host()).settle_perps(symbol, candles, timeframe=timeframe)
 
-    def settle_funding_due(self, symbol: str) -> None:
-        """Charge the funding due up to now on the open position (see ``paper_perp``)."""
-        PaperPerps(self._host()).settle_funding_due(symbol)
+    def settle_funding_due(self, symbol: str, until_ms: int | None = None) -> None:
+        """Charge the funding due up to ``until_ms`` (else now) on the open position (see
+        ``paper_perp``)."""
+        PaperPerps(self._host()).settle_funding_due(symbol, until_ms)
 
     def _host(self) -> PaperHost:
         return cast(PaperHost, self)  # only PaperExchange inherits these methods

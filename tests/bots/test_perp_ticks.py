@@ -16,7 +16,7 @@ from bots.services.events import BotUpdates
 from bots.services.markets import BotMarket
 from bots.services.perp_sync import perp_position_sync
 from markets.exchanges.markets import forget_catalogs
-from markets.models import Candle, PaperOrder, PaperPosition
+from markets.models import Candle, FundingRate, PaperOrder, PaperPosition
 from markets.perp_data import perp_sample_load
 from strategies.services import strategy_catalogue_sync
 from tests.backtests.api_helpers import error_of
@@ -234,3 +234,38 @@ def test_a_short_sent_but_not_booked_before_a_crash_is_adopted_once(
     assert position.liquidation_price == exchange.liquidation_price
     assert before is not None
     assert (runner.refresh().last_candle_ms or 0) > before
+
+
+def test_the_funding_at_the_open_of_a_liquidation_candle_is_in_the_liquidations_pnl(
+    user: Any, xrp: list[int]
+) -> None:
+    # given: a 50x bot whose short is liquidated in the candle opened at 1637209800000 (see the
+    # parity test), and a funding time at that very open (a short receives 1 %)
+    start = xrp[780]
+    Candle.objects.filter(exchange=EXCHANGE, symbol=XRP, timeframe=TIMEFRAME,
+                          open_time__lt=start).delete()  # fmt: skip
+    liquidated_at = 1637209800000
+    FundingRate.objects.create(exchange=EXCHANGE, symbol=XRP, funding_time=liquidated_at,
+                               rate=Decimal("0.01"))  # fmt: skip
+    account = paper_account(user, paper_slippage_bps=Decimal(0))
+    runner = perp_bot(user, account, start_ms=start, params=SHORTS, leverage=50,
+                      order_size=Decimal("0.1"))  # fmt: skip
+    runner.start()
+    # when: it runs until the liquidation is booked
+    bot = tick_until(runner, lambda bot: Order.objects.filter(bot=bot, reason="liquidation")
+                     .exists(), most=1200)  # fmt: skip
+    # then: the trade's pnl is the price move less both fees plus ALL the position's funding,
+    # the payment at the liquidation candle's open included (the engine's rule P2)
+    liquidation = Trade.objects.get(order__reason="liquidation", bot=bot)
+    earlier = Trade.objects.filter(bot=bot, time__lt=liquidation.time)
+    opening = earlier.order_by("-time", "-id").first()  # (a flip closes first, then opens)
+    assert opening is not None
+    assert (opening.side, liquidation.side, int(liquidation.time.timestamp() * 1000)) == (
+        "sell", "buy", liquidated_at,
+    )  # fmt: skip
+    exchange = PaperPosition.objects.get(account=account, symbol=XRP)
+    assert exchange.side == "flat"  # the next tick did not open again yet: its funding is there
+    assert exchange.funding > liquidation.qty * Decimal("1.1") * Decimal("0.01")
+    move = (opening.price - liquidation.price) * liquidation.qty
+    assert liquidation.pnl == move - opening.fee - liquidation.fee + exchange.funding
+    assert held(bot).open_funding == 0  # all of it went into the trade
