@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from bots import services
 from bots.models import Bot, BotEvent, Order, Position, Trade
 from bots.services.events import BotUpdates
 from bots.services.markets import BotMarket
@@ -269,3 +270,24 @@ def test_the_funding_at_the_open_of_a_liquidation_candle_is_in_the_liquidations_
     move = (opening.price - liquidation.price) * liquidation.qty
     assert liquidation.pnl == move - opening.fee - liquidation.fee + exchange.funding
     assert held(bot).open_funding == 0  # all of it went into the trade
+
+
+def test_a_stop_with_flatten_closes_a_short_with_a_reduce_only_buy(
+    user: Any, xrp: list[int]
+) -> None:
+    runner = perp_bot(user, paper_account(user), start_ms=xrp[0], params=SHORTS, leverage=3)
+    runner.start()
+    bot = tick_until(runner, lambda bot: held(bot).qty > 0)
+    assert held(bot).side == "short"
+    # when: the trader stops it and asks for the position to be closed
+    services.bot_stop(bot=bot, flatten=True, by=user, clock=runner.clock)
+    # then: a reduce-only buy closed the short, on the exchange and in the books
+    stop = Order.objects.get(bot=bot, reason="stop")
+    assert (stop.side, stop.status) == ("buy", Order.Status.CLOSED)
+    paper = PaperOrder.objects.get(
+        account=bot.exchange_account, client_order_id=stop.client_order_id
+    )
+    assert paper.reduce_only is True
+    assert PaperPosition.objects.get(account=bot.exchange_account, symbol=XRP).side == "flat"
+    assert held(bot).qty == 0
+    assert runner.refresh().status == Bot.Status.STOPPED
