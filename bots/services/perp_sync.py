@@ -2,8 +2,9 @@
 
 - Candles closed since the last decision (paper only; a real exchange does this itself):
   ``perp_candles_settle`` replays them one by one on the paper exchange, in the engine's order
-  (rule P2/P3): the funding at the candle's open first, then, inside the candle, the stop-loss
-  trigger or the liquidation, whichever level is nearer the entry (the price passes it first).
+  (rule P2/P3): the funding at the candle's open first (charged and read into the books, so
+  that a close inside the candle counts it), then, inside the candle, the stop-loss trigger or
+  the liquidation, whichever level is nearer the entry (the price passes it first).
   The liquidations it returns are booked at once (``liquidation_book``).
 - Every tick, after the orders are reconciled, ``perp_position_sync`` reads the position with
   ``fetch_positions([symbol])`` (the paper exchange first charges the funding due now, so that a
