@@ -57,11 +57,13 @@ def _seed(
         raise ValueError(f"No {market['symbol']} demo candles stored: load the sample first")
     spec = RunSpec(
         strategy=DEMO_STRATEGY,
+        exchange=market["exchange"],
+        symbol=market["symbol"],
+        timeframe=market["timeframe"],
         params=params,
         initial_cash=Decimal(10_000),
         fee_rate=fee_rate,
         leverage=leverage,
-        **market,
     )
     backtest = backtest_create(
         user=trader,
