@@ -30,7 +30,7 @@ from bots import services
 from bots.models import Bot
 from bots.services.lifecycle import MAX_REPLAY_SPEED
 from markets import selectors as market_selectors
-from markets.perp import MAX_LEVERAGE
+from markets.api import leverage_field, margin_mode_field
 from markets.timeframes import TIMEFRAMES
 from tradingbot.api_utils import DecimalText, PageQuery, page_schema, paged, validated
 from tradingbot.openapi import error_response
@@ -150,17 +150,10 @@ class BotInput(serializers.Serializer):
         "Stop and flatten the bot when today's PnL reaches minus this (quote); null = none",
         default=None,
     )
-    leverage = serializers.IntegerField(
-        min_value=1,
-        max_value=MAX_LEVERAGE,
-        default=1,
-        help_text="Perpetual swaps: 1 to the market's maximum (and your account's cap); 1 on spot",
+    leverage = leverage_field(
+        "Perpetual swaps: 1 to the market's maximum (and your account's cap); 1 on spot"
     )
-    margin_mode = serializers.ChoiceField(
-        choices=["isolated", "cross"],
-        default="isolated",
-        help_text="Perpetual swaps: isolated (cross is refused: not supported yet)",
-    )
+    margin_mode = margin_mode_field()
     liquidation_buffer_pct = serializers.DecimalField(
         max_digits=7,
         decimal_places=3,

@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import request_owner
-from markets import selectors, services
+from markets import perp, selectors, services
 from markets.exchanges.markets import SUPPORTED_EXCHANGES
 from markets.models import ExchangeAccount
 from markets.timeframes import TIMEFRAMES
@@ -22,6 +22,26 @@ from tradingbot.api_utils import validated
 from tradingbot.openapi import error_response
 
 NOT_FOUND = error_response("not_found: no such exchange account, or another user's")
+
+
+# --- the perp fields that backtests and bots share -----------------------------------------------
+
+
+def leverage_field(help_text: str) -> serializers.IntegerField:
+    """A perp's leverage: a whole number from 1 to the platform's maximum (the market's own
+    maximum is the services' check); 1 by default, and the only value a spot market takes."""
+    return serializers.IntegerField(
+        min_value=1, max_value=perp.MAX_LEVERAGE, default=1, help_text=help_text
+    )
+
+
+def margin_mode_field() -> serializers.ChoiceField:
+    """Isolated; cross is accepted here so that the services refuse it by name (not yet)."""
+    return serializers.ChoiceField(
+        choices=["isolated", "cross"],
+        default="isolated",
+        help_text="Perpetual swaps: isolated (cross is refused: not supported yet)",
+    )
 
 
 class ExchangeAccountOutput(serializers.Serializer):

@@ -17,6 +17,7 @@ from django.shortcuts import get_object_or_404
 from accounts.models import User
 from markets import perp
 from markets.candle_csv import Steps
+from markets.exchanges import ccxt_swap
 from markets.exchanges.markets import get_catalog
 from markets.models import Candle, ExchangeAccount, FundingRate, MarkCandle
 from markets.timeframes import MARK_TIMEFRAME_MS, timeframe_ms
@@ -178,11 +179,14 @@ def _places(step: Decimal | None, fallback: int) -> int:
 
 
 class PerpMarket(NamedTuple):
-    """What a backtest or a bot needs of a perp market's rules: its highest leverage, and the
-    maintenance-margin rate of its first tier (the catalog has no tiers: ``DEFAULT_TIERS``)."""
+    """What a backtest or a bot needs of a perp market's rules: its highest leverage and its
+    leverage / maintenance-margin tiers (the catalog's, else ``perp.DEFAULT_TIERS``)."""
 
     max_leverage: int
-    maintenance_margin_rate: Decimal
+    tiers: tuple[perp.MaintenanceTier, ...]
+
+    def tier(self, notional: Decimal) -> perp.MaintenanceTier:
+        return perp.tier_for(notional, self.tiers)
 
 
 def perp_market(*, exchange: str, symbol: str) -> PerpMarket | None:
@@ -195,10 +199,9 @@ def perp_market(*, exchange: str, symbol: str) -> PerpMarket | None:
     if not market.get("swap"):
         return None
     most = ((market.get("limits") or {}).get("leverage") or {}).get("max")
-    first_tier = perp.DEFAULT_TIERS[0]
     return PerpMarket(
         max_leverage=int(most) if most else perp.MAX_LEVERAGE,
-        maintenance_margin_rate=first_tier.maintenance_margin_rate,
+        tiers=ccxt_swap.market_tiers(market),
     )
 
 

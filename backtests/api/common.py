@@ -20,9 +20,9 @@ from rest_framework.response import Response
 from accounts.authentication import request_owner
 from backtests.models import RunStatus
 from backtests.spec import split_spec
+from markets.api import leverage_field, margin_mode_field
 from markets.exchanges.markets import SUPPORTED_EXCHANGES
 from markets.models import ExchangeAccount
-from markets.perp import MAX_LEVERAGE
 from markets.timeframes import TIMEFRAMES
 from tradingbot.api_utils import DecimalText, validated
 from tradingbot.errors import AppError
@@ -63,9 +63,6 @@ def _level_field(example: str, **limits: Any) -> serializers.DecimalField:
         **limits,
     )
 
-
-# Accepted by the serializer so that cross gets its own answer (unsupported_margin_mode).
-MARGIN_MODES = ("isolated", "cross")
 
 # The labels of exchange accounts' choices, so that the schema has one "exchange" enum.
 _EXCHANGE_LABELS = dict(ExchangeAccount.Exchange.choices)
@@ -108,17 +105,8 @@ class RunSpecInput(serializers.Serializer):
     take_profit = _level_field(
         "0.04 = 4 %, in (0, 10]", max_value=Decimal(10), validators=[_positive]
     )
-    leverage = serializers.IntegerField(
-        min_value=1,
-        max_value=MAX_LEVERAGE,
-        default=1,
-        help_text="Perpetual swaps: 1 to the market's maximum (at most 125); 1 on spot",
-    )
-    margin_mode = serializers.ChoiceField(
-        choices=MARGIN_MODES,
-        default="isolated",
-        help_text="Perpetual swaps: isolated (cross is not supported yet and is refused)",
-    )
+    leverage = leverage_field("Perpetual swaps: 1 to the market's maximum (at most 125); 1 on spot")
+    margin_mode = margin_mode_field()
 
 
 # A RunSpec and the period of stored candles it runs over (a backtest's, a sweep's).

@@ -82,13 +82,27 @@ def check_market_terms(*, spec: RunSpec, shorts: Iterable[Any]) -> None:
     market = market_selectors.perp_market(exchange=spec.exchange, symbol=spec.symbol)
     if market is None:
         _check_spot_terms(spec, shorts)
-    elif spec.leverage > market.max_leverage:
-        raise AppError(
-            "invalid_leverage",
-            f"{spec.symbol} allows a leverage of at most {market.max_leverage}, not "
-            f"{spec.leverage}.",
-            details={"leverage": [f"at most {market.max_leverage} on {spec.symbol}"]},
-        )
+    else:
+        _check_leverage(spec, market)
+
+
+def _check_leverage(spec: RunSpec, market: market_selectors.PerpMarket) -> None:
+    """At most the market's maximum, and the maximum of the tier of the first position's
+    notional (Bitget lowers the leverage allowed as a position grows)."""
+    notional = spec.initial_cash * spec.position_size * spec.leverage
+    tier = market.tier(notional)
+    most = min(market.max_leverage, tier.max_leverage)
+    if spec.leverage <= most:
+        return
+    quote = spec.symbol.partition("/")[2].partition(":")[0]
+    where = spec.symbol
+    if most < market.max_leverage:
+        where = f"a {spec.symbol} position of {notional.normalize():f} {quote}"
+    raise AppError(
+        "invalid_leverage",
+        f"{where} allows a leverage of at most {most}, not {spec.leverage}.",
+        details={"leverage": [f"at most {most} on {spec.symbol}"]},
+    )
 
 
 def _check_spot_terms(spec: RunSpec, shorts: Iterable[Any]) -> None:

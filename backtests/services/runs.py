@@ -9,6 +9,7 @@ import logging
 import math
 from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import pandas as pd
@@ -83,13 +84,22 @@ def engine_inputs(run: Backtest | Sweep, candles: pd.DataFrame) -> dict[str, Any
     until_ms = last_open + timeframe_ms(run.timeframe)
     return {
         "settings": run.engine_settings(
-            perp=True, maintenance_margin_rate=float(market.maintenance_margin_rate)
+            perp=True,
+            maintenance_margin_rate=float(
+                market.tier(opening_notional(run)).maintenance_margin_rate
+            ),
         ),
         "funding": market_selectors.funding_frame(**key, start_ms=run.start_ms, end_ms=until_ms),
         "mark": market_selectors.mark_candles_frame(
             **key, start_ms=run.start_ms, end_ms=run.end_ms
         ),
     }
+
+
+def opening_notional(run: Backtest | Sweep) -> Decimal:
+    """The notional of the first position: the engine takes the maintenance-margin rate of its
+    tier for every trade (a simplification: the account grows or shrinks after it)."""
+    return run.initial_cash * run.position_size * run.leverage
 
 
 def unqueued(model: type[Model], pk: int, *, cause: Exception, event: Any) -> None:

@@ -18,9 +18,7 @@ parameters to ccxt unchanged, e.g. ``{"marginMode": "cross"}`` or ``{"uta": True
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation
@@ -31,6 +29,7 @@ import ccxt
 
 from markets.exchanges import ccxt_swap, ccxt_triggers
 from markets.exchanges.base import MarketRules, Position
+from markets.exchanges.ccxt_messages import exchange_said
 from markets.exchanges.errors import (
     ExchangeAuthError,
     ExchangeError,
@@ -56,10 +55,8 @@ logging.getLogger("ccxt").setLevel(logging.INFO)
 ORDER_TYPES = ("market", "limit")
 ORDER_SIDES = ("buy", "sell")
 SCRUBBED = "[scrubbed]"
-_MAX_EXCHANGE_MESSAGE = 300
 # (exchange, method) pairs failing transiently right now, in this process.
 _outages: set[tuple[str, str]] = set()
-_CODE_PATTERN = re.compile(r'"(?:code|err_code)"\s*:\s*"?([A-Za-z0-9_.-]+)')
 
 
 class CcxtExchange:
@@ -352,6 +349,14 @@ class CcxtExchange:
         ccxt_swap.check_swap(self.catalog.market(symbol))
         return self.fetch_ohlcv(symbol, timeframe, since, limit, params={"price": "mark"})
 
+    def fetch_leverage_tiers(self, symbol: str) -> list[dict[str, Any]]:
+        """The swap's leverage / maintenance-margin tiers, as ccxt gives them (without ``info``);
+        ``ccxt_swap.tiers_from_ccxt`` reads them."""
+        ccxt_swap.check_swap(self.catalog.market(symbol))
+        with self._ccxt_errors("fetch_leverage_tiers"):
+            rows = self.client.fetch_market_leverage_tiers(symbol)
+        return [{key: value for key, value in row.items() if key != "info"} for row in rows]
+
     def _swap_settings(self, symbol: str) -> dict[str, Any]:
         """The account's settings for the swap (Bitget's position mode, margin mode, leverage)."""
         ccxt_swap.check_swap(self.catalog.market(symbol))
@@ -407,7 +412,7 @@ class CcxtExchange:
             yield
         except ccxt.BaseError as exc:
             raw = self._scrub(str(exc))
-            said, code = _exchange_said(raw, self.exchange_id)
+            said, code = exchange_said(raw, self.exchange_id)
             error = self._translate(exc, said, code)
             metrics.EXCHANGE_ERRORS.inc(exchange=self.exchange_id, kind=error.code)
             if isinstance(error, ExchangeAuthError):
@@ -466,34 +471,3 @@ class CcxtExchange:
         if isinstance(exc, ccxt.NetworkError):
             return TransientExchangeError(f"could not reach {name}")
         return ExchangeError(f"{name} error: {said}")
-
-
-def _exchange_said(message: str, exchange_id: str) -> tuple[str, str | None]:
-    """The exchange's own words and error code, out of a ccxt message (``"bitget {json}"``)."""
-    code = None
-    said = message
-    start = message.find("{")
-    if start != -1:
-        try:
-            body = json.loads(message[start:])
-        except ValueError:
-            body = None
-        if isinstance(body, dict):
-            code = _text(body.get("code", body.get("err_code")))
-            said = _text(body.get("msg", body.get("err_msg"))) or said
-    if code is None:
-        match = _CODE_PATTERN.search(message)
-        code = match.group(1) if match else None
-    prefix = exchange_id + " "
-    if said.startswith(prefix):
-        said = said[len(prefix) :]
-    said = said.strip() or "no details"
-    if len(said) > _MAX_EXCHANGE_MESSAGE:
-        said = said[: _MAX_EXCHANGE_MESSAGE - 1] + "…"
-    return said, code
-
-
-def _text(value: Any) -> str | None:
-    if value is None or value == "":
-        return None
-    return str(value)

@@ -6,6 +6,7 @@ Pure functions over ccxt's parsed results (and Bitget's raw account settings in 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -48,6 +49,41 @@ def position_from_ccxt(row: dict[str, Any]) -> Position:
         liquidation_price=liquidation if liquidation is not None and liquidation > 0 else None,
         margin=margin if margin is not None else decimal_or_none(row.get("collateral")),
     )
+
+
+# Where a catalog market keeps its tiers: ccxt's ``fetchMarketLeverageTiers`` rows, stored by
+# ``refresh_markets`` (and in the shipped catalog where a recording has them).
+TIERS_KEY = "leverageTiers"
+
+
+def tiers_from_ccxt(rows: list[dict[str, Any]]) -> tuple[perp.MaintenanceTier, ...]:
+    """ccxt's leverage tiers (``minNotional``, ``maxNotional``, ``maintenanceMarginRate``,
+    ``maxLeverage``) as ``perp.MaintenanceTier``s, smallest first; the last one unbounded.
+    A row that lacks a number is an ``ExchangeError``: a wrong tier would misplace every
+    liquidation price."""
+    tiers = []
+    for row in sorted(rows, key=lambda row: float(row.get("minNotional") or 0)):
+        rate = decimal_or_none(row.get("maintenanceMarginRate"))
+        most = decimal_or_none(row.get("maxLeverage"))
+        if rate is None or most is None or not 0 <= rate < 1 or most < 1:
+            raise ExchangeError(f"leverage tier without a usable rate or leverage: {row!r}")
+        tiers.append(
+            perp.MaintenanceTier(
+                min_notional=decimal_or_none(row.get("minNotional")) or Decimal(0),
+                max_notional=decimal_or_none(row.get("maxNotional")),
+                maintenance_margin_rate=rate,
+                max_leverage=int(most),
+            )
+        )
+    if tiers:
+        tiers[-1] = replace(tiers[-1], max_notional=None)
+    return tuple(tiers)
+
+
+def market_tiers(market: dict[str, Any]) -> tuple[perp.MaintenanceTier, ...]:
+    """A catalog market's tiers when it has them, else ``perp.DEFAULT_TIERS``."""
+    rows = market.get(TIERS_KEY)
+    return tiers_from_ccxt(rows) if rows else perp.DEFAULT_TIERS
 
 
 def is_one_way(settings: dict[str, Any]) -> bool:

@@ -33,10 +33,11 @@ leverage and ``f`` the taker fee (``paper_taker_fee`` or the market's):
   free (never below 0: an isolated position loses at most its margin). A reduce is rounded to the
   amount step but not held to the minimums, so any remainder can be closed. ``reduce_only`` that
   would open or add is refused (``reduce_only_rejected``), as Bitget does.
-- The liquidation price (``perp.liquidation_price`` with the market's tiers, else
-  ``perp.DEFAULT_TIERS`` (m = 0.005), no fee term) is rounded to the price step towards the entry
-  and stored on the position; a long at leverage 1 has none (NULL). Long 20010.0 at L 10:
-  20010 x 0.9 / 0.995 = 18099.497... -> 18099.5.
+- The liquidation price (``perp.liquidation_price`` with the market's tiers (the catalog's
+  ``leverageTiers``, ``ccxt_swap.market_tiers``), else ``perp.DEFAULT_TIERS`` (m = 0.005), no fee
+  term) is rounded to the price step towards the entry and stored on the position; a long at
+  leverage 1 has none (NULL). Long 20010.0 at L 10 on BTC's first tier (m = 0.004):
+  20010 x 0.9 / 0.996 = 18081.325... -> 18081.4.
 - Realised PnL excludes fees (as Bitget's ``achievedProfits``); the order row has the fee.
 
 Funding and liquidation: ``settle_perps(symbol, candles)``

@@ -90,7 +90,7 @@ def swap_market(catalog: MarketCatalog, symbol: str) -> SwapMarket:
         settle=market.get("settle") or market["quote"],
         contract_size=ccxt_swap.decimal_or_none(market.get("contractSize")) or Decimal(1),
         max_leverage=int(limit) if limit is not None else perp.MAX_LEVERAGE,
-        tiers=perp.DEFAULT_TIERS,  # the catalog has no tiers yet
+        tiers=ccxt_swap.market_tiers(market),
     )
 
 

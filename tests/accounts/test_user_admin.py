@@ -382,3 +382,40 @@ def test_the_audit_trail_is_read_only(staff_client, staff, user):
     assert staff_client.get("/admin/admin/logentry/add/").status_code == 403
     assert LogEntry.objects.filter(pk=entry.pk).exists()
     assert not LogEntry.objects.filter(action_flag=ADDITION).exists()
+
+
+# --- the leverage cap ---------------------------------------------------------------------------
+
+
+def test_staff_cap_a_traders_leverage_and_their_perp_bots_stay_under_it(
+    staff_client: Any, db: Any
+) -> None:
+    # given: a trader, and staff setting a cap of 5 on the users page
+    strategy_catalogue_sync()
+    trader = UserFactory(display_name="Trader")
+    form = {"email": trader.email, "display_name": "Trader", "time_zone": "UTC", "is_active": "on"}
+    refused = staff_client.post(f"{ADMIN}/user/{trader.pk}/change/", {**form, "max_leverage": "0"})
+    assert refused.status_code == 200  # shown again with the error
+    response = staff_client.post(
+        f"{ADMIN}/user/{trader.pk}/change/", {**form, "max_leverage": "5", "_save": "Save"}
+    )
+    assert response.status_code == 302
+    trader.refresh_from_db()
+    assert trader.max_leverage == 5
+    # when: the trader asks for a perp bot at 6, then at 5
+    api = Client()
+    api.force_login(trader)
+    body = {
+        "name": "Lever", "exchange_account": paper_account(trader).pk, "symbol": "BTC/USDT:USDT",
+        "timeframe": "5m", "strategy": "ma_cross", "params": {"fast": 5, "slow": 20},
+        "order_size": {"fraction": 1}, "leverage": 6,
+    }  # fmt: skip
+    over = api.post("/api/bots", body, content_type="application/json")
+    within = api.post("/api/bots", {**body, "leverage": 5}, content_type="application/json")
+    # then: 6 is refused naming the cap; 5 is taken
+    assert over.status_code == 400, over.content
+    assert over.json()["error"]["details"]["leverage"] == [
+        "Must be from 1 to 5: your account is capped at 5."
+    ]
+    assert within.status_code == 201, within.content
+    assert Bot.objects.get(user=trader).leverage == 5

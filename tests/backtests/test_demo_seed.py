@@ -1,5 +1,5 @@
-"""``make run``'s seed leaves the demo trader a finished backtest on the sample candles and a
-paper bot running on the replayed sample."""
+"""``make run``'s seed leaves the demo trader finished backtests on the sample candles (spot, and
+the perp sample at leverage 3) and a paper bot running on the replayed sample."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def test_the_seed_runs_a_demo_backtest_once_without_a_worker(db, strategy_catalo
     call_command("seed_demo", stdout=io.StringIO())
 
     trader = User.objects.get(email=DEMO_EMAIL)
-    [backtest] = Backtest.objects.filter(user=trader)
+    [backtest] = Backtest.objects.filter(user=trader, symbol="BTC/USDT")
     assert backtest.status == RunStatus.DONE
     assert backtest.worker == "seed"
     assert backtest.candle_count == 10_999  # every shipped 5m candle
@@ -37,6 +37,12 @@ def test_the_seed_runs_a_demo_backtest_once_without_a_worker(db, strategy_catalo
     assert Candle.objects.filter(**perp, timeframe="5m").count() == 1_999
     assert MarkCandle.objects.filter(**perp).count() == 100 + 91
     assert FundingRate.objects.filter(**perp).count() == 91
+    # and a finished perp backtest on it: shorts, leverage 3, funding paid and received
+    [leveraged] = Backtest.objects.filter(user=trader, **perp)
+    assert (leveraged.status, leveraged.leverage) == (RunStatus.DONE, 3)
+    assert leveraged.trades.filter(side="short").exists()
+    assert leveraged.metrics["funding_fees"] != 0
+    assert f"demo perp backtest #{leveraged.pk} done" in out.getvalue()
 
 
 def test_the_seed_starts_one_demo_replay_bot(db, strategy_catalogue):

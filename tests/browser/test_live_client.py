@@ -20,11 +20,16 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from bots import services as bot_services
 from bots.models import Order
+from bots.services.lifecycle import BotConfig
+from markets.models import Candle
+from markets.perp_data import PERP_SAMPLE_SYMBOL, perp_sample_load
 from strategies.services import strategy_catalogue_sync
 from tests.bots.bot_helpers import (
     COUNT,
     FIRST,
+    as_datetime,
     holding_bot,
     paper_account,
     replay_bot,
@@ -372,3 +377,57 @@ def test_a_signed_out_page_goes_offline_without_retrying(page, trader, password)
     page.wait_for_timeout(2_000)
     assert (stat(page, "attempts"), stat(page, "connections")) == (2, 1)
     expect(status).to_have_attribute("data-state", "offline")
+
+
+# --- a perpetual-swap bot ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def perp_bot(trader: Any) -> Any:
+    """A stopped replay bot of the trader's on the shipped XRP/USDT:USDT perp sample, at 3x."""
+    strategy_catalogue_sync()
+    perp_sample_load()
+    first = Candle.objects.filter(symbol=PERP_SAMPLE_SYMBOL, timeframe="5m").order_by("open_time")
+    config = BotConfig(
+        name="Perp bot", exchange_account=paper_account(trader), symbol=PERP_SAMPLE_SYMBOL,
+        timeframe="5m", strategy="ma_cross", params={"fast": 5, "slow": 20, "allow_short": True},
+        data_source="replay", replay_start=as_datetime(first[300].open_time), replay_speed=60,
+        leverage=3,
+    )  # fmt: skip
+    return bot_services.bot_create(user=trader, config=config)
+
+
+def test_a_perp_bots_page_shows_the_short_its_leverage_and_liquidation_line(
+    page, trader, password, perp_bot
+):
+    # given the perp bot's page: its leverage in the configuration, the perp columns, flat
+    open_bot_page(page, trader, password, perp_bot)
+    expect(page.locator("#bot-leverage td")).to_contain_text("3×")
+    chart = page.locator("#bot-chart")
+    expect(chart).to_have_attribute("data-liquidation", "")
+
+    # when the tick publishes a short position
+    publish(perp_bot, "position", {
+        "symbol": PERP_SAMPLE_SYMBOL, "side": "short", "qty": "1200", "entry_price": "1.1893",
+        "pnl": "-0.5", "unrealized_pnl": "3.25", "mark_price": "1.1866", "leverage": 3,
+        "margin": "475.72", "liquidation_price": "1.5779", "funding": "-0.0125",
+    })  # fmt: skip
+
+    # then the position's side, leverage, liquidation price and funding show, and the chart
+    # draws the liquidation line at its price
+    cells = page.locator("#bot-position tbody td")
+    expect(cells).to_have_text(
+        ["short", "1200 XRP/USDT:USDT", "1.1893", "1.1866", "3×", "1.5779", "-0.01",
+         "-0.50", "3.25"],
+        timeout=LIVE,
+    )  # fmt: skip
+    expect(chart).to_have_attribute("data-liquidation", "1.5779", timeout=LIVE)
+
+    # and when it is closed, the line goes
+    publish(perp_bot, "position", {
+        "symbol": PERP_SAMPLE_SYMBOL, "side": "short", "qty": "0", "entry_price": None,
+        "pnl": "2.75", "unrealized_pnl": "0", "mark_price": "1.1866", "leverage": 3,
+        "margin": "0", "liquidation_price": None, "funding": "-0.0125",
+    })  # fmt: skip
+    expect(page.locator("#bot-position td.position-side")).to_have_text("flat", timeout=LIVE)
+    expect(chart).to_have_attribute("data-liquidation", "", timeout=LIVE)

@@ -240,6 +240,24 @@ def bitget_markets_handler(markets: Mapping[str, Mapping[str, Any]]) -> Handler:
         if m["type"] == "spot" and m.get("margin")
     ]
 
+    # The classic account's tier rows (Bitget v2 "query-position-lever", the shape ccxt's
+    # parse_market_leverage_tiers documents), rebuilt from a market's stored ccxt tiers.
+    classic_tiers = {
+        m["id"]: [
+            {
+                "symbol": m["id"],
+                "level": str(row["tier"]),
+                "startUnit": str(row["minNotional"]),
+                "endUnit": str(row["maxNotional"]),
+                "leverage": str(row["maxLeverage"]),
+                "keepMarginRate": str(row["maintenanceMarginRate"]),
+            }
+            for row in m["leverageTiers"]
+        ]
+        for m in markets.values()
+        if m.get("leverageTiers")
+    }
+
     def ok(data: Any) -> dict[str, Any]:
         return {"code": "00000", "msg": "success", "requestTime": 1700000000000, "data": data}
 
@@ -254,6 +272,13 @@ def bitget_markets_handler(markets: Mapping[str, Mapping[str, Any]]) -> Handler:
             return json_response(request, 200, ok(margin))
         if parts.path == "/api/v2/mix/market/contracts":
             return json_response(request, 200, ok(contracts.get(query.get("productType"), [])))
+        if parts.path == "/api/v2/mix/market/query-position-lever":
+            tiers = classic_tiers.get(query.get("symbol", ""))
+            if tiers is None:  # Bitget's answer to a symbol it has no tiers for (hand-made)
+                return json_response(
+                    request, 400, {"code": "40034", "msg": "Parameter does not exist"}
+                )
+            return json_response(request, 200, ok(tiers))
         raise AssertionError(f"unexpected request while loading markets: {request.url}")
 
     return handler

@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 
-from markets.exchanges import errors
+from markets import perp
+from markets.exchanges import ccxt_swap, errors
 from markets.exchanges.base import PerpExchange, Position
 from markets.exchanges.ccxt_exchange import CcxtExchange
-from markets.exchanges.markets import MarketCatalog
+from markets.exchanges.markets import MarketCatalog, shipped_catalog
 from tests.markets.ccxt_replay import (
     API_KEY,
     PASSWORD,
@@ -351,3 +352,49 @@ def test_mark_price_candles(exchange: CcxtExchange) -> None:
     [sent] = fetch.sent
     assert sent.url == swap_request_case("fetchOHLCV", "mark ohlcv")["url"]
     assert rows == answer_["parsedResponse"]
+
+
+# --- leverage tiers ------------------------------------------------------------------------------
+
+
+def test_it_reads_the_leverage_tiers_of_a_swap(exchange: CcxtExchange) -> None:
+    # given: Bitget's recorded tiers of BTC/USDT:USDT (a unified-account answer, so the client
+    # asks the unified account's endpoint, as the recording did)
+    case = swap_response_case("fetchMarketLeverageTiers", "uta fetchMarketLeverageTiers")
+    exchange.client.options["uta"] = True
+    fetch = FakeFetch(default=case["httpResponse"]).install(exchange.client)
+    # when
+    rows = exchange.fetch_leverage_tiers("BTC/USDT:USDT")
+    tiers = ccxt_swap.tiers_from_ccxt(rows)
+    # then: eleven tiers, smallest first, the last unbounded, read through ccxt's own parsing
+    assert fetch.sent[0].path == "/api/v3/market/position-tier"  # the unified account's
+    assert len(tiers) == 11
+    assert tiers[0] == perp.MaintenanceTier(Decimal(0), Decimal(150000), Decimal("0.004"), 125)
+    assert (tiers[2].maintenance_margin_rate, tiers[2].max_leverage) == (Decimal("0.01"), 50)
+    assert tiers[-1].max_notional is None
+    assert all("info" not in row for row in rows)
+    # and a 1,000,000 USDT position falls in the third tier: at most 50x
+    assert perp.tier_for(Decimal(1_000_000), tiers).max_leverage == 50
+
+
+def test_the_shipped_catalog_carries_the_recorded_tiers() -> None:
+    catalog = MarketCatalog("bitget", recorded_markets())
+    shipped = shipped_catalog("bitget")
+    assert ccxt_swap.market_tiers(shipped.market("BTC/USDT:USDT"))[0].maintenance_margin_rate == (
+        Decimal("0.004")
+    )
+    # a perp without tiers in the data takes the default tier
+    assert ccxt_swap.market_tiers(catalog.market("XRP/USDT:USDT")) == perp.DEFAULT_TIERS
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        {"minNotional": 0, "maxNotional": 10, "maintenanceMarginRate": None, "maxLeverage": 5},
+        {"minNotional": 0, "maxNotional": 10, "maintenanceMarginRate": 1.5, "maxLeverage": 5},
+        {"minNotional": 0, "maxNotional": 10, "maintenanceMarginRate": 0.01, "maxLeverage": 0},
+    ],
+)
+def test_a_tier_that_makes_no_sense_is_refused(row: dict[str, Any]) -> None:
+    with pytest.raises(errors.ExchangeError):
+        ccxt_swap.tiers_from_ccxt([row])

@@ -4,7 +4,8 @@ BTC/USDT:USDT in the shipped Bitget snapshot: contract size 1, amount step 0.000
 minimum cost 5 USDT, taker fee 0.0006, maximum leverage 125. The reference price is 20000 and the
 account's slippage the default 5 bps, so a market buy fills at 20010.0 and a sell at 19990.0.
 Funding times are 8 h apart from T0 (2024-01-01 00:00 UTC); maintenance margin rate 0.005 (the
-default tier).
+default tier: the tests trade on the snapshot without BTC's recorded tiers, ``UNTIERED``; the
+last test trades on the tiers).
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import pytest
 
 from markets.exchanges import errors
 from markets.exchanges.base import PerpExchange, Position
-from markets.exchanges.ccxt_swap import position_from_ccxt
-from markets.exchanges.markets import forget_catalogs
+from markets.exchanges.ccxt_swap import TIERS_KEY, position_from_ccxt
+from markets.exchanges.markets import MarketCatalog, forget_catalogs, shipped_catalog
 from markets.exchanges.paper import PaperExchange
 from markets.exchanges.paper_ledger import fund
 from markets.exchanges.prices import FixedPrices
@@ -29,6 +30,13 @@ HOUR = 3_600_000
 FUNDING = 8 * HOUR
 BTC = "BTC/USDT:USDT"
 D = Decimal
+UNTIERED = MarketCatalog(
+    "bitget",
+    {
+        symbol: {key: value for key, value in market.items() if key != TIERS_KEY}
+        for symbol, market in shipped_catalog("bitget").markets.items()
+    },
+)
 
 
 @pytest.fixture(autouse=True)
@@ -52,7 +60,7 @@ def prices():
 
 @pytest.fixture
 def paper(account, prices):
-    return PaperExchange(account, prices=prices)
+    return PaperExchange(account, prices=prices, catalog=UNTIERED)
 
 
 def usdt(account):
@@ -93,7 +101,9 @@ def test_it_is_a_perp_exchange_whose_settings_are_idempotent(paper, account):
     assert paper.set_leverage(BTC, 10) is True
     assert paper.set_leverage(BTC, 10) is False
     # and a new exchange on the same account sees it
-    assert PaperExchange(account, prices=paper.prices).set_leverage(BTC, 10) is False
+    assert (
+        PaperExchange(account, prices=paper.prices, catalog=UNTIERED).set_leverage(BTC, 10) is False
+    )
     assert position(account).leverage == 10
 
 
@@ -244,7 +254,7 @@ def test_an_opening_without_margin_and_fee_is_refused_writing_nothing(
     # given: 201.30 is needed (margin 200.1 + fee 1.2006)
     account = exchange_account_factory(mode="paper")
     fund(account, {"USDT": D("201.3")})
-    paper = PaperExchange(account, prices=prices)
+    paper = PaperExchange(account, prices=prices, catalog=UNTIERED)
     paper.set_leverage(BTC, 10)
     # when
     with pytest.raises(errors.InsufficientFundsError) as refused:
@@ -394,7 +404,7 @@ def test_funding_is_charged_or_paid_at_the_mark_once_across_calls_and_restarts(
     assert position(account).last_funding_ms == T0 + FUNDING
     # and again, and from a new exchange (a restarted process): nothing more
     paper.settle_perps(BTC, hours(0, 8))
-    PaperExchange(account, prices=prices).settle_perps(BTC, hours(0, 8))
+    PaperExchange(account, prices=prices, catalog=UNTIERED).settle_perps(BTC, hours(0, 8))
     assert usdt(account)[0] == free_before + D(payment)
     assert position(account).funding == D(payment)
 
@@ -403,7 +413,7 @@ def test_funding_above_the_free_balance_comes_out_of_the_margin(exchange_account
     # given: a long holding all the account's money as margin and fee (201.3006)
     account = exchange_account_factory(mode="paper")
     fund(account, {"USDT": D("201.4006")})
-    paper = PaperExchange(account, prices=prices)
+    paper = PaperExchange(account, prices=prices, catalog=UNTIERED)
     open_long(paper)
     store_funding("0.0005")  # 0.1 x 20000 x 0.0005 = 1 to pay, 0.1 free
     prices.now = T0 + 9 * HOUR
@@ -551,3 +561,14 @@ def test_candles_not_yet_closed_or_before_the_opening_are_left_alone(paper, acco
     assert paper.settle_perps(BTC, [bar(T0, low=1)], timeframe="1h") == []  # before the open
     assert paper.settle_perps(BTC, [bar(T0 + HOUR, low=1)], timeframe="1h") == []  # not closed
     assert position(account).side == "long"
+
+
+def test_a_market_with_recorded_tiers_is_liquidated_by_its_own_rate(account, prices):
+    # given: the shipped snapshot, where BTC/USDT:USDT carries Bitget's recorded tiers (the
+    # first: 0.4 % up to 150,000 USDT, 125x)
+    paper = PaperExchange(account, prices=prices)
+    paper.set_leverage(BTC, 10)
+    # when: a 0.1 BTC long at 20010.0
+    paper.create_perp_order(BTC, "market", "buy", D("0.1"))
+    # then: 20010 x 0.9 / (1 - 0.004) = 18081.325... rounded up to 18081.4
+    assert PaperPosition.objects.get(account=account).liquidation_price == D("18081.4")

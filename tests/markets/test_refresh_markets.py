@@ -19,6 +19,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
+from markets.exchanges import ccxt_swap
 from markets.exchanges.markets import MarketCatalog, forget_catalogs, get_catalog, shipped_catalog
 from markets.models import MarketSnapshot
 from tests.conftest import ROOT, database_url
@@ -32,6 +33,7 @@ from tests.markets.ccxt_replay import (
 
 pytestmark = pytest.mark.django_db
 
+TIERS_PATH = "/api/v2/mix/market/query-position-lever"
 MARKET_PATHS = {
     "/api/v2/spot/public/coins",
     "/api/v2/spot/public/symbols",
@@ -76,7 +78,13 @@ def test_it_stores_the_markets_the_exchange_lists(monkeypatch: pytest.MonkeyPatc
     assert snapshot.exchange == "bitget"
     assert sorted(snapshot.markets) == shipped_catalog("bitget").symbols
     assert "Stored 15 bitget markets (7 spot, 8 swap)" in output
-    assert {r.path_url.split("?")[0] for r in sent} == MARKET_PATHS
+    assert {r.path_url.split("?")[0] for r in sent} == MARKET_PATHS | {TIERS_PATH}
+    # with the tiers of the linear perps that have them (the others keep the default tier)
+    assert "leverage tiers of 1 perps; no tiers for ADA/USDT:USDT, DOGE/USDT:USDT" in output
+    btc = MarketCatalog("bitget", snapshot.markets).market("BTC/USDT:USDT")
+    assert ccxt_swap.market_tiers(btc) == ccxt_swap.market_tiers(
+        shipped_catalog("bitget").market("BTC/USDT:USDT")
+    )
     # and the catalog reads it at once: the new minimum applies
     assert get_catalog("bitget").rules("BTC/USDT").min_cost == Decimal(2)
 

@@ -6,7 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from accounts import services as account_services
-from backtests.services.demo import demo_backtest_seed
+from backtests.services.demo import demo_backtest_seed, demo_perp_backtest_seed
 from bots.services import demo_bot_seed
 from markets.services import demo_market_seed
 
@@ -17,7 +17,8 @@ STAFF_EMAIL = "admin@example.com"
 class Command(BaseCommand):
     help = (
         "Create (or refresh) the demo trader, a staff user, the sample candles, a funded "
-        "paper account, a finished backtest and a running replay bot; print the logins."
+        "paper account, finished backtests (spot and perp) and a running replay bot; print the "
+        "logins."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -34,12 +35,15 @@ class Command(BaseCommand):
         )
         market = demo_market_seed(trader=trader)
         backtest = demo_backtest_seed(trader=trader)
+        perp = demo_perp_backtest_seed(trader=trader)
         bot = demo_bot_seed(trader=trader)
         self.stdout.write(
             f"Sample candles: {market['candles']} ({market['created']} new); "
             f"perp sample XRP/USDT:USDT: {market['perp_created']} new rows; "
             f"paper account “{market['account']}” ready; demo backtest #{backtest.pk} "
-            f"{backtest.status} ({backtest.trade_count} trades); demo bot “{bot.name}” "
+            f"{backtest.status} ({backtest.trade_count} trades); demo perp backtest #{perp.pk} "
+            f"{perp.status} ({perp.trade_count} trades, leverage {perp.leverage}); "
+            f"demo bot “{bot.name}” "
             f"{bot.status} ({bot.data_source}, {bot.replay_speed:g} candles a minute)."
         )
         self.stdout.write(
