@@ -30,6 +30,8 @@ from bots.services.orders import orders_execute, place_send
 from bots.services.perp_sync import perp_candles_settle
 from bots.services.protection import triggers_match
 from markets.exchanges.base import PerpExchange
+from markets.perp import DEFAULT_TIERS
+from markets.selectors import perp_market
 
 
 def candles_settle(bot: Bot, market: BotMarket, candles: pd.DataFrame, updates: BotUpdates) -> None:
@@ -42,9 +44,12 @@ def candles_settle(bot: Bot, market: BotMarket, candles: pd.DataFrame, updates: 
 
 
 def perp_terms(bot: Bot, position: Position) -> PerpTerms:
+    """The bot's leverage and buffer, the market's maintenance tiers (the catalog's, else the
+    default), the margin the position holds."""
+    market = perp_market(exchange=bot.exchange_account.exchange, symbol=bot.symbol)
     return PerpTerms(
         leverage=bot.leverage, liquidation_buffer_pct=bot.liquidation_buffer_pct,
-        margin=position.margin,
+        tiers=market.tiers if market is not None else DEFAULT_TIERS, margin=position.margin,
     )  # fmt: skip
 
 

@@ -17,6 +17,7 @@ much:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import pandas as pd
@@ -78,7 +79,10 @@ def backtest_trades(
     settings = BacktestSettings(
         initial_cash=INITIAL_CASH, fee_rate=taker_fee(), slippage_bps=SLIPPAGE_BPS,
         position_size=position_size, stop_loss=stop_loss, leverage=leverage, perp=True,
-        maintenance_margin_rate=float(market.maintenance_margin_rate),
+        # the tier of the opening notional, as ``engine_inputs`` takes it
+        maintenance_margin_rate=float(
+            market.tier(Decimal(INITIAL_CASH * position_size * leverage)).maintenance_margin_rate
+        ),
     )  # fmt: skip
     until = last_ms + timeframe_ms(TIMEFRAME)
     funding = market_selectors.funding_frame(**key, start_ms=first_ms, end_ms=until)
