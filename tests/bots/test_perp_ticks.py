@@ -16,9 +16,12 @@ from bots.models import Bot, BotEvent, Order, Position, Trade
 from bots.services.events import BotUpdates
 from bots.services.markets import BotMarket
 from bots.services.perp_sync import perp_position_sync
+from bots.services.perp_ticks import perp_terms
 from markets.exchanges.markets import forget_catalogs
 from markets.models import Candle, FundingRate, PaperOrder, PaperPosition
+from markets.perp import DEFAULT_TIERS
 from markets.perp_data import perp_sample_load
+from markets.selectors import perp_market
 from strategies.services import strategy_catalogue_sync
 from tests.backtests.api_helpers import error_of
 from tests.bots.bot_helpers import paper_account
@@ -291,3 +294,19 @@ def test_a_stop_with_flatten_closes_a_short_with_a_reduce_only_buy(
     assert PaperPosition.objects.get(account=bot.exchange_account, symbol=XRP).side == "flat"
     assert held(bot).qty == 0
     assert runner.refresh().status == Bot.Status.STOPPED
+
+
+def test_a_perp_bot_decides_with_its_markets_maintenance_tiers(user: Any) -> None:
+    # BTC/USDT:USDT ships Bitget's tiers (the catalog's), the buffer's liquidation price uses them
+    strategy_catalogue_sync()
+    config = services.BotConfig(
+        name="BTC perp", exchange_account=paper_account(user), symbol="BTC/USDT:USDT",
+        timeframe="5m", strategy="ma_cross", params=SHORTS, leverage=10,
+        liquidation_buffer_pct=Decimal(5),
+    )  # fmt: skip
+    bot = services.bot_create(user=user, config=config)
+    terms = perp_terms(bot, Position.objects.get(bot=bot))
+    market = perp_market(exchange=EXCHANGE, symbol="BTC/USDT:USDT")
+    assert market is not None
+    assert terms.tiers == market.tiers != DEFAULT_TIERS
+    assert (terms.leverage, terms.liquidation_buffer_pct) == (10, Decimal(5))
