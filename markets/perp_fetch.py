@@ -147,10 +147,19 @@ def _newest_missing(stored: set[int], *, start: int, before: int) -> int | None:
     return None
 
 
-def _page_holding(funding_time: int, *, latest: int, page_limit: int) -> int:
-    """The exchange's page (1: the newest ``page_limit`` rates) that holds ``funding_time`` when
-    it has one rate every interval up to ``latest``."""
-    return (latest - funding_time) // FUNDING_INTERVAL_MS // page_limit + 1
+def _page_holding(funding_time: int, *, latest: int, limit: int) -> int:
+    """The exchange's page (1: the newest ``limit`` rates) that holds ``funding_time`` when it
+    has one rate every interval up to ``latest``; with fewer, the page is this one or before."""
+    return (latest - funding_time) // FUNDING_INTERVAL_MS // limit + 1
+
+
+def _funding_range(since_ms: int, until_ms: int | None, now_ms: int | None) -> tuple[int, int, int]:
+    """[start, end) of the funding times to fetch, and the newest one that has happened."""
+    interval = FUNDING_INTERVAL_MS
+    now = now_ms if now_ms is not None else int(time.time() * 1000)
+    latest = now - now % interval
+    end = latest + interval if until_ms is None else min(latest + interval, until_ms)
+    return -(-since_ms // interval) * interval, end, latest
 
 
 def funding_rates_fetch_from_exchange(
@@ -168,10 +177,7 @@ def funding_rates_fetch_from_exchange(
     rates are all stored are not asked for. Stops at the first funding time of the range or
     when a page brings nothing. ``progress(done, total)`` counts funding times of the range."""
     interval = FUNDING_INTERVAL_MS
-    now = now_ms if now_ms is not None else int(time.time() * 1000)
-    latest = now - now % interval  # the newest funding time that has happened
-    start = -(-since_ms // interval) * interval
-    end = latest + interval if until_ms is None else min(latest + interval, until_ms)
+    start, end, latest = _funding_range(since_ms, until_ms, now_ms)
     key = {"exchange": exchange.exchange_id, "symbol": symbol}
     stored = set(
         FundingRate.objects.filter(
@@ -181,32 +187,28 @@ def funding_rates_fetch_from_exchange(
     total = max(0, -(-(end - start) // interval))
     result, pages = ImportResult(), 0
     missing = _newest_missing(stored, start=start, before=end)
-    if missing is None:
-        return result
-    page_no = _page_holding(missing, latest=latest, page_limit=page_limit)
-    backed_off = False
-    while True:
+    page_no = 0 if missing is None else _page_holding(missing, latest=latest, limit=page_limit)
+    done_page = 0  # the last page stored: every missing time is on a later one
+    while missing is not None:
         if progress is not None:
             progress(len(stored), total)
-        rows = _funding_rows(
-            exchange.fetch_funding_rate_history(
-                symbol, None, page_limit, params={"pageNo": page_no}
-            )
+        entries = exchange.fetch_funding_rate_history(
+            symbol, None, page_limit, params={"pageNo": page_no}
         )
-        pages += 1
+        rows, pages = _funding_rows(entries), pages + 1
         if not rows:
             break
-        if rows[-1].funding_time < missing and page_no > 1 and not backed_off:
-            page_no, backed_off = page_no - 1, True  # fewer rates than the grid: look newer
+        if rows[-1].funding_time < missing and page_no - 1 > done_page:
+            page_no -= 1  # the exchange has fewer rates than the grid: the time is newer
             continue
         kept = [row for row in rows if start <= row.funding_time < end]
         if kept:
             result += funding_rates_import(**key, rows=kept)
             stored.update(row.funding_time for row in kept)
         missing = _newest_missing(stored, start=start, before=min(end, rows[0].funding_time))
-        if missing is None:
-            break
-        page_no = max(page_no + 1, _page_holding(missing, latest=latest, page_limit=page_limit))
+        done_page = page_no
+        if missing is not None:
+            page_no = max(page_no + 1, _page_holding(missing, latest=latest, limit=page_limit))
     if progress is not None:
         progress(len(stored), total)
     logger.info(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -17,7 +16,6 @@ import pytest
 import requests
 from django.core.management import CommandError, call_command
 from requests.adapters import BaseAdapter
-from requests.structures import CaseInsensitiveDict
 
 from markets.exchanges.ccxt_exchange import CcxtExchange
 from markets.exchanges.errors import ExchangeError
@@ -32,6 +30,7 @@ from markets.perp_data import (
 )
 from markets.perp_fetch import funding_rates_fetch_from_exchange, mark_candles_fetch_from_exchange
 from markets.selectors import market_steps
+from tests.markets.ccxt_replay import json_response
 from tests.markets.test_import_candles_command import FakeTTY
 
 SYMBOL = "XRP/USDT:USDT"
@@ -90,14 +89,7 @@ class BitgetPerp(BaseAdapter):
             assert url.path == FUNDING_PATH, url.path
             data = self._funding(params)
         body = {"code": "00000", "msg": "success", "requestTime": str(self.now_ms), "data": data}
-        response = requests.Response()
-        response.status_code = 200
-        response.reason = "OK"
-        response._content = json.dumps(body).encode()
-        response.headers = CaseInsensitiveDict({"Content-Type": "application/json"})
-        response.url = str(request.url)
-        response.request = request
-        return response
+        return json_response(request, 200, body)
 
     def _marks(self, path: str, params: dict[str, str]) -> list[list[str]]:
         assert params["granularity"] == "1H"
@@ -440,3 +432,17 @@ def test_the_command_refuses_bad_fetch_arguments_clearly(
     assert transport.requests == []
     assert not MarkCandle.objects.exists()
     assert not FundingRate.objects.exists()
+
+
+def test_a_funding_fetch_steps_back_a_page_when_the_exchange_has_fewer_rates(db: Any) -> None:
+    # given the 40 newest rates stored, and an exchange that lacks rates 70 to 74 (a gap)
+    funding_rates_import(**KEY, rows=read_funding_file(FUNDING_FILE)[-40:])
+    transport = BitgetPerp(FUNDING_NOW, funding=FUNDING[:70] + FUNDING[75:])
+
+    # when
+    result = fetch_funding(transport)
+
+    # then the grid puts rate 50 on page 3; it is on page 2: one step back, none missed
+    assert transport.pages() == [3, 2, 3, 4, 5]
+    assert result.created == 51
+    assert stored_funding() == [tuple(r) for r in read_funding_file(FUNDING_FILE)]
