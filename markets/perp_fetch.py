@@ -149,7 +149,7 @@ def _newest_missing(stored: set[int], *, start: int, before: int) -> int | None:
 
 def _page_holding(funding_time: int, *, latest: int, limit: int) -> int:
     """The exchange's page (1: the newest ``limit`` rates) that holds ``funding_time`` when it
-    has one rate every interval up to ``latest``; with fewer, the page is this one or before."""
+    has one rate every interval up to ``latest``; with fewer, it is this page or a newer one."""
     return (latest - funding_time) // FUNDING_INTERVAL_MS // limit + 1
 
 
@@ -174,8 +174,11 @@ def funding_rates_fetch_from_exchange(
 ) -> ImportResult:
     """Fetch the funding rates of [since_ms, until_ms) (up to ``now_ms``, default the clock),
     page by page walking back in time, each page stored on its own; resumable: pages whose
-    rates are all stored are not asked for. Stops at the first funding time of the range or
-    when a page brings nothing. ``progress(done, total)`` counts funding times of the range."""
+    rates are all stored are not asked for. The page of a missing time is reckoned on the 8-hour
+    grid (from the clock, then from the page just read); a page older than that time means the
+    exchange has fewer rates, and the search halves back towards the newer pages. Stops at the
+    first funding time of the range or when a page brings nothing. ``progress(done, total)``
+    counts funding times of the range."""
     interval = FUNDING_INTERVAL_MS
     start, end, latest = _funding_range(since_ms, until_ms, now_ms)
     key = {"exchange": exchange.exchange_id, "symbol": symbol}
@@ -188,7 +191,7 @@ def funding_rates_fetch_from_exchange(
     result, pages = ImportResult(), 0
     missing = _newest_missing(stored, start=start, before=end)
     page_no = 0 if missing is None else _page_holding(missing, latest=latest, limit=page_limit)
-    done_page = 0  # the last page stored: every missing time is on a later one
+    first_possible = 1  # every missing time is on this page or a later one
     while missing is not None:
         if progress is not None:
             progress(len(stored), total)
@@ -196,19 +199,20 @@ def funding_rates_fetch_from_exchange(
             symbol, None, page_limit, params={"pageNo": page_no}
         )
         rows, pages = _funding_rows(entries), pages + 1
+        if (not rows or rows[-1].funding_time < missing) and page_no > first_possible:
+            # Fewer rates than the grid (a gap, or none lately): the time is on a newer page.
+            page_no = (first_possible + page_no) // 2
+            continue
         if not rows:
             break
-        if rows[-1].funding_time < missing and page_no - 1 > done_page:
-            page_no -= 1  # the exchange has fewer rates than the grid: the time is newer
-            continue
         kept = [row for row in rows if start <= row.funding_time < end]
         if kept:
             result += funding_rates_import(**key, rows=kept)
             stored.update(row.funding_time for row in kept)
         missing = _newest_missing(stored, start=start, before=min(end, rows[0].funding_time))
-        done_page = page_no
         if missing is not None:
-            page_no = max(page_no + 1, _page_holding(missing, latest=latest, limit=page_limit))
+            first_possible = page_no + 1
+            page_no += 1 + (rows[0].funding_time - missing - interval) // interval // page_limit
     if progress is not None:
         progress(len(stored), total)
     logger.info(

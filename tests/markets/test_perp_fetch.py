@@ -392,6 +392,26 @@ def test_the_command_reports_an_unreachable_exchange(
     )
 
 
+def test_the_command_reports_a_rate_contradicting_the_stored_one(
+    db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given the 30th newest rate stored with another value
+    row = read_funding_file(FUNDING_FILE)[-30]
+    funding_rates_import(**KEY, rows=[row._replace(rate=row.rate + Decimal("0.0001"))])
+    transport = BitgetPerp(now_ms=FUNDING_NOW)
+    monkeypatch.setattr(requests.Session, "get_adapter", lambda self, url: transport)
+
+    # when: pages of 20
+    with pytest.raises(CommandError) as caught:
+        run("--symbol", SYMBOL, "--since", "2021-11-18", "--only", "funding", "--page-limit", "20")
+
+    # then the second page is refused, the first one is stored
+    assert str(caught.value).startswith(f"bitget {SYMBOL}: funding rate ")
+    assert "conflicts with the stored" in str(caught.value)
+    assert str(caught.value).endswith("; that page was not stored, the pages before it are")
+    assert len(stored_funding()) == 20 + 1
+
+
 S = f"--symbol {SYMBOL}"
 
 
@@ -446,3 +466,20 @@ def test_a_funding_fetch_steps_back_a_page_when_the_exchange_has_fewer_rates(db:
     assert transport.pages() == [3, 2, 3, 4, 5]
     assert result.created == 51
     assert stored_funding() == [tuple(r) for r in read_funding_file(FUNDING_FILE)]
+
+
+def test_a_funding_fetch_finds_its_page_when_the_rates_stopped_long_ago(db: Any) -> None:
+    # given a market whose last rate is 400 days old: the clock's grid puts rate 50 on page 63
+    transport = BitgetPerp(FUNDING_NOW)
+    until = floored(FUNDING[51][0])
+
+    # when rates 0 to 50 are fetched
+    result = funding_rates_fetch_from_exchange(
+        exchange=bitget(transport), symbol=SYMBOL, since_ms=floored(FUNDING[0][0]),
+        until_ms=until, page_limit=20, now_ms=FUNDING_NOW + 400 * 24 * HOUR,
+    )  # fmt: skip
+
+    # then the search halves back to page 2 (rates 70 to 51), then walks on
+    assert transport.pages() == [63, 32, 16, 8, 4, 2, 3, 4, 5]
+    assert result.created == 51
+    assert [t for t, _ in stored_funding()] == [floored(t) for t, _ in FUNDING[:51]]

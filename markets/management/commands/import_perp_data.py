@@ -46,6 +46,7 @@ from markets.timeframes import TIMEFRAME_MS
 from tradingbot.errors import AppError
 
 ONLY = ("mark", "funding")
+FUNDING_PAGE_MAX = 100  # Bitget's largest funding-history page
 
 
 class Command(BaseCommand):
@@ -73,7 +74,10 @@ class Command(BaseCommand):
         )
         parser.add_argument("--only", choices=ONLY, help="with --since: fetch only this")
         parser.add_argument(
-            "--page-limit", type=int, help="with --since: rows per request (default 200, 100)"
+            "--page-limit",
+            type=int,
+            help="with --since: rows per request (default 200 mark candles, 100 funding rates; "
+            f"funding at most {FUNDING_PAGE_MAX})",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -166,14 +170,17 @@ class Command(BaseCommand):
             ) from None
         if not market.get("swap"):
             raise CommandError(f"{symbol} is not a perpetual swap on {exchange_id}")
-        limit = {} if page_limit is None else {"page_limit": page_limit}
+        mark_limit = {} if page_limit is None else {"page_limit": page_limit}
+        funding_limit = (
+            {} if page_limit is None else {"page_limit": min(page_limit, FUNDING_PAGE_MAX)}
+        )
         label = f"{exchange_id} {symbol}"
         parts: list[tuple[str, ImportResult]] = []
         try:
             if timeframe is not None:
                 mark = partial(
                     mark_candles_fetch_from_exchange, exchange=exchange, symbol=symbol,
-                    timeframe=timeframe, since_ms=since_ms, until_ms=until_ms, **limit,
+                    timeframe=timeframe, since_ms=since_ms, until_ms=until_ms, **mark_limit,
                 )  # fmt: skip
                 parts.append(
                     (f"mark {timeframe}", self._with_bar(f"{label} mark {timeframe}", mark))
@@ -181,13 +188,16 @@ class Command(BaseCommand):
             if options["only"] != "mark":
                 funding = partial(
                     funding_rates_fetch_from_exchange, exchange=exchange, symbol=symbol,
-                    since_ms=since_ms, until_ms=until_ms, **limit,
+                    since_ms=since_ms, until_ms=until_ms, **funding_limit,
                 )  # fmt: skip
                 parts.append(("funding rates", self._with_bar(f"{label} funding", funding)))
         except ExchangeError as exc:
             raise CommandError(f"{exchange_id}: {exc.message}. {RESUME_HINT}") from None
         except PerpDataError as exc:
-            raise CommandError(f"{label}: {exc.message} (the pages before it are stored)") from None
+            refused = exc.message.removesuffix("; nothing was imported")
+            raise CommandError(
+                f"{label}: {refused}; that page was not stored, the pages before it are"
+            ) from None
         until = format_ms(until_ms) if until_ms is not None else "now"
         described = "; ".join(f"{n} {r.created} new, {r.unchanged} unchanged" for n, r in parts)
         self.stdout.write(f"{label} from {format_ms(since_ms)} to {until}: {described}")
