@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from markets.candle_csv import Steps
@@ -69,15 +69,15 @@ def _exchange_row(kind: str, entry: object, exc: ValueError) -> PerpDataError:
     return PerpDataError(f"the exchange returned a {kind} that cannot be stored: {entry!r}: {exc}")
 
 
-def _mark_parser(step_ms: int, steps: Steps) -> Any:
+def _mark_parser(step_ms: int, steps: Steps) -> Callable[[Sequence[object]], MarkRow]:
     def parse(candle: Sequence[object]) -> MarkRow:
-        # As the CSV rules read it: prices as text, no volume.
+        # Read by the CSV rules: prices as text, no volume (mark prices are not traded).
         cells = [str(int(candle[0])) if isinstance(candle[0], int | float) else ""]
         cells += ["" if value is None else str(value) for value in candle[1:5]] + [""]
         try:
             return mark_row_from_cells(cells, step_ms, steps)
-        except (ValueError, TypeError) as exc:
-            raise _exchange_row("mark candle", list(candle), ValueError(exc)) from None
+        except ValueError as exc:
+            raise _exchange_row("mark candle", list(candle), exc) from None
 
     return parse
 

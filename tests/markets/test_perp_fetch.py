@@ -483,3 +483,18 @@ def test_a_funding_fetch_finds_its_page_when_the_rates_stopped_long_ago(db: Any)
     assert transport.pages() == [63, 32, 16, 8, 4, 2, 3, 4, 5]
     assert result.created == 51
     assert [t for t, _ in stored_funding()] == [floored(t) for t, _ in FUNDING[:51]]
+
+
+def test_a_mark_candle_the_csv_rules_refuse_is_refused(db: Any) -> None:
+    # given the exchange serves a candle whose low is above its close
+    transport = BitgetPerp(MARK_NOW)
+    transport.marks[3] = [*transport.marks[3][:3], "9.99999", *transport.marks[3][4:]]
+
+    # when
+    with pytest.raises(PerpDataError) as caught:
+        fetch_marks(transport)
+
+    # then nothing of that page is stored
+    assert "the exchange returned a mark candle that cannot be stored" in caught.value.message
+    assert "do not hold open and close" in caught.value.message
+    assert stored_marks() == []
