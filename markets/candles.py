@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 import pandas as pd
 from django.db import IntegrityError, connection, transaction
@@ -43,6 +44,7 @@ BATCH_SIZE = 2000
 SQLITE_RELATIVE_TOLERANCE = Decimal("1e-14")
 
 Progress = Callable[[int, int], None]
+Row = TypeVar("Row", bound=tuple[Any, ...])
 
 
 class CandleDataError(AppError):
@@ -270,11 +272,19 @@ def _ohlcv_row(candle: Sequence[object]) -> CandleRow:
     return CandleRow(int(open_time), *(_to_decimal(value) for value in candle[1:6]))
 
 
-def _first_missing(*, exchange: str, symbol: str, timeframe: str, start: int, end: int) -> int:
-    """The open time of the first candle in [start, end) that is not stored (or ``end``)."""
-    step = timeframe_ms(timeframe)
+def first_missing(stamps: Iterable[int], *, start: int, end: int, step: int) -> int:
+    """The first time of start, start + step, ... before ``end`` that ``stamps`` (stored times
+    of the range, ascending) lacks, or ``end``."""
     expected = start
-    stored = (
+    for stamp in stamps:
+        if stamp != expected:
+            break
+        expected += step
+    return min(expected, end)
+
+
+def _stored_open_times(*, exchange: str, symbol: str, timeframe: str, start: int, end: int) -> Any:
+    return (
         Candle.objects.filter(
             exchange=exchange,
             symbol=symbol,
@@ -284,12 +294,73 @@ def _first_missing(*, exchange: str, symbol: str, timeframe: str, start: int, en
         )
         .order_by("open_time")
         .values_list("open_time", flat=True)
+        .iterator(chunk_size=5000)
     )
-    for open_time in stored.iterator(chunk_size=5000):
-        if open_time != expected:
+
+
+@dataclass(frozen=True)
+class PagedFetch(Generic[Row]):
+    """How to fetch one kind of candle page by page (see ``fetch_closed_candles``).
+
+    ``fetch(cursor, limit)`` asks the exchange for a page from ``cursor``, ``parse`` makes a
+    row of one of its entries (``row[0]`` is the open time), ``store(rows)`` stores a page in
+    its own transaction, ``stored_times(start, end)`` are the stored open times of [start, end)
+    ascending.
+    """
+
+    fetch: Callable[[int, int], Sequence[Sequence[object]]]
+    parse: Callable[[Sequence[object]], Row]
+    store: Callable[[list[Row]], ImportResult]
+    stored_times: Callable[[int, int], Iterable[int]]
+
+
+@dataclass(frozen=True)
+class FetchOutcome:
+    result: ImportResult
+    pages: int
+
+
+def fetch_closed_candles(
+    source: PagedFetch[Row],
+    *,
+    timeframe: str,
+    since_ms: int,
+    until_ms: int | None,
+    page_limit: int,
+    progress: Progress | None,
+    now_ms: int | None,
+) -> FetchOutcome:
+    """Fetch closed candles opened in [since_ms, until_ms) page by page, storing each page.
+
+    Resumable: it starts at the first candle of the range that is not stored yet, so a rerun
+    after an interruption (each page is committed on its own) does not fetch the stored pages
+    again. A candle still open at ``now_ms`` (default: the clock) is never stored. Stops when
+    a page brings nothing new. ``progress(done, total)`` counts candles of the range.
+    """
+    step = timeframe_ms(timeframe)
+    now = now_ms if now_ms is not None else int(time.time() * 1000)
+    start = -(-since_ms // step) * step  # the first aligned open time at or after since
+    end = now - step + 1  # candles opened before this are closed
+    if until_ms is not None:
+        end = min(end, until_ms)
+    if end <= start:
+        return FetchOutcome(ImportResult(), 0)
+    total = -(-(end - start) // step)
+    cursor = first_missing(source.stored_times(start, end), start=start, end=end, step=step)
+    result, pages = ImportResult(), 0
+    if progress is not None:
+        progress((cursor - start) // step, total)
+    while cursor < end:
+        page = source.fetch(cursor, page_limit)
+        pages += 1
+        rows = sorted(row for row in map(source.parse, page) if cursor <= row[0] < end)
+        if not rows:
             break
-        expected += step
-    return min(expected, end)
+        result += source.store(rows)
+        cursor = rows[-1][0] + step
+        if progress is not None:
+            progress(min(-(-(cursor - start) // step), total), total)
+    return FetchOutcome(result, pages)
 
 
 def candles_fetch_from_exchange(
@@ -303,45 +374,38 @@ def candles_fetch_from_exchange(
     progress: Progress | None = None,
     now_ms: int | None = None,
 ) -> ImportResult:
-    """Fetch closed candles opened in [since_ms, until_ms) page by page and store each page.
-
-    Resumable: it starts at the first candle of the range that is not stored yet, so a rerun
-    after an interruption (each page is committed on its own) does not fetch the stored pages
-    again. A candle still open at ``now_ms`` (default: the clock) is never stored. Stops when
-    a page brings nothing new. ``progress(done, total)`` counts candles of the range.
-    Exchange failures propagate as the adapter raised them.
+    """Fetch closed candles opened in [since_ms, until_ms) page by page and store each page;
+    resumable, see ``fetch_closed_candles``. The newest closed candle, when it is new, is
+    announced to the market's subscribers. Exchange failures propagate as the adapter raised
+    them.
     """
+    key = {"exchange": exchange.exchange_id, "symbol": symbol, "timeframe": timeframe}
     step = timeframe_ms(timeframe)
     now = now_ms if now_ms is not None else int(time.time() * 1000)
-    start = -(-since_ms // step) * step  # the first aligned open time at or after since
-    end = now - step + 1  # candles opened before this are closed
-    if until_ms is not None:
-        end = min(end, until_ms)
-    if end <= start:
-        return ImportResult()
-    total = -(-(end - start) // step)
-    key = {"exchange": exchange.exchange_id, "symbol": symbol, "timeframe": timeframe}
-    cursor = _first_missing(**key, start=start, end=end)
-    result = ImportResult()
-    pages = 0
-    if progress is not None:
-        progress((cursor - start) // step, total)
-    while cursor < end:
-        page = exchange.fetch_ohlcv(symbol, timeframe, since=cursor, limit=page_limit)
-        pages += 1
-        rows = sorted(row for row in map(_ohlcv_row, page) if cursor <= row.open_time < end)
-        if not rows:
-            break
+    newest_closed = now // step * step - step
+
+    def store(rows: list[CandleRow]) -> ImportResult:
         stored = candles_import(**key, rows=rows)
-        result += stored
-        cursor = rows[-1].open_time + step
-        if stored.created and rows[-1].open_time == now // step * step - step:
+        if stored.created and rows[-1].open_time == newest_closed:
             _announce_closed(**key, row=rows[-1])
-        if progress is not None:
-            progress(min(-(-(cursor - start) // step), total), total)
+        return stored
+
+    source = PagedFetch(
+        fetch=lambda cursor, limit: exchange.fetch_ohlcv(
+            symbol, timeframe, since=cursor, limit=limit
+        ),
+        parse=_ohlcv_row,
+        store=store,
+        stored_times=lambda start, end: _stored_open_times(**key, start=start, end=end),
+    )
+    outcome = fetch_closed_candles(
+        source, timeframe=timeframe, since_ms=since_ms, until_ms=until_ms,
+        page_limit=page_limit, progress=progress, now_ms=now,
+    )  # fmt: skip
+    result = outcome.result
     logger.info(
         "candles.fetched",
-        extra=context(**key, pages=pages, new=result.created, unchanged=result.unchanged),
+        extra=context(**key, pages=outcome.pages, new=result.created, unchanged=result.unchanged),
     )
     return result
 

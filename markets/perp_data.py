@@ -116,7 +116,7 @@ def _timestamp(text: str) -> int:
     return int(text)
 
 
-def _mark_row(cells: list[str], step_ms: int, steps: Steps) -> MarkRow:
+def mark_row_from_cells(cells: list[str], step_ms: int, steps: Steps) -> MarkRow:
     if len(cells) != len(MARK_HEADER):
         raise ValueError(f"expected {len(MARK_HEADER)} columns, found {len(cells)}")
     open_time = _timestamp(cells[0])
@@ -146,7 +146,7 @@ def read_mark_file(path: Path, *, timeframe: str, steps: Steps | None = None) ->
     rows: list[MarkRow] = []
     for line, cells in _lines(path, MARK_HEADER):
         try:
-            row = _mark_row(cells, MARK_TIMEFRAME_MS[timeframe], steps or Steps())
+            row = mark_row_from_cells(cells, MARK_TIMEFRAME_MS[timeframe], steps or Steps())
             if rows and row.open_time <= rows[-1].open_time:
                 raise ValueError("timestamps must be strictly ascending")
         except ValueError as exc:
@@ -155,7 +155,7 @@ def read_mark_file(path: Path, *, timeframe: str, steps: Steps | None = None) ->
     return rows
 
 
-def _funding_row(cells: list[str]) -> FundingRow:
+def funding_row_from_cells(cells: list[str]) -> FundingRow:
     if len(cells) != len(FUNDING_HEADER):
         raise ValueError(f"expected {len(FUNDING_HEADER)} columns, found {len(cells)}")
     stamp = _timestamp(cells[0])
@@ -174,7 +174,7 @@ def read_funding_file(path: Path) -> list[FundingRow]:
     rows: list[FundingRow] = []
     for line, cells in _lines(path, FUNDING_HEADER):
         try:
-            row = _funding_row(cells)
+            row = funding_row_from_cells(cells)
             if rows and row.funding_time <= rows[-1].funding_time:
                 raise ValueError("funding times must be strictly ascending, one per interval")
         except ValueError as exc:

@@ -334,12 +334,18 @@ class CcxtExchange:
         return [p for p in positions if p.contracts > 0]
 
     def fetch_funding_rate_history(
-        self, symbol: str, since: int | None = None, limit: int | None = None
+        self,
+        symbol: str,
+        since: int | None = None,
+        limit: int | None = None,
+        *,
+        params: Mapping[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
-        """ccxt's funding rates (``fundingRate``, ``timestamp``), oldest first."""
+        """ccxt's funding rates (``fundingRate``, ``timestamp``), oldest first. Bitget pages
+        them newest first by ``params={"pageNo": n}`` and ignores ``since`` (ccxt filters)."""
         ccxt_swap.check_swap(self.catalog.market(symbol))
         with self._ccxt_errors("fetch_funding_rate_history"):
-            rows = self.client.fetch_funding_rate_history(symbol, since, limit)
+            rows = self.client.fetch_funding_rate_history(symbol, since, limit, dict(params or {}))
         return [dict(row) for row in rows]
 
     def fetch_mark_ohlcv(

@@ -22,13 +22,11 @@ from __future__ import annotations
 
 import argparse
 import re
-import time
-from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from markets import candles, selectors
@@ -36,6 +34,7 @@ from markets.candle_csv import QUANTUM, CandleFileError, Steps, format_ms, read_
 from markets.candles import CandleDataError, ImportResult
 from markets.exchanges.errors import ExchangeError
 from markets.exchanges.markets import SUPPORTED_EXCHANGES, get_catalog
+from markets.management.fetching import RESUME_HINT, fetch_range, progress_bar
 from markets.timeframes import TIMEFRAME_MS, TIMEFRAMES
 
 
@@ -44,43 +43,6 @@ def _describe(results: dict[str, ImportResult]) -> str:
         f"{timeframe} {result.created} new, {result.unchanged} unchanged"
         for timeframe, result in results.items()
     )
-
-
-def _parse_time(text: str, option: str) -> int:
-    """Epoch ms of an ISO date or date-time; UTC unless it names its offset."""
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise CommandError(
-            f"{option} {text!r} is not a date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC)"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
-
-
-class ProgressBar:
-    """``[#####-----]  50%  500/1000`` redrawn in place with ``\\r``."""
-
-    WIDTH = 30
-
-    def __init__(self, stream: OutputWrapper, label: str) -> None:
-        self.stream = stream
-        self.label = label
-        self.drawn = False
-
-    def __call__(self, done: int, total: int) -> None:
-        fraction = done / total if total else 1.0
-        filled = round(fraction * self.WIDTH)
-        bar = "#" * filled + "-" * (self.WIDTH - filled)
-        self.stream.write(f"\r{self.label} [{bar}] {fraction:4.0%} {done}/{total}", ending="")
-        self.stream.flush()
-        self.drawn = True
-
-    def close(self) -> None:
-        if self.drawn:
-            self.stream.write("", ending="\n")
-            self.stream.flush()
 
 
 # A unified symbol: BASE/QUOTE, or BASE/QUOTE:SETTLE for a swap (ccxt's notation).
@@ -182,17 +144,7 @@ class Command(BaseCommand):
                 Path(file), exchange, symbol, timeframe, targets, options["allow_gaps"], steps
             )
         else:
-            since_ms = _parse_time(since, "--since")
-            until_ms = None
-            if options["until"] is not None:
-                until_ms = _parse_time(options["until"], "--until")
-                if until_ms <= since_ms:
-                    raise CommandError(
-                        f"--until ({format_ms(until_ms)}) must be after --since "
-                        f"({format_ms(since_ms)})"
-                    )
-            if since_ms >= time.time() * 1000:
-                raise CommandError(f"--since ({format_ms(since_ms)}) is in the future")
+            since_ms, until_ms = fetch_range(since, options["until"])
             self._fetch(
                 exchange, symbol, timeframe, targets, since_ms, until_ms, options["page_limit"]
             )
@@ -332,9 +284,7 @@ class Command(BaseCommand):
         from markets.exchanges.ccxt_exchange import CcxtExchange
 
         exchange = CcxtExchange.public(exchange_id)
-        bar = None
-        if self.stderr.isatty():
-            bar = ProgressBar(self.stderr, f"{exchange_id} {symbol} {timeframe}")
+        bar = progress_bar(self.stderr, f"{exchange_id} {symbol} {timeframe}")
         try:
             result = candles.candles_fetch_from_exchange(
                 exchange=exchange,
@@ -355,10 +305,7 @@ class Command(BaseCommand):
                 until_ms=until_ms,
             )
         except ExchangeError as exc:
-            raise CommandError(
-                f"{exchange_id}: {exc.message}. The pages fetched so far are stored; "
-                "run the same command again to resume."
-            ) from None
+            raise CommandError(f"{exchange_id}: {exc.message}. {RESUME_HINT}") from None
         except CandleDataError as exc:
             raise CommandError(f"{exchange_id} {symbol} {timeframe}: {exc.message}") from None
         finally:
