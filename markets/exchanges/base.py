@@ -37,8 +37,9 @@ class Position:
     ``liquidation_price`` is None when the exchange gives none (Bitget reports 0 for a cross
     position); ``margin`` is the position's initial margin in the settle currency. ``funding``
     is the funding the position received since it opened (negative: paid), when the exchange
-    says: the paper exchange does; the live adapter gives None (Bitget's position answer has no
-    such total; its funding is in the account bill, not read yet).
+    says: the paper exchange does, and Bitget's unified account (``totalFunding``); Bitget's
+    classic account answer has no such total (None: its funding is in the account bill, not
+    read yet).
     """
 
     symbol: str

@@ -48,6 +48,9 @@ def position_from_ccxt(row: dict[str, Any]) -> Position:
         unrealized_pnl=decimal_or_none(row.get("unrealizedPnl")),
         liquidation_price=liquidation if liquidation is not None and liquidation > 0 else None,
         margin=margin if margin is not None else decimal_or_none(row.get("collateral")),
+        # Bitget's unified account reports the position's funding total (its fees are negative
+        # when paid, as ours); the classic account's answer has none.
+        funding=decimal_or_none((row.get("info") or {}).get("totalFunding")),
     )
 
 

@@ -398,3 +398,17 @@ def test_the_shipped_catalog_carries_the_recorded_tiers() -> None:
 def test_a_tier_that_makes_no_sense_is_refused(row: dict[str, Any]) -> None:
     with pytest.raises(errors.ExchangeError):
         ccxt_swap.tiers_from_ccxt([row])
+
+
+def test_a_unified_accounts_position_carries_its_funding(exchange: CcxtExchange) -> None:
+    # given: Bitget's recorded unified-account position, as it would read after funding was paid
+    case = copy.deepcopy(swap_response_case("fetchPositions", "fetchPositions uta"))
+    case["httpResponse"]["data"]["list"][0]["totalFunding"] = "-0.0123"
+    exchange.client.options["uta"] = True
+    FakeFetch(default=case["httpResponse"]).install(exchange.client)
+    # when
+    [position] = exchange.fetch_positions(["BTC/USDT:USDT"])
+    # then: the funding paid, with our sign (negative: paid), next to the rest
+    assert (position.side, position.contracts, position.funding) == (
+        "long", Decimal("0.001"), Decimal("-0.0123"),
+    )  # fmt: skip
