@@ -27,7 +27,7 @@ from accounts.authentication import request_owner
 from accounts.models import User
 from bots import selectors as bot_selectors
 from bots import services
-from bots.models import Bot
+from bots.models import Bot, Position
 from bots.services.lifecycle import MAX_REPLAY_SPEED
 from markets import selectors as market_selectors
 from markets.api import leverage_field, margin_mode_field
@@ -212,7 +212,7 @@ class BotOrderSizeOutput(serializers.Serializer):
 
 
 class BotPositionSummaryOutput(serializers.Serializer):
-    side = serializers.ChoiceField(choices=["long", "short"], help_text="Spot: always long")
+    side = serializers.ChoiceField(choices=Position.Side.choices, help_text="Spot: always long")
     qty = DecimalText(help_text="Never negative: a short is side short")
     entry_price = DecimalText(allow_null=True)
     pnl = DecimalText(help_text="Realised, cumulative, net of fees (and of funding)")

@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 from accounts.authentication import request_owner
 from bots import selectors as bot_selectors
 from bots.api import NOT_FOUND
-from bots.models import Bot, BotEvent, Order
+from bots.models import Bot, BotEvent, Order, Position
 from tradingbot.api_utils import DecimalText, PageQuery, page_schema, paged, validated
 
 
@@ -32,7 +32,7 @@ class EpochMs(serializers.Field):
 
 class BotPositionOutput(serializers.Serializer):
     symbol = serializers.CharField()
-    side = serializers.ChoiceField(choices=["long", "short"], help_text="Spot: always long")
+    side = serializers.ChoiceField(choices=Position.Side.choices, help_text="Spot: always long")
     qty = DecimalText(help_text="Never negative: a short is side short")
     entry_price = DecimalText(allow_null=True)
     entry_fees = DecimalText(help_text="Fees paid to open the quantity held, in quote")

@@ -319,6 +319,8 @@ SPECTACULAR_SETTINGS = {
         "BotStatusEnum": "bots.models.Bot.Status",
         "OrderStatusEnum": "bots.models.Order.Status",
         "OrderSideEnum": "bots.models.Order.Side",
+        # long / short: a position's side and a backtest trade's
+        "PositionSideEnum": "bots.models.Position.Side",
     },
     # The 401 of every authenticated operation, the 400/413/415 of every body (tradingbot.openapi).
     "POSTPROCESSING_HOOKS": [

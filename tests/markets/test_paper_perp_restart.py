@@ -74,6 +74,7 @@ def test_a_position_and_its_funding_survive_a_restart_charged_once(
     assert again["balance"] == {"free": 796.6994, "used": 200.1, "total": 996.7994}
     position = again["position"]
     assert (position["side"], position["contracts"], position["leverage"]) == ("long", "0.1", "10")
-    assert position["liquidation_price"] == "18099.5"
+    # BTC's first recorded tier (0.4 %): 20010 x 0.9 / 0.996 = 18081.325... rounded up
+    assert position["liquidation_price"] == "18081.4"
     row = PaperPosition.objects.get(account=account)
     assert (row.funding, row.last_funding_ms) == (Decimal("-2"), T0 + 8 * HOUR)
