@@ -4,7 +4,6 @@ funding and liquidations (``perp_parity_helpers``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -12,10 +11,7 @@ import pytest
 
 from bots.models import Bot, BotEvent, Order
 from bots.services import bots_tick_batch
-from markets.exchanges.markets import forget_catalogs
 from markets.models import Candle
-from markets.perp_data import perp_sample_load
-from strategies.services import strategy_catalogue_sync
 from tests.bots.bot_helpers import paper_account
 from tests.bots.perp_parity_helpers import (
     EXCHANGE,
@@ -30,20 +26,6 @@ from tests.bots.perp_parity_helpers import (
 )
 
 PARAMS = {"fast": 5, "slow": 20, "allow_short": True}
-
-
-@pytest.fixture
-def xrp(db: Any) -> Iterator[list[int]]:
-    """The sample stored; the open times of its 5m candles."""
-    forget_catalogs()
-    perp_sample_load()
-    strategy_catalogue_sync()
-    yield list(
-        Candle.objects.filter(exchange=EXCHANGE, symbol=XRP, timeframe=TIMEFRAME)
-        .order_by("open_time")
-        .values_list("open_time", flat=True)
-    )
-    forget_catalogs()
 
 
 def run_to_the_end(runner: Any) -> Bot:

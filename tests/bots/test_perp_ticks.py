@@ -5,7 +5,6 @@ bad perp input refused with the envelope."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -17,10 +16,8 @@ from bots.services.events import BotUpdates
 from bots.services.markets import BotMarket
 from bots.services.perp_sync import perp_position_sync
 from bots.services.perp_ticks import perp_terms
-from markets.exchanges.markets import forget_catalogs
 from markets.models import Candle, FundingRate, PaperOrder, PaperPosition
 from markets.perp import DEFAULT_TIERS
-from markets.perp_data import perp_sample_load
 from markets.selectors import perp_market
 from strategies.services import strategy_catalogue_sync
 from tests.backtests.api_helpers import error_of
@@ -29,19 +26,6 @@ from tests.bots.perp_parity_helpers import EXCHANGE, TIMEFRAME, XRP, perp_bot
 
 SHORTS = {"fast": 5, "slow": 20, "allow_short": True}
 BOTS = "/api/bots"
-
-
-@pytest.fixture
-def xrp(db: Any) -> Iterator[list[int]]:
-    forget_catalogs()
-    perp_sample_load()
-    strategy_catalogue_sync()
-    yield list(
-        Candle.objects.filter(exchange=EXCHANGE, symbol=XRP, timeframe=TIMEFRAME)
-        .order_by("open_time")
-        .values_list("open_time", flat=True)
-    )
-    forget_catalogs()
 
 
 def tick_until(runner: Any, done: Any, *, most: int = 200) -> Bot:
