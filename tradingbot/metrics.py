@@ -41,6 +41,8 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.utils import floatToGoString
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from tradingbot.logconfig import context
 
@@ -58,11 +60,18 @@ DURATION_BUCKETS = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 
 @cache
 def _client() -> redis.Redis:
-    """Short timeouts: a hung Redis may cost an observation half a second, not a tick's worth."""
+    return metrics_client(settings.REDIS_URL)
+
+
+def metrics_client(url: str) -> redis.Redis:
+    """Short timeouts and no retries: a hung or down Redis may cost an observation half a
+    second, not a tick's worth (redis-py's default retries three times with a backoff of
+    seconds)."""
     return redis.Redis.from_url(
-        settings.REDIS_URL,
+        url,
         socket_timeout=REDIS_TIMEOUT_SECONDS,
         socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+        retry=Retry(NoBackoff(), 0),
     )
 
 

@@ -35,17 +35,17 @@ def run_to_the_end(runner: Any) -> Bot:
     return runner.refresh()
 
 
-# The stretch replayed: from this candle of the sample to its end (its funding times begin
-# at candle 864), about 1,200 candles with 12 funding times.
-FIRST = 780
+# The stretch replayed: candles ``FIRST`` to ``LAST`` of the sample (its funding times begin
+# at candle 864): LAST - FIRST candles with about one funding time every 96.
+FIRST, LAST = 780, 1380
 
 
 def stretch(times: list[int]) -> list[int]:
-    """The sample's candles from ``FIRST`` on; the others are removed, so that the bot and the
-    backtest warm their indicators up on the same rows."""
-    kept = times[FIRST:]
-    Candle.objects.filter(exchange=EXCHANGE, symbol=XRP, timeframe=TIMEFRAME,
-                          open_time__lt=kept[0]).delete()  # fmt: skip
+    """The sample's candles ``FIRST`` to ``LAST``; the others are removed, so that the bot and
+    the backtest warm their indicators up on the same rows and end on the same one."""
+    kept = times[FIRST:LAST]
+    stored = Candle.objects.filter(exchange=EXCHANGE, symbol=XRP, timeframe=TIMEFRAME)
+    stored.exclude(open_time__gte=kept[0], open_time__lte=kept[-1]).delete()
     return kept
 
 

@@ -16,7 +16,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-import redis
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -285,7 +284,7 @@ def test_a_redis_failure_during_an_observation_neither_raises_nor_floods_the_log
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, user: Any
 ) -> None:
     # given: the metrics' Redis is a socket nobody listens on
-    unreachable = redis.Redis(unix_socket_path=f"/tmp/no-redis-{uuid.uuid4().hex}.sock")
+    unreachable = metrics.metrics_client(f"unix:///tmp/no-redis-{uuid.uuid4().hex}.sock")
     monkeypatch.setattr(metrics, "_client", lambda: unreachable)
     monkeypatch.setattr(metrics, "_health", metrics._WriteHealth())  # no outage carried over
     caplog.set_level(logging.INFO, logger="tradingbot.metrics")
@@ -316,7 +315,7 @@ def test_the_writes_recover_when_redis_answers_again(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     working = metrics._client
-    unreachable = redis.Redis(unix_socket_path=f"/tmp/no-redis-{uuid.uuid4().hex}.sock")
+    unreachable = metrics.metrics_client(f"unix:///tmp/no-redis-{uuid.uuid4().hex}.sock")
     monkeypatch.setattr(metrics, "_client", lambda: unreachable)
     monkeypatch.setattr(metrics, "_health", metrics._WriteHealth())
     caplog.set_level(logging.INFO, logger="tradingbot.metrics")
