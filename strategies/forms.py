@@ -49,7 +49,7 @@ def param_field(param: Param, *, grid: bool = False, check_bounds: bool = True) 
 
 
 def _label(param: Param) -> str:
-    return param.name.replace("_", " ").capitalize()
+    return param.display_name
 
 
 def _help(param: Param) -> str:
