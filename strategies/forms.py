@@ -16,6 +16,7 @@ Stop-loss and take-profit are typed as percentages everywhere a trader types the
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -27,6 +28,10 @@ from strategies.params import NON_FIELD, Param, StrategyParamError, show
 
 _BOOLEAN_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 RANGE_EXAMPLE = "5:50:5"
+# A range written the way the grid does not read it: 5-15, 5..15, 5 to 15, 5–15.
+_RANGE_LIKE = re.compile(
+    r"^(?P<start>-?\d+(?:\.\d+)?)\s*(?:-|\.\.|–|to)\s*(?P<stop>-?\d+(?:\.\d+)?)$", re.IGNORECASE
+)
 
 
 def param_field(param: Param, *, grid: bool = False, check_bounds: bool = True) -> forms.Field:
@@ -153,13 +158,29 @@ class ParamGridField(forms.CharField):
             numbers = [parse_number(part.strip()) for part in text.split(":")]
             if len(numbers) != 3 or None in numbers:
                 raise forms.ValidationError(
-                    f"Write a range as start:stop:step, e.g. {RANGE_EXAMPLE}."
+                    f"Write a range as start:stop:step (the stop included when the steps reach "
+                    f"it), e.g. {RANGE_EXAMPLE}; got {text}."
                 )
             return dict(zip(("start", "stop", "step"), numbers, strict=True))
-        values = [self._value(item.strip()) for item in text.split(",") if item.strip()]
-        if any(value is None for value in values):
-            raise forms.ValidationError(f"Each value must be {self.param.expectation()}.")
+        items = [item.strip() for item in text.split(",") if item.strip()]
+        values = [self._value(item) for item in items]
+        bad = [item for item, value in zip(items, values, strict=True) if value is None]
+        if bad:
+            raise forms.ValidationError(self._syntax_error(bad[0]))
         return values
+
+    def _syntax_error(self, bad: str) -> str:
+        """What was wrong and what is accepted: a number field names the range syntax, with the
+        trader's own bounds when they wrote a range another way (``5-15`` → ``5:15:1``)."""
+        message = f"Each value must be {self.param.expectation()}; got {bad}."
+        if self.param.kind not in ("int", "float"):
+            return f"{message} Write one value or several separated by commas."
+        written = _RANGE_LIKE.match(bad)
+        example = f"{written['start']}:{written['stop']}:1" if written else RANGE_EXAMPLE
+        return (
+            f"{message} Write one value, a list such as 5, 10, 20, or a range as "
+            f"start:stop:step, e.g. {example}."
+        )
 
     def _value(self, text: str) -> Any:
         if self.param.kind == "bool":

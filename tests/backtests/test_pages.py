@@ -571,8 +571,20 @@ def test_the_sweep_form_reads_lists_and_ranges_into_the_grid(
     ("grid", "field", "message"),
     [
         ({"param_fast": "5", "param_slow": "30"}, None, "Give several values"),
-        ({"param_fast": "5, x"}, "param_fast", "Each value must be an integer between 2 and 500."),
+        ({"param_fast": "5, x"}, "param_fast", "Each value must be an integer between 2 and 500; got x."),
         ({"param_slow": "20:40"}, "param_slow", "Write a range as start:stop:step"),
+        # a range written with a dash: the error shows the accepted syntax with its numbers
+        (
+            {"param_slow": "5-15"},
+            "param_slow",
+            "Each value must be an integer between 3 and 2000; got 5-15. Write one value, a list "
+            "such as 5, 10, 20, or a range as start:stop:step, e.g. 5:15:1.",
+        ),
+        (
+            {"param_ma": "sma..ema"},
+            "param_ma",
+            'Each value must be one of "sma", "ema"; got sma..ema. Write one value or several',
+        ),
         ({"param_fast": "1, 5"}, "param_fast", "1: expected an integer between 2 and 500"),
     ],
 )
