@@ -503,7 +503,7 @@ def test_a_finished_sweeps_heat_map_colours_each_combination_by_the_metric(
         (run.params["fast"], run.params["slow"]): run.metrics["total_return"]
         for run in sweep.runs.all()
     }
-    best, worst = max(returns.values()), min(returns.values())
+    reach = max(abs(value) for value in returns.values())
 
     # when its page is opened
     page = html(trader_client.get(f"/sweeps/{sweep.pk}/"))
@@ -522,9 +522,13 @@ def test_a_finished_sweeps_heat_map_colours_each_combination_by_the_metric(
             percent(returns[(fast, slow)]) for fast in (5, 10)
         ]
         for cell, fast in zip(cells, (5, 10), strict=True):
-            shade = (returns[(fast, slow)] - worst) / (best - worst)
+            # the scale is centred on zero: the sign is the colour, the size its strength
+            value = returns[(fast, slow)]
+            tone = "gain" if value > 0 else "loss" if value < 0 else "even"
+            attributes = dict(cell.attributes)
+            assert attributes["class"] == f"heat heat-{tone}"
             # static/js/page.js sets --shade from it (no inline style: the CSP)
-            assert dict(cell.attributes)["data-shade"] == f"{shade:.3f}"
+            assert attributes["data-shade"] == f"{abs(value) / reach:.3f}"
     # and the ranking lists the combinations best first
     ranking = tags(tags(find(page, id="sweep-ranking"), "tbody")[0], "tr")
     ranked = [percent(r) for r in sorted(returns.values(), reverse=True)]
