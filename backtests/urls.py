@@ -15,6 +15,11 @@ urlpatterns = [
     path("sweeps/new/", views.sweep_create_view, name="sweep-create"),
     path("sweeps/<int:pk>/", views.sweep_detail_view, name="sweep-detail"),
     path("sweeps/<int:pk>/cancel/", views.sweep_cancel_view, name="sweep-cancel"),
+    path(
+        "sweeps/<int:pk>/runs/<int:seq>/backtest/",
+        views.sweep_run_backtest_view,
+        name="sweep-run-backtest",
+    ),
     path("schedules/", views.schedule_list_view, name="schedule-list"),
     path("schedules/new/", views.schedule_create_view, name="schedule-create"),
     path("schedules/<int:pk>/", views.schedule_detail_view, name="schedule-detail"),

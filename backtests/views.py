@@ -14,7 +14,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Page, Paginator
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -29,6 +29,7 @@ from backtests.forms import (
     SweepForm,
     default_initial,
 )
+from backtests.links import sweep_backtests
 from backtests.models import Backtest, BacktestSchedule, RunStatus, Sweep
 from backtests.spec import split_spec
 from strategies import selectors as strategy_selectors
@@ -202,10 +203,28 @@ def sweep_detail_view(request: AuthenticatedHttpRequest, pk: int) -> HttpRespons
             sweep=sweep, x=request.GET.get("x"), y=request.GET.get("y")
         ),
         "ranking": selectors.sweep_ranking(sweep=sweep, limit=RANKING_ROWS),
+        "backtests": sweep_backtests(sweep=sweep),
         "ranking_limit": RANKING_ROWS,
         "failures": selectors.sweep_failure_list(sweep=sweep),
     }
     return render(request, "backtests/sweep_detail.html", context)
+
+
+@login_required
+@require_POST
+def sweep_run_backtest_view(request: AuthenticatedHttpRequest, pk: int, seq: int) -> HttpResponse:
+    """Open combination ``seq`` as a backtest: the existing one, or a new one queued."""
+    sweep = selectors.sweep_get(user=request.user, pk=pk)
+    try:
+        backtest, created = services.sweep_run_backtest(sweep=sweep, seq=seq)
+    except AppError as error:
+        if error.status == 404:
+            raise Http404(error.message) from None
+        messages.error(request, error.message)
+        return redirect("backtests:sweep-detail", pk=sweep.pk)
+    if created:
+        messages.success(request, f"Backtest #{backtest.pk} queued: combination {seq}.")
+    return redirect("backtests:backtest-detail", pk=backtest.pk)
 
 
 @login_required

@@ -28,6 +28,7 @@ from strategies.params import NON_FIELD, Param, StrategyParamError, show
 
 _BOOLEAN_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 RANGE_EXAMPLE = "5:50:5"
+PARAM_QUERY_PREFIX = "param_"
 # A range written the way the grid does not read it: 5-15, 5..15, 5 to 15, 5–15.
 _RANGE_LIKE = re.compile(
     r"^(?P<start>-?\d+(?:\.\d+)?)\s*(?:-|\.\.|–|to)\s*(?P<stop>-?\d+(?:\.\d+)?)$", re.IGNORECASE
@@ -272,3 +273,44 @@ def _initial(strategy: type[StrategyClass], key: str, value: Any) -> Any:
         if param.name == key and param.kind == "choice":
             return show(value)
     return value
+
+
+# --- a configuration in a link (the bot form prefilled from a backtest or a sweep) -------------
+
+
+def params_as_query(values: Mapping[str, Any]) -> dict[str, str]:
+    """Parameter values as the query of a link: ``param_<name>`` = the value as a trader types
+    it (``true``, ``ema``, ``12``). :func:`params_from_query` reads it back."""
+    return {PARAM_QUERY_PREFIX + name: _as_text(value) for name, value in values.items()}
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def params_from_query(strategy: type[StrategyClass], query: Mapping[str, str]) -> dict[str, Any]:
+    """The strategy's parameters that ``query`` gives (``param_<name>``), typed as declared;
+    values that do not read or that the strategy refuses are left out (a link is a suggestion:
+    the form then shows the default)."""
+    found: dict[str, Any] = {}
+    for param in strategy.params:
+        text = query.get(PARAM_QUERY_PREFIX + param.name)
+        if text is None:
+            continue
+        field = ParamGridField(param)
+        try:
+            values = field.to_python(text)
+        except forms.ValidationError:
+            continue
+        if isinstance(values, list) and len(values) == 1:
+            found[param.name] = values[0]
+    try:
+        return strategy.validate(found)
+    except StrategyParamError as exc:
+        kept = {name: value for name, value in found.items() if name not in exc.errors}
+    try:
+        return strategy.validate(kept)
+    except StrategyParamError:
+        return strategy.validate({})
