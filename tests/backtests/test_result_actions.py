@@ -44,7 +44,7 @@ class FormValues(HTMLParser):
         found = {key: value or "" for key, value in attrs}
         if tag == "form":
             self._inside = found.get("id") == "bot-form"
-        if not self._inside or "name" not in found and tag != "option":
+        if not self._inside or ("name" not in found and tag != "option"):
             return
         if tag == "input":
             checkable = found.get("type") in ("radio", "checkbox")
@@ -228,4 +228,3 @@ def test_replay_from_defaults_to_the_first_stored_candle_and_shows_the_range(
     hint = text(find(parse_html(form), id="replay-range"))
     assert hint.startswith(f"Stored 5m candles of BTC/USDT on bitget: {first:%Y-%m-%d %H:%M} → ")
     assert hint.endswith("(Europe/Paris).")
-
