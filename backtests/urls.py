@@ -25,4 +25,7 @@ urlpatterns = [
     path("schedules/<int:pk>/", views.schedule_detail_view, name="schedule-detail"),
     path("schedules/<int:pk>/pause/", views.schedule_pause_view, name="schedule-pause"),
     path("schedules/<int:pk>/resume/", views.schedule_resume_view, name="schedule-resume"),
+    path("schedules/<int:pk>/run/", views.schedule_run_view, name="schedule-run"),
+    path("schedules/<int:pk>/edit/", views.schedule_edit_view, name="schedule-edit"),
+    path("schedules/<int:pk>/delete/", views.schedule_delete_view, name="schedule-delete"),
 ]
