@@ -65,9 +65,7 @@ def test_run_now_queues_a_backtest_of_the_last_n_days(
     assert f"Backtest #{backtest.pk} queued" in text(find(page, class_="messages"))
 
 
-def test_run_now_of_a_paused_schedule_says_so_and_runs_nothing(
-    trader_client, user, sample_candles
-):
+def test_run_now_of_a_paused_schedule_says_so_and_runs_nothing(trader_client, user, sample_candles):
     schedule = make_schedule(user, sample_candles, enabled=False)
 
     response = trader_client.post(f"/schedules/{schedule.pk}/run/", follow=True)
