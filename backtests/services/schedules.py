@@ -48,7 +48,10 @@ def parse_cron(expression: str) -> dict[str, str]:
     """``"0 2 * * *"`` → the five crontab fields; AppError ``invalid_cron`` when malformed."""
     fields = expression.split() if isinstance(expression, str) else []
     if len(fields) != len(CRON_FIELDS):
-        raise _invalid_cron("give five fields: minute hour day-of-month month day-of-week")
+        raise _invalid_cron(
+            "give five fields: minute hour day-of-month month day-of-week, e.g. 0 2 * * * "
+            "(every day at 02:00 UTC) or 30 4 * * mon (Mondays at 04:30 UTC)"
+        )
     spec = dict(zip(CRON_FIELDS, fields, strict=True))
     for name, value in spec.items():
         if not CRON_FIELD_PATTERN.fullmatch(value):

@@ -667,7 +667,8 @@ def test_the_schedule_form_creates_a_schedule_or_shows_a_bad_cron(
 
     assert refused.status_code == 400
     assert field_errors(html(refused), "cron") == [
-        "give five fields: minute hour day-of-month month day-of-week"
+        "give five fields: minute hour day-of-month month day-of-week, e.g. 0 2 * * * (every day "
+        "at 02:00 UTC) or 30 4 * * mon (Mondays at 04:30 UTC)"
     ]
     assert not BacktestSchedule.objects.exists()
 
