@@ -4,6 +4,7 @@ form's ``bot_prefill``). Through the Django test client on the real database."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from html.parser import HTMLParser
 from typing import Any
@@ -228,3 +229,38 @@ def test_replay_from_defaults_to_the_first_stored_candle_and_shows_the_range(
     hint = text(find(parse_html(form), id="replay-range"))
     assert hint.startswith(f"Stored 5m candles of BTC/USDT on bitget: {first:%Y-%m-%d %H:%M} → ")
     assert hint.endswith("(Europe/Paris).")
+
+
+def test_the_sweep_page_names_parameters_by_their_labels(trader_client, user, sample_candles):
+    sweep = make_sweep(user, sample_candles)
+
+    page = html(trader_client.get(f"/sweeps/{sweep.pk}/"))
+
+    header = [text(th) for th in tags(tags(find(page, id="sweep-ranking"), "thead")[0], "th")]
+    assert header[1:3] == ["Fast average length", "Slow average length"]
+    corner = text(find(find(page, id="heat-map"), class_="corner"))
+    assert corner == "Slow average length ↓ / Fast average length →"
+
+
+def test_a_perp_runs_link_carries_its_leverage_and_a_spot_runs_does_not(user):
+    # given two unsaved runs, one on a perpetual swap at 3x
+    perp = Backtest(
+        user=user, strategy_id="ma_cross", params={"fast": 5, "slow": 20, "ma": "sma",
+        "allow_short": True}, exchange="bitget", symbol="BTC/USDT:USDT", timeframe="1h",
+        start=datetime(2024, 1, 1, tzinfo=UTC), end=datetime(2024, 2, 1, tzinfo=UTC),
+        initial_cash=Decimal(1000), fee_rate=Decimal("0.0006"), leverage=3,
+        take_profit=Decimal("0.04"),
+    )  # fmt: skip
+    spot = Backtest(
+        user=user, strategy_id="ma_cross", params={}, exchange="bitget", symbol="BTC/USDT",
+        timeframe="1h", start=perp.start, end=perp.end, initial_cash=Decimal(1000),
+        fee_rate=Decimal("0.001"),
+    )  # fmt: skip
+
+    # then the perp's link asks for 3x, its take-profit in percent and shorts allowed
+    query = parse_qs(urlsplit(bot_form_url(perp)).query)
+    assert (query["leverage"], query["take_profit_pct"]) == (["3"], ["4"])
+    assert query["param_allow_short"] == ["true"]
+    assert query["replay_start"] == ["2024-01-01T00:00:00+00:00"]
+    assert "stop_loss_pct" not in query
+    assert "leverage" not in parse_qs(urlsplit(bot_form_url(spot)).query)
