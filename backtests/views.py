@@ -246,9 +246,8 @@ def sweep_cancel_view(request: AuthenticatedHttpRequest, pk: int) -> HttpRespons
 def schedule_list_view(request: AuthenticatedHttpRequest) -> HttpResponse:
     now = timezone.now()
     schedules = list(selectors.schedule_list(user=request.user))
-    for schedule in schedules:
-        schedule.next_run = schedule_next_run(schedule, now)  # type: ignore[attr-defined]
-    return render(request, "backtests/schedule_list.html", {"schedules": schedules})
+    rows = [(schedule, schedule_next_run(schedule, now)) for schedule in schedules]
+    return render(request, "backtests/schedule_list.html", {"schedules": schedules, "rows": rows})
 
 
 @login_required
