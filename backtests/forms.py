@@ -32,6 +32,7 @@ from backtests.api.schedules import ScheduleInput
 from backtests.api.sweeps import SweepInput
 from backtests.metrics import RANKABLE_METRICS
 from backtests.models import ACCOUNT_FIELDS
+from backtests.services.schedules import MAX_LOOKBACK_DAYS
 from backtests.templatetags.backtests_format import METRICS
 from markets.timeframes import TIMEFRAMES, timeframe_ms
 from strategies.base import Strategy
@@ -359,3 +360,30 @@ def default_initial(
         "start": max(first, end - DEFAULT_PERIOD),
         "end": end,
     }
+
+
+class ScheduleEditForm(forms.Form):
+    """What can change on a saved schedule (as ``PATCH /api/backtest-schedules/<id>``): its
+    name, timing, look-back and state; its configuration is fixed (make a new schedule)."""
+
+    name = forms.CharField(max_length=100)
+    cron = forms.CharField(
+        max_length=100,
+        help_text="minute hour day-of-month month day-of-week, in UTC: 0 2 * * * = every day "
+        "at 02:00 UTC, 0 3 * * mon = Mondays at 03:00 UTC",
+    )
+    lookback_days = forms.IntegerField(
+        label="Look-back (days)",
+        min_value=1,
+        max_value=MAX_LOOKBACK_DAYS,
+        help_text=f"Each run covers the last N days (1 to {MAX_LOOKBACK_DAYS})",
+    )
+    enabled = forms.BooleanField(required=False, help_text="Run on the schedule")
+
+    def attach_error(self, error: AppError) -> None:
+        """A service's refusal (a bad cron, a name in use) next to the field it names."""
+        named = {key: value for key, value in error.details.items() if key in self.fields}
+        for key, messages in named.items():
+            self.add_error(key, messages)
+        if not named:
+            self.add_error(None, error.message)

@@ -25,6 +25,9 @@ from strategies.base import Strategy
 from strategies.params import Param, StrategyParamError, finite_number, show
 
 MAX_VALUES_PER_PARAM = 10_000
+# The accepted shapes of one parameter's values, quoted by every error about them.
+LIST_SYNTAX = "a list of values such as [5, 10, 20]"
+RANGE_SYNTAX = 'a range such as {"start": 5, "stop": 50, "step": 5} (stop included)'
 
 
 class GridError(ValueError):
@@ -54,7 +57,11 @@ def expand_grid(
 ) -> ExpandedGrid:
     """Validate ``grid`` against ``strategy``'s parameters and list the valid combinations."""
     if not isinstance(grid, Mapping) or not grid:
-        raise GridError("invalid_grid", "grid must be a non-empty object of parameter: values")
+        raise GridError(
+            "invalid_grid",
+            "grid must be a non-empty object of parameter: values, each "
+            f"{LIST_SYNTAX} or {RANGE_SYNTAX}",
+        )
     declared = {param.name: param for param in strategy.params}
     fixed = dict(fixed or {})
     _check_fixed(declared, fixed)
@@ -120,8 +127,13 @@ def _axis_size(param: Param, spec: Any, errors: dict[str, list[str]]) -> int:
         except ValueError as exc:
             errors[param.name] = [str(exc)]
             return 1
-    errors[param.name] = ["give a list of values or {start, stop, step}"]
+    errors[param.name] = [f"give {LIST_SYNTAX} or {RANGE_SYNTAX}; got {_brief(spec)}"]
     return 1
+
+
+def _brief(value: Any, limit: int = 40) -> str:
+    text = show(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _accepts(param: Param, value: Any) -> bool:
@@ -134,9 +146,11 @@ def _accepts(param: Param, value: Any) -> bool:
 
 def _range_size(param: Param, spec: Mapping[str, Any]) -> int:
     if param.kind not in ("int", "float"):
-        raise ValueError(f"a range needs a number parameter; {param.name} is {param.kind}")
+        raise ValueError(
+            f"a range needs a number parameter; {param.name} is {param.kind}: give {LIST_SYNTAX}"
+        )
     if set(spec) != {"start", "stop", "step"}:
-        raise ValueError("a range is exactly {start, stop, step}")
+        raise ValueError(f"a range is exactly {{start, stop, step}}: {RANGE_SYNTAX}")
     start, stop, step = (_range_number(param, spec[key], key) for key in ("start", "stop", "step"))
     if step <= 0:
         raise ValueError("step must be greater than 0")

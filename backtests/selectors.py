@@ -22,6 +22,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from accounts.models import User
+from backtests.heat_colours import ColourScale, Tone, colour_scale
 from backtests.metrics import LOWER_IS_BETTER, max_drawdown
 from backtests.models import Backtest, BacktestSchedule, BacktestTrade, RunStatus, Sweep, SweepRun
 from markets import selectors as market_selectors
@@ -402,11 +403,13 @@ def candle_market_list() -> list[dict[str, Any]]:
 @dataclass(frozen=True)
 class HeatCell:
     """One cell: the best value of the metric over the combinations with these two values
-    (several when the sweep varies more than two parameters); ``shade`` 0 = worst, 1 = best."""
+    (several when the sweep varies more than two parameters); ``tone`` gain / loss / even
+    against the metric's break-even value, ``shade`` 0 (even) to 1 (the farthest from it)."""
 
     value: float | None
     shade: float | None
     runs: int
+    tone: Tone | None = None
 
 
 @dataclass(frozen=True)
@@ -436,11 +439,16 @@ def sweep_heat_map(*, sweep: Sweep, x: str | None = None, y: str | None = None) 
         y = next((name for name in varying if name != column), None)
     best = _best_per_cell(sweep, column, y)
     y_values = axes[y] if y is not None else [None]
-    shades = _shades([cell[0] for cell in best.values()], sweep.rank_by in LOWER_IS_BETTER)
+    scale = colour_scale(
+        sweep.rank_by,
+        (value for value, _ in best.values() if value is not None),
+        initial_cash=float(sweep.initial_cash),
+        lower_is_better=sweep.rank_by in LOWER_IS_BETTER,
+    )
     rows = [
         (
             y_value,
-            [_cell(best.get((_key(x_value), _key(y_value))), shades) for x_value in axes[column]],
+            [_cell(best.get((_key(x_value), _key(y_value))), scale) for x_value in axes[column]],
         )
         for y_value in y_values
     ]
@@ -470,18 +478,10 @@ def _finite(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
 
 
-def _shades(values: list[float | None], lower_is_better: bool) -> tuple[float, float, bool]:
-    finite = [value for value in values if value is not None]
-    low, high = (min(finite), max(finite)) if finite else (0.0, 0.0)
-    return low, high, lower_is_better
-
-
-def _cell(found: tuple[float | None, int] | None, shades: tuple[float, float, bool]) -> HeatCell:
+def _cell(found: tuple[float | None, int] | None, scale: ColourScale) -> HeatCell:
     if found is None:
         return HeatCell(value=None, shade=None, runs=0)
     value, runs = found
     if value is None:
         return HeatCell(value=None, shade=None, runs=runs)
-    low, high, lower_is_better = shades
-    shade = 0.5 if high == low else (value - low) / (high - low)
-    return HeatCell(value=value, shade=1.0 - shade if lower_is_better else shade, runs=runs)
+    return HeatCell(value=value, shade=scale.strength(value), runs=runs, tone=scale.tone(value))

@@ -15,9 +15,17 @@ urlpatterns = [
     path("sweeps/new/", views.sweep_create_view, name="sweep-create"),
     path("sweeps/<int:pk>/", views.sweep_detail_view, name="sweep-detail"),
     path("sweeps/<int:pk>/cancel/", views.sweep_cancel_view, name="sweep-cancel"),
+    path(
+        "sweeps/<int:pk>/runs/<int:seq>/backtest/",
+        views.sweep_run_backtest_view,
+        name="sweep-run-backtest",
+    ),
     path("schedules/", views.schedule_list_view, name="schedule-list"),
     path("schedules/new/", views.schedule_create_view, name="schedule-create"),
     path("schedules/<int:pk>/", views.schedule_detail_view, name="schedule-detail"),
     path("schedules/<int:pk>/pause/", views.schedule_pause_view, name="schedule-pause"),
     path("schedules/<int:pk>/resume/", views.schedule_resume_view, name="schedule-resume"),
+    path("schedules/<int:pk>/run/", views.schedule_run_view, name="schedule-run"),
+    path("schedules/<int:pk>/edit/", views.schedule_edit_view, name="schedule-edit"),
+    path("schedules/<int:pk>/delete/", views.schedule_delete_view, name="schedule-delete"),
 ]

@@ -14,8 +14,9 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Page, Paginator
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.authentication import AuthenticatedHttpRequest
@@ -25,11 +26,14 @@ from backtests.forms import (
     SWITCH_STRATEGY,
     BacktestForm,
     RunSpecForm,
+    ScheduleEditForm,
     ScheduleForm,
     SweepForm,
     default_initial,
 )
+from backtests.links import sweep_backtests
 from backtests.models import Backtest, BacktestSchedule, RunStatus, Sweep
+from backtests.schedule_status import schedule_coverage, schedule_next_run
 from backtests.spec import split_spec
 from strategies import selectors as strategy_selectors
 from strategies.models import Strategy as StrategyRow
@@ -202,10 +206,28 @@ def sweep_detail_view(request: AuthenticatedHttpRequest, pk: int) -> HttpRespons
             sweep=sweep, x=request.GET.get("x"), y=request.GET.get("y")
         ),
         "ranking": selectors.sweep_ranking(sweep=sweep, limit=RANKING_ROWS),
+        "backtests": sweep_backtests(sweep=sweep),
         "ranking_limit": RANKING_ROWS,
         "failures": selectors.sweep_failure_list(sweep=sweep),
     }
     return render(request, "backtests/sweep_detail.html", context)
+
+
+@login_required
+@require_POST
+def sweep_run_backtest_view(request: AuthenticatedHttpRequest, pk: int, seq: int) -> HttpResponse:
+    """Open combination ``seq`` as a backtest: the existing one, or a new one queued."""
+    sweep = selectors.sweep_get(user=request.user, pk=pk)
+    try:
+        backtest, created = services.sweep_run_backtest(sweep=sweep, seq=seq)
+    except AppError as error:
+        if error.status == 404:
+            raise Http404(error.message) from None
+        messages.error(request, error.message)
+        return redirect("backtests:sweep-detail", pk=sweep.pk)
+    if created:
+        messages.success(request, f"Backtest #{backtest.pk} queued: combination {seq}.")
+    return redirect("backtests:backtest-detail", pk=backtest.pk)
 
 
 @login_required
@@ -222,8 +244,10 @@ def sweep_cancel_view(request: AuthenticatedHttpRequest, pk: int) -> HttpRespons
 @login_required
 @require_GET
 def schedule_list_view(request: AuthenticatedHttpRequest) -> HttpResponse:
-    schedules = selectors.schedule_list(user=request.user)
-    return render(request, "backtests/schedule_list.html", {"schedules": schedules})
+    now = timezone.now()
+    schedules = list(selectors.schedule_list(user=request.user))
+    rows = [(schedule, schedule_next_run(schedule, now)) for schedule in schedules]
+    return render(request, "backtests/schedule_list.html", {"schedules": schedules, "rows": rows})
 
 
 @login_required
@@ -242,8 +266,60 @@ def schedule_create_view(request: AuthenticatedHttpRequest) -> HttpResponse:
 def schedule_detail_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     schedule = selectors.schedule_get(user=request.user, pk=pk)
     runs = selectors.backtest_list(user=request.user, schedule=schedule)
-    context = {"schedule": schedule, "page": _page(request, runs, HISTORY_PAGE_SIZE)}
+    now = timezone.now()
+    context = {
+        "schedule": schedule,
+        "page": _page(request, runs, HISTORY_PAGE_SIZE),
+        "next_run": schedule_next_run(schedule, now),
+        "coverage": schedule_coverage(schedule, now),
+    }
     return render(request, "backtests/schedule_detail.html", context)
+
+
+@login_required
+@require_POST
+def schedule_run_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    """Run now, as beat would (over the last N days); a paused schedule is resumed first."""
+    schedule = selectors.schedule_get(user=request.user, pk=pk)
+    backtest = services.schedule_run(schedule_id=schedule.pk) if schedule.enabled else None
+    if backtest is None:
+        messages.error(request, f"“{schedule.name}” is paused: resume it to run it.")
+    elif backtest.status == RunStatus.FAILED:
+        messages.error(request, f"Backtest #{backtest.pk} could not start: {backtest.error}")
+    else:
+        messages.success(request, f"Backtest #{backtest.pk} queued: the last "
+                         f"{schedule.lookback_days} days.")  # fmt: skip
+    return redirect("backtests:schedule-detail", pk=schedule.pk)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def schedule_edit_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    schedule = selectors.schedule_get(user=request.user, pk=pk)
+    fields = ("name", "cron", "lookback_days", "enabled")
+    initial = {name: getattr(schedule, name) for name in fields}
+    form = ScheduleEditForm(request.POST if request.method == "POST" else None, initial=initial)
+    if form.is_valid():
+        try:
+            services.schedule_update(schedule=schedule, **form.cleaned_data)
+        except AppError as error:
+            form.attach_error(error)
+        else:
+            messages.success(request, f"Schedule “{schedule.name}” saved.")
+            return redirect("backtests:schedule-detail", pk=schedule.pk)
+    status = 400 if form.errors else 200
+    context = {"schedule": schedule, "form": form}
+    return render(request, "backtests/schedule_edit.html", context, status=status)
+
+
+@login_required
+@require_POST
+def schedule_delete_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    schedule = selectors.schedule_get(user=request.user, pk=pk)
+    name = schedule.name
+    services.schedule_delete(schedule=schedule)
+    messages.success(request, f"Schedule “{name}” deleted; the backtests it ran are kept.")
+    return redirect("backtests:schedule-list")
 
 
 def _set_enabled(request: AuthenticatedHttpRequest, pk: int, *, enabled: bool) -> HttpResponse:

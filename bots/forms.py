@@ -1,17 +1,25 @@
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from django import forms
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from bots.models import Bot, MarginMode
 from bots.services.lifecycle import MAX_REPLAY_SPEED, BotConfig
 from markets.models import ExchangeAccount
 from markets.perp import MAX_LEVERAGE
 from markets.timeframes import TIMEFRAMES
-from strategies.forms import percent_field
+from strategies.base import Strategy
+from strategies.forms import params_from_query, percent_field
+
+# What a link may fill in on the new-bot form (backtests.links writes them), besides the
+# strategy, its parameters (param_<name>), the exchange and the replay's start.
+PREFILL_FIELDS = ("name", "symbol", "timeframe", "stop_loss_pct", "take_profit_pct", "leverage")
 
 
 class BotStopForm(forms.Form):
@@ -133,3 +141,62 @@ def bot_initial(bot: Bot) -> dict[str, Any]:
         "daily_loss_limit": bot.daily_loss_limit, "leverage": bot.leverage,
         "margin_mode": bot.margin_mode, "liquidation_buffer_pct": bot.liquidation_buffer_pct,
     }  # fmt: skip
+
+
+def bot_prefill(
+    query: Mapping[str, str], *, user: Any, strategies: Mapping[str, type[Strategy]]
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """A new bot's initial values from a link's query (a backtest's or a sweep combination's
+    configuration, ``backtests.links``), and its strategy's parameters (None: the defaults).
+
+    Only initial values: nothing is checked until the trader posts the form. ``exchange``
+    picks the trader's first paper account on it; an unknown strategy is the first one.
+    """
+    key = query.get("strategy", "")
+    if key not in strategies:
+        key = next(iter(strategies), "")
+    initial: dict[str, Any] = {"strategy": key}
+    initial |= {name: query[name] for name in PREFILL_FIELDS if query.get(name)}
+    start = parse_datetime(query.get("replay_start") or "")
+    if start is not None and timezone.is_aware(start):
+        initial["replay_start"] = start
+    account = (
+        ExchangeAccount.objects.filter(
+            user=user, exchange=query.get("exchange", ""), mode=ExchangeAccount.Mode.PAPER
+        )
+        .order_by("label")
+        .first()
+    )
+    if account is not None:
+        initial["exchange_account"] = account.pk
+    given = any(name.startswith("param_") for name in query)
+    params = params_from_query(strategies[key], query) if key and given else None
+    return initial, params
+
+
+def stored_range_of(form: BotForm, ranges: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The stored candles (``stored_candle_ranges``) of the market the form shows: its
+    account's exchange, its symbol and timeframe; None when none are stored."""
+    account_field = form.fields["exchange_account"]
+    assert isinstance(account_field, forms.ModelChoiceField)
+    chosen = form["exchange_account"].value()
+    accounts = {str(a.pk): a.exchange for a in account_field.queryset}  # type: ignore[union-attr]
+    exchange = accounts.get(str(chosen)) if chosen else next(iter(accounts.values()), None)
+    market = (exchange, form["symbol"].value(), form["timeframe"].value())
+    found = next(
+        (r for r in ranges if (r["exchange"], r["symbol"], r["timeframe"]) == market), None
+    )
+    if found is None:
+        return None
+    return {**found, "first_time": _aware(found["first"]), "last_time": _aware(found["last"])}
+
+
+def _aware(milliseconds: int) -> datetime:
+    return datetime.fromtimestamp(milliseconds / 1000, tz=UTC)
+
+
+def replay_from_stored_start(form: BotForm, stored: dict[str, Any] | None) -> None:
+    """An unbound form's "Replay from" defaults to the first stored candle of its market."""
+    if form.is_bound or stored is None or form.initial.get("replay_start"):
+        return
+    form.initial["replay_start"] = stored["first_time"]

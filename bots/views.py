@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -12,7 +14,14 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.authentication import AuthenticatedHttpRequest
 from bots import selectors as bot_selectors
 from bots import services
-from bots.forms import BotForm, BotStopForm, bot_initial
+from bots.forms import (
+    BotForm,
+    BotStopForm,
+    bot_initial,
+    bot_prefill,
+    replay_from_stored_start,
+    stored_range_of,
+)
 from bots.models import Bot, Order
 from markets import selectors as market_selectors
 from strategies.forms import StrategyParamsForm
@@ -68,9 +77,10 @@ def bot_edit_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
 
 def _bot_form_page(request: AuthenticatedHttpRequest, *, bot: Bot | None) -> HttpResponse:
     """The bot form (create or edit). Each strategy's parameters are a form of their own; only
-    the chosen strategy's are read, and the service checks the whole configuration."""
+    the chosen strategy's are read, and the service checks the whole configuration. A new
+    bot's form may come prefilled from a link (``bot_prefill``: a backtest, a sweep row)."""
     strategies = strategy_classes_usable()
-    initial = bot_initial(bot) if bot else {"strategy": next(iter(strategies), "")}
+    initial, values = _initial_values(request, bot, strategies)
     data = request.POST if request.method == "POST" else None
     form = BotForm(
         data, user=request.user, initial=initial,
@@ -80,7 +90,7 @@ def _bot_form_page(request: AuthenticatedHttpRequest, *, bot: Bot | None) -> Htt
     param_forms = {
         key: StrategyParamsForm(
             data if key == chosen else None, strategy=cls,
-            values=bot.params if bot is not None and key == bot.strategy_id else None,
+            values=values if key == initial["strategy"] else None,
         )
         for key, cls in strategies.items()
     }  # fmt: skip
@@ -101,8 +111,37 @@ def _bot_form_page(request: AuthenticatedHttpRequest, *, bot: Bot | None) -> Htt
     page = {
         "bot": bot, "form": form, "param_forms": list(param_forms.values()),
         "has_accounts": market_selectors.exchange_account_list(user=request.user).exists(),
+        **_stored_candles(form, request.user),
     }  # fmt: skip
     return render(request, "bots/bot_form.html", page, status=status)
+
+
+def _initial_values(
+    request: AuthenticatedHttpRequest, bot: Bot | None, strategies: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The form's initial values and its strategy's parameters: the bot's, a link's (a new
+    bot's page opened with a query), or the defaults."""
+    if bot is not None:
+        return bot_initial(bot), bot.params
+    if request.method == "GET":
+        return bot_prefill(request.GET, user=request.user, strategies=strategies)
+    return {"strategy": next(iter(strategies), "")}, None
+
+
+def _stored_candles(form: BotForm, user: Any) -> dict[str, Any]:
+    """The stored range of the form's market ("Replay from" defaults to its first candle), and
+    every market's with each account's exchange, for bot_form.js to follow the choices."""
+    ranges = market_selectors.stored_candle_ranges()
+    stored = stored_range_of(form, ranges)
+    replay_from_stored_start(form, stored)
+    accounts = market_selectors.exchange_account_list(user=user)
+    return {
+        "stored": stored,
+        "candle_ranges": {
+            "accounts": {str(account.pk): account.exchange for account in accounts},
+            "markets": ranges,
+        },
+    }
 
 
 def _bot_save(

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import time
 from decimal import Decimal
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
-from django.db.models import FloatField, QuerySet
+from django.db.models import FloatField, Max, Min, QuerySet
 from django.db.models.functions import Cast
 from django.shortcuts import get_object_or_404
 
@@ -260,3 +260,14 @@ def funding_frame(
             ),
         }
     )
+
+
+def stored_candle_ranges() -> list[dict[str, Any]]:
+    """Every market with stored candles: ``exchange``, ``symbol``, ``timeframe`` and the
+    ``first`` and ``last`` candles' open times (epoch ms), for the forms' hints and defaults."""
+    markets = (
+        Candle.objects.values("exchange", "symbol", "timeframe")
+        .annotate(first=Min("open_time"), last=Max("open_time"))
+        .order_by("exchange", "symbol", "timeframe")
+    )
+    return [dict(market) for market in markets]

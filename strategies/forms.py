@@ -16,6 +16,7 @@ Stop-loss and take-profit are typed as percentages everywhere a trader types the
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -27,6 +28,11 @@ from strategies.params import NON_FIELD, Param, StrategyParamError, show
 
 _BOOLEAN_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 RANGE_EXAMPLE = "5:50:5"
+PARAM_QUERY_PREFIX = "param_"
+# A range written the way the grid does not read it: 5-15, 5..15, 5 to 15, 5–15.
+_RANGE_LIKE = re.compile(
+    r"^(?P<start>-?\d+(?:\.\d+)?)\s*(?:-|\.\.|–|to)\s*(?P<stop>-?\d+(?:\.\d+)?)$", re.IGNORECASE
+)
 
 
 def param_field(param: Param, *, grid: bool = False, check_bounds: bool = True) -> forms.Field:
@@ -49,7 +55,7 @@ def param_field(param: Param, *, grid: bool = False, check_bounds: bool = True) 
 
 
 def _label(param: Param) -> str:
-    return param.name.replace("_", " ").capitalize()
+    return param.display_name
 
 
 def _help(param: Param) -> str:
@@ -153,13 +159,29 @@ class ParamGridField(forms.CharField):
             numbers = [parse_number(part.strip()) for part in text.split(":")]
             if len(numbers) != 3 or None in numbers:
                 raise forms.ValidationError(
-                    f"Write a range as start:stop:step, e.g. {RANGE_EXAMPLE}."
+                    f"Write a range as start:stop:step (the stop included when the steps reach "
+                    f"it), e.g. {RANGE_EXAMPLE}; got {text}."
                 )
             return dict(zip(("start", "stop", "step"), numbers, strict=True))
-        values = [self._value(item.strip()) for item in text.split(",") if item.strip()]
-        if any(value is None for value in values):
-            raise forms.ValidationError(f"Each value must be {self.param.expectation()}.")
+        items = [item.strip() for item in text.split(",") if item.strip()]
+        values = [self._value(item) for item in items]
+        bad = [item for item, value in zip(items, values, strict=True) if value is None]
+        if bad:
+            raise forms.ValidationError(self._syntax_error(bad[0]))
         return values
+
+    def _syntax_error(self, bad: str) -> str:
+        """What was wrong and what is accepted: a number field names the range syntax, with the
+        trader's own bounds when they wrote a range another way (``5-15`` → ``5:15:1``)."""
+        message = f"Each value must be {self.param.expectation()}; got {bad}."
+        if self.param.kind not in ("int", "float"):
+            return f"{message} Write one value or several separated by commas."
+        written = _RANGE_LIKE.match(bad)
+        example = f"{written['start']}:{written['stop']}:1" if written else RANGE_EXAMPLE
+        return (
+            f"{message} Write one value, a list such as 5, 10, 20, or a range as "
+            f"start:stop:step, e.g. {example}."
+        )
 
     def _value(self, text: str) -> Any:
         if self.param.kind == "bool":
@@ -251,3 +273,44 @@ def _initial(strategy: type[StrategyClass], key: str, value: Any) -> Any:
         if param.name == key and param.kind == "choice":
             return show(value)
     return value
+
+
+# --- a configuration in a link (the bot form prefilled from a backtest or a sweep) -------------
+
+
+def params_as_query(values: Mapping[str, Any]) -> dict[str, str]:
+    """Parameter values as the query of a link: ``param_<name>`` = the value as a trader types
+    it (``true``, ``ema``, ``12``). :func:`params_from_query` reads it back."""
+    return {PARAM_QUERY_PREFIX + name: _as_text(value) for name, value in values.items()}
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def params_from_query(strategy: type[StrategyClass], query: Mapping[str, str]) -> dict[str, Any]:
+    """The strategy's parameters that ``query`` gives (``param_<name>``), typed as declared;
+    values that do not read or that the strategy refuses are left out (a link is a suggestion:
+    the form then shows the default)."""
+    found: dict[str, Any] = {}
+    for param in strategy.params:
+        text = query.get(PARAM_QUERY_PREFIX + param.name)
+        if text is None:
+            continue
+        field = ParamGridField(param)
+        try:
+            values = field.to_python(text)
+        except forms.ValidationError:
+            continue
+        if isinstance(values, list) and len(values) == 1:
+            found[param.name] = values[0]
+    try:
+        return strategy.validate(found)
+    except StrategyParamError as exc:
+        kept = {name: value for name, value in found.items() if name not in exc.errors}
+    try:
+        return strategy.validate(kept)
+    except StrategyParamError:
+        return strategy.validate({})

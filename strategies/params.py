@@ -32,6 +32,7 @@ ParamKind = Literal["int", "float", "bool", "choice"]
 PARAM_KINDS: tuple[str, ...] = ("int", "float", "bool", "choice")
 NON_FIELD = "non_field_errors"
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+LABEL_MAX_LENGTH = 60
 
 
 class StrategyParamError(ValueError):
@@ -95,6 +96,9 @@ class Param:
     max: float | None = None
     choices: tuple[Any, ...] | None = None
     help: str = ""
+    # What forms, pages and the API schema call it ("Moving-average kind"); empty: the name,
+    # spelled out ("allow_short" -> "Allow short").
+    label: str = ""
 
     def __post_init__(self) -> None:
         where = f"parameter {self.name!r}"
@@ -131,10 +135,19 @@ class Param:
             raise StrategyDefinitionError(f"{where}: choices are only for kind 'choice'")
         if not isinstance(self.help, str):
             raise StrategyDefinitionError(f"{where}: help must be a string")
+        if not isinstance(self.label, str) or len(self.label) > LABEL_MAX_LENGTH:
+            raise StrategyDefinitionError(
+                f"{where}: label must be a string of at most {LABEL_MAX_LENGTH} characters"
+            )
         try:
             object.__setattr__(self, "default", self.clean(self.default))
         except ValueError as exc:
             raise StrategyDefinitionError(f"{where}: invalid default: {exc}") from None
+
+    @property
+    def display_name(self) -> str:
+        """The human label: ``label``, or the name spelled out when it has none."""
+        return self.label or self.name.replace("_", " ").capitalize()
 
     def expectation(self) -> str:
         """What a valid value looks like, in words (``an integer between 2 and 500``)."""
@@ -184,9 +197,10 @@ class Param:
         return (True, number)
 
     def schema(self) -> dict[str, Any]:
-        """JSON-able description: name, type, default, min, max, choices, help."""
+        """JSON-able description: name, label, type, default, min, max, choices, help."""
         return {
             "name": self.name,
+            "label": self.display_name,
             "type": self.kind,
             "default": self.default,
             "min": self.min,

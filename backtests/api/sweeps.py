@@ -34,7 +34,12 @@ from tradingbot.openapi import error_response
 class SweepInput(PeriodInput):
     grid = serializers.DictField(
         help_text='{param: [values]} or {param: {"start", "stop", "step"}}; its '
-        "cartesian product is run, at most SWEEP_MAX_COMBINATIONS combinations"
+        "cartesian product is run, at most SWEEP_MAX_COMBINATIONS combinations",
+        error_messages={
+            # DRF formats it: the literal braces are doubled.
+            "not_a_dict": 'Expected an object of parameter: values, such as {{"fast": [5, 10], '
+            '"slow": {{"start": 20, "stop": 50, "step": 10}}}}; got {input_type}.'
+        },
     )
     params = serializers.DictField(
         required=False, default=dict, help_text="Parameters fixed for every combination"

@@ -19,6 +19,7 @@ from backtests.services.schedules import (
     schedule_sync_beat,
     schedule_update,
 )
+from backtests.services.sweep_backtests import sweep_run_backtest
 from backtests.services.sweeps import (
     sweep_cancel,
     sweep_create,
@@ -52,6 +53,7 @@ __all__ = [
     "sweep_delete",
     "sweep_finish",
     "sweep_rerun",
+    "sweep_run_backtest",
     "sweep_run_execute",
     "sweeps_fail_stale",
     "sweeps_recover",

@@ -15,7 +15,7 @@ import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from celery.schedules import ParseException, crontab
 from django.conf import settings
@@ -25,10 +25,10 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from accounts.models import User
 from backtests.models import CONFIG_FIELDS, Backtest, BacktestSchedule, RunStatus
+from backtests.schedule_status import schedule_period
 from backtests.services.backtests import backtest_create
 from backtests.services.config import run_spec_check
 from backtests.spec import RunSpec
-from markets.timeframes import timeframe_ms
 from tradingbot.errors import AppError
 from tradingbot.logconfig import context
 
@@ -48,7 +48,10 @@ def parse_cron(expression: str) -> dict[str, str]:
     """``"0 2 * * *"`` → the five crontab fields; AppError ``invalid_cron`` when malformed."""
     fields = expression.split() if isinstance(expression, str) else []
     if len(fields) != len(CRON_FIELDS):
-        raise _invalid_cron("give five fields: minute hour day-of-month month day-of-week")
+        raise _invalid_cron(
+            "give five fields: minute hour day-of-month month day-of-week, e.g. 0 2 * * * "
+            "(every day at 02:00 UTC) or 30 4 * * mon (Mondays at 04:30 UTC)"
+        )
     spec = dict(zip(CRON_FIELDS, fields, strict=True))
     for name, value in spec.items():
         if not CRON_FIELD_PATTERN.fullmatch(value):
@@ -212,7 +215,7 @@ def schedule_run(*, schedule_id: int, now: datetime | None = None) -> Backtest |
         logger.info("schedule.skipped", extra=context(schedule_id=schedule_id))
         return None
     fired_at = now or timezone.now()
-    start, end = _period(schedule, fired_at)
+    start, end = schedule_period(schedule, fired_at)
     BacktestSchedule.objects.filter(pk=schedule.pk).update(last_run_at=fired_at)
     try:
         return backtest_create(
@@ -220,14 +223,6 @@ def schedule_run(*, schedule_id: int, now: datetime | None = None) -> Backtest |
         )
     except AppError as exc:
         return _failed_run(schedule, start, end, exc)
-
-
-def _period(schedule: BacktestSchedule, now: datetime) -> tuple[datetime, datetime]:
-    """[now - lookback, the open time after the last closed candle), on candle boundaries."""
-    step = timeframe_ms(schedule.timeframe)
-    end_ms = int(now.timestamp() * 1000) // step * step
-    end = datetime.fromtimestamp(end_ms / 1000, tz=UTC)
-    return end - timedelta(days=schedule.lookback_days), end
 
 
 def _failed_run(

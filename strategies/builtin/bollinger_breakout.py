@@ -24,9 +24,25 @@ class BollingerBreakout(Strategy):
         "Flat during the band warm-up (the first period - 1 candles)."
     )
     params: ClassVar[tuple[Param, ...]] = (
-        Param("period", "int", 20, min=2, max=500, help="Band length, in candles"),
-        Param("k", "float", 2.0, min=0.1, max=10, help="Band width, in standard deviations"),
-        Param("allow_short", "bool", False, help="Also trade breakouts below the lower band"),
+        Param(
+            "period", "int", 20, min=2, max=500, label="Band length", help="Band length, in candles"
+        ),
+        Param(
+            "k",
+            "float",
+            2.0,
+            min=0.1,
+            max=10,
+            label="Band width (standard deviations)",
+            help="Band width, in standard deviations",
+        ),
+        Param(
+            "allow_short",
+            "bool",
+            False,
+            label="Allow shorts",
+            help="Also trade breakouts below the lower band",
+        ),
     )
 
     def target_position(self, candles: pd.DataFrame) -> pd.Series:

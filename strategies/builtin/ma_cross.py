@@ -25,10 +25,39 @@ class MaCross(Strategy):
         "SMA of its first candles)."
     )
     params: ClassVar[tuple[Param, ...]] = (
-        Param("fast", "int", 10, min=2, max=500, help="Fast moving-average length, in candles"),
-        Param("slow", "int", 30, min=3, max=2000, help="Slow moving-average length, in candles"),
-        Param("ma", "choice", "sma", choices=("sma", "ema"), help="Kind of moving average"),
-        Param("allow_short", "bool", False, help="Go short while the fast average is below"),
+        Param(
+            "fast",
+            "int",
+            10,
+            min=2,
+            max=500,
+            label="Fast average length",
+            help="Fast moving-average length, in candles",
+        ),
+        Param(
+            "slow",
+            "int",
+            30,
+            min=3,
+            max=2000,
+            label="Slow average length",
+            help="Slow moving-average length, in candles",
+        ),
+        Param(
+            "ma",
+            "choice",
+            "sma",
+            choices=("sma", "ema"),
+            label="Moving-average kind",
+            help="Kind of moving average",
+        ),
+        Param(
+            "allow_short",
+            "bool",
+            False,
+            label="Allow shorts",
+            help="Go short while the fast average is below",
+        ),
     )
 
     @classmethod

@@ -24,10 +24,40 @@ class MacdCross(Strategy):
         "while the signal line is still warming up (the first slow + signal - 2 candles)."
     )
     params: ClassVar[tuple[Param, ...]] = (
-        Param("fast", "int", 12, min=2, max=500, help="Fast EMA length, in candles"),
-        Param("slow", "int", 26, min=3, max=2000, help="Slow EMA length, in candles"),
-        Param("signal", "int", 9, min=2, max=500, help="Signal-line EMA length, in candles"),
-        Param("allow_short", "bool", False, help="Go short while MACD is below its signal"),
+        Param(
+            "fast",
+            "int",
+            12,
+            min=2,
+            max=500,
+            label="Fast EMA length",
+            help="Fast EMA length, in candles",
+        ),
+        Param(
+            "slow",
+            "int",
+            26,
+            min=3,
+            max=2000,
+            label="Slow EMA length",
+            help="Slow EMA length, in candles",
+        ),
+        Param(
+            "signal",
+            "int",
+            9,
+            min=2,
+            max=500,
+            label="Signal-line EMA length",
+            help="Signal-line EMA length, in candles",
+        ),
+        Param(
+            "allow_short",
+            "bool",
+            False,
+            label="Allow shorts",
+            help="Go short while MACD is below its signal",
+        ),
     )
 
     @classmethod

@@ -27,18 +27,43 @@ class RsiReversion(Strategy):
         "first period candles)."
     )
     params: ClassVar[tuple[Param, ...]] = (
-        Param("period", "int", 14, min=2, max=500, help="RSI length, in candles"),
-        Param("lower", "float", 30.0, min=1, max=99, help="Go long when the RSI is below this"),
-        Param("upper", "float", 70.0, min=1, max=99, help="Go short when the RSI is above this"),
+        Param(
+            "period", "int", 14, min=2, max=500, label="RSI length", help="RSI length, in candles"
+        ),
+        Param(
+            "lower",
+            "float",
+            30.0,
+            min=1,
+            max=99,
+            label="Oversold level (go long below)",
+            help="Go long when the RSI is below this",
+        ),
+        Param(
+            "upper",
+            "float",
+            70.0,
+            min=1,
+            max=99,
+            label="Overbought level (go short above)",
+            help="Go short when the RSI is above this",
+        ),
         Param(
             "exit_level",
             "float",
             50.0,
             min=1,
             max=99,
+            label="RSI exit level",
             help="Close a long when the RSI rises above this, a short when it falls below",
         ),
-        Param("allow_short", "bool", False, help="Also trade the overbought side short"),
+        Param(
+            "allow_short",
+            "bool",
+            False,
+            label="Allow shorts",
+            help="Also trade the overbought side short",
+        ),
     )
 
     @classmethod

@@ -301,3 +301,20 @@ def test_another_users_sweep_is_a_404_everywhere(auth_client, sample_candles, me
     assert Sweep.objects.get(pk=sweep.pk).status == RunStatus.QUEUED
     assert SweepRun.objects.filter(sweep=sweep, status=RunStatus.QUEUED).count() == 6
     assert auth_client.get(SWEEPS).json()["count"] == 0
+
+
+def test_a_range_written_5_15_is_refused_with_the_accepted_syntax(create):
+    # given a range written as a trader might type it
+    response = create(grid={"fast": "5-15"})
+
+    # then the error names the shapes the grid takes, and nothing is stored
+    error = error_of(response, 400)
+    assert error["code"] == "invalid_grid"
+    assert error["details"]["fast"] == [
+        'give a list of values such as [5, 10, 20] or a range such as {"start": 5, "stop": 50, '
+        '"step": 5} (stop included); got "5-15"'
+    ]
+    assert not Sweep.objects.exists()
+    # a grid that is not an object at all shows the shape of one
+    message = " ".join(error_of(create(grid=[5, 15]), 400)["details"]["grid"])
+    assert '{"fast": [5, 10], "slow": {"start": 20, "stop": 50, "step": 10}}' in message

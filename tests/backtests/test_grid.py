@@ -89,7 +89,9 @@ def test_it_caps_the_size_before_expanding_anything():
         ({"fast": [1]}, "fast", "expected an integer between 2 and 500"),
         ({"ma": ["sma", "wma"]}, "ma", "expected one of"),
         ({"fast": 5}, "fast", "list of values"),
-        ({"fast": {"start": 5, "stop": 10}}, "fast", "exactly {start, stop, step}"),
+        # the accepted shapes, in the error of a range written another way
+        ({"fast": "5-15"}, "fast", 'such as [5, 10, 20] or a range such as {"start": 5'),
+        ({"fast": {"start": 5, "stop": 10}}, "fast", "exactly {start, stop, step}: a range such"),
         ({"fast": {"start": 5, "stop": 10, "step": 0}}, "fast", "step must be greater"),
         ({"fast": {"start": 10, "stop": 5, "step": 1}}, "fast", "stop must not be below"),
         ({"fast": {"start": 5, "stop": 10, "step": 0.5}}, "fast", "must be an integer"),

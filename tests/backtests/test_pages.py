@@ -503,7 +503,7 @@ def test_a_finished_sweeps_heat_map_colours_each_combination_by_the_metric(
         (run.params["fast"], run.params["slow"]): run.metrics["total_return"]
         for run in sweep.runs.all()
     }
-    best, worst = max(returns.values()), min(returns.values())
+    reach = max(abs(value) for value in returns.values())
 
     # when its page is opened
     page = html(trader_client.get(f"/sweeps/{sweep.pk}/"))
@@ -522,9 +522,13 @@ def test_a_finished_sweeps_heat_map_colours_each_combination_by_the_metric(
             percent(returns[(fast, slow)]) for fast in (5, 10)
         ]
         for cell, fast in zip(cells, (5, 10), strict=True):
-            shade = (returns[(fast, slow)] - worst) / (best - worst)
+            # the scale is centred on zero: the sign is the colour, the size its strength
+            value = returns[(fast, slow)]
+            tone = "gain" if value > 0 else "loss" if value < 0 else "even"
+            attributes = dict(cell.attributes)
+            assert attributes["class"] == f"heat heat-{tone}"
             # static/js/page.js sets --shade from it (no inline style: the CSP)
-            assert dict(cell.attributes)["data-shade"] == f"{shade:.3f}"
+            assert attributes["data-shade"] == f"{abs(value) / reach:.3f}"
     # and the ranking lists the combinations best first
     ranking = tags(tags(find(page, id="sweep-ranking"), "tbody")[0], "tr")
     ranked = [percent(r) for r in sorted(returns.values(), reverse=True)]
@@ -571,8 +575,20 @@ def test_the_sweep_form_reads_lists_and_ranges_into_the_grid(
     ("grid", "field", "message"),
     [
         ({"param_fast": "5", "param_slow": "30"}, None, "Give several values"),
-        ({"param_fast": "5, x"}, "param_fast", "Each value must be an integer between 2 and 500."),
+        ({"param_fast": "5, x"}, "param_fast", "Each value must be an integer between 2 and 500;"),
         ({"param_slow": "20:40"}, "param_slow", "Write a range as start:stop:step"),
+        # a range written with a dash: the error shows the accepted syntax with its numbers
+        (
+            {"param_slow": "5-15"},
+            "param_slow",
+            "Each value must be an integer between 3 and 2000; got 5-15. Write one value, a list "
+            "such as 5, 10, 20, or a range as start:stop:step, e.g. 5:15:1.",
+        ),
+        (
+            {"param_ma": "sma..ema"},
+            "param_ma",
+            'Each value must be one of "sma", "ema"; got sma..ema. Write one value or several',
+        ),
         ({"param_fast": "1, 5"}, "param_fast", "1: expected an integer between 2 and 500"),
     ],
 )
@@ -651,7 +667,8 @@ def test_the_schedule_form_creates_a_schedule_or_shows_a_bad_cron(
 
     assert refused.status_code == 400
     assert field_errors(html(refused), "cron") == [
-        "give five fields: minute hour day-of-month month day-of-week"
+        "give five fields: minute hour day-of-month month day-of-week, e.g. 0 2 * * * (every day "
+        "at 02:00 UTC) or 30 4 * * mon (Mondays at 04:30 UTC)"
     ]
     assert not BacktestSchedule.objects.exists()
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from bots.models import Bot
 from strategies.services import strategy_catalogue_sync
 from tests.backtests.conftest import sample_candles, strategy_catalogue  # noqa: F401 - fixtures
 from tests.backtests.test_pages import make_sweep
@@ -137,14 +138,22 @@ def test_the_api_docs_run_within_the_policy(watched, trader, password):
     expect(page.get_by_text("/api/bots/{id}/start").first).to_be_visible()
 
 
-def test_the_sweep_heat_map_is_shaded_within_the_policy(
+# The red, green and blue of an element's computed background.
+BACKGROUND_RGB = (
+    "(el) => getComputedStyle(el).backgroundColor.match(/\\d+/g).slice(0, 3).map(Number)"
+)
+
+
+def test_a_sweep_row_becomes_a_bot_from_a_heat_map_shaded_within_the_policy(
     watched,
     trader,
     password,
     sample_candles,  # noqa: F811 - the fixture imported above
 ):
-    # given: a finished sweep
+    # given: a finished sweep (one combination gained, five lost, one of them only -1.76 %),
+    # and a paper account on its exchange
     sweep = make_sweep(trader, sample_candles)
+    paper_account(trader)
     page = watched.page
     log_in(page, trader.email, password)
     # when
@@ -156,3 +165,38 @@ def test_the_sweep_heat_map_is_shaded_within_the_policy(
         cell = cells.nth(n)
         shade = cell.evaluate("(td) => getComputedStyle(td).getPropertyValue('--shade').trim()")
         assert shade == cell.get_attribute("data-shade")
+    # and the colours are centred on zero: the smallest loss is red, the gain green
+    small_loss = page.locator("#heat-map td.heat", has_text="-1.76 %")
+    expect(small_loss).to_have_attribute("data-tone", "loss")
+    red, green, _ = small_loss.evaluate(BACKGROUND_RGB)
+    assert red > green, (red, green)
+    gain = page.locator("#heat-map td.heat-gain")
+    expect(gain).to_have_count(1)
+    red, green, _ = gain.evaluate(BACKGROUND_RGB)
+    assert green > red, (red, green)
+
+    # when: the best ranking row's "Create bot" is followed
+    best = page.locator("#sweep-ranking tbody tr").first
+    combination = sweep.runs.get(seq=int(best.get_attribute("data-seq") or ""))
+    with page.expect_navigation():
+        best.locator("a.create-bot").click()
+    # then: the bot form shows that combination (the best: fast 10, slow 40)
+    expect(page.locator("select[name=strategy]")).to_have_value("ma_cross")
+    expect(page.locator("[name='ma_cross-fast']")).to_have_value("10")
+    expect(page.locator("[name='ma_cross-slow']")).to_have_value("40")
+    expect(page.locator("[name=symbol]")).to_have_value("BTC/USDT")
+    expect(page.locator("select[name=timeframe]")).to_have_value("5m")
+    # a replay starts where the sweep did, in the trader's time zone, within the stored range
+    page.locator("[name=data_source][value=replay]").check()
+    start = page.evaluate("(ms) => Format.localTime(ms).replace(' ', 'T')", sweep.start_ms)
+    expect(page.locator("[name=replay_start]")).to_have_value(start)
+    expect(page.locator("#replay-range")).to_contain_text("Stored 5m candles of BTC/USDT on bitget")
+    watched.assert_clean()
+    # and created as shown, it is the bot of that combination
+    with page.expect_navigation():
+        page.locator("#bot-form button[type=submit]").click()
+    bot = Bot.objects.get(user=trader)
+    assert page.url.endswith(f"/bots/{bot.pk}/")
+    assert bot.params == combination.params
+    assert (bot.symbol, bot.timeframe, bot.status) == ("BTC/USDT", "5m", "stopped")
+    assert (bot.data_source, bot.replay_start_ms) == ("replay", sweep.start_ms)

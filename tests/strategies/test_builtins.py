@@ -203,6 +203,7 @@ def test_it_describes_ma_cross_exactly() -> None:
     assert schema["params"] == [
         {
             "name": "fast",
+            "label": "Fast average length",
             "type": "int",
             "default": 10,
             "min": 2,
@@ -212,6 +213,7 @@ def test_it_describes_ma_cross_exactly() -> None:
         },
         {
             "name": "slow",
+            "label": "Slow average length",
             "type": "int",
             "default": 30,
             "min": 3,
@@ -221,6 +223,7 @@ def test_it_describes_ma_cross_exactly() -> None:
         },
         {
             "name": "ma",
+            "label": "Moving-average kind",
             "type": "choice",
             "default": "sma",
             "min": None,
@@ -230,6 +233,7 @@ def test_it_describes_ma_cross_exactly() -> None:
         },
         {
             "name": "allow_short",
+            "label": "Allow shorts",
             "type": "bool",
             "default": False,
             "min": None,

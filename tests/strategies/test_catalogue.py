@@ -49,6 +49,9 @@ def test_the_api_lists_usable_strategies_with_their_schema(auth_client):
     ma_cross = next(s for s in results if s["key"] == "ma_cross")
     fast = next(p for p in ma_cross["params"] if p["name"] == "fast")
     assert (fast["type"], fast["default"], fast["min"], fast["max"]) == ("int", 10, 2, 500)
+    labels = [p["label"] for p in ma_cross["params"]]
+    assert labels == ["Fast average length", "Slow average length", "Moving-average kind",
+                      "Allow shorts"]  # fmt: skip
     assert ma_cross["name"]
     assert ma_cross["description"]
 

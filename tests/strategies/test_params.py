@@ -186,6 +186,7 @@ def test_it_keeps_validated_values_on_the_instance() -> None:
 def test_it_describes_a_param_as_json() -> None:
     assert FAST.schema() == {
         "name": "fast",
+        "label": "Fast",
         "type": "int",
         "default": 10,
         "min": 2,
@@ -208,6 +209,8 @@ def test_it_describes_a_param_as_json() -> None:
         ({"kind": "int", "default": 5, "min": 9, "max": 1}, "min 9 is above max 1"),
         ({"kind": "bool", "default": True, "min": 0}, "min/max are only for int and float"),
         ({"kind": "decimal", "default": 1}, "kind must be one of int, float, bool, choice"),
+        ({"kind": "int", "default": 1, "label": 5}, "label must be a string of at most 60"),
+        ({"kind": "int", "default": 1, "label": "x" * 61}, "label must be a string of at most 60"),
     ],
 )
 def test_it_rejects_a_param_declared_wrongly(kwargs: dict[str, Any], message: str) -> None:
@@ -215,6 +218,24 @@ def test_it_rejects_a_param_declared_wrongly(kwargs: dict[str, Any], message: st
         Param("n", **kwargs)
     assert message in str(caught.value)
     assert str(caught.value).startswith("parameter 'n': ")
+
+
+def test_a_param_is_labelled_by_its_label_or_else_its_name_spelled_out() -> None:
+    labelled = Param("ma", "choice", "sma", choices=("sma", "ema"), label="Moving-average kind")
+    assert labelled.display_name == "Moving-average kind"
+    assert labelled.schema()["label"] == "Moving-average kind"
+    assert SHORT.display_name == "Allow short"
+
+
+def test_every_builtin_parameter_has_a_human_label() -> None:
+    from strategies.registry import load_registry
+
+    for strategy in load_registry([], make_active=False).all():
+        for param in strategy.params:
+            # a label of its own, not the name spelled out ("Ma")
+            assert param.label, f"{strategy.key}.{param.name} has no label"
+            assert param.label.lower() != param.name.replace("_", " ")
+    assert MaCross.params[2].display_name == "Moving-average kind"
 
 
 def test_it_rejects_a_param_name_that_is_not_an_identifier() -> None:
