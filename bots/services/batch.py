@@ -205,6 +205,9 @@ def _write_back(held: list[_Held], token: str, updates: BotUpdates) -> None:
     for item in held:
         if item.candle is not None:
             updates.candle(item.bot, item.candle)
+        candle_ms = item.fields.get("last_candle_ms", item.bot.last_candle_ms)
+        updates.tick(item.bot, at=item.fields["last_tick_at"],
+                     next_at=item.fields["next_tick_at"], candle_ms=candle_ms)  # fmt: skip
     for event in events:
         updates.event(event.bot, event)
     for item in held:
