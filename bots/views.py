@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -48,7 +50,8 @@ def bot_detail_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
         "events": _events(bot),
         "strategy": bot_selectors.bot_strategy_settings(bot),
         "quote": bot.symbol.partition("/")[2].partition(":")[0],
-        "order_size_pct": f"{(bot.order_size * 100).normalize():f}",
+        "order_size_pct": _plain(bot.order_size * 100),
+        "plain": {name: _plain(getattr(bot, name)) for name in PLAIN_SETTINGS},
         "replay_start": bot_selectors.epoch_ms_local(bot.replay_start_ms),
         "last_candle": bot_selectors.epoch_ms_local(bot.last_candle_ms),
         "next_tick": bot.next_tick_at if bot.is_active else None,
@@ -58,6 +61,15 @@ def bot_detail_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
         "uncancelled": [] if bot.is_active else _uncancelled_orders(bot),
     }
     return render(request, "bots/bot_detail.html", page)
+
+
+# Settings shown as the trader typed them (2.5, not 2.500).
+PLAIN_SETTINGS = ("order_size", "max_position", "stop_loss_pct", "take_profit_pct",
+                  "daily_loss_limit", "liquidation_buffer_pct")  # fmt: skip
+
+
+def _plain(value: Decimal | None) -> str:
+    return "" if value is None else f"{value.normalize():f}"
 
 
 def _events(bot: Bot) -> list[BotEvent]:
@@ -189,7 +201,7 @@ def bot_stop_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def bot_close_position_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
-    """"Close position now": GET asks for the trader's confirmation, naming what will be sold
+    """ "Close position now": GET asks for the trader's confirmation, naming what will be sold
     or bought back; the confirmation POSTs here and closes the position at market."""
     bot = bot_selectors.bot_get(user=request.user, pk=pk)
     position = bot_selectors.bot_position(bot)
@@ -208,7 +220,9 @@ def bot_close_position_view(request: AuthenticatedHttpRequest, pk: int) -> HttpR
         messages.error(request, error.message)
     else:
         price = f" at {order.average_price.normalize():f}" if order.average_price else ""
-        messages.success(request, f"Position closed: {order.side} {order.qty.normalize():f}{price}.")
+        messages.success(
+            request, f"Position closed: {order.side} {order.qty.normalize():f}{price}."
+        )
     return redirect("bots:bot-detail", pk=bot.pk)
 
 
@@ -218,7 +232,10 @@ def _uncancelled_orders(bot: Bot) -> list[Order]:
 
 
 def _back(request: AuthenticatedHttpRequest, bot: Bot) -> HttpResponse:
-    """Where a start or stop came from: the dashboard's buttons, or the bot's page."""
+    """Where a start or stop came from: the dashboard's buttons, the bots list's, or the bot's
+    page."""
     if request.POST.get("next") == "dashboard":
         return redirect("dashboard")
+    if request.POST.get("next") == "list":
+        return redirect("bots:bot-list")
     return redirect("bots:bot-detail", pk=bot.pk)
