@@ -68,7 +68,9 @@ class AccountBalances(NamedTuple):
     as_of: datetime | None
 
 
-def exchange_account_balances_known(*, accounts: list[ExchangeAccount]) -> dict[int, AccountBalances]:
+def exchange_account_balances_known(
+    *, accounts: list[ExchangeAccount]
+) -> dict[int, AccountBalances]:
     """Each account's balances by id: paper ones from the ledger (one query for them all), live
     ones from the cache of their last fetch (``markets.services.exchange_account_balances``)."""
     paper_ids = [a.pk for a in accounts if not a.is_live]

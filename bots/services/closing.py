@@ -1,4 +1,4 @@
-""""Close position now": the trader closes a bot's open position at market, whatever the bot's
+"""Close position now: the trader closes a bot's open position at market, whatever the bot's
 status (spot or perp, paper or live).
 
 The close goes through the tick's crash-safe order pipeline (``orders``): the order is written
@@ -42,9 +42,7 @@ CLAIM_TRIES, CLAIM_PAUSE_SECONDS = 30, 0.1  # a tick in progress: wait up to 3 s
 REASON = "close"  # the closing order's reason, as the books and the API show it
 
 
-def bot_close_position(
-    *, bot: Bot, by: User, clock: Callable[[], float] = time.time
-) -> Order:
+def bot_close_position(*, bot: Bot, by: User, clock: Callable[[], float] = time.time) -> Order:
     """Close the bot's open position at market (see the module docstring); the closing order,
     as booked (``closed`` once the exchange filled it).
 
@@ -77,9 +75,7 @@ def _claim(bot: Bot) -> str:
             return token
         if attempt < CLAIM_TRIES - 1:
             time.sleep(CLAIM_PAUSE_SECONDS)
-    raise AppError(
-        "bot_busy", "The bot is in the middle of a tick; try again in a moment.", 409
-    )
+    raise AppError("bot_busy", "The bot is in the middle of a tick; try again in a moment.", 409)
 
 
 def _close(bot: Bot, market: BotMarket, by: User, updates: BotUpdates) -> Order:
@@ -89,11 +85,13 @@ def _close(bot: Bot, market: BotMarket, by: User, updates: BotUpdates) -> Order:
     side = Order.Side.BUY if bot.is_perp and position.side == "short" else Order.Side.SELL
     rules = market.exchange.market_rules(bot.symbol)
     qty = round_down(position.qty, rules.amount_step)
-    price = ticker_price(market.exchange.fetch_ticker(bot.symbol), "ask" if side == "buy" else "bid")
+    ticker = market.exchange.fetch_ticker(bot.symbol)
+    price = ticker_price(ticker, "ask" if side == Order.Side.BUY else "bid")
     problem = minimum_problem(qty, price, rules)
     if problem is not None:
         raise AppError("below_minimum", f"The position is too small to close: {problem}.", 409)
-    for cid in bot.orders.filter(status=Order.Status.OPEN).values_list("client_order_id", flat=True):
+    resting = bot.orders.filter(status=Order.Status.OPEN).values_list("client_order_id", flat=True)
+    for cid in resting:  # its stop-loss / take-profit: they would reserve what is sold
         order_cancel(bot, market, cid, updates)
     order = market_order(
         bot, close_order_id(bot.pk, bot.orders.count()), side, qty, REASON, bot.last_candle_ms or 0
@@ -107,9 +105,7 @@ def _close(bot: Bot, market: BotMarket, by: User, updates: BotUpdates) -> Order:
     return order
 
 
-def _after_close(
-    bot: Bot, before: Position, order: Order, by: User, updates: BotUpdates
-) -> None:
+def _after_close(bot: Bot, before: Position, order: Order, by: User, updates: BotUpdates) -> None:
     """No re-entry on the signal that was held (as after a stop-loss); the bot's log and one
     log line."""
     held_for = -1 if before.side == Position.Side.SHORT else 1

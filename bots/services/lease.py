@@ -57,7 +57,7 @@ def lease_claim(bot_id: int) -> str | None:
     return token if claimed else None
 
 
-CLOSE_TOKEN_PREFIX = "close-"  # a lease held by a "close position now", not by a tick
+CLOSE_TOKEN_PREFIX = "close-"  # noqa: S105  # a lease held by a "close position now", not a tick
 
 
 def lease_claim_for_close(bot_id: int) -> str | None:

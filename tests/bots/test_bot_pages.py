@@ -209,7 +209,8 @@ def test_the_page_shows_every_setting_in_the_traders_time_zone(trader_client, us
         runner.next_candle()
     bot = runner.refresh()
     event = bot.events.filter(kind="tick").first()
-    assert event is not None and event.message.startswith("Candle ")
+    assert event is not None
+    assert event.message.startswith("Candle ")
 
     # when they open its page
     html = trader_client.get(f"/bots/{bot.pk}/").content.decode()
@@ -218,9 +219,10 @@ def test_the_page_shows_every_setting_in_the_traders_time_zone(trader_client, us
     paris = ZoneInfo("Europe/Paris")
     start = datetime.fromtimestamp(rows[0].open_time / 1000, tz=paris)
     candle = datetime.fromtimestamp(bot.last_candle_ms / 1000, tz=paris)
+    replay = f'from <span id="setting-replay-start">{start:%Y-%m-%d %H:%M}</span>'
     for text in (
-        "BTC/USDT 5m", "My paper", "Moving-average crossover", "Fast moving-average length, in candles",
-        "<dd>7</dd>", "<dd>21</dd>", f"Replay of stored candles from <span id=\"setting-replay-start\">{start:%Y-%m-%d %H:%M}</span>",
+        "BTC/USDT 5m", "My paper", "Moving-average crossover",
+        "Fast moving-average length, in candles", "<dd>7</dd>", "<dd>21</dd>", replay,
         "25 % of the free USDT balance", "2500 USDT", "2.5 % below the entry",
         "6 % above the entry", "150 USDT: the bot stops",
     ):  # fmt: skip

@@ -1,4 +1,4 @@
-""""Close position now": the trader's market close of a bot's position, through the API and the
+"""Close position now: the trader's market close of a bot's position, through the API and the
 bot's page, on the crash-safe order pipeline; spot and perp, running and stopped bots; refused
 with the envelope when there is nothing to close, another user's bot a 404, CSRF on."""
 
@@ -59,7 +59,8 @@ def test_it_closes_a_running_spot_bots_position_at_market_and_books_the_fill(
         "sell", "market", "close", "closed",
     )  # fmt: skip
     assert order.qty == held == order.filled_qty
-    assert order.average_price is not None and order.average_price > 0
+    assert order.average_price is not None
+    assert order.average_price > 0
     assert body["order"]["order_type"] == "market"
     assert Decimal(body["order"]["average_price"]) == order.average_price
     assert body["bot"]["status"] == "running"
