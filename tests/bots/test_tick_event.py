@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from bots.events import bot_snapshot
 from bots.models import Bot
 from bots.services import bot_start, bot_tick, bots_tick_batch
 from tests.backtests.worker_helpers import group_listener  # noqa: F401 - a fixture
@@ -51,8 +52,12 @@ def test_a_tick_announces_its_time_the_next_one_and_its_candle(
     # when it ticks
     with django_capture_on_commit_callbacks(execute=True):
         runner.next_candle()
-    # then one bot.tick says what the row now holds
+    # then one bot.tick says what the row now holds, as the snapshot of a page opened later does
     assert_announces(runner.bot, published(group_listener, "bot.tick"))
+    snapshot = bot_snapshot(user=user, pk=runner.bot.pk)
+    assert snapshot["last_tick_at"] == ms(runner.bot.last_tick_at)
+    assert snapshot["next_tick_at"] == ms(runner.bot.next_tick_at)
+    assert snapshot["last_candle_ms"] == runner.bot.last_candle_ms
 
 
 def test_the_batchs_quick_path_announces_each_bots_tick(

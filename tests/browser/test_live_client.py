@@ -495,6 +495,25 @@ def test_the_bot_page_shows_its_settings_ticks_live_and_closes_the_position(
     expect(page.locator("#setting-daily-loss-limit")).to_contain_text("5000 USDT")
     expect(page.locator("#setting-order-size")).to_contain_text("100 % of the free USDT balance")
 
+    # and its fills are markers on the chart, grouped so that 218 trades stay readable: at most
+    # two markers (a buy, a sell) a group of candles, the dense ones without text
+    chart = page.locator("#bot-chart")
+    assert int(chart.get_attribute("data-markers") or 0) >= 1
+    assert int(chart.get_attribute("data-marker-groups") or 0) >= 1
+    dense = page.evaluate("""() => {
+        const fills = Array.from({length: 218}, (_, i) =>
+            ({time: i * 300, side: i % 2 ? "sell" : "buy", price: 100 + i}));
+        const per = ChartMarkers.barsPerGroup(218);
+        const options = {barSeconds: 300, barsPerGroup: per, places: 2};
+        return {per, max: ChartMarkers.MAX_GROUPS, markers: ChartMarkers.group(fills, options)};
+    }""")
+    markers = dense["markers"]
+    assert dense["per"] > 1
+    assert len(markers) <= 2 * dense["max"]
+    assert all(m["text"] == "" for m in markers)
+    assert [m["time"] for m in markers] == sorted(m["time"] for m in markers)
+    assert len({(m["time"], m["position"]) for m in markers}) == len(markers)
+
     # and when the bot ticks (its tick publishes through the channel layer, as a worker's does)
     before = page.locator("#bot-last-tick").inner_text()
     events_before = int(stat(page, "received['bot.event'] || 0"))
