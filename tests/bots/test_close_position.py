@@ -233,3 +233,14 @@ def test_the_page_close_is_csrf_protected(user, rows):
 
     assert client.post(f"/bots/{bot.pk}/close-position/").status_code == 403
     assert position(bot).qty > 0
+
+
+def test_a_start_waits_while_a_close_holds_the_bot(auth_client, user, rows):
+    # given a stopped bot whose position a close is working on (it holds the bot's lease)
+    bot = replay_bot(user, paper_account(user), start_ms=rows[300].open_time, name="held").bot
+    assert lease_claim_for_close(bot.pk) is not None
+    # when the trader starts it
+    response = auth_client.post(f"{BOTS}/{bot.pk}/start", format="json")
+    # then the start is refused until the close lets go, so that no tick races the close
+    assert error_of(response, 409)["code"] == "bot_busy"
+    assert Bot.objects.get(pk=bot.pk).status == Bot.Status.STOPPED
