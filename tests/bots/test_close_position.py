@@ -152,7 +152,7 @@ def test_a_bot_without_a_position_is_a_409_and_sends_nothing(auth_client, user, 
     assert not Order.objects.exists()
 
 
-def test_a_bot_a_tick_holds_is_a_409_bot_busy(auth_client, user, rows, settings, monkeypatch):
+def test_a_bot_a_tick_holds_is_a_409_bot_busy(auth_client, user, rows, monkeypatch):
     # given a holding bot whose lease another worker holds
     bot = holding_bot(user, paper_account(user), rows, "busy").bot
     assert lease_claim_for_close(bot.pk) is not None
