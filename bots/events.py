@@ -9,6 +9,7 @@ nothing, and imports no service: the app's ``ready()`` may import it.
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -53,6 +54,26 @@ def status_data(bot: Bot) -> BotStatusData:
         "health_reason": bot.degraded_reason if bot.is_degraded else "",
         "last_error": bot.last_error,
     }  # fmt: skip
+
+
+class BotTickData(TypedDict):
+    """``bot.tick``: a tick ran (``last_tick_at``, epoch ms), the bot is due again at
+    ``next_tick_at`` (epoch ms), and the newest candle it has acted on opened at
+    ``last_candle_ms`` (null before its first)."""
+
+    last_tick_at: int
+    next_tick_at: int | None
+    last_candle_ms: int | None
+
+
+def tick_data(
+    *, last_tick_at: datetime, next_tick_at: datetime | None, last_candle_ms: int | None
+) -> BotTickData:
+    return {
+        "last_tick_at": _epoch_ms(last_tick_at),
+        "next_tick_at": None if next_tick_at is None else _epoch_ms(next_tick_at),
+        "last_candle_ms": last_candle_ms,
+    }
 
 
 class OrderData(TypedDict):
@@ -168,10 +189,19 @@ class BotSnapshotData(TypedDict):
     symbol: str
     timeframe: str
     last_candle_ms: int | None
+    last_tick_at: int | None
+    next_tick_at: int | None
     position: PositionData | None
     open_orders: list[OrderData]
     recent_trades: list[TradeData]
     recent_events: list[BotEventData]
+
+
+def _next_tick_ms(bot: Bot) -> int | None:
+    """When the bot is due next; null when it is not running."""
+    if not bot.is_active or bot.next_tick_at is None:
+        return None
+    return _epoch_ms(bot.next_tick_at)
 
 
 def bot_snapshot(*, user: User, pk: int) -> BotSnapshotData:
@@ -187,6 +217,8 @@ def bot_snapshot(*, user: User, pk: int) -> BotSnapshotData:
         "symbol": bot.symbol,
         "timeframe": bot.timeframe,
         "last_candle_ms": bot.last_candle_ms,
+        "last_tick_at": None if bot.last_tick_at is None else _epoch_ms(bot.last_tick_at),
+        "next_tick_at": _next_tick_ms(bot),
         "position": None if position is None else position_data(position),
         "open_orders": [order_data(order) for order in open_orders],
         "recent_trades": [trade_data(trade) for trade in reversed(trades)],

@@ -29,6 +29,12 @@ def stop_order_id(bot_id: int, orders_before: int) -> str:
     return f"{bot_order_prefix(bot_id)}stop{orders_before}"
 
 
+def close_order_id(bot_id: int, orders_before: int) -> str:
+    """The id of the order that closes the position at the trader's request ("close position
+    now"); ``orders_before`` (the bot's order count) makes each close's id new."""
+    return f"{bot_order_prefix(bot_id)}close{orders_before}"
+
+
 TRIGGER_SUFFIX = {"stop_loss": "sl", "take_profit": "tp"}
 
 

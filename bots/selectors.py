@@ -7,16 +7,20 @@ the bot, once it has been found that way.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
-from typing import TypedDict
+from typing import Any, NamedTuple, TypedDict
 
 from django.db.models import Count, QuerySet
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
 from accounts.models import User
 from bots.models import Bot, BotEvent, Order, Position, Trade
 from markets.selectors import candles_recent
 from markets.timeframes import timeframe_ms
+from strategies.registry import UnknownStrategyError
+from strategies.registry import active as active_strategies
 
 
 # The bot's own position is shown with the bot; prefetching them all keeps a page of bots at two
@@ -129,6 +133,60 @@ def _marker(trade: Trade, step: int) -> ChartMarker:
         "time": ms // step * step, "side": trade.side,
         "price": float(trade.price), "qty": float(trade.qty),
     }  # fmt: skip
+
+
+class StrategySetting(NamedTuple):
+    name: str  # the parameter's own name, as the API has it
+    label: str  # what the strategy says it is
+    value: str
+
+
+class StrategySettings(NamedTuple):
+    title: str  # the strategy's name (its key when the code no longer has it)
+    params: list[StrategySetting]
+
+
+def bot_strategy_settings(bot: Bot) -> StrategySettings:
+    """The bot's strategy and each of its parameters, in the strategy's order, worded for the
+    trader: the parameter's description as its label, yes/no for a flag."""
+    try:
+        strategy = active_strategies().get(bot.strategy_id)
+    except UnknownStrategyError:
+        values = [StrategySetting(k, k, _shown(v)) for k, v in bot.params.items()]
+        return StrategySettings(bot.strategy_id, values)
+    declared = [
+        StrategySetting(p.name, p.help or p.name.replace("_", " ").capitalize(),
+                        _shown(bot.params.get(p.name, p.default)))
+        for p in strategy.params
+    ]  # fmt: skip
+    return StrategySettings(strategy.name, declared)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def epoch_ms_local(ms: int | None) -> datetime | None:
+    """An epoch-ms time as a datetime in the active (the trader's) time zone."""
+    if ms is None:
+        return None
+    return timezone.localtime(datetime.fromtimestamp(ms / 1000, tz=UTC))
+
+
+# A tick's log line starts with its candle's open time, written in UTC (``outcomes.tick_event``).
+_CANDLE_PREFIX = re.compile(r"^Candle \d{4}-\d{2}-\d{2} \d{2}:\d{2}(?: UTC)?: ")
+
+
+def event_message_local(event: BotEvent) -> str:
+    """The event's message with its candle's time in the trader's time zone (as
+    ``static/js/bot_detail.js`` draws a live one)."""
+    candle_ms = event.data.get("candle_ms") if isinstance(event.data, dict) else None
+    moment = epoch_ms_local(candle_ms) if isinstance(candle_ms, int) else None
+    if moment is None or not _CANDLE_PREFIX.match(event.message):
+        return event.message
+    return _CANDLE_PREFIX.sub(f"Candle {moment:%Y-%m-%d %H:%M}: ", event.message, count=1)
 
 
 def bots_by_status() -> list[tuple[list[str], float]]:

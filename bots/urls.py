@@ -11,4 +11,5 @@ urlpatterns = [
     path("bots/<int:pk>/edit/", views.bot_edit_view, name="bot-edit"),
     path("bots/<int:pk>/start/", views.bot_start_view, name="bot-start"),
     path("bots/<int:pk>/stop/", views.bot_stop_view, name="bot-stop"),
+    path("bots/<int:pk>/close-position/", views.bot_close_position_view, name="bot-close-position"),
 ]

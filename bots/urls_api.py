@@ -1,12 +1,17 @@
 from django.urls import path
 
-from bots import api, api_books
+from bots import api, api_books, api_control
 
 urlpatterns = [
     path("bots", api.BotListCreateApi.as_view(), name="api-bots"),
     path("bots/<int:pk>", api.BotDetailApi.as_view(), name="api-bot"),
     path("bots/<int:pk>/start", api.BotStartApi.as_view(), name="api-bot-start"),
     path("bots/<int:pk>/stop", api.BotStopApi.as_view(), name="api-bot-stop"),
+    path(
+        "bots/<int:pk>/close-position",
+        api_control.BotClosePositionApi.as_view(),
+        name="api-bot-close-position",
+    ),
     path("bots/<int:pk>/positions", api_books.BotPositionsApi.as_view(), name="api-bot-positions"),
     path("bots/<int:pk>/orders", api_books.BotOrdersApi.as_view(), name="api-bot-orders"),
     path("bots/<int:pk>/trades", api_books.BotTradesApi.as_view(), name="api-bot-trades"),

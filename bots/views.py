@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.contrib import messages
@@ -22,7 +23,7 @@ from bots.forms import (
     replay_from_stored_start,
     stored_range_of,
 )
-from bots.models import Bot, Order
+from bots.models import Bot, BotEvent, Order
 from markets import selectors as market_selectors
 from strategies.forms import StrategyParamsForm
 from strategies.selectors import strategy_classes_usable
@@ -54,13 +55,37 @@ def bot_detail_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
         "position": bot_selectors.bot_position(bot),
         "open_orders": bot_selectors.bot_order_list(bot=bot, status="open"),
         "trades": trades.get_page(request.GET.get("trades_page")),
-        "events": bot_selectors.bot_event_list(bot=bot)[:RECENT_ROWS],
+        "events": _events(bot),
+        "strategy": bot_selectors.bot_strategy_settings(bot),
+        "quote": bot.symbol.partition("/")[2].partition(":")[0],
+        "order_size_pct": _plain(bot.order_size * 100),
+        "plain": {name: _plain(getattr(bot, name)) for name in PLAIN_SETTINGS},
+        "replay_start": bot_selectors.epoch_ms_local(bot.replay_start_ms),
+        "last_candle": bot_selectors.epoch_ms_local(bot.last_candle_ms),
+        "next_tick": bot.next_tick_at if bot.is_active else None,
         "stop_form": BotStopForm(),
         "can_start": bot.status in (Bot.Status.STOPPED, Bot.Status.ERROR),
         "can_stop": bot.status != Bot.Status.STOPPED,
         "uncancelled": [] if bot.is_active else _uncancelled_orders(bot),
     }
     return render(request, "bots/bot_detail.html", page)
+
+
+# Settings shown as the trader typed them (2.5, not 2.500).
+PLAIN_SETTINGS = ("order_size", "max_position", "stop_loss_pct", "take_profit_pct",
+                  "daily_loss_limit", "liquidation_buffer_pct")  # fmt: skip
+
+
+def _plain(value: Decimal | None) -> str:
+    return "" if value is None else f"{value.normalize():f}"
+
+
+def _events(bot: Bot) -> list[BotEvent]:
+    """The bot's recent log, each message with its candle's time in the trader's time zone."""
+    events = list(bot_selectors.bot_event_list(bot=bot)[:RECENT_ROWS])
+    for event in events:
+        event.local_message = bot_selectors.event_message_local(event)  # type: ignore[attr-defined]
+    return events
 
 
 @login_required
@@ -211,13 +236,44 @@ def bot_stop_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     return _back(request, bot)
 
 
+@login_required
+@require_http_methods(["GET", "POST"])
+def bot_close_position_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    """ "Close position now": GET asks for the trader's confirmation, naming what will be sold
+    or bought back; the confirmation POSTs here and closes the position at market."""
+    bot = bot_selectors.bot_get(user=request.user, pk=pk)
+    position = bot_selectors.bot_position(bot)
+    if position is None or position.qty <= 0:
+        messages.error(request, "The bot has no open position to close.")
+        return redirect("bots:bot-detail", pk=bot.pk)
+    if request.method == "GET":
+        places = market_selectors.market_places(
+            exchange=bot.exchange_account.exchange, symbol=bot.symbol
+        )
+        page = {"bot": bot, "position": position, "places": places}
+        return render(request, "bots/bot_close_confirm.html", page)
+    try:
+        order = services.bot_close_position(bot=bot, by=request.user)
+    except AppError as error:
+        messages.error(request, error.message)
+    else:
+        price = f" at {order.average_price.normalize():f}" if order.average_price else ""
+        messages.success(
+            request, f"Position closed: {order.side} {order.qty.normalize():f}{price}."
+        )
+    return redirect("bots:bot-detail", pk=bot.pk)
+
+
 def _uncancelled_orders(bot: Bot) -> list[Order]:
     """The orders a stop left open (the exchange could not be reached), each with why."""
     return list(bot_selectors.bot_order_list(bot=bot, status="open").exclude(error=""))
 
 
 def _back(request: AuthenticatedHttpRequest, bot: Bot) -> HttpResponse:
-    """Where a start or stop came from: the dashboard's buttons, or the bot's page."""
+    """Where a start or stop came from: the dashboard's buttons, the bots list's, or the bot's
+    page."""
     if request.POST.get("next") == "dashboard":
         return redirect("dashboard")
+    if request.POST.get("next") == "list":
+        return redirect("bots:bot-list")
     return redirect("bots:bot-detail", pk=bot.pk)

@@ -5,11 +5,13 @@ market's numbers are shown."""
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
+from django.core.cache import cache
 from django.db.models import FloatField, Max, Min, QuerySet
 from django.db.models.functions import Cast
 from django.shortcuts import get_object_or_404
@@ -19,7 +21,7 @@ from markets import perp
 from markets.candle_csv import Steps
 from markets.exchanges import ccxt_swap
 from markets.exchanges.markets import get_catalog
-from markets.models import Candle, ExchangeAccount, FundingRate, MarkCandle
+from markets.models import Candle, ExchangeAccount, FundingRate, MarkCandle, PaperBalance
 from markets.timeframes import MARK_TIMEFRAME_MS, timeframe_ms
 from tradingbot.errors import AppError
 
@@ -31,6 +33,70 @@ def exchange_account_list(*, user: User) -> QuerySet[ExchangeAccount]:
 def exchange_account_get(*, user: User, pk: int) -> ExchangeAccount:
     """The user's account, or 404: another user's account is indistinguishable from none."""
     return get_object_or_404(ExchangeAccount, user=user, pk=pk)
+
+
+# --- balances, as the accounts page shows them ------------------------------------------------
+
+BALANCE_CACHE_SECONDS = 7 * 24 * 3600  # a live account's last fetch, shown with its time
+
+
+def balance_cache_key(account_id: int) -> str:
+    return f"exchange-account-balance:{account_id}"
+
+
+class BalanceRow(NamedTuple):
+    currency: str
+    free: Decimal
+    used: Decimal  # reserved by open orders (a perp's margin too)
+    total: Decimal
+
+    @property
+    def used_text(self) -> str:
+        return f"{self.used.normalize():f}"
+
+    @property
+    def total_text(self) -> str:
+        return f"{self.total.normalize():f}"
+
+
+class AccountBalances(NamedTuple):
+    """What the page shows of an account's balances without asking the exchange: a paper
+    account's ledger as it is now (``as_of`` None), a live account's last fetch (``as_of`` its
+    time; no rows and no time before the first)."""
+
+    rows: list[BalanceRow]
+    as_of: datetime | None
+
+
+def exchange_account_balances_known(
+    *, accounts: list[ExchangeAccount]
+) -> dict[int, AccountBalances]:
+    """Each account's balances by id: paper ones from the ledger (one query for them all), live
+    ones from the cache of their last fetch (``markets.services.exchange_account_balances``)."""
+    paper_ids = [a.pk for a in accounts if not a.is_live]
+    ledger: dict[int, list[BalanceRow]] = {pk: [] for pk in paper_ids}
+    for row in PaperBalance.objects.filter(account_id__in=paper_ids).order_by("currency"):
+        if row.free or row.used:
+            ledger[row.account_id].append(
+                BalanceRow(row.currency, row.free, row.used, row.free + row.used)
+            )
+    known = {pk: AccountBalances(rows, None) for pk, rows in ledger.items()}
+    for account in accounts:
+        if account.is_live:
+            known[account.pk] = _cached_balances(account.pk)
+    return known
+
+
+def _cached_balances(account_id: int) -> AccountBalances:
+    cached = cache.get(balance_cache_key(account_id))
+    if not isinstance(cached, dict):
+        return AccountBalances([], None)
+    rows = [
+        BalanceRow(currency, Decimal(parts["free"]), Decimal(parts["used"]),
+                   Decimal(parts["total"]))
+        for currency, parts in sorted(cached.get("balances", {}).items())
+    ]  # fmt: skip
+    return AccountBalances(rows, datetime.fromisoformat(cached["fetched_at"]))
 
 
 # --- candles ---------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -19,6 +20,7 @@ from markets.exchanges.errors import ExchangeAuthError, ExchangeError
 from markets.exchanges.factory import exchange_for_account
 from markets.models import ExchangeAccount
 from markets.perp_data import perp_sample_load
+from markets.selectors import BALANCE_CACHE_SECONDS, balance_cache_key
 from tradingbot.errors import AppError
 from tradingbot.logconfig import context
 
@@ -202,6 +204,7 @@ def exchange_account_delete(*, account: ExchangeAccount) -> None:
         )
     account_id, user_id = account.pk, account.user_id
     account.delete()
+    cache.delete(balance_cache_key(account_id))
     logger.info(
         "exchange_account.deleted", extra=context(user_id=user_id, exchange_account_id=account_id)
     )
@@ -226,6 +229,12 @@ def exchange_account_balances(*, account: ExchangeAccount) -> dict[str, dict[str
         "exchange_account.balance",
         extra=context(user_id=account.user_id, exchange_account_id=account.pk, mode=account.mode),
     )
+    if account.is_live:  # the page shows the last fetch, never waiting for the exchange
+        cache.set(
+            balance_cache_key(account.pk),
+            {"balances": result, "fetched_at": timezone.now().isoformat()},
+            BALANCE_CACHE_SECONDS,
+        )
     return result
 
 

@@ -1,4 +1,5 @@
-"""Server-rendered pages of the markets app: a trader's exchange accounts (list, add, remove)."""
+"""Server-rendered pages of the markets app: a trader's exchange accounts (list with their
+balances, add, remove, fetch a live account's balances)."""
 
 from __future__ import annotations
 
@@ -37,18 +38,35 @@ def exchange_accounts_view(request: AuthenticatedHttpRequest) -> HttpResponse:
             else:
                 messages.success(request, f"Exchange account “{account.label}” added.")
             return redirect("markets:exchange-accounts")
-    accounts = selectors.exchange_account_list(user=request.user)
+    accounts = list(selectors.exchange_account_list(user=request.user))
+    balances = selectors.exchange_account_balances_known(accounts=accounts)
     status = 400 if form.errors else 200
     return render(
         request,
         "markets/exchange_accounts.html",
         {
             "form": form,
-            "accounts": accounts,
+            "accounts": [(account, balances[account.pk]) for account in accounts],
             "unverified": any(a.verification == "unverified" for a in accounts),
         },
         status=status,
     )
+
+
+@login_required
+@require_POST
+def exchange_account_balance_refresh_view(
+    request: AuthenticatedHttpRequest, pk: int
+) -> HttpResponse:
+    """Fetch a live account's balances from the exchange now (the page shows the last fetch)."""
+    account = selectors.exchange_account_get(user=request.user, pk=pk)
+    try:
+        services.exchange_account_balances(account=account)
+    except AppError as error:
+        messages.error(request, f"Balances of “{account.label}” not fetched: {error.message}")
+    else:
+        messages.success(request, f"Balances of “{account.label}” fetched.")
+    return redirect("markets:exchange-accounts")
 
 
 @login_required

@@ -10,10 +10,12 @@
 - ``books``: orders, trades and positions. ``events``: the bot's log, its status changes, and
   the live updates a tick gathers (``BotUpdates``) and publishes once.
 - ``markets``: a bot's exchange, clock and candles. ``housekeeping``: pruning old bot events.
+- ``closing``: "close position now", the trader's market close of a bot's position.
 - ``demo``: the demo trader's bot.
 """
 
 from bots.services.batch import bots_tick_batch
+from bots.services.closing import bot_close_position
 from bots.services.demo import demo_bot_seed
 from bots.services.dispatch import bots_dispatch
 from bots.services.housekeeping import bot_events_prune
@@ -32,6 +34,7 @@ from bots.services.ticks import bot_tick
 __all__ = [
     "BotConfig",
     "TickResult",
+    "bot_close_position",
     "bot_create",
     "bot_delete",
     "bot_events_prune",

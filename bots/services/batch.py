@@ -179,7 +179,7 @@ def _release_fields(market: BotMarket, now: datetime, *, late: bool) -> dict[str
 
 def _write_back(held: list[_Held], token: str, updates: BotUpdates) -> None:
     """Record the held ticks, free their bots (every one claimed by this batch's ``token``),
-    and gather their updates: the candles, then the tick events, then the positions.
+    and gather their updates: the candles, then the tick events, the positions, the tick times.
 
     Bots and positions that get the same values are written by one UPDATE each: the bots of
     one market and timeframe share their next tick and candle, flat positions their mark.
@@ -210,6 +210,10 @@ def _write_back(held: list[_Held], token: str, updates: BotUpdates) -> None:
     for item in held:
         if item.position is not None:
             updates.position(item.bot, item.position)
+    for item in held:
+        candle_ms = item.fields.get("last_candle_ms", item.bot.last_candle_ms)
+        updates.tick(item.bot, at=item.fields["last_tick_at"],
+                     next_at=item.fields["next_tick_at"], candle_ms=candle_ms)  # fmt: skip
 
 
 def _grouped(rows: Iterable[tuple[int, dict[str, Any]]]) -> list[tuple[dict[str, Any], list[int]]]:

@@ -12,11 +12,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 from django.utils import timezone
 
-from bots.events import event_data, order_data, position_data, status_data, trade_data
+from bots.events import (
+    event_data,
+    order_data,
+    position_data,
+    status_data,
+    tick_data,
+    trade_data,
+)
 from bots.models import Bot, BotEvent, Order, Position, Trade
 from markets.events import CandleData
 from tradingbot.events import object_event, object_groups, publish_batch_after_commit
@@ -38,6 +46,13 @@ class BotUpdates:
     def candle(self, bot: Bot, candle: CandleData) -> None:
         """The candle the bot's tick acted on."""
         self._add(bot, "candle", candle)
+
+    def tick(
+        self, bot: Bot, *, at: datetime, next_at: datetime | None, candle_ms: int | None
+    ) -> None:
+        """The tick ran at ``at``; the bot is due again at ``next_at``."""
+        data = tick_data(last_tick_at=at, next_tick_at=next_at, last_candle_ms=candle_ms)
+        self._add(bot, "tick", data)
 
     def order(self, bot: Bot, order: Order) -> None:
         self._add(bot, "order", order_data(order))

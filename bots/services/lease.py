@@ -57,6 +57,34 @@ def lease_claim(bot_id: int) -> str | None:
     return token if claimed else None
 
 
+CLOSE_TOKEN_PREFIX = "close-"  # noqa: S105  # a lease held by a "close position now", not a tick
+
+
+def lease_claim_for_close(bot_id: int) -> str | None:
+    """Take the bot, in whatever status, for a "close position now": the lease's token (marked
+    ``CLOSE_TOKEN_PREFIX``, so that a start waits for it); None while a tick holds the bot."""
+    now = timezone.now()
+    token = f"{CLOSE_TOKEN_PREFIX}{uuid.uuid4().hex[:30]}"
+    claimed = (
+        Bot.objects.filter(pk=bot_id)
+        .filter(lease_free(now))
+        .update(
+            tick_lease_until=now + timedelta(seconds=settings.BOT_TICK_LEASE_SECONDS),
+            tick_lease_token=token,
+        )
+    )
+    return token if claimed else None
+
+
+def closing_now(bot: Bot) -> bool:
+    """A "close position now" holds the bot (its lease has not lapsed)."""
+    return (
+        bot.tick_lease_token.startswith(CLOSE_TOKEN_PREFIX)
+        and bot.tick_lease_until is not None
+        and bot.tick_lease_until > timezone.now()
+    )
+
+
 def leases_release(bot_ids: Collection[int], token: str, **fields: Any) -> None:
     """Free the bots that ``token`` still holds, and write ``fields`` (the tick's bookkeeping)
     in the same UPDATE."""

@@ -21,7 +21,7 @@ from accounts.models import User
 from bots.models import Bot, MarginMode, Order
 from bots.services.books import position_of
 from bots.services.events import bot_event, bot_set_status
-from bots.services.lease import no_lease
+from bots.services.lease import closing_now, no_lease
 from bots.services.stopping import stop_actor
 from bots.services.ticks import bot_tick
 from markets import selectors as market_selectors
@@ -277,6 +277,8 @@ def bot_start(
     """
     if bot.status not in (Bot.Status.STOPPED, Bot.Status.ERROR):
         raise AppError("invalid_transition", f"The bot is {bot.status}; it cannot start.", 409)
+    if closing_now(bot):  # its first tick must not race the close over the bot's orders
+        raise AppError("bot_busy", "The bot's position is being closed; start it in a moment.", 409)
     usable_strategy(bot.strategy_id)  # staff may have disabled it since
     _live_money_check(bot, confirm_live=confirm_live)
     fields: dict[str, Any] = {

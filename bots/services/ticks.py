@@ -278,6 +278,8 @@ def _after_success(
     fields: dict[str, Any] = {"last_tick_at": now, "next_tick_at": due}
     if result.candle_ms is not None:
         fields["last_candle_ms"] = result.candle_ms
+    candle_ms = result.candle_ms if result.candle_ms is not None else bot.last_candle_ms
+    updates.tick(bot, at=now, next_at=next_tick, candle_ms=candle_ms)
     return fields | recovered_fields(bot, updates)
 
 

@@ -6,7 +6,8 @@
  * entry price and (a perp's) liquidation price (json_script "bot-chart-data", from
  * bots.selectors.bot_chart). Then:
  * - bot.candle (each candle a tick acted on) adds or updates a candle;
- * - bot.trade adds an entry (buy) or exit (sell) marker on its candle;
+ * - bot.trade adds an entry (buy) or exit (sell) marker on its candle; dense fills are grouped
+ *   (chart_markers.js), regrouped as the trader zooms, so markers never pile up;
  * - bot.position moves the entry-price and liquidation lines, or removes them when flat.
  * Times are shown in the trader's time zone (format.js).
  */
@@ -17,8 +18,8 @@
   const botId = script && script.dataset.botId;
   const container = document.getElementById("bot-chart");
   const source = document.getElementById("bot-chart-data");
-  if (!window.Live || !window.Format || !window.LightweightCharts || !container || !source
-      || !botId) return;
+  if (!window.Live || !window.Format || !window.LightweightCharts || !window.ChartMarkers
+      || !container || !source || !botId) return;
 
   const channel = `bot:${botId}`;
   const initial = JSON.parse(source.textContent);
@@ -54,26 +55,32 @@
   const seconds = (ms) => Math.floor(ms / 1000);
   const bar = ([time, open, high, low, close]) => ({ time: seconds(time), open, high, low, close });
   let bars = initial.candles.map(bar);
-  let markers = [];
+  let fills = []; // {time (s, its candle's open), side, price}
+  let grouping = 0; // candles a marker stands for, as last drawn
   let entryLine = null;
   let liquidationLine = null;
 
-  function marker(fill) {
-    const buy = fill.side === "buy";
-    return {
-      time: seconds(Math.floor(fill.time / step) * step),
-      position: buy ? "belowBar" : "aboveBar",
-      color: buy ? "#1b7f3b" : "#b3261e",
-      shape: buy ? "arrowUp" : "arrowDown",
-      text: `${buy ? "Buy" : "Sell"} ${Number(fill.price).toFixed(places)}`,
-    };
+  function fillOf(fill) {
+    const time = seconds(Math.floor(fill.time / step) * step);
+    return { time, side: fill.side === "buy" ? "buy" : "sell", price: Number(fill.price) };
+  }
+
+  function visibleBars() {
+    const range = chart.timeScale().getVisibleLogicalRange();
+    return range ? range.to - range.from : bars.length;
   }
 
   function showMarkers() {
     const first = bars.length ? bars[0].time : 0;
-    markers = markers.filter((m) => m.time >= first).sort((a, b) => a.time - b.time);
+    fills = fills.filter((f) => f.time >= first);
+    grouping = window.ChartMarkers.barsPerGroup(visibleBars());
+    const markers = window.ChartMarkers.group(fills, {
+      barSeconds: seconds(step), barsPerGroup: grouping, places,
+    });
     series.setMarkers(markers);
-    container.dataset.markers = String(markers.length);
+    container.dataset.markers = String(fills.length);
+    container.dataset.markerGroups = String(markers.length);
+    container.dataset.markerGrouping = String(grouping);
   }
 
   function showEntry(price) {
@@ -122,8 +129,12 @@
   }
 
   series.setData(bars);
-  markers = initial.markers.map(marker);
+  fills = initial.markers.map(fillOf);
   showMarkers();
+  // Zooming out puts more candles in view: regroup when a marker must stand for more of them.
+  chart.timeScale().subscribeVisibleLogicalRangeChange(() => {
+    if (window.ChartMarkers.barsPerGroup(visibleBars()) !== grouping) showMarkers();
+  });
   showEntry(initial.entry_price);
   showLiquidation(initial.liquidation_price);
   container.dataset.candles = String(bars.length);
@@ -133,7 +144,7 @@
   };
   window.Live.on("bot.candle", forThisBot(addCandle));
   window.Live.on("bot.trade", forThisBot((fill) => {
-    markers.push(marker(fill));
+    fills.push(fillOf(fill));
     showMarkers();
   }));
   window.Live.on("bot.position", (message) => {

@@ -2,11 +2,13 @@
  * A bot's page (templates/bots/bot_detail.html), kept current through Live (live.js).
  *
  * It subscribes to bot:<id> (the id is this script tag's data-bot-id). Each bot.snapshot (on
- * every connect and reconnect) redraws the status, position, open orders, trades and events
- * from the server's state; bot.status, bot.position, bot.order, bot.trade and bot.event then
- * change just their part. Rows are drawn as the template draws them (Django's floatformat with
- * the market's precision, times in the trader's time zone), and text goes in as text, never as
- * HTML. Trades are paged: only the first page (the newest) takes new ones.
+ * every connect and reconnect) redraws the status, the tick times, position, open orders,
+ * trades and events from the server's state; bot.status, bot.tick (last tick, last candle,
+ * next tick), bot.position, bot.order, bot.trade and bot.event then change just their part.
+ * Rows are drawn as the template draws them (Django's floatformat with the market's precision,
+ * times in the trader's time zone, also the candle time a tick's log line starts with), and
+ * text goes in as text, never as HTML. Trades are paged: only the first page (the newest) takes
+ * new ones. "Close position now" shows while a position is open.
  */
 (() => {
   "use strict";
@@ -63,6 +65,25 @@
     const stop = document.querySelector("#bot-stop button");
     if (start) start.disabled = status === "running" || status === "stopping";
     if (stop) stop.disabled = status === "stopped";
+    if (status !== "running" && status !== "stopping") {
+      document.getElementById("bot-next-tick-row").hidden = true; // not due: it does not tick
+    }
+  }
+
+  /** Last tick, last candle and next tick (bot.tick, or a snapshot): every time the page shows
+   *  for the bot's clock, in the trader's time zone as the template draws them. */
+  function showTick(data) {
+    const set = (id, ms, withSeconds) => {
+      const cell = document.getElementById(id);
+      if (cell && ms !== undefined) cell.textContent = ms === null ? "—" : localTime(ms, withSeconds);
+    };
+    set("bot-last-tick", data.last_tick_at, true);
+    set("bot-last-candle", data.last_candle_ms, false);
+    const next = document.getElementById("bot-next-tick");
+    if (next && data.next_tick_at !== undefined) {
+      next.textContent = data.next_tick_at === null ? "" : localTime(data.next_tick_at, true);
+      document.getElementById("bot-next-tick-row").hidden = data.next_tick_at === null;
+    }
   }
 
   function showPosition(data) {
@@ -87,10 +108,22 @@
     cell("unrealised-pnl").textContent = has ? floatformat(data.unrealized_pnl, 2) : "";
     part.table.hidden = !has;
     part.empty.hidden = has;
+    const close = document.getElementById("bot-close-position");
+    if (close) close.hidden = !(has && Number(data.qty) > 0);
+  }
+
+  // A tick's log line starts with its candle's open time in UTC (bots/services/outcomes.py).
+  const CANDLE_PREFIX = /^Candle \d{4}-\d{2}-\d{2} \d{2}:\d{2}(?: UTC)?: /;
+
+  function localMessage(data) {
+    const message = String(data.message || "");
+    const candle = data.data && data.data.candle_ms;
+    if (!Number.isInteger(candle) || !CANDLE_PREFIX.test(message)) return message;
+    return message.replace(CANDLE_PREFIX, `Candle ${localTime(candle, false)}: `);
   }
 
   function eventRow(data) {
-    const cells = [localTime(data.time, true), data.level, data.kind, data.message];
+    const cells = [localTime(data.time, true), data.level, data.kind, localMessage(data)];
     return row(cells, { "data-event-id": String(data.id) });
   }
 
@@ -152,6 +185,7 @@
 
   function showSnapshot(data) {
     showStatus(data);
+    showTick(data);
     showPosition(data.position);
     const orders = section("bot-open-orders");
     const placed = orderRows(orders);
@@ -178,6 +212,7 @@
   };
   window.Live.on("bot.snapshot", forThisBot(showSnapshot));
   window.Live.on("bot.status", forThisBot(showStatus));
+  window.Live.on("bot.tick", forThisBot(showTick));
   window.Live.on("bot.position", (message) => {
     if (message.channel === channel) showPosition(message.data);
   });

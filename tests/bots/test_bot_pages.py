@@ -3,10 +3,15 @@ orders, trades, events) with the Start and Stop forms."""
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.template.defaultfilters import floatformat
 from django.test import Client
+from django.utils import timezone
 
 from bots.models import Bot, Order, Position
 from markets.selectors import market_places
@@ -47,10 +52,10 @@ def test_the_list_shows_the_traders_bots_with_status_and_pnl(trader_client, user
     assert f'href="/bots/{idle.pk}/"' in html
     assert theirs.name not in html
     assert f"/bots/{theirs.pk}/" not in html
-    assert 'class="badge running">Running</span>' in html
-    assert 'class="badge stopped">Stopped</span>' in html
-    assert f"<td>{floatformat(position.pnl, 2)}</td>" in html
-    assert f"<td>{floatformat(position.unrealized_pnl, 2)}</td>" in html
+    assert 'class="badge running bot-status">Running</span>' in html
+    assert 'class="badge stopped bot-status">Stopped</span>' in html
+    assert f'<td class="realised-pnl">{floatformat(position.pnl, 2)}</td>' in html
+    assert f'<td class="unrealised-pnl">{floatformat(position.unrealized_pnl, 2)}</td>' in html
     assert 'href="/bots/"' in html  # the navigation links to the page
 
 
@@ -160,3 +165,72 @@ def test_start_and_stop_are_post_only_and_csrf_protected(user, rows):
     response = client.post(f"/bots/{bot.pk}/start/", {"csrfmiddlewaretoken": token})
     assert response.status_code == 302
     assert status_of(bot) == "running"
+
+
+def test_the_list_starts_and_stops_a_bot_and_comes_back_to_the_list(trader_client, user, rows):
+    # given the list with a stopped bot: its row offers Start (a POST form), its Stop is hidden
+    bot = stopped_bot(user, rows, "listed")
+    html = trader_client.get("/bots/").content.decode()
+    assert f'action="/bots/{bot.pk}/start/" class="bot-start">' in html
+    assert f'action="/bots/{bot.pk}/stop/" class="bot-stop" hidden>' in html
+    assert 'name="csrfmiddlewaretoken"' in html
+
+    # when the trader starts it from the list
+    started = trader_client.post(f"/bots/{bot.pk}/start/", {"next": "list"}, follow=True)
+
+    # then it runs, and the trader is back on the list, which now offers Stop
+    assert started.redirect_chain == [("/bots/", 302)]
+    assert status_of(bot) == "running"
+    assert "“listed” started." in shown_messages(started)
+    html = started.content.decode()
+    assert f'action="/bots/{bot.pk}/start/" class="bot-start" hidden>' in html
+    assert f'action="/bots/{bot.pk}/stop/" class="bot-stop">' in html
+
+    # and when they stop it from the list, it stops, back on the list
+    stopped = trader_client.post(f"/bots/{bot.pk}/stop/", {"next": "list"}, follow=True)
+    assert stopped.redirect_chain == [("/bots/", 302)]
+    assert status_of(bot) == "stopped"
+    assert "“listed” stopped." in shown_messages(stopped)
+
+
+def test_the_page_shows_every_setting_in_the_traders_time_zone(trader_client, user, rows):
+    # given a trader in Paris and a replay bot with every risk setting
+    user.time_zone = "Europe/Paris"
+    user.save(update_fields=["time_zone"])
+    runner = replay_bot(
+        user, paper_account(user, label="My paper"), start_ms=rows[0].open_time, speed=SPEED,
+        name="configured", params={"fast": 7, "slow": 21}, order_size=Decimal("0.25"),
+        max_position=Decimal("2500"), stop_loss_pct=Decimal("2.5"),
+        take_profit_pct=Decimal("6"), daily_loss_limit=Decimal("150"),
+    )  # fmt: skip
+    runner.clock.now = time.time()
+    runner.start()
+    for _ in range(3):
+        runner.next_candle()
+    bot = runner.refresh()
+    event = bot.events.filter(kind="tick").first()
+    assert event is not None
+    assert event.message.startswith("Candle ")
+
+    # when they open its page
+    html = trader_client.get(f"/bots/{bot.pk}/").content.decode()
+
+    # then each setting is there, worded for a trader
+    paris = ZoneInfo("Europe/Paris")
+    start = datetime.fromtimestamp(rows[0].open_time / 1000, tz=paris)
+    candle = datetime.fromtimestamp(bot.last_candle_ms / 1000, tz=paris)
+    replay = f'from <span id="setting-replay-start">{start:%Y-%m-%d %H:%M}</span>'
+    for text in (
+        "BTC/USDT 5m", "My paper", "Moving-average crossover",
+        "Fast moving-average length, in candles", "<dd>7</dd>", "<dd>21</dd>", replay,
+        "25 % of the free USDT balance", "2500 USDT", "2.5 % below the entry",
+        "6 % above the entry", "150 USDT: the bot stops",
+    ):  # fmt: skip
+        assert text in html, text
+    # and the times are the trader's: the last tick, the last candle, the tick's log line
+    ticked = timezone.localtime(bot.last_tick_at, paris)
+    assert f'id="bot-last-tick">{ticked:%Y-%m-%d %H:%M:%S}<' in html
+    assert f'id="bot-last-candle">{candle:%Y-%m-%d %H:%M}<' in html
+    assert f"Candle {candle:%Y-%m-%d %H:%M}: signal" in html
+    utc = datetime.fromtimestamp(bot.last_candle_ms / 1000, tz=UTC)
+    assert f"Candle {utc:%Y-%m-%d %H:%M}:" not in html  # Paris is never UTC's hour

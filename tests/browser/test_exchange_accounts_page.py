@@ -36,14 +36,15 @@ def test_it_adds_a_paper_account_through_the_form(accounts_page, trader):
     page.get_by_label("Label").fill("Paper practice")
     _submit(page)
 
-    # then the page confirms it and the table lists the account, without any key
+    # then the page confirms it and the table lists the account with its paper balance, without
+    # any key
     expect(page).to_have_url(re.compile(r"/exchange-accounts/$"))
     expect(page.locator(".messages")).to_have_text("Exchange account “Paper practice” added.")
     rows = page.locator("#exchange-accounts tbody tr")
     expect(rows).to_have_count(1)
     expect(rows.first.locator("td")).to_have_text(
-        ["Paper practice", "Bitget", "Paper", "—", re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d$"),
-         "Remove"]
+        ["Paper practice", "Bitget", "Paper", re.compile(r"USDT 10000\s+paper ledger, now"), "—",
+         re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d$"), "Remove"]
     )  # fmt: skip
     saved = ExchangeAccount.objects.get(user=trader)
     assert (saved.label, saved.mode, saved.exchange) == ("Paper practice", "paper", "bitget")

@@ -14,14 +14,16 @@ import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import expect
 
 from bots import services as bot_services
-from bots.models import Order
+from bots.models import Order, Position
 from bots.services.lifecycle import BotConfig
 from markets.models import Candle
 from markets.perp_data import PERP_SAMPLE_SYMBOL, perp_sample_load
@@ -29,6 +31,7 @@ from strategies.services import strategy_catalogue_sync
 from tests.bots.bot_helpers import (
     COUNT,
     FIRST,
+    SPEED,
     as_datetime,
     holding_bot,
     paper_account,
@@ -431,3 +434,120 @@ def test_a_perp_bots_page_shows_the_short_its_leverage_and_liquidation_line(
     })  # fmt: skip
     expect(page.locator("#bot-position td.position-side")).to_have_text("flat", timeout=LIVE)
     expect(chart).to_have_attribute("data-liquidation", "", timeout=LIVE)
+
+
+# --- the bot page: its settings, its clock live, and closing its position ----------------------
+
+
+@pytest.fixture
+def tokyo_page(browser: Any, server: Any) -> Iterator[Any]:
+    """A page in a browser set to Tokyo: the login takes the browser's time zone."""
+    context = browser.new_context(base_url=server.url, timezone_id="Asia/Tokyo")
+    context.set_default_timeout(LIVE)
+    yield context.new_page()
+    context.close()
+
+
+def held_qty(bot: Any) -> Decimal:
+    return Position.objects.get(bot=bot, symbol=bot.symbol).qty
+
+
+def test_the_bot_page_shows_its_settings_ticks_live_and_closes_the_position(
+    tokyo_page, trader, password
+):
+    # given a running replay bot with every risk setting, holding BTC
+    strategy_catalogue_sync()
+    rows = store_candles(FIRST, COUNT)
+    runner = replay_bot(
+        trader, paper_account(trader, label="Paper Tokyo"), start_ms=rows[0].open_time,
+        speed=SPEED, name="Settings bot", params={"fast": 5, "slow": 20},
+        stop_loss_pct=Decimal("40"), take_profit_pct=Decimal("900"),
+        max_position=Decimal("50000"), daily_loss_limit=Decimal("5000"),
+    )  # fmt: skip
+    runner.clock.now = time.time()
+    runner.start()
+    for _ in range(400):
+        runner.next_candle()
+        if held_qty(runner.bot) > 0:
+            break
+    bot = runner.refresh()
+    assert held_qty(bot) > 0, bot.last_error
+    page = tokyo_page
+    tokyo = ZoneInfo("Asia/Tokyo")
+
+    # when the trader (in Tokyo) opens its page
+    open_bot_page(page, trader, password, bot)
+    page.evaluate("() => { window.notReloaded = true; }")
+
+    # then every setting is on it, worded for a trader
+    expect(page.locator("#setting-market")).to_contain_text("BTC/USDT 5m (spot)")
+    expect(page.locator("#setting-account")).to_contain_text("Paper Tokyo")
+    expect(page.locator("#setting-strategy")).to_contain_text("Moving-average crossover")
+    expect(page.locator("#setting-strategy dt")).to_contain_text(
+        ["Fast moving-average length, in candles", "Slow moving-average length, in candles",
+         "Kind of moving average"]
+    )  # fmt: skip
+    start = datetime.fromtimestamp(rows[0].open_time / 1000, tz=tokyo)
+    expect(page.locator("#setting-replay-start")).to_have_text(f"{start:%Y-%m-%d %H:%M}")
+    expect(page.locator("#setting-stop-loss")).to_contain_text("40 % below the entry")
+    expect(page.locator("#setting-take-profit")).to_contain_text("900 % above the entry")
+    expect(page.locator("#setting-max-position")).to_contain_text("50000 USDT")
+    expect(page.locator("#setting-daily-loss-limit")).to_contain_text("5000 USDT")
+    expect(page.locator("#setting-order-size")).to_contain_text("100 % of the free USDT balance")
+
+    # and its fills are markers on the chart, grouped so that 218 trades stay readable: at most
+    # two markers (a buy, a sell) a group of candles, the dense ones without text
+    chart = page.locator("#bot-chart")
+    assert int(chart.get_attribute("data-markers") or 0) >= 1
+    assert int(chart.get_attribute("data-marker-groups") or 0) >= 1
+    dense = page.evaluate("""() => {
+        const fills = Array.from({length: 218}, (_, i) =>
+            ({time: i * 300, side: i % 2 ? "sell" : "buy", price: 100 + i}));
+        const per = ChartMarkers.barsPerGroup(218);
+        const options = {barSeconds: 300, barsPerGroup: per, places: 2};
+        return {per, max: ChartMarkers.MAX_GROUPS, markers: ChartMarkers.group(fills, options)};
+    }""")
+    markers = dense["markers"]
+    assert dense["per"] > 1
+    assert len(markers) <= 2 * dense["max"]
+    assert all(m["text"] == "" for m in markers)
+    assert [m["time"] for m in markers] == sorted(m["time"] for m in markers)
+    assert len({(m["time"], m["position"]) for m in markers}) == len(markers)
+
+    # and when the bot ticks (its tick publishes through the channel layer, as a worker's does)
+    before = page.locator("#bot-last-tick").inner_text()
+    events_before = int(stat(page, "received['bot.event'] || 0"))
+    runner.next_candle()
+    bot.refresh_from_db()
+    ticked = bot.last_tick_at.astimezone(tokyo)
+    candle = datetime.fromtimestamp(bot.last_candle_ms / 1000, tz=tokyo)
+
+    # then "Last tick" and "Last candle" follow it without a reload, in Tokyo time, and so does
+    # the candle time of the tick's log line
+    expect(page.locator("#bot-last-tick")).to_have_text(f"{ticked:%Y-%m-%d %H:%M:%S}")
+    assert page.locator("#bot-last-tick").inner_text() != before
+    expect(page.locator("#bot-last-candle")).to_have_text(f"{candle:%Y-%m-%d %H:%M}")
+    wait_for(page, f"(s.received['bot.event'] || 0) > {events_before}")
+    expect(page.locator("#bot-events tbody tr").first.locator("td").nth(3)).to_contain_text(
+        f"Candle {candle:%Y-%m-%d %H:%M}: signal"
+    )
+    assert page.evaluate("() => window.notReloaded") is True
+
+    # and when the trader closes the position, through its confirmation
+    held = held_qty(bot)
+    page.click("#bot-close-position a")
+    expect(page.locator("#bot-close-confirm")).to_be_visible()
+    expect(page.locator("#confirm-order")).to_contain_text("sell")
+    expect(page.locator("#confirm-afterwards")).to_contain_text("keeps running")
+    assert held_qty(bot) == held  # asking is not closing
+    page.click("#bot-close-position-form button[type=submit]")
+
+    # then the bot's page says so, flat, the bot still running
+    expect(page).to_have_url(re.compile(rf"/bots/{bot.pk}/$"))
+    expect(page.locator(".messages")).to_contain_text("Position closed: sell")
+    expect(page.locator("#bot-position .position-qty")).to_have_text("0.000000 BTC/USDT")
+    expect(page.locator("#bot-close-position")).to_be_hidden()
+    expect(page.locator("#bot-status")).to_have_text("Running")
+    closing = Order.objects.get(bot=bot, reason="close")
+    assert (closing.status, closing.qty, closing.order_type) == ("closed", held, "market")
+    assert held_qty(bot) == 0

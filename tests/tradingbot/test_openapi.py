@@ -21,6 +21,7 @@ EXPECTED_OPERATIONS = {
     "/api/bots/{id}": {"get", "put", "patch", "delete"},
     "/api/bots/{id}/start": {"post"},
     "/api/bots/{id}/stop": {"post"},
+    "/api/bots/{id}/close-position": {"post"},
     "/api/bots/{id}/positions": {"get"},
     "/api/bots/{id}/orders": {"get"},
     "/api/bots/{id}/trades": {"get"},
