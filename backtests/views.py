@@ -16,6 +16,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Page, Paginator
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.authentication import AuthenticatedHttpRequest
@@ -155,7 +156,8 @@ def backtest_detail_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResp
     context: dict[str, Any] = {"backtest": backtest, "active": backtest.is_active}
     if backtest.status == RunStatus.DONE:
         trades = selectors.backtest_trade_list(backtest=backtest)
-        context["report"] = selectors.backtest_report(backtest=backtest)
+        zone = timezone.get_current_timezone()
+        context["report"] = selectors.backtest_report(backtest=backtest, zone=zone)
         context["trades"] = _page(request, trades, TRADES_PAGE_SIZE)
     return render(request, "backtests/backtest_detail.html", context)
 
