@@ -91,7 +91,7 @@ def _zone(user: User) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
-def _finished(backtest: Backtest) -> Backtest:
+def _finished(backtest: Backtest) -> None:
     if backtest.status != RunStatus.DONE:
         raise AppError(
             "not_done",
@@ -100,11 +100,16 @@ def _finished(backtest: Backtest) -> Backtest:
             409,
             details={"status": backtest.status},
         )
-    return backtest
 
 
 def _attachment(name: str) -> dict[str, str]:
     return {"Content-Disposition": f'attachment; filename="{name}"'}
+
+
+_FILES = (
+    "An attachment. format=csv: text/csv, a header row then a row per trade; format=json: "
+    "{backtest, metrics, report, trades}"
+)
 
 
 class BacktestExportApi(APIView):
@@ -114,12 +119,9 @@ class BacktestExportApi(APIView):
         operation_id="backtest_export",
         parameters=[ExportQuery],
         responses={
-            (200, "text/csv"): OpenApiResponse(
-                response=OpenApiTypes.STR, description="format=csv: a header row, a row per trade"
-            ),
+            (200, "text/csv"): OpenApiResponse(response=OpenApiTypes.STR, description=_FILES),
             (200, "application/json"): OpenApiResponse(
-                response=OpenApiTypes.OBJECT,
-                description="format=json: {backtest, metrics, report, trades}",
+                response=OpenApiTypes.OBJECT, description=_FILES
             ),
             400: error_response("validation_error: format is missing or not csv or json"),
             404: NOT_FOUND,
@@ -128,8 +130,9 @@ class BacktestExportApi(APIView):
     )
     def get(self, request: Request, pk: int) -> Response | StreamingHttpResponse:
         user = request_owner(request)
+        backtest = selectors.backtest_get(user=user, pk=pk)
         query = validated(ExportQuery, request.query_params)
-        backtest = _finished(selectors.backtest_get(user=user, pk=pk))
+        _finished(backtest)
         logger.info(
             "backtest.exported",
             extra=context(backtest_id=backtest.pk, export_format=query["format"]),
