@@ -25,7 +25,7 @@
   "use strict";
 
   const MARKER_TEXT_LIMIT = 60; // more markers than this are drawn without their labels
-  const MARKER_MIN_PX = 14; // markers nearer than this (in pixels) are drawn as one
+  const MARKER_MIN_PX = 18; // markers nearer than this (in pixels) are drawn as one
   const PALETTE = ["#58a6ff", "#f0b429", "#a371f7", "#3fb68b", "#e5534b", "#8b96a3"];
 
   // --- charts -----------------------------------------------------------------------------------
