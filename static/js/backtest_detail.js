@@ -210,7 +210,8 @@
     };
     priceChart.timeScale().subscribeVisibleLogicalRangeChange(follow(chart));
     chart.timeScale().subscribeVisibleLogicalRangeChange(follow(priceChart));
-    chart.timeScale().setVisibleLogicalRange(priceChart.timeScale().getVisibleLogicalRange());
+    const shown = priceChart.timeScale().getVisibleLogicalRange();
+    if (shown !== null) chart.timeScale().setVisibleLogicalRange(shown);
   }
 
   function drawIndicators(chart, data, colors, times, precision) {

@@ -159,3 +159,28 @@ def test_a_lower_pane_strategy_sends_its_oscillator_and_levels(
     # and the report's sections are there for it too
     page = html(trader_client.get(f"/backtests/{backtest.pk}/"))
     assert find_all(page, id="month-calendar")
+
+
+def test_a_backtest_without_trades_shows_an_empty_report(
+    trader_client,
+    user,
+    sample_candles,
+):
+    # given an RSI strategy whose entry level the sample never reaches
+    backtest = make_backtest(
+        user, sample_candles, strategy="rsi_reversion", params={"lower": 1.0, "exit_level": 50.0}
+    )
+    assert backtest.trade_count == 0
+
+    # when
+    response = trader_client.get(f"/backtests/{backtest.pk}/")
+
+    # then the month is there, flat, and the tables say there is nothing
+    assert response.status_code == 200
+    page = html(response)
+    (month,) = tags(find(page, id="month-table"), "tr")[1:]
+    assert cells(month) == ["2023-01", "0", "—", "0.00", "0.00 %"]
+    assert "flat" in dict(find(page, **{"data-month": "2023-01"}).attributes)["class"].split()
+    assert text(find(page, id="exit-reason-table")).endswith("No trade.")
+    assert cells(find(page, **{"data-durations": "all"}))[1] == "—"
+    assert text(tags(find(page, **{"data-report": "best"}), "dd")[0]) == "—"

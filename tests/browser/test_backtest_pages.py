@@ -7,6 +7,7 @@ the channel layer, as a worker publishes them, until the page reloads itself on 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from decimal import Decimal
 from typing import Any
@@ -70,6 +71,16 @@ def backtest_of(
     return backtest
 
 
+def same_period(backtest: Backtest, *, strategy: str, params: dict[str, Any]) -> Backtest:
+    """A finished backtest of another strategy over the same candles."""
+    spec = dataclasses.replace(backtest.run_spec(), strategy=strategy, params=params)
+    again = services.backtest_create(
+        user=backtest.user, spec=spec, start=backtest.start, end=backtest.end, enqueue=False
+    )
+    assert services.backtest_execute(backtest_id=again.pk) == RunStatus.DONE
+    return again
+
+
 def collect_errors(page: Any) -> list[str]:
     errors: list[str] = []
     page.on(
@@ -130,14 +141,17 @@ def test_a_finished_backtest_draws_its_charts_without_errors(
     page.wait_for_load_state("networkidle")
     assert errors == []
 
-    # and at a phone's width the charts shrink to fit and nothing widens the page
+    # and at a phone's width, the page of an RSI backtest (an oscillator in a pane of its own
+    # under the price), the charts shrink to fit and nothing widens the page
+    oscillating = same_period(backtest, strategy="rsi_reversion", params={})
     phone = browser.new_context(base_url=server.url, viewport={"width": 375, "height": 740})
     try:
         small = phone.new_page()
         phone_errors = collect_errors(small)
         log_in(small, trader.email, password)
-        small.goto(f"/backtests/{backtest.pk}/")
-        for chart in CHARTS:
+        small.goto(f"/backtests/{oscillating.pk}/")
+        expect(small.locator("#chart-indicators")).to_have_attribute("data-series", "4")
+        for chart in (*CHARTS, "#chart-indicators"):
             expect(small.locator(f"{chart} canvas").first).to_be_visible()
             box = small.locator(chart).bounding_box()
             assert box is not None
