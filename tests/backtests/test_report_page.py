@@ -184,3 +184,29 @@ def test_a_backtest_without_trades_shows_an_empty_report(
     assert text(find(page, id="exit-reason-table")).endswith("No trade.")
     assert cells(find(page, **{"data-durations": "all"}))[1] == "—"
     assert text(tags(find(page, **{"data-report": "best"}), "dd")[0]) == "—"
+
+
+def test_the_best_trade_shows_when_it_closed_in_the_traders_time_zone(
+    trader_client,
+    user,
+    sample_candles,
+):
+    # given a trader in New York (UTC-5 in January) and a finished backtest
+    user.time_zone = "America/New_York"
+    user.save(update_fields=["time_zone"])
+    backtest = make_backtest(user, sample_candles)
+    best = max(
+        BacktestTrade.objects.filter(backtest=backtest).order_by("seq"),
+        key=lambda trade: trade.return_rate,
+    )
+    closed = datetime.fromtimestamp(best.exit_time / 1000, tz=UTC)
+
+    # when
+    page = html(trader_client.get(f"/backtests/{backtest.pk}/"))
+
+    # then
+    shown = text(find(page, **{"data-report": "best"}))
+    assert f"#{best.seq + 1}" in shown
+    local = closed.astimezone(ZoneInfo("America/New_York")).strftime("%Y-%m-%d %H:%M")
+    assert shown.endswith(f"closed {local}")
+    assert local != closed.strftime("%Y-%m-%d %H:%M")
