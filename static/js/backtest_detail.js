@@ -183,7 +183,9 @@
       item.dataset.pane = plot.pane;
       const swatch = document.createElement("span");
       swatch.className = "swatch";
-      swatch.style.background = colorOf(plot);
+      // A histogram is drawn green above zero and red below it.
+      swatch.style.background = plot.style === "histogram"
+        ? "linear-gradient(90deg, rgb(63 182 139) 50%, rgb(229 83 75) 50%)" : colorOf(plot);
       item.append(swatch, plot.pane === "lower" ? `${plot.label} (below)` : plot.label);
       legend.append(item);
     }
