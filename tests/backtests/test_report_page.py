@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
+from django.template.defaultfilters import floatformat
 
 from backtests.models import BacktestTrade
 from markets.models import Candle
@@ -210,3 +211,30 @@ def test_the_best_trade_shows_when_it_closed_in_the_traders_time_zone(
     local = closed.astimezone(ZoneInfo("America/New_York")).strftime("%Y-%m-%d %H:%M")
     assert shown.endswith(f"closed {local}")
     assert local != closed.strftime("%Y-%m-%d %H:%M")
+
+
+def test_a_perp_backtests_report_has_its_funding_and_liquidations(
+    trader_client,
+    user,
+    perp_candles,
+):
+    # given MA Cross long and short at leverage 50 on the perp sample (funding, liquidations)
+    backtest = make_backtest(
+        user,
+        perp_candles,
+        params={"fast": 10, "slow": 30, "ma": "sma", "allow_short": True},
+        leverage=50,
+    )
+    trades = list(BacktestTrade.objects.filter(backtest=backtest))
+
+    # when
+    page = html(trader_client.get(f"/backtests/{backtest.pk}/"))
+
+    # then the funding received is the trades' own, and liquidations are an exit reason
+    funding = find(page, **{"data-report": "funding"})
+    assert text(tags(funding, "dd")[0]) == floatformat(sum(t.funding for t in trades), 2)
+    assert any(t.funding != 0 for t in trades)
+    liquidated = sum(t.exit_reason == "liquidation" for t in trades)
+    assert liquidated > 0
+    row = find(page, **{"data-reason": "liquidation"})
+    assert cells(row)[:3] == ["Liquidation", str(liquidated), "0.00 %"]
