@@ -20,6 +20,7 @@ What freqtrade's backtest report shows besides the headline metrics (``backtests
   a pnl of exactly 0 ends both.
 - **Costs**: the total of the trades' fees (both sides) and of their funding (perps; signed,
   negative when paid).
+- **Chart markers** (:func:`bar_markers`): the trades' entries and exits counted per chart bar.
 - **Exposure** (:func:`exposure`): the share of the period's candles during which a position was
   open: ``(exit_time - entry_time)`` per trade, plus the exit candle when the exit filled inside
   it (a stop, a take-profit, a liquidation, the end of the data; a signal exit fills at its open),
@@ -276,3 +277,30 @@ def backtest_breakdown(
         "funding": sum(trade.funding for trade in trades),
         "exposure": exposure(trades, period),
     }
+
+
+def bar_markers(trades: list[TradeRow], start_ms: int, bar_ms: int) -> list[dict[str, Any]]:
+    """The trades' entries and exits grouped per chart bar, in time order: one marker per bar,
+    kind and side (and, for exits, win or not) with ``count`` trades, so their number stays
+    bounded by the bars' whatever the number of trades. The page groups them further when
+    they are closer than a few pixels (``static/js/backtest_detail.js``)."""
+
+    def bar_of(time_ms: int) -> int:
+        return start_ms + (time_ms - start_ms) // bar_ms * bar_ms
+
+    groups: dict[tuple[int, str, str, bool | None], int] = {}
+    for trade in trades:
+        entry = (bar_of(trade.entry_time), "entry", trade.side, None)
+        exit_ = (bar_of(trade.exit_time), "exit", trade.side, trade.pnl > 0)
+        for key in (entry, exit_):
+            groups[key] = groups.get(key, 0) + 1
+    markers = []
+    for (time, kind, side, won), count in groups.items():
+        marker: dict[str, Any] = {"time": time, "kind": kind, "side": side, "count": count}
+        if kind == "exit":
+            marker["won"] = won
+        markers.append(marker)
+    order = {"entry": 0, "exit": 1}
+    return sorted(
+        markers, key=lambda m: (m["time"], order[m["kind"]], m["side"], bool(m.get("won")))
+    )

@@ -1,7 +1,7 @@
 """Reads behind a finished backtest's report: its trades as the pure breakdowns take them, the
-breakdowns themselves, its trade markers grouped per chart bar, its strategy's indicators over
-its candles, and the rows of its export. The caller has already fetched the backtest through
-an owner-scoped selector (``backtests.selectors.backtest_get``).
+breakdowns themselves, its strategy's indicators over its candles, and the rows of its export.
+The caller has already fetched the backtest through an owner-scoped selector
+(``backtests.selectors.backtest_get``).
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def backtest_trade_rows(*, backtest: Backtest) -> list[TradeRow]:
     ]
 
 
-def backtest_period(backtest: Backtest) -> Period:
+def _period(backtest: Backtest) -> Period:
     return Period(
         start_ms=backtest.start_ms,
         end_ms=backtest.end_ms,
@@ -96,35 +96,8 @@ def backtest_report_breakdown(
     return backtest_breakdown(
         trades,
         initial_cash=float(backtest.initial_cash),
-        period=backtest_period(backtest),
+        period=_period(backtest),
         zone=zone,
-    )
-
-
-def bar_markers(trades: list[TradeRow], start_ms: int, bar_ms: int) -> list[dict[str, Any]]:
-    """The trades' entries and exits grouped per chart bar, in time order: one marker per bar,
-    kind and side (and, for exits, win or not) with ``count`` trades, so their number stays
-    bounded by the bars' whatever the number of trades. The page groups them further when
-    they are closer than a few pixels (static/js/backtest_detail.js)."""
-
-    def bar_of(time_ms: int) -> int:
-        return start_ms + (time_ms - start_ms) // bar_ms * bar_ms
-
-    groups: dict[tuple[int, str, str, bool | None], int] = {}
-    for trade in trades:
-        entry = (bar_of(trade.entry_time), "entry", trade.side, None)
-        exit_ = (bar_of(trade.exit_time), "exit", trade.side, trade.pnl > 0)
-        for key in (entry, exit_):
-            groups[key] = groups.get(key, 0) + 1
-    markers = []
-    for (time, kind, side, won), count in groups.items():
-        marker: dict[str, Any] = {"time": time, "kind": kind, "side": side, "count": count}
-        if kind == "exit":
-            marker["won"] = won
-        markers.append(marker)
-    order = {"entry": 0, "exit": 1}
-    return sorted(
-        markers, key=lambda m: (m["time"], order[m["kind"]], m["side"], bool(m.get("won")))
     )
 
 

@@ -35,12 +35,11 @@ from django.shortcuts import get_object_or_404
 from accounts.models import User
 from backtests.metrics import LOWER_IS_BETTER, max_drawdown
 from backtests.models import Backtest, BacktestSchedule, BacktestTrade, RunStatus, Sweep, SweepRun
-from backtests.report import TradeRow
+from backtests.report import TradeRow, bar_markers
 from backtests.report_selectors import (
     backtest_indicators,
     backtest_report_breakdown,
     backtest_trade_rows,
-    bar_markers,
 )
 from markets import selectors as market_selectors
 from markets.exchanges.markets import get_catalog
@@ -170,7 +169,7 @@ class BacktestChart:
     ``candles`` are ``[time_ms, open, high, low, close, volume]`` bars of ``bar_ms`` each: the
     candles themselves, or (past ``CHART_MAX_BARS``) consecutive candles merged into one bar.
     Trade markers sit on the bar that holds their candle, grouped per bar
-    (``report_selectors.bar_markers``). ``indicators`` are the strategy's plots on the same bars
+    (``report.bar_markers``). ``indicators`` are the strategy's plots on the same bars
     (None when they cannot be drawn). ``equity`` and ``drawdown`` are
     ``[time_ms, value]`` (drawdown in percent below the running peak, ≤ 0), thinned to at most
     ``CHART_MAX_EQUITY_POINTS`` points.

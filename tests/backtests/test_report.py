@@ -222,3 +222,24 @@ def test_on_the_real_sample_the_breakdown_agrees_with_the_engines_metrics() -> N
     assert breakdown["exposure"] == pytest.approx(metrics["exposure"])
     assert sum(row["trades"] for row in breakdown["exit_reasons"]) == 218
     assert sum(day["trades"] for day in breakdown["weekdays"]) == 218
+
+
+def test_chart_markers_count_the_entries_and_exits_of_each_bar() -> None:
+    # given bars of 1 h from 0, and three trades: two entered in bar 0, exits in bars 1 and 2
+    trades = [
+        trade(0, 10 * 60_000, 70 * 60_000, 5.0),  # bar 0 -> bar 1, a win
+        trade(1, 20 * 60_000, 80 * 60_000, -1.0),  # bar 0 -> bar 1, a loss
+        trade(2, 30 * 60_000, 150 * 60_000, -2.0, side="short"),  # bar 0 -> bar 2
+    ]
+
+    # when
+    markers = report.bar_markers(trades, 0, HOUR)
+
+    # then one marker per bar, kind, side and outcome, with its count, in time order
+    assert markers == [
+        {"time": 0, "kind": "entry", "side": "long", "count": 2},
+        {"time": 0, "kind": "entry", "side": "short", "count": 1},
+        {"time": HOUR, "kind": "exit", "side": "long", "count": 1, "won": False},
+        {"time": HOUR, "kind": "exit", "side": "long", "count": 1, "won": True},
+        {"time": 2 * HOUR, "kind": "exit", "side": "short", "count": 1, "won": False},
+    ]
