@@ -5,18 +5,29 @@ exist. Lists and details leave out the equity curve (up to ``BACKTEST_EQUITY_POI
 only the equity endpoint and a finished backtest's page read it.
 
 The pages' reads are here too: a finished backtest's charts (candles merged into at most
-``CHART_MAX_BARS`` bars in the database), its comparison with buying and holding, and a sweep's
-heat map.
+``CHART_MAX_BARS`` bars in the database, its trades' markers grouped per bar, its strategy's
+indicators), its comparison with buying and holding, and a sweep's heat map. The report's
+breakdowns and the export are read in ``backtests.report_selectors``.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import tzinfo
 from typing import Any
 
 import numpy as np
-from django.db.models import BigIntegerField, ExpressionWrapper, F, FloatField, Max, Min, QuerySet
+from django.db.models import (
+    BigIntegerField,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    Max,
+    Min,
+    QuerySet,
+    Sum,
+)
 from django.db.models.functions import Cast
 from django.http import Http404
 from django.shortcuts import get_object_or_404
@@ -25,6 +36,12 @@ from accounts.models import User
 from backtests.heat_colours import ColourScale, Tone, colour_scale
 from backtests.metrics import LOWER_IS_BETTER, max_drawdown
 from backtests.models import Backtest, BacktestSchedule, BacktestTrade, RunStatus, Sweep, SweepRun
+from backtests.report import TradeRow, bar_markers
+from backtests.report_selectors import (
+    backtest_indicators,
+    backtest_report_breakdown,
+    backtest_trade_rows,
+)
 from markets import selectors as market_selectors
 from markets.exchanges.markets import get_catalog
 from markets.models import Candle
@@ -143,7 +160,6 @@ def schedule_recent_runs(
 
 CHART_MAX_BARS = 1000
 CHART_MAX_EQUITY_POINTS = 1000
-CHART_MAX_MARKED_TRADES = 500
 _CLOSE = Cast("close", FloatField())
 
 
@@ -151,9 +167,11 @@ _CLOSE = Cast("close", FloatField())
 class BacktestChart:
     """What a finished backtest's charts draw, small enough to embed in its page.
 
-    ``candles`` are ``[time_ms, open, high, low, close]`` bars of ``bar_ms`` each: the candles
-    themselves, or (past ``CHART_MAX_BARS``) consecutive candles merged into one bar. Trade
-    markers sit on the bar that holds their candle. ``equity`` and ``drawdown`` are
+    ``candles`` are ``[time_ms, open, high, low, close, volume]`` bars of ``bar_ms`` each: the
+    candles themselves, or (past ``CHART_MAX_BARS``) consecutive candles merged into one bar.
+    Trade markers sit on the bar that holds their candle, grouped per bar
+    (``report.bar_markers``). ``indicators`` are the strategy's plots on the same bars
+    (None when they cannot be drawn). ``equity`` and ``drawdown`` are
     ``[time_ms, value]`` (drawdown in percent below the running peak, ≤ 0), thinned to at most
     ``CHART_MAX_EQUITY_POINTS`` points.
     """
@@ -162,7 +180,7 @@ class BacktestChart:
     bar_ms: int
     first_close: float | None
     markers: list[dict[str, Any]]
-    marked_trades: int
+    indicators: list[dict[str, Any]] | None
     equity: list[list[float]]
     drawdown: list[list[float]]
     price_decimals: int | None
@@ -173,6 +191,7 @@ class BacktestChart:
             "initialCash": self.initial_cash,
             "candles": self.candles,
             "markers": self.markers,
+            "indicators": self.indicators or [],
             "equity": self.equity,
             "drawdown": self.drawdown,
             "firstClose": self.first_close,
@@ -192,16 +211,17 @@ def market_price_decimals(*, exchange: str, symbol: str) -> int | None:
     return max(-exponent, 0) if isinstance(exponent, int) else None
 
 
-def backtest_chart(*, backtest: Backtest, price_decimals: int | None) -> BacktestChart:
-    """The candles, trade markers, equity curve and drawdown of a finished backtest."""
+def backtest_chart(
+    *, backtest: Backtest, price_decimals: int | None, trades: list[TradeRow] | None = None
+) -> BacktestChart:
+    """The candles, trade markers, indicators, equity curve and drawdown of a finished
+    backtest (``trades``: its trade rows, when the caller has read them already)."""
     candles, bar_ms, first_close = _chart_bars(backtest, CHART_MAX_BARS)
     start = int(candles[0][0]) if candles else backtest.start_ms
-    trades = list(
-        BacktestTrade.objects.filter(backtest=backtest)
-        .order_by("seq")
-        .values_list("side", "entry_time", "exit_time", "pnl", "exit_reason")[
-            :CHART_MAX_MARKED_TRADES
-        ]
+    if trades is None:
+        trades = backtest_trade_rows(backtest=backtest)
+    indicators = backtest_indicators(
+        backtest=backtest, bar_ms=bar_ms, start_ms=start, price_decimals=price_decimals
     )
     stored = Backtest.objects.filter(pk=backtest.pk).values_list("equity", flat=True).first()
     equity, drawdown = _equity_and_drawdown(list(stored or []), CHART_MAX_EQUITY_POINTS)
@@ -209,8 +229,8 @@ def backtest_chart(*, backtest: Backtest, price_decimals: int | None) -> Backtes
         candles=_rounded_bars(candles, price_decimals),
         bar_ms=bar_ms,
         first_close=first_close,
-        markers=_trade_markers(trades, start, bar_ms),
-        marked_trades=len(trades),
+        markers=bar_markers(trades, start, bar_ms),
+        indicators=indicators,
         equity=equity,
         drawdown=drawdown,
         price_decimals=price_decimals,
@@ -247,6 +267,7 @@ def _chart_bars(backtest: Backtest, max_bars: int) -> tuple[list[list[float]], i
             last=Max("open_time"),
             high=Max(Cast("high", FloatField())),
             low=Min(Cast("low", FloatField())),
+            volume=Sum(Cast("volume", FloatField())),
         )
         .order_by("bucket")
     )
@@ -264,6 +285,7 @@ def _chart_bars(backtest: Backtest, max_bars: int) -> tuple[list[list[float]], i
             group["high"],
             group["low"],
             open_close[group["last"]][1],
+            group["volume"] or 0.0,
         ]
         for group in groups
     ]
@@ -271,41 +293,15 @@ def _chart_bars(backtest: Backtest, max_bars: int) -> tuple[list[list[float]], i
 
 
 def _rounded_bars(bars: list[list[float]], decimals: int | None) -> list[list[float]]:
-    if decimals is None:
-        return bars
-    return [[bar[0], *(round(price, decimals) for price in bar[1:])] for bar in bars]
-
-
-def _trade_markers(
-    trades: list[tuple[Any, ...]], start_ms: int, bar_ms: int
-) -> list[dict[str, Any]]:
-    """Entry and exit markers, on the bar holding each candle, in time order (as the chart
-    library wants them)."""
-
-    def bar_of(time_ms: int) -> int:
-        return start_ms + (time_ms - start_ms) // bar_ms * bar_ms
-
-    markers = []
-    for side, entry_time, exit_time, pnl, exit_reason in trades:
-        long = side == BacktestTrade.Side.LONG
-        markers.append(
-            {
-                "time": bar_of(entry_time),
-                "kind": "entry",
-                "side": side,
-                "text": "Buy" if long else "Sell",
-            }
-        )
-        markers.append(
-            {
-                "time": bar_of(exit_time),
-                "kind": "exit",
-                "side": side,
-                "won": pnl > 0,
-                "text": f"Exit ({exit_reason.replace('_', ' ')})",
-            }
-        )
-    return sorted(markers, key=lambda marker: marker["time"])
+    """Prices at the market's decimals; volumes to 8 decimals (their sums' float noise off)."""
+    return [
+        [
+            bar[0],
+            *(price if decimals is None else round(price, decimals) for price in bar[1:5]),
+            round(bar[5], 8),
+        ]
+        for bar in bars
+    ]
 
 
 def _equity_and_drawdown(
@@ -375,14 +371,18 @@ class BacktestReport:
     chart: BacktestChart
     buy_and_hold: BuyAndHold | None
     price_decimals: int | None
+    breakdown: dict[str, Any]
 
 
-def backtest_report(*, backtest: Backtest) -> BacktestReport:
+def backtest_report(*, backtest: Backtest, zone: tzinfo) -> BacktestReport:
+    """Everything the results part of the page shows; months and weekdays in ``zone``."""
     decimals = market_price_decimals(exchange=backtest.exchange, symbol=backtest.symbol)
+    trades = backtest_trade_rows(backtest=backtest)
     return BacktestReport(
-        chart=backtest_chart(backtest=backtest, price_decimals=decimals),
+        chart=backtest_chart(backtest=backtest, price_decimals=decimals, trades=trades),
         buy_and_hold=backtest_buy_and_hold(backtest=backtest),
         price_decimals=decimals,
+        breakdown=backtest_report_breakdown(backtest=backtest, zone=zone, trades=trades),
     )
 
 

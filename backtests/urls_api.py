@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from backtests.api import backtests, schedules, sweeps
+from backtests.api import backtests, exports, schedules, sweeps
 
 urlpatterns = [
     path("backtests", backtests.BacktestListCreateApi.as_view(), name="api-backtests"),
@@ -16,6 +16,11 @@ urlpatterns = [
         "backtests/<int:pk>/equity",
         backtests.BacktestEquityApi.as_view(),
         name="api-backtest-equity",
+    ),
+    path(
+        "backtests/<int:pk>/export",
+        exports.BacktestExportApi.as_view(),
+        name="api-backtest-export",
     ),
     path(
         "backtests/<int:pk>/cancel",

@@ -159,7 +159,8 @@ def backtest_detail_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResp
     context: dict[str, Any] = {"backtest": backtest, "active": backtest.is_active}
     if backtest.status == RunStatus.DONE:
         trades = selectors.backtest_trade_list(backtest=backtest)
-        context["report"] = selectors.backtest_report(backtest=backtest)
+        zone = timezone.get_current_timezone()
+        context["report"] = selectors.backtest_report(backtest=backtest, zone=zone)
         context["trades"] = _page(request, trades, TRADES_PAGE_SIZE)
     return render(request, "backtests/backtest_detail.html", context)
 

@@ -12,6 +12,12 @@ position wanted once candle ``i`` has closed (the engine fills it at candle ``i 
 value at row ``i`` may use rows ``<= i`` only, rows whose indicators are still warming up are 0,
 and -1 appears only when the strategy allows shorts (its ``allow_short`` parameter is true).
 Callers should use :meth:`Strategy.positions`, which checks the input and that contract.
+
+What a strategy draws on a chart: its class attribute ``plots`` declares the lines (a
+:class:`Plot` each), and ``indicators(candles)`` returns their values, a float Series on
+``candles.index`` per plot key, causal like the positions (NaN while warming up). Callers use
+:meth:`Strategy.plotted`, which checks that every declared key came back;
+``strategies.plots.indicator_chart`` turns them into a chart's JSON.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ import math
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -47,6 +54,51 @@ class StrategyOutputError(ValueError):
     """A strategy returned positions that break the contract (a bug in the strategy)."""
 
 
+PLOT_PANES: tuple[str, ...] = ("price", "lower")
+PLOT_STYLES: tuple[str, ...] = ("line", "dashed", "histogram")
+_PLOT_KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+@dataclass(frozen=True)
+class Plot:
+    """One series a strategy draws on its chart.
+
+    ``key`` names the Series that ``indicators`` returns for it; ``label`` is what the chart's
+    legend says. ``pane`` "price" draws it over the candles (an average, a band), "lower" in a
+    pane under them (an oscillator, with its own scale). ``color`` is ``"#rrggbb"``, or None to
+    let the chart pick. ``style``: a ``"line"``, a ``"dashed"`` line (a level), or a
+    ``"histogram"``. Checked when created, like :class:`~strategies.params.Param`.
+    """
+
+    key: str
+    label: str
+    pane: Literal["price", "lower"] = "price"
+    color: str | None = None
+    style: Literal["line", "dashed", "histogram"] = "line"
+
+    def __post_init__(self) -> None:
+        where = f"plot {self.key!r}"
+        if not isinstance(self.key, str) or not _PLOT_KEY.match(self.key):
+            raise StrategyDefinitionError(
+                f"{where}: a key is lowercase letters, digits and underscores, starting with a "
+                "letter (at most 64 characters)"
+            )
+        if not isinstance(self.label, str) or not self.label.strip():
+            raise StrategyDefinitionError(f"{where}: label must be a non-empty string")
+        if self.pane not in PLOT_PANES:
+            raise StrategyDefinitionError(f"{where}: pane must be one of {', '.join(PLOT_PANES)}")
+        if self.style not in PLOT_STYLES:
+            raise StrategyDefinitionError(f"{where}: style must be one of {', '.join(PLOT_STYLES)}")
+        if self.color is not None and not (
+            isinstance(self.color, str) and _COLOR.match(self.color)
+        ):
+            raise StrategyDefinitionError(f"{where}: color must be None or '#rrggbb'")
+
+    def schema(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 class Strategy(ABC):
     """Base class of every strategy; see the module docstring for the contract."""
 
@@ -56,6 +108,7 @@ class Strategy(ABC):
     params: ClassVar[tuple[Param, ...]] = ()
     stop_loss: ClassVar[float | None] = None
     take_profit: ClassVar[float | None] = None
+    plots: ClassVar[tuple[Plot, ...]] = ()
 
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
         """Validate ``params`` (defaults for what is missing) and keep them in ``self.values``.
@@ -112,6 +165,7 @@ class Strategy(ABC):
             "params": [param.schema() for param in cls.params],
             "stop_loss": cls.stop_loss,
             "take_profit": cls.take_profit,
+            "plots": [plot.schema() for plot in cls.plots],
         }
 
     @abstractmethod
@@ -129,6 +183,34 @@ class Strategy(ABC):
         check_candles(candles)
         result = self.target_position(candles)
         return self._checked_output(candles, result)
+
+    def indicators(self, candles: pd.DataFrame) -> dict[str, pd.Series]:
+        """The values of ``plots``, by key: float Series on ``candles.index`` (see the module
+        docstring). A strategy that draws nothing keeps this default."""
+        return {}
+
+    def plotted(self, candles: pd.DataFrame) -> dict[str, pd.Series]:
+        """``indicators`` with its input and output checked, in the order of ``plots``.
+
+        Raises :class:`StrategyInputError` for bad candles and :class:`StrategyOutputError` when a
+        declared key is missing or its value is not a numeric Series on ``candles.index``.
+        """
+        check_candles(candles)
+        found = self.indicators(candles)
+        where = f"strategy {self.key!r}"
+        if not isinstance(found, Mapping):
+            raise StrategyOutputError(f"{where}: indicators returned {type(found).__name__}")
+        series: dict[str, pd.Series] = {}
+        for plot in self.plots:
+            value = found.get(plot.key)
+            if not isinstance(value, pd.Series) or not value.index.equals(candles.index):
+                raise StrategyOutputError(
+                    f"{where}: indicators must return a Series on candles.index for {plot.key!r}"
+                )
+            if value.dtype.kind not in "iuf":
+                raise StrategyOutputError(f"{where}: indicator {plot.key!r} is not numeric")
+            series[plot.key] = value.astype(float)
+        return series
 
     def _checked_output(self, candles: pd.DataFrame, result: Any) -> pd.Series:
         where = f"strategy {self.key!r}"
@@ -212,6 +294,41 @@ def validate_strategy_class(cls: Any) -> None:
         cls.validate({})
     except StrategyParamError as exc:
         raise StrategyDefinitionError(f"{label}: the defaults are invalid: {exc}") from None
+    _validate_plots(cls, label)
+
+
+def _validate_plots(cls: type[Strategy], label: str) -> None:
+    """``plots`` a tuple of distinct :class:`Plot`, each of whose keys ``indicators`` returns
+    (tried with the defaults on a made-up wave of candles)."""
+    if not isinstance(cls.plots, tuple) or not all(isinstance(p, Plot) for p in cls.plots):
+        raise StrategyDefinitionError(f"{label}: plots must be a tuple of Plot")
+    keys = [plot.key for plot in cls.plots]
+    duplicates = sorted({k for k in keys if keys.count(k) > 1})
+    if duplicates:
+        raise StrategyDefinitionError(f"{label}: duplicate plots {', '.join(duplicates)}")
+    if not keys:
+        return
+    try:
+        cls({}).plotted(_probe_candles())
+    except Exception as exc:  # any failure of the strategy's own code is a broken definition
+        raise StrategyDefinitionError(f"{label}: its indicators failed: {exc}") from None
+
+
+def _probe_candles(rows: int = 300) -> pd.DataFrame:
+    """A smooth made-up market (a sine wave around 100), for trying a strategy's indicators.
+    Its index does not start at 0, so a Series built without the candles' index shows."""
+    close = 100 + 10 * np.sin(np.arange(rows) / 7)
+    return pd.DataFrame(
+        {
+            "open_time": np.arange(rows, dtype=np.int64) * 60_000,
+            "open": close,
+            "high": close + 1,
+            "low": close - 1,
+            "close": close,
+            "volume": np.ones(rows),
+        },
+        index=pd.RangeIndex(1000, 1000 + rows),
+    )
 
 
 def fast_shorter_than_slow(params: Mapping[str, Any]) -> dict[str, list[str]]:

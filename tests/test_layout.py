@@ -33,6 +33,7 @@ MAY_IMPORT = {
 PURE_MODULES = (
     "backtests.engine",
     "backtests.metrics",
+    "backtests.report",
     "bots.decisions",
     "bots.perp_decisions",
     "markets.decimals",

@@ -10,5 +10,7 @@ of trades and equity points are epoch milliseconds (UTC), as the engine books th
 - :mod:`backtests.api.common`: the run specification's fields (shared by the three kinds of
   run, the pages' forms and the admin) and the helpers of the views;
 - :mod:`backtests.api.backtests`, :mod:`backtests.api.sweeps`, :mod:`backtests.api.schedules`:
-  the endpoints of each.
+  the endpoints of each;
+- :mod:`backtests.api.exports`: a finished backtest's trades, metrics and report as a CSV or
+  JSON file.
 """

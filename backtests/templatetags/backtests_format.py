@@ -13,6 +13,8 @@ from typing import Any
 from django import template
 from django.template.defaultfilters import floatformat
 
+from backtests.models import BacktestTrade
+
 register = template.Library()
 
 MISSING = "—"
@@ -125,6 +127,15 @@ def ms_datetime(milliseconds: Any) -> datetime | None:
     if _missing(milliseconds):
         return None
     return datetime.fromtimestamp(int(milliseconds) / 1000, tz=UTC)
+
+
+@register.filter
+def exit_reason_label(reason: str) -> str:
+    """A trade's exit reason as the trades table reads it (``stop_loss`` → ``Stop Loss``)."""
+    try:
+        return str(BacktestTrade.ExitReason(reason).label)
+    except ValueError:
+        return reason.replace("_", " ").capitalize()
 
 
 @register.filter

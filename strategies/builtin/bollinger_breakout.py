@@ -6,7 +6,7 @@ from typing import ClassVar
 
 import pandas as pd
 
-from strategies.base import Strategy, position_series
+from strategies.base import Plot, Strategy, position_series
 from strategies.indicators import bollinger, latch
 from strategies.params import Param
 from strategies.registry import register
@@ -45,9 +45,19 @@ class BollingerBreakout(Strategy):
         ),
     )
 
+    plots: ClassVar[tuple[Plot, ...]] = (
+        Plot("upper", "Upper band", color="#58a6ff"),
+        Plot("mid", "Middle band", color="#8b96a3", style="dashed"),
+        Plot("lower", "Lower band", color="#58a6ff"),
+    )
+
+    def indicators(self, candles: pd.DataFrame) -> dict[str, pd.Series]:
+        bands = bollinger(candles["close"], self.values["period"], self.values["k"])
+        return {name: bands[name] for name in ("upper", "mid", "lower")}
+
     def target_position(self, candles: pd.DataFrame) -> pd.Series:
         close = candles["close"]
-        bands = bollinger(close, self.values["period"], self.values["k"])
+        bands = self.indicators(candles)
         # upper >= mid >= lower, so an entry of one side is always an exit of the other.
         long = latch(close > bands["upper"], close < bands["mid"])
         short = None

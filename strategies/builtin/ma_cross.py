@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
-from strategies.base import Strategy, fast_shorter_than_slow, position_series
+from strategies.base import Plot, Strategy, fast_shorter_than_slow, position_series
 from strategies.indicators import ema, sma
 from strategies.params import Param
 from strategies.registry import register
@@ -60,14 +60,25 @@ class MaCross(Strategy):
         ),
     )
 
+    plots: ClassVar[tuple[Plot, ...]] = (
+        Plot("fast", "Fast average", color="#f0b429"),
+        Plot("slow", "Slow average", color="#58a6ff"),
+    )
+
     @classmethod
     def check(cls, params: Mapping[str, Any]) -> dict[str, list[str]]:
         return fast_shorter_than_slow(params)
 
-    def target_position(self, candles: pd.DataFrame) -> pd.Series:
+    def indicators(self, candles: pd.DataFrame) -> dict[str, pd.Series]:
         average = sma if self.values["ma"] == "sma" else ema
         close = candles["close"]
-        fast = average(close, self.values["fast"])
-        slow = average(close, self.values["slow"])
+        return {
+            "fast": average(close, self.values["fast"]),
+            "slow": average(close, self.values["slow"]),
+        }
+
+    def target_position(self, candles: pd.DataFrame) -> pd.Series:
+        lines = self.indicators(candles)
+        fast, slow = lines["fast"], lines["slow"]
         short = (fast < slow) if self.allows_short else None
         return position_series(fast > slow, short)

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
-from strategies.base import Strategy, fast_shorter_than_slow, position_series
+from strategies.base import Plot, Strategy, fast_shorter_than_slow, position_series
 from strategies.indicators import macd
 from strategies.params import Param
 from strategies.registry import register
@@ -60,14 +60,24 @@ class MacdCross(Strategy):
         ),
     )
 
+    plots: ClassVar[tuple[Plot, ...]] = (
+        Plot("macd", "MACD", pane="lower", color="#58a6ff"),
+        Plot("signal", "Signal", pane="lower", color="#f0b429"),
+        Plot("histogram", "Histogram", pane="lower", style="histogram"),
+    )
+
     @classmethod
     def check(cls, params: Mapping[str, Any]) -> dict[str, list[str]]:
         return fast_shorter_than_slow(params)
 
-    def target_position(self, candles: pd.DataFrame) -> pd.Series:
+    def indicators(self, candles: pd.DataFrame) -> dict[str, pd.Series]:
         lines = macd(
             candles["close"], self.values["fast"], self.values["slow"], self.values["signal"]
         )
+        return {"macd": lines["macd"], "signal": lines["signal"], "histogram": lines["hist"]}
+
+    def target_position(self, candles: pd.DataFrame) -> pd.Series:
+        lines = self.indicators(candles)
         above = lines["macd"] > lines["signal"]
         short = (lines["macd"] < lines["signal"]) if self.allows_short else None
         return position_series(above, short)

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
-from strategies.base import Strategy, position_series
+from strategies.base import Plot, Strategy, position_series
 from strategies.indicators import latch, rsi
 from strategies.params import Param
 from strategies.registry import register
@@ -66,6 +66,13 @@ class RsiReversion(Strategy):
         ),
     )
 
+    plots: ClassVar[tuple[Plot, ...]] = (
+        Plot("rsi", "RSI", pane="lower", color="#a371f7"),
+        Plot("lower", "Lower level", pane="lower", color="#3fb68b", style="dashed"),
+        Plot("exit_level", "Exit level", pane="lower", color="#8b96a3", style="dashed"),
+        Plot("upper", "Upper level", pane="lower", color="#e5534b", style="dashed"),
+    )
+
     @classmethod
     def check(cls, params: Mapping[str, Any]) -> dict[str, list[str]]:
         lower, exit_level, upper = params["lower"], params["exit_level"], params["upper"]
@@ -78,6 +85,15 @@ class RsiReversion(Strategy):
                 f"got {exit_level:g}"
             ]
         return errors
+
+    def indicators(self, candles: pd.DataFrame) -> dict[str, pd.Series]:
+        def level(name: str) -> pd.Series:
+            return pd.Series(float(self.values[name]), index=candles.index)
+
+        return {
+            "rsi": rsi(candles["close"], self.values["period"]),
+            **{name: level(name) for name in ("lower", "exit_level", "upper")},
+        }
 
     def target_position(self, candles: pd.DataFrame) -> pd.Series:
         value = rsi(candles["close"], self.values["period"])

@@ -423,20 +423,24 @@ def test_the_charts_data_is_bounded_and_merges_candles_into_bars(
     data = chart_data(html(trader_client.get(f"/backtests/{backtest.pk}/")))
 
     # then at most 1,000 bars are embedded: here 4 candles of 5 minutes each
-    candles = list(Candle.objects.order_by("open_time").values_list("open", "high", "low", "close"))
+    candles = list(
+        Candle.objects.order_by("open_time").values_list("open", "high", "low", "close", "volume")
+    )
     assert len(data["candles"]) == math.ceil(len(candles) / 4) == 1000
     first_bar = data["candles"][0]
     assert first_bar[0] == sample_candles.start.timestamp() * 1000
-    assert first_bar[1:] == [
+    assert first_bar[1:5] == [
         float(candles[0][0]),
         float(max(c[1] for c in candles[:4])),
         float(min(c[2] for c in candles[:4])),
         float(candles[3][3]),
     ]
+    # and each bar carries the volume of its four candles
+    assert first_bar[5] == pytest.approx(float(sum(c[4] for c in candles[:4])))
     assert data["firstClose"] == float(candles[0][3])
-    # and each trade has an entry and an exit marker on a bar's time, in time order
+    # and each trade's entry and exit are counted in a marker on a bar's time, in time order
     bar_times = {bar[0] for bar in data["candles"]}
-    assert len(data["markers"]) == 2 * backtest.trade_count
+    assert sum(m["count"] for m in data["markers"]) == 2 * backtest.trade_count
     assert {m["time"] for m in data["markers"]} <= bar_times
     assert [m["time"] for m in data["markers"]] == sorted(m["time"] for m in data["markers"])
     # and the equity curve is thinned, with its drawdown never above zero
@@ -447,7 +451,7 @@ def test_the_charts_data_is_bounded_and_merges_candles_into_bars(
     assert data["priceDecimals"] == 2
 
 
-def test_a_busy_backtest_pages_its_trades_and_marks_only_the_first_500(
+def test_a_busy_backtest_pages_its_trades_and_marks_every_trade_grouped_per_bar(
     trader_client, user, sample_candles
 ):
     # given a backtest that trades on almost every crossing of two very short averages
@@ -461,10 +465,13 @@ def test_a_busy_backtest_pages_its_trades_and_marks_only_the_first_500(
     rows = tags(find(page, id="backtest-trades"), "tr")[1:]
     assert [text(tags(row, "td")[0]) for row in rows] == [str(n) for n in range(101, 201)]
     assert "Page 2 of" in text(find(page, class_="pagination"))
-    # and the chart marks the first 500 trades, saying so
-    assert len(chart_data(page)["markers"]) == 1000
-    note = f"the first 500 of {backtest.trade_count} trades are marked"
-    assert note in text(find(page, id="backtest-charts"))
+    # and the chart counts every trade in markers grouped per bar: fewer markers than trades
+    data = chart_data(page)
+    markers = data["markers"]
+    assert sum(m["count"] for m in markers) == 2 * backtest.trade_count
+    assert len(markers) < 2 * backtest.trade_count
+    assert max(m["count"] for m in markers) > 1
+    assert len({(m["time"], m["kind"], m["side"], m.get("won")) for m in markers}) == len(markers)
 
 
 def test_a_failed_backtest_shows_its_error(trader_client, user, sample_candles):

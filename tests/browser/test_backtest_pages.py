@@ -1,11 +1,14 @@
 """A backtest's page in a real Chromium against a real daphne: a finished backtest draws its
-charts (Lightweight Charts canvases, no JavaScript error, nothing wider than a phone), and a
-running one's progress bar follows the ``backtest.status`` events published through the channel
-layer, as a worker publishes them, until the page reloads itself on the final status.
+charts (Lightweight Charts canvases, no JavaScript error, nothing wider than a phone), its
+strategy's indicators and readable markers for its 218 trades (the demo backtest), and its
+report; a running one's progress bar follows the ``backtest.status`` events published through
+the channel layer, as a worker publishes them, until the page reloads itself on the final status.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from decimal import Decimal
 from typing import Any
 
@@ -16,9 +19,11 @@ from backtests import services
 from backtests.models import Backtest, RunStatus
 from backtests.spec import RunSpec
 from backtests.views import TRADES_PAGE_SIZE
+from markets.candle_csv import read_candle_file
+from markets.candles import SAMPLE_PATH
 from markets.models import Candle
 from strategies.services import strategy_catalogue_sync
-from tests.backtests.conftest import EXCHANGE, SYMBOL, TIMEFRAME, _as_datetime, _sample_rows
+from tests.backtests.conftest import EXCHANGE, SYMBOL, TIMEFRAME, _as_datetime
 from tests.browser.conftest import log_in
 from tradingbot.events import object_event, object_groups, publish_now
 
@@ -29,9 +34,15 @@ CANDLES = 1000
 CHARTS = ("#chart-price", "#chart-equity", "#chart-drawdown")
 
 
+@functools.cache
+def sample_file_rows() -> list[Any]:
+    """Every candle of the shipped BTC/USDT sample (10,999: the demo backtest's)."""
+    return list(read_candle_file(SAMPLE_PATH, timeframe=TIMEFRAME).rows)
+
+
 def store_sample(count: int) -> tuple[Any, Any]:
     """The first ``count`` candles of the shipped sample; their period [start, end)."""
-    rows = _sample_rows()[:count]
+    rows = sample_file_rows()[:count]
     Candle.objects.bulk_create(
         Candle(exchange=EXCHANGE, symbol=SYMBOL, timeframe=TIMEFRAME, **row._asdict())
         for row in rows
@@ -39,12 +50,14 @@ def store_sample(count: int) -> tuple[Any, Any]:
     return _as_datetime(rows[0].open_time), _as_datetime(rows[-1].open_time + 1)
 
 
-def backtest_of(trader: Any, *, run: bool) -> Backtest:
+def backtest_of(
+    trader: Any, *, run: bool, candles: int = CANDLES, params: dict[str, Any] | None = None
+) -> Backtest:
     strategy_catalogue_sync()
-    start, end = store_sample(CANDLES)
+    start, end = store_sample(candles)
     spec = RunSpec(
         strategy="ma_cross",
-        params={"fast": 5, "slow": 20},
+        params=params or {"fast": 5, "slow": 20},
         exchange=EXCHANGE,
         symbol=SYMBOL,
         timeframe=TIMEFRAME,
@@ -56,6 +69,16 @@ def backtest_of(trader: Any, *, run: bool) -> Backtest:
         assert services.backtest_execute(backtest_id=backtest.pk) == RunStatus.DONE
     backtest.refresh_from_db()
     return backtest
+
+
+def same_period(backtest: Backtest, *, strategy: str, params: dict[str, Any]) -> Backtest:
+    """A finished backtest of another strategy over the same candles."""
+    spec = dataclasses.replace(backtest.run_spec(), strategy=strategy, params=params)
+    again = services.backtest_create(
+        user=backtest.user, spec=spec, start=backtest.start, end=backtest.end, enqueue=False
+    )
+    assert services.backtest_execute(backtest_id=again.pk) == RunStatus.DONE
+    return again
 
 
 def collect_errors(page: Any) -> list[str]:
@@ -81,9 +104,11 @@ def publish_status(backtest: Backtest, **data: Any) -> None:
 def test_a_finished_backtest_draws_its_charts_without_errors(
     page, browser, server, trader, password
 ):
-    # given a finished backtest over 1,000 candles, with trades
-    backtest = backtest_of(trader, run=True)
-    assert backtest.trade_count > 0
+    # given the demo backtest: MA Cross 10/30 over the whole sample, 218 trades on 1,000 bars
+    backtest = backtest_of(
+        trader, run=True, candles=len(sample_file_rows()), params={"fast": 10, "slow": 30}
+    )
+    assert backtest.trade_count == 218
     errors = collect_errors(page)
 
     # when the trader opens its page
@@ -100,17 +125,33 @@ def test_a_finished_backtest_draws_its_charts_without_errors(
         assert box["height"] > 100
     shown = min(backtest.trade_count, TRADES_PAGE_SIZE)
     expect(page.locator("#backtest-trades tbody tr")).to_have_count(shown)
+    # and the report: January and February 2023, the exit reasons, a coloured calendar
+    expect(page.locator("#month-table tbody tr")).to_have_count(2)
+    expect(page.locator("#exit-reason-table tbody tr[data-reason='signal']")).to_be_visible()
+    expect(page.locator("#month-calendar td.month[data-month='2023-01']")).to_be_visible()
+    shaded = page.locator("#month-calendar td[data-month='2023-01']").evaluate(
+        "(cell) => getComputedStyle(cell).getPropertyValue('--shade')"
+    )
+    assert shaded.strip() != ""
+    # and the strategy's two averages in the legend, over the candles (no pane below for them)
+    expect(page.locator("#chart-legend li")).to_have_text(["Fast average", "Slow average"])
+    expect(page.locator("#chart-price")).to_have_attribute("data-series", "2")
+    expect(page.locator("#chart-indicators")).to_be_hidden()
+    assert_markers_readable(page, backtest.trade_count)
     page.wait_for_load_state("networkidle")
     assert errors == []
 
-    # and at a phone's width the charts shrink to fit and nothing widens the page
+    # and at a phone's width, the page of an RSI backtest (an oscillator in a pane of its own
+    # under the price), the charts shrink to fit and nothing widens the page
+    oscillating = same_period(backtest, strategy="rsi_reversion", params={})
     phone = browser.new_context(base_url=server.url, viewport={"width": 375, "height": 740})
     try:
         small = phone.new_page()
         phone_errors = collect_errors(small)
         log_in(small, trader.email, password)
-        small.goto(f"/backtests/{backtest.pk}/")
-        for chart in CHARTS:
+        small.goto(f"/backtests/{oscillating.pk}/")
+        expect(small.locator("#chart-indicators")).to_have_attribute("data-series", "4")
+        for chart in (*CHARTS, "#chart-indicators"):
             expect(small.locator(f"{chart} canvas").first).to_be_visible()
             box = small.locator(chart).bounding_box()
             assert box is not None
@@ -120,6 +161,31 @@ def test_a_finished_backtest_draws_its_charts_without_errors(
         assert phone_errors == []
     finally:
         phone.close()
+
+
+def assert_markers_readable(page: Any, trades: int) -> None:
+    """Zoomed out, markers closer than the chart can show apart are drawn as one (every entry
+    and exit still counted); zoomed in, they come apart."""
+    chart = page.locator("#chart-price")
+    chart.scroll_into_view_if_needed()
+    expect(chart).to_have_attribute("data-marked", str(2 * trades))
+    groups = int(chart.get_attribute("data-marker-groups") or 0)
+    drawn = int(chart.get_attribute("data-markers") or 0)
+    box = chart.bounding_box()
+    assert box is not None
+    assert groups > 1
+    assert drawn < 2 * trades
+    assert drawn <= 4 * box["width"] / 18  # at most 4 kinds per group of 18 pixels
+    # when the trader zooms in (the mouse wheel over the chart)
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    for _ in range(10):
+        page.mouse.wheel(0, -400)
+    # then the groups get smaller and more markers are drawn, still counting every trade
+    page.wait_for_function(
+        f"() => Number(document.getElementById('chart-price').dataset.markerGroups) < {groups}",
+        timeout=LIVE,
+    )
+    expect(chart).to_have_attribute("data-marked", str(2 * trades))
 
 
 def test_a_running_backtests_progress_bar_follows_the_published_events(page, trader, password):

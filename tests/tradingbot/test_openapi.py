@@ -31,6 +31,7 @@ EXPECTED_OPERATIONS = {
     "/api/backtests/{id}": {"get", "delete"},
     "/api/backtests/{id}/trades": {"get"},
     "/api/backtests/{id}/equity": {"get"},
+    "/api/backtests/{id}/export": {"get"},
     "/api/backtests/{id}/cancel": {"post"},
     "/api/backtests/{id}/rerun": {"post"},
     "/api/sweeps": {"get", "post"},
