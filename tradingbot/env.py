@@ -157,12 +157,30 @@ def secret_from_env_or_file(
         if stored:
             return stored
     make = generate or (lambda: secrets.token_urlsafe(50))
-    new_value = make()
+    return _store_once(path, make())
+
+
+def _store_once(path: Path, new_value: str) -> str:
+    """Write ``new_value`` to ``path`` unless another process got there first; return what
+    ``path`` holds. ``make run`` starts daphne and the workers at once on a fresh machine: a
+    process that kept a key of its own while another's landed in the file could not read what
+    the others encrypt. The value is written whole to a private file, then linked into place,
+    which fails if the path exists: a reader never sees half a key."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
     # Created 0600 from the first byte: never readable by others, not even briefly.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(new_value)
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(new_value)
+        os.link(draft, path)
+    except FileExistsError:
+        stored = path.read_text().strip()
+        if stored:
+            return stored
+        os.replace(draft, path)  # an empty file, left by a crash: the new value takes its place
+    finally:
+        draft.unlink(missing_ok=True)
     return new_value
 
 

@@ -292,6 +292,36 @@ def test_it_generates_a_secret_once_into_a_private_file_and_reuses_it(tmp_path):
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
+def test_a_process_that_loses_the_race_to_write_the_secret_uses_the_winners(tmp_path):
+    # given: another process writes its key while this one generates its own (make run starts
+    # daphne and the workers at once on a fresh machine)
+    path = tmp_path / "field_encryption_key"
+
+    def generate_while_another_process_stores_its_key() -> str:
+        path.write_text("the-other-process-key")
+        return "this-process-key"
+
+    # when
+    value = env.secret_from_env_or_file(
+        {},
+        "FIELD_ENCRYPTION_KEY",
+        path=path,
+        generate=generate_while_another_process_stores_its_key,
+    )
+    # then: both use the stored one, and no draft is left behind
+    assert value == "the-other-process-key"
+    assert path.read_text() == "the-other-process-key"
+    assert [p.name for p in tmp_path.iterdir()] == ["field_encryption_key"]
+
+
+def test_an_empty_secret_file_left_by_a_crash_is_replaced(tmp_path):
+    path = tmp_path / "secret_key"
+    path.write_text("")
+    assert env.secret_from_env_or_file({}, "SECRET_KEY", path=path, generate=lambda: "new") == "new"
+    assert path.read_text() == "new"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
 def test_it_generates_a_long_random_secret_by_default(tmp_path):
     one = env.secret_from_env_or_file({}, "SECRET_KEY", path=tmp_path / "a")
     other = env.secret_from_env_or_file({}, "SECRET_KEY", path=tmp_path / "b")
