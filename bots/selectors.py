@@ -11,14 +11,16 @@ import re
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, TypedDict
 
+import pandas as pd
 from django.db.models import Count, QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from accounts.models import User
 from bots.models import Bot, BotEvent, Order, Position, Trade
-from markets.selectors import candles_recent
+from markets.selectors import FRAME_COLUMNS, candles_recent
 from markets.timeframes import timeframe_ms
+from strategies.plots import indicator_chart
 from strategies.registry import UnknownStrategyError
 from strategies.registry import active as active_strategies
 
@@ -82,6 +84,10 @@ def bot_event_list(*, bot: Bot, level: str | None = None) -> QuerySet[BotEvent]:
 # --- pages ----------------------------------------------------------------------------------------
 
 CHART_CANDLES = 200
+# Candles read before the chart's first one so that the strategy's indicators are already
+# warmed up where the chart begins (the built-ins' longest default warm-up is 35 candles; a
+# longer one starts part-way along the chart).
+INDICATOR_WARMUP = 300
 
 
 class ChartMarker(TypedDict):
@@ -97,6 +103,7 @@ class BotChart(TypedDict):
     entry_price: float | None
     liquidation_price: float | None
     timeframe_ms: int
+    indicators: list[dict[str, Any]]  # strategies.plots.indicator_chart's series
 
 
 def bot_chart(bot: Bot) -> BotChart:
@@ -107,10 +114,11 @@ def bot_chart(bot: Bot) -> BotChart:
     if bot.data_source == Bot.DataSource.REPLAY:
         clock = bot.last_candle_ms if bot.last_candle_ms is not None else bot.replay_start_ms
         before = None if clock is None else clock + 1
-    candles = candles_recent(
+    read = candles_recent(
         exchange=bot.exchange_account.exchange, symbol=bot.symbol, timeframe=bot.timeframe,
-        limit=CHART_CANDLES, before=before,
+        limit=CHART_CANDLES + INDICATOR_WARMUP, before=before,
     )  # fmt: skip
+    candles = read[-CHART_CANDLES:]
     markers: list[ChartMarker] = []
     if candles:
         since = datetime.fromtimestamp(candles[0][0] / 1000, tz=UTC)
@@ -124,7 +132,22 @@ def bot_chart(bot: Bot) -> BotChart:
         "candles": candles, "markers": markers, "timeframe_ms": step,
         "entry_price": None if entry is None else float(entry),
         "liquidation_price": None if liquidation is None else float(liquidation),
+        "indicators": bot_indicators(bot, read, since_ms=candles[0][0] if candles else None),
     }  # fmt: skip
+
+
+def bot_indicators(
+    bot: Bot, candles: list[list[float]], *, since_ms: int | None
+) -> list[dict[str, Any]]:
+    """The bot's strategy's indicators over ``candles`` (``candles_recent`` rows), from
+    ``since_ms`` on; none when the strategy is gone from the code or its stored parameters no
+    longer validate (the page still shows the candles)."""
+    try:
+        strategy = active_strategies().create(bot.strategy_id, bot.params)
+    except (UnknownStrategyError, ValueError):
+        return []
+    frame = pd.DataFrame(candles, columns=list(FRAME_COLUMNS))
+    return indicator_chart(strategy, frame, since_ms=since_ms)
 
 
 def _marker(trade: Trade, step: int) -> ChartMarker:

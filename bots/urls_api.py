@@ -1,6 +1,6 @@
 from django.urls import path
 
-from bots import api, api_books, api_control
+from bots import api, api_books, api_chart, api_control
 
 urlpatterns = [
     path("bots", api.BotListCreateApi.as_view(), name="api-bots"),
@@ -12,6 +12,7 @@ urlpatterns = [
         api_control.BotClosePositionApi.as_view(),
         name="api-bot-close-position",
     ),
+    path("bots/<int:pk>/chart", api_chart.BotChartApi.as_view(), name="api-bot-chart"),
     path("bots/<int:pk>/positions", api_books.BotPositionsApi.as_view(), name="api-bot-positions"),
     path("bots/<int:pk>/orders", api_books.BotOrdersApi.as_view(), name="api-bot-orders"),
     path("bots/<int:pk>/trades", api_books.BotTradesApi.as_view(), name="api-bot-trades"),

@@ -34,12 +34,15 @@ def indicator_chart(
     bar_ms: int | None = None,
     start_ms: int | None = None,
     price_decimals: int | None = None,
+    since_ms: int | None = None,
 ) -> list[dict[str, Any]]:
     """The strategy's plots over ``candles`` (the strategies' input frame), as chart series.
 
     ``bar_ms`` / ``start_ms`` merge candles into the chart's bars (see the module docstring);
     without them every candle is a point. Values on the price pane are rounded to
-    ``price_decimals`` (8 when unknown), those of a lower pane to 4 decimals.
+    ``price_decimals`` (8 when unknown), those of a lower pane to 4 decimals. ``since_ms`` leaves
+    out the points before it: the candles before it only warm the indicators up (a live chart
+    shows its last candles with indicators already defined on the first of them).
     """
     if not strategy.plots or candles.empty:
         return [{**plot.schema(), "data": []} for plot in strategy.plots]
@@ -48,6 +51,10 @@ def indicator_chart(
     if bar_ms is not None and bar_ms > 0:
         origin = int(times[0]) if start_ms is None else start_ms
         times = origin + (times - origin) // bar_ms * bar_ms
+    shown = times >= (since_ms if since_ms is not None else times[0])
+    if not shown.any():
+        return [{**plot.schema(), "data": []} for plot in strategy.plots]
+    times = times[shown]
     charted = []
     for plot in strategy.plots:
         decimals = (
@@ -55,7 +62,7 @@ def indicator_chart(
             if plot.pane == "lower"
             else (UNKNOWN_PRICE_DECIMALS if price_decimals is None else price_decimals)
         )
-        data = _points(values[plot.key].to_numpy(dtype=float), times, decimals)
+        data = _points(values[plot.key].to_numpy(dtype=float)[shown], times, decimals)
         charted.append({**plot.schema(), "data": data})
     return charted
 

@@ -9,6 +9,10 @@
  * - bot.trade adds an entry (buy) or exit (sell) marker on its candle; dense fills are grouped
  *   (chart_markers.js), regrouped as the trader zooms, so markers never pile up;
  * - bot.position moves the entry-price and liquidation lines, or removes them when flat.
+ * The strategy's indicators ({key, label, pane, color, style, data}, strategies.plots) are drawn
+ * over the candles ("price" pane) or in a band at the chart's foot ("lower" pane, a scale of its
+ * own); as candles close the page reads them again from GET /api/bots/<id>/chart, at most once
+ * a second, since only the server runs the strategy.
  * Times are shown in the trader's time zone (format.js).
  */
 (() => {
@@ -128,7 +132,84 @@
     document.querySelector("#bot-chart-card .empty").hidden = true;
   }
 
+  // --- the strategy's indicators ---------------------------------------------------------
+  const PALETTE = ["#58a6ff", "#f0b429", "#a371f7", "#3fb68b", "#e5534b", "#8b96a3"];
+  const indicatorSeries = new Map(); // plot key -> its series
+  let refreshTimer = null;
+
+  function pointsOf(plot) {
+    return plot.data.map(([time, value]) => plot.style === "histogram"
+      ? { time: seconds(time), value, color: value >= 0 ? "rgba(63,182,139,0.6)" : "rgba(229,83,75,0.6)" }
+      : { time: seconds(time), value });
+  }
+
+  function addIndicator(plot, index) {
+    const lower = plot.pane === "lower";
+    const options = {
+      priceLineVisible: false, lastValueVisible: false, title: plot.label,
+      priceScaleId: lower ? "lower" : "right",
+      priceFormat: lower ? { type: "price", precision: 2, minMove: 0.01 }
+        : { type: "price", precision: places, minMove: 1 / 10 ** places },
+    };
+    const made = plot.style === "histogram" ? chart.addHistogramSeries(options)
+      : chart.addLineSeries({
+        ...options, color: plot.color || PALETTE[index % PALETTE.length],
+        lineWidth: plot.style === "dashed" ? 1 : 2,
+        lineStyle: plot.style === "dashed" ? 2 : 0,
+      });
+    indicatorSeries.set(plot.key, made);
+    return made;
+  }
+
+  function showLegend(plots) {
+    const legend = document.getElementById("bot-chart-legend");
+    if (legend === null || !plots.length) return;
+    legend.replaceChildren(...plots.map((plot, index) => {
+      const item = document.createElement("li");
+      item.dataset.plot = plot.key;
+      const swatch = document.createElement("span");
+      swatch.className = "swatch";
+      swatch.style.background = plot.style === "histogram"
+        ? "linear-gradient(90deg, rgb(63 182 139) 50%, rgb(229 83 75) 50%)"
+        : plot.color || PALETTE[index % PALETTE.length];
+      item.append(swatch, plot.pane === "lower" ? `${plot.label} (below)` : plot.label);
+      return item;
+    }));
+    legend.hidden = false;
+  }
+
+  function showIndicators(plots) {
+    if (!indicatorSeries.size) showLegend(plots || []);
+    (plots || []).forEach((plot, index) => {
+      (indicatorSeries.get(plot.key) || addIndicator(plot, index)).setData(pointsOf(plot));
+    });
+    if ((plots || []).some((plot) => plot.pane === "lower")) {
+      // The lower band takes the chart's bottom quarter, the candles the rest.
+      series.priceScale().applyOptions({ scaleMargins: { top: 0.05, bottom: 0.3 } });
+      chart.priceScale("lower").applyOptions({ scaleMargins: { top: 0.75, bottom: 0 } });
+    }
+    container.dataset.indicators = String(indicatorSeries.size);
+    const lasts = (plots || []).filter((plot) => plot.data.length)
+      .map((plot) => plot.data[plot.data.length - 1][0]);
+    container.dataset.indicatorsUntil = lasts.length ? String(Math.max(...lasts)) : "";
+  }
+
+  function refreshIndicators() {
+    if (refreshTimer !== null || !indicatorSeries.size) return;
+    refreshTimer = setTimeout(async () => {
+      try {
+        const response = await fetch(`/api/bots/${botId}/chart`, { credentials: "same-origin" });
+        if (response.ok) showIndicators((await response.json()).indicators);
+      } catch (error) {
+        // The next closed candle tries again; the candles themselves keep coming live.
+      } finally {
+        refreshTimer = null;
+      }
+    }, 1000);
+  }
+
   series.setData(bars);
+  showIndicators(initial.indicators);
   fills = initial.markers.map(fillOf);
   showMarkers();
   // Zooming out puts more candles in view: regroup when a marker must stand for more of them.
@@ -142,7 +223,10 @@
   const forThisBot = (draw) => (message) => {
     if (message.channel === channel) draw(message.data || {});
   };
-  window.Live.on("bot.candle", forThisBot(addCandle));
+  window.Live.on("bot.candle", forThisBot((data) => {
+    addCandle(data);
+    refreshIndicators();
+  }));
   window.Live.on("bot.trade", forThisBot((fill) => {
     fills.push(fillOf(fill));
     showMarkers();

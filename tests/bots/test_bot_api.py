@@ -313,6 +313,7 @@ BOT_ENDPOINTS = [
     ("get", "/orders"),
     ("get", "/trades"),
     ("get", "/events"),
+    ("get", "/chart"),
 ]
 
 
@@ -597,3 +598,32 @@ def test_an_exchange_account_with_bots_cannot_be_deleted(auth_client, account):
     assert ExchangeAccount.objects.filter(pk=account.pk).exists()
     assert auth_client.delete(f"/api/bots/{bot['id']}").status_code == 204
     assert auth_client.delete(f"/api/exchange-accounts/{account.pk}").status_code == 204
+
+
+def test_the_chart_carries_the_strategys_averages_from_its_first_candle_to_the_bots_clock(
+    auth_client, user, account
+):
+    # given: a replay bot of 5- and 20-candle averages that has acted on 60 candles, with far
+    # more candles stored before its start than the averages need to warm up
+    stored = store_candles(FIRST, 400)
+    runner = replay_bot(
+        user, account, start_ms=stored[300].open_time, params={"fast": 5, "slow": 20}
+    )
+    runner.start()
+    for _ in range(60):
+        runner.next_candle()
+    bot = runner.refresh()
+    # when
+    chart = auth_client.get(f"{BOTS}/{bot.pk}/chart").json()
+    # then: the last 200 candles up to the bot's clock, each average defined on every one of
+    # them (warmed up on the candles before) and equal to the mean of the closes it covers
+    candles = chart["candles"]
+    assert len(candles) == 200 and candles[-1][0] == bot.last_candle_ms
+    closes = [float(row.close) for row in stored]
+    last = next(i for i, row in enumerate(stored) if row.open_time == bot.last_candle_ms)
+    by_key = {plot["key"]: plot for plot in chart["indicators"]}
+    assert set(by_key) == {"fast", "slow"}
+    for key, length in (("fast", 5), ("slow", 20)):
+        data = by_key[key]["data"]
+        assert [time for time, _ in data] == [row[0] for row in candles]
+        assert data[-1][1] == pytest.approx(sum(closes[last - length + 1 : last + 1]) / length)

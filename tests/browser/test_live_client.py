@@ -514,6 +514,11 @@ def test_the_bot_page_shows_its_settings_ticks_live_and_closes_the_position(
     assert [m["time"] for m in markers] == sorted(m["time"] for m in markers)
     assert len({(m["time"], m["position"]) for m in markers}) == len(markers)
 
+    # and the strategy's two averages are drawn over the candles, up to the bot's last candle
+    assert chart.get_attribute("data-indicators") == "2"
+    expect(page.locator("#bot-chart-legend li")).to_have_text(["Fast average", "Slow average"])
+    assert chart.get_attribute("data-indicators-until") == str(bot.last_candle_ms)
+
     # and when the bot ticks (its tick publishes through the channel layer, as a worker's does)
     before = page.locator("#bot-last-tick").inner_text()
     events_before = int(stat(page, "received['bot.event'] || 0"))
@@ -531,6 +536,8 @@ def test_the_bot_page_shows_its_settings_ticks_live_and_closes_the_position(
     expect(page.locator("#bot-events tbody tr").first.locator("td").nth(3)).to_contain_text(
         f"Candle {candle:%Y-%m-%d %H:%M}: signal"
     )
+    # and the averages move on to the new candle (read again from the chart API)
+    expect(chart).to_have_attribute("data-indicators-until", str(bot.last_candle_ms))
     assert page.evaluate("() => window.notReloaded") is True
 
     # and when the trader closes the position, through its confirmation

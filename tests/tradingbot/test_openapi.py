@@ -22,6 +22,7 @@ EXPECTED_OPERATIONS = {
     "/api/bots/{id}/start": {"post"},
     "/api/bots/{id}/stop": {"post"},
     "/api/bots/{id}/close-position": {"post"},
+    "/api/bots/{id}/chart": {"get"},
     "/api/bots/{id}/positions": {"get"},
     "/api/bots/{id}/orders": {"get"},
     "/api/bots/{id}/trades": {"get"},
