@@ -24,11 +24,11 @@ class ChartMarkerOutput(serializers.Serializer):
 
 class IndicatorOutput(serializers.Serializer):
     key = serializers.CharField()
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # DRF pops declared fields
     pane = serializers.ChoiceField(choices=("price", "lower"))
     color = serializers.CharField(allow_null=True)
-    style = serializers.ChoiceField(choices=("line", "dashed", "histogram"))
-    data = serializers.ListField(
+    style = serializers.ChoiceField(choices=("line", "dashed", "histogram"))  # type: ignore[assignment]
+    data = serializers.ListField(  # type: ignore[assignment]
         child=serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2),
         help_text="[open time (epoch ms), value] pairs, ascending, from the chart's first candle",
     )

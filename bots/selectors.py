@@ -132,7 +132,7 @@ def bot_chart(bot: Bot) -> BotChart:
         "candles": candles, "markers": markers, "timeframe_ms": step,
         "entry_price": None if entry is None else float(entry),
         "liquidation_price": None if liquidation is None else float(liquidation),
-        "indicators": bot_indicators(bot, read, since_ms=candles[0][0] if candles else None),
+        "indicators": bot_indicators(bot, read, since_ms=int(candles[0][0]) if candles else None),
     }  # fmt: skip
 
 

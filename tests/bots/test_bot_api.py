@@ -618,7 +618,8 @@ def test_the_chart_carries_the_strategys_averages_from_its_first_candle_to_the_b
     # then: the last 200 candles up to the bot's clock, each average defined on every one of
     # them (warmed up on the candles before) and equal to the mean of the closes it covers
     candles = chart["candles"]
-    assert len(candles) == 200 and candles[-1][0] == bot.last_candle_ms
+    assert len(candles) == 200
+    assert candles[-1][0] == bot.last_candle_ms
     closes = [float(row.close) for row in stored]
     last = next(i for i, row in enumerate(stored) if row.open_time == bot.last_candle_ms)
     by_key = {plot["key"]: plot for plot in chart["indicators"]}
