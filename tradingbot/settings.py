@@ -183,6 +183,16 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(days=1),
         "options": {"queue": "default", "expires": 60 * 60},
     },
+    "record-account-equity": {
+        "task": "bots.tasks.record_account_equity_task",
+        "schedule": timedelta(minutes=1),
+        "options": {"queue": "default", "expires": 50},
+    },
+    "compact-equity": {
+        "task": "bots.tasks.compact_equity_task",
+        "schedule": timedelta(hours=1),
+        "options": {"queue": "default", "expires": 50 * 60},
+    },
     "fail-stale-backtests": {
         "task": "backtests.tasks.fail_stale_runs_task",
         "schedule": timedelta(minutes=1),

@@ -10,12 +10,14 @@
 - ``books``: orders, trades and positions. ``events``: the bot's log, its status changes, and
   the live updates a tick gathers (``BotUpdates``) and publishes once.
 - ``markets``: a bot's exchange, clock and candles. ``housekeeping``: pruning old bot events.
+- ``equity``: the bots' and paper accounts' equity over time, and thinning it with age.
 - ``demo``: the demo trader's bot.
 """
 
 from bots.services.batch import bots_tick_batch
 from bots.services.demo import demo_bot_seed
 from bots.services.dispatch import bots_dispatch
+from bots.services.equity import accounts_equity_record, equity_compact
 from bots.services.housekeeping import bot_events_prune
 from bots.services.lifecycle import (
     BotConfig,
@@ -32,6 +34,7 @@ from bots.services.ticks import bot_tick
 __all__ = [
     "BotConfig",
     "TickResult",
+    "accounts_equity_record",
     "bot_create",
     "bot_delete",
     "bot_events_prune",
@@ -43,4 +46,5 @@ __all__ = [
     "bots_kill",
     "bots_tick_batch",
     "demo_bot_seed",
+    "equity_compact",
 ]

@@ -3,19 +3,20 @@ events; and times shown in the trader's own time zone."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db.models import Sum
 from django.template.defaultfilters import floatformat
 from django.test import Client
-from django.utils import timezone
 
 from accounts import services as account_services
 from bots.models import Bot, BotEvent, Position, Trade
+from bots.performance import bot_now, day_start
 from markets.models import PaperBalance
 from strategies.services import strategy_catalogue_sync
 from tests.bots.bot_helpers import COUNT, FIRST, holding_bot, live_bot, paper_account, store_candles
@@ -42,11 +43,14 @@ def test_totals_add_up_the_paper_accounts_equity_and_every_bots_pnl(trader_clien
         b.currency: b.free + b.used
         for b in PaperBalance.objects.filter(account=bot.exchange_account)
     }
-    # and a fill made today (the replay's fills are in market time, years ago)
-    today = Trade.objects.create(
-        bot=bot, order=bot.orders.first(), symbol=bot.symbol, side="sell", qty="0.001",
-        price="20000", pnl="7.25", time=timezone.now() - timedelta(minutes=1),
-    )  # fmt: skip
+    # and a realised loss on the replay's own day (its fills are in market time, years ago),
+    # and one the day before, which is not "today" for it
+    now = bot_now(bot)
+    fill = {"bot": bot, "order": bot.orders.first(), "symbol": bot.symbol, "side": "sell",
+            "qty": "0.001", "price": "20000"}  # fmt: skip
+    Trade.objects.create(**fill, pnl="-7.25", time=now - timedelta(minutes=1))
+    Trade.objects.create(**fill, pnl="-100", time=day_start(now, UTC) - timedelta(minutes=1))
+    today = Trade.objects.filter(bot=bot, time__gte=day_start(now, UTC)).aggregate(t=Sum("pnl"))
 
     html = trader_client.get("/dashboard/").content.decode()
 
@@ -54,7 +58,8 @@ def test_totals_add_up_the_paper_accounts_equity_and_every_bots_pnl(trader_clien
     totals = section(html, "dashboard-totals")
     assert f"{floatformat(equity, 2)} USDT" in totals
     assert f"{floatformat(position.pnl + position.unrealized_pnl, 2)} USDT" in totals
-    assert f"{floatformat(today.pnl, 2)} USDT" in totals
+    assert today["t"] <= Decimal("-7.25")
+    assert f'id="total-today">{floatformat(today["t"], 2)} USDT' in totals
     assert "1 live account not included" in totals
     accounts = section(html, "dashboard-accounts")
     assert "on the exchange" in accounts  # the live account's equity is not guessed
@@ -110,6 +115,9 @@ def test_the_totals_panel_alone_is_served_to_its_trader_only(trader_client, clie
     assert response.status_code == 200
     assert response.content.decode().strip().startswith('<div class="totals" id="totals">')
     assert "1234.50 USDT" in response.content.decode()
+    # the accounts table comes with it, from the same read: its equity cannot lag the header's
+    accounts = response.content.decode().split('id="accounts-table"')[1]
+    assert "<td>1234.50</td>" in accounts
     anonymous = Client()
     assert anonymous.get("/dashboard/totals/").status_code == 302
 
