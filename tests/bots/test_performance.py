@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bots.models import BotEquity, Position, Trade
-from bots.services import accounts_equity_record, bots_tick_batch, equity_compact
+from bots.services import accounts_equity_record, bot_stop, bots_tick_batch, equity_compact
 from bots.services.equity import thinned_out
 from markets.models import AccountEquity
 from tests.bots.bot_helpers import (
@@ -101,6 +101,23 @@ def test_a_replay_bots_curve_and_performance_grow_as_it_ticks(auth_client, runne
     [line] = day["bots"]
     assert line["id"] == runner.bot.pk
     assert [p["time"] for p in line["equity"]] == times
+
+
+def test_a_stop_that_closes_the_position_ends_the_curve_on_the_realised_result(auth_client, runner):
+    Scripted.target = 1
+    runner.tick()
+    runner.next_candle()
+
+    bot_stop(bot=runner.refresh(), flatten=True, clock=runner.clock)
+
+    points = equity(auth_client, runner.bot.pk)["points"]
+    position = Position.objects.get(bot=runner.bot)
+    assert position.qty == 0
+    assert len(points) == 2  # the stop's point replaces its candle's
+    assert (points[-1]["equity"], points[-1]["unrealised"]) == (
+        f"{position.pnl.normalize():f}",
+        "0",
+    )
 
 
 def test_the_batchs_held_bots_write_their_point_too(user, runner, rows):
