@@ -331,6 +331,8 @@ SPECTACULAR_SETTINGS = {
         "OrderSideEnum": "bots.models.Order.Side",
         # long / short: a position's side and a backtest trade's
         "PositionSideEnum": "bots.models.Position.Side",
+        # live / replay: a bot's data source, and the clock of its equity curve
+        "DataSourceEnum": "bots.models.Bot.DataSource",
     },
     # The 401 of every authenticated operation, the 400/413/415 of every body (tradingbot.openapi).
     "POSTPROCESSING_HOOKS": [
