@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Sum
 from django.template.defaultfilters import floatformat
 from django.test import Client
+from django.utils import timezone
 
 from accounts import services as account_services
 from bots.models import Bot, BotEvent, Position, Trade
@@ -64,6 +65,26 @@ def test_totals_add_up_the_paper_accounts_equity_and_every_bots_pnl(trader_clien
     accounts = section(html, "dashboard-accounts")
     assert "on the exchange" in accounts  # the live account's equity is not guessed
     assert f"<td>{floatformat(Decimal(500), 2)}</td>" in accounts
+
+
+def test_realised_today_is_the_traders_day_in_their_time_zone_for_a_live_bot(
+    trader_client, user, rows
+):
+    # given: a live bot's fills now and just before midnight in Tokyo
+    bot = live_bot(user)
+    order = bot.orders.create(client_order_id="live-1", symbol=bot.symbol, side="sell",
+                              order_type="market", qty=1, reason="signal", candle_ms=0)  # fmt: skip
+    tokyo = ZoneInfo("Asia/Tokyo")
+    midnight = day_start(timezone.now(), tokyo)
+    fill = {"bot": bot, "order": order, "symbol": bot.symbol, "side": "sell", "qty": 1, "price": 1}
+    Trade.objects.create(**fill, pnl="3.5", time=timezone.now())
+    Trade.objects.create(**fill, pnl="-50", time=midnight - timedelta(minutes=1))
+    user.time_zone = "Asia/Tokyo"
+    user.save(update_fields=["time_zone"])
+
+    html = trader_client.get("/dashboard/").content.decode()
+
+    assert 'id="total-today">3.50 USDT' in section(html, "dashboard-totals")
 
 
 def test_it_lists_only_the_traders_bots_with_status_position_and_buttons(
