@@ -15,9 +15,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from accounts.services import api_token_issue
 from bots.models import BotEquity, Position, Trade
 from bots.services import accounts_equity_record, bot_stop, bots_tick_batch, equity_compact
 from bots.services.equity import thinned_out
+from bots.tasks import compact_equity_task, record_account_equity_task
 from markets.models import AccountEquity
 from tests.bots.bot_helpers import (
     STEP_MS,
@@ -185,8 +187,6 @@ def test_the_paper_accounts_are_sampled_once_a_minute_and_summed(auth_client, us
 
 
 def test_another_users_bot_is_not_found(api_client, other_user, runner):
-    from accounts.services import api_token_issue
-
     api_client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_issue(user=other_user).key}")
 
     response = api_client.get(f"/api/bots/{runner.bot.pk}/equity")
@@ -279,3 +279,14 @@ def _midnight_ms(moment: datetime, zone: str) -> int:
     local = moment.astimezone(ZoneInfo(zone))
     midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
     return int(midnight.timestamp() * 1000)
+
+
+def test_beats_tasks_sample_and_thin_through_celery(user):
+    paper_account(user, usdt="42")
+
+    sampled = record_account_equity_task.apply().get()
+    thinned = compact_equity_task.apply().get()
+
+    assert sampled == 1
+    assert AccountEquity.objects.get().equity == Decimal(42)
+    assert thinned == {"bots": 0, "bot_rows_deleted": 0, "accounts": 0, "account_rows_deleted": 0}
