@@ -124,6 +124,7 @@ def test_a_trader_runs_a_bot_then_a_backtest_and_another_trader_cannot_see_it(
     page.click("#add-exchange-account button[type=submit]")
     expect(page.locator(".messages")).to_contain_text("Paper desk")
     screenshot(page, "exchange-accounts")
+    accounts_equity_record(now=timezone.now() - timedelta(minutes=3))  # beat's minutely sample
 
     # 3. create an MA Cross bot on the replay feed with the form
     page.goto("/bots/new/")
@@ -199,7 +200,7 @@ def test_a_trader_runs_a_bot_then_a_backtest_and_another_trader_cannot_see_it(
     expect(row.locator(".position-qty")).to_have_text(floatformat(position.qty, "-8"))
     expect(row.locator(".unrealised-pnl")).to_have_text(floatformat(position.unrealized_pnl, 2))
     expect(page.locator("#dashboard-trades tbody tr").first).to_contain_text("BTC cross")
-    expect(page.locator("#equity-chart")).to_have_attribute("data-points", "2")
+    expect(page.locator("#equity-chart")).to_have_attribute("data-points", "3")
     expect(page.locator("#equity-chart canvas").first).to_be_visible()
     day = page.locator("#performance-table tbody tr").first
     expect(day).to_contain_text(f"{midnight:%Y-%m-%d}")
