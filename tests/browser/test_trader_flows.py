@@ -207,6 +207,10 @@ def test_a_trader_runs_a_bot_then_a_backtest_and_another_trader_cannot_see_it(
     expect(day.locator("td").nth(1)).to_have_text(floatformat(today, 2))
     expect(row.locator(".sparkline svg")).to_be_visible()
     expect(page.locator("#total-today")).to_have_text(f"{floatformat(today, 2)} USDT")
+    page.click(".period-switch button[data-period=month]")
+    expect(page.locator("#performance-table tbody tr").first).to_contain_text(f"{midnight:%Y-%m}")
+    page.click(".period-switch button[data-period=day]")  # back to days for the screenshot
+    expect(day).to_contain_text(f"{midnight:%Y-%m-%d}")
     header = page.locator("#total-equity").inner_text().removesuffix(" USDT")
     expect(page.locator("#exchange-accounts tbody td").nth(4)).to_have_text(header)
     screenshot(page, "dashboard")
