@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, ClassVar
 
 from django.conf import settings
@@ -317,3 +318,30 @@ class BotEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.time:%Y-%m-%d %H:%M:%S} {self.level} {self.kind}"
+
+
+class BotEquity(models.Model):
+    """The bot's equity curve: one row per closed candle the bot acts on, stamped at the
+    candle's close on the bot's own clock (a replay's: the replayed candle's close, not the
+    wall clock). The bot's equity is its result in quote, ``realised + unrealised`` on its
+    market (no capital of its own: it trades its account's balance). Older rows are thinned by
+    ``bots.services.equity.equity_compact``: every row of the last two days of the bot's clock,
+    the last of each hour up to 90 days, the last of each day beyond."""
+
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="equity")
+    time = models.DateTimeField(help_text="The candle's close (market time in a replay)")
+    realised = models.DecimalField(**PRICE, help_text="Position.pnl then, in quote")
+    unrealised = models.DecimalField(**PRICE, help_text="Position.unrealized_pnl then, in quote")
+
+    class Meta:
+        db_table = "bot_equity"
+        indexes: ClassVar[list[Any]] = [
+            models.Index(fields=("bot", "time"), name="bot_equity_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.bot_id} {self.time:%Y-%m-%d %H:%M} {self.equity}"
+
+    @property
+    def equity(self) -> Decimal:
+        return self.realised + self.unrealised

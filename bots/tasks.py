@@ -36,3 +36,15 @@ def dispatch_ticks_task() -> int:
 def prune_bot_events_task() -> int:
     """Daily (beat): drop bot events older than BOT_EVENT_RETENTION_DAYS."""
     return services.bot_events_prune()
+
+
+@shared_task(name="bots.tasks.record_account_equity_task", ignore_result=True)
+def record_account_equity_task() -> int:
+    """Every minute (beat): sample the paper accounts' equity (no exchange call)."""
+    return services.accounts_equity_record()
+
+
+@shared_task(name="bots.tasks.compact_equity_task", ignore_result=True)
+def compact_equity_task() -> dict[str, int]:
+    """Hourly (beat): thin the bots' and accounts' equity rows with age (idempotent)."""
+    return services.equity_compact()

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from bots import api, api_books, api_chart, api_control
+from bots import api, api_books, api_chart, api_control, api_performance
 
 urlpatterns = [
     path("bots", api.BotListCreateApi.as_view(), name="api-bots"),
@@ -17,4 +17,6 @@ urlpatterns = [
     path("bots/<int:pk>/orders", api_books.BotOrdersApi.as_view(), name="api-bot-orders"),
     path("bots/<int:pk>/trades", api_books.BotTradesApi.as_view(), name="api-bot-trades"),
     path("bots/<int:pk>/events", api_books.BotEventsApi.as_view(), name="api-bot-events"),
+    path("bots/<int:pk>/equity", api_performance.BotEquityApi.as_view(), name="api-bot-equity"),
+    path("performance", api_performance.PerformanceApi.as_view(), name="api-performance"),
 ]

@@ -343,3 +343,23 @@ class PaperPosition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.symbol} {self.side} {self.qty} @ {self.entry_price}"
+
+
+class AccountEquity(models.Model):
+    """A paper account's equity over time, in its quote currency (USDT): its balances valued
+    at the last price known, once a minute on the wall clock (``bots.services.equity``, which
+    knows the bots' marks). A live account's balances are on the exchange, which is not asked
+    for them once a minute: it has no rows. Thinned with age like a bot's curve (``equity``)."""
+
+    account = models.ForeignKey(ExchangeAccount, on_delete=models.CASCADE, related_name="equity")
+    time = models.DateTimeField()
+    equity = models.DecimalField(**PRICE)
+
+    class Meta:
+        db_table = "account_equity"
+        indexes: ClassVar[list[Any]] = [
+            models.Index(fields=("account", "time"), name="account_equity_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.time:%Y-%m-%d %H:%M} {self.equity}"

@@ -183,6 +183,16 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(days=1),
         "options": {"queue": "default", "expires": 60 * 60},
     },
+    "record-account-equity": {
+        "task": "bots.tasks.record_account_equity_task",
+        "schedule": timedelta(minutes=1),
+        "options": {"queue": "default", "expires": 50},
+    },
+    "compact-equity": {
+        "task": "bots.tasks.compact_equity_task",
+        "schedule": timedelta(hours=1),
+        "options": {"queue": "default", "expires": 50 * 60},
+    },
     "fail-stale-backtests": {
         "task": "backtests.tasks.fail_stale_runs_task",
         "schedule": timedelta(minutes=1),
@@ -321,6 +331,8 @@ SPECTACULAR_SETTINGS = {
         "OrderSideEnum": "bots.models.Order.Side",
         # long / short: a position's side and a backtest trade's
         "PositionSideEnum": "bots.models.Position.Side",
+        # live / replay: a bot's data source, and the clock of its equity curve
+        "DataSourceEnum": "bots.models.Bot.DataSource",
     },
     # The 401 of every authenticated operation, the 400/413/415 of every body (tradingbot.openapi).
     "POSTPROCESSING_HOOKS": [

@@ -11,6 +11,7 @@
   the live updates a tick gathers (``BotUpdates``) and publishes once.
 - ``markets``: a bot's exchange, clock and candles. ``housekeeping``: pruning old bot events.
 - ``closing``: "close position now", the trader's market close of a bot's position.
+- ``equity``: the bots' and paper accounts' equity over time, and thinning it with age.
 - ``demo``: the demo trader's bot.
 """
 
@@ -18,6 +19,7 @@ from bots.services.batch import bots_tick_batch
 from bots.services.closing import bot_close_position
 from bots.services.demo import demo_bot_seed
 from bots.services.dispatch import bots_dispatch
+from bots.services.equity import accounts_equity_record, equity_compact
 from bots.services.housekeeping import bot_events_prune
 from bots.services.lifecycle import (
     BotConfig,
@@ -34,6 +36,7 @@ from bots.services.ticks import bot_tick
 __all__ = [
     "BotConfig",
     "TickResult",
+    "accounts_equity_record",
     "bot_close_position",
     "bot_create",
     "bot_delete",
@@ -46,4 +49,5 @@ __all__ = [
     "bots_kill",
     "bots_tick_batch",
     "demo_bot_seed",
+    "equity_compact",
 ]

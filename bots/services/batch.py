@@ -31,9 +31,10 @@ from django.utils import timezone
 
 from bots.decisions import decide
 from bots.events import bot_candle_data
-from bots.models import Bot, BotEvent, Order, Position
+from bots.models import Bot, BotEquity, BotEvent, Order, Position
 from bots.perp_decisions import decide_perp
 from bots.services.books import position_mark
+from bots.services.equity import bot_equity_row
 from bots.services.events import BotUpdates
 from bots.services.lease import leases_claim, leases_release
 from bots.services.markets import BotMarket
@@ -190,6 +191,11 @@ def _write_back(held: list[_Held], token: str, updates: BotUpdates) -> None:
     now = timezone.now()
     with transaction.atomic():
         events = BotEvent.objects.bulk_create([h.event for h in held if h.event is not None])
+        BotEquity.objects.bulk_create(
+            bot_equity_row(h.bot, h.position, h.result.candle_ms)
+            for h in held
+            if h.position is not None and h.result.candle_ms is not None
+        )
         for values, pks in _grouped(
             (h.position.pk, {"mark_price": h.position.mark_price,
                              "unrealized_pnl": h.position.unrealized_pnl})

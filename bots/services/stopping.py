@@ -28,6 +28,7 @@ from bots.decisions import minimum_problem, round_down
 from bots.models import Bot, BotEvent, Order, Position
 from bots.order_ids import stop_order_id
 from bots.services.books import position_of
+from bots.services.equity import bot_equity_row
 from bots.services.events import BotUpdates, bot_event, bot_set_status
 from bots.services.markets import BotMarket, ticker_price
 from bots.services.orders import market_order, order_cancel, order_send, orders_reconcile
@@ -64,6 +65,9 @@ def stop_finish(bot: Bot, market: BotMarket, updates: BotUpdates) -> int:
         closing: list[int] = []
         problem = _attempt(lambda: closing.append(_flatten(bot, market, updates)))
         placed = sum(closing)
+    if placed and bot.last_candle_ms is not None:
+        # The close realised the position: the curve's last point says so (same candle, newer).
+        bot_equity_row(bot, position_of(bot), bot.last_candle_ms).save()
     uncancelled = _uncancelled(bot, problem, updates)
     bot_set_status(
         bot, Bot.Status.STOPPED, expected=(Bot.Status.STOPPING,), updates=updates,

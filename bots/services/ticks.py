@@ -54,6 +54,7 @@ from bots.events import bot_candle_data
 from bots.models import Bot, Position
 from bots.perp_decisions import decide_perp
 from bots.services.books import position_mark, position_of
+from bots.services.equity import bot_equity_row
 from bots.services.events import BotUpdates, bot_event
 from bots.services.failures import (
     crash,
@@ -234,6 +235,7 @@ def _trade_on(
         Bot.objects.filter(pk=bot.pk).update(
             last_candle_ms=candle_ms, risk_exit_target=decision.risk_exit_target
         )
+        bot_equity_row(bot, position, candle_ms).save()  # the curve's point for this candle
         bot_event(bot, **tick_event(decision, target, candle_ms), updates=updates)
     bot.last_candle_ms, bot.risk_exit_target = candle_ms, decision.risk_exit_target
     updates.position(bot, position)

@@ -4,8 +4,12 @@
  * It subscribes to each listed bot (bot:<id>), so that every connect and reconnect brings a
  * bot.snapshot with the bot's status and position. Then bot.status and bot.position update the
  * bot's row, bot.trade and bot.event go on top of the recent lists, and a fill or a position
- * change redraws the totals panel from the server (GET data-totals-url, at most once a second).
- * Text goes in as text, never as HTML; the totals panel is the server's own template.
+ * change (every tick sends one) redraws, at most once a second, everything else from the server:
+ * the totals panel and the accounts table together (GET data-totals-url: one read, so the
+ * accounts' equity and the header's never disagree), and the performance section (GET
+ * data-performance-url: the total equity curve, the profit table of the chosen period and each
+ * bot's sparkline). Text goes in as text, never as HTML; the panels are the server's own
+ * templates.
  */
 (() => {
   "use strict";
@@ -13,6 +17,7 @@
   const script = document.currentScript;
   if (!window.Live || !window.Format || !script) return;
   const totalsUrl = script.dataset.totalsUrl;
+  const performanceUrl = script.dataset.performanceUrl;
   const RECENT_ROWS = 20; // as tradingbot/site/dashboard.py RECENT
   const MAX_SUBSCRIPTIONS = 100; // the server's limit per connection
 
@@ -55,23 +60,93 @@
     section.querySelector(".empty").hidden = true;
   }
 
-  let totalsTimer = null;
+  async function redrawPanels() {
+    const response = await fetch(totalsUrl, { credentials: "same-origin" });
+    if (!response.ok) return;
+    const template = document.createElement("template");
+    template.innerHTML = (await response.text()).trim();
+    // Each top-level element of the answer replaces the page's element of the same id.
+    for (const fresh of [...template.content.children]) {
+      const current = fresh.id ? document.getElementById(fresh.id) : null;
+      if (current) current.replaceWith(fresh);
+    }
+  }
+
+  // --- performance: the total equity curve, the profit table, the sparklines ---------------------
+
+  let period = "day";
+  let equityChart = null;
+  const PERIOD_FORMATS = {
+    day: window.Format.zoned({ year: "numeric", month: "2-digit", day: "2-digit" }),
+    week: window.Format.zoned({ year: "numeric", month: "2-digit", day: "2-digit" }),
+    month: window.Format.zoned({ year: "numeric", month: "2-digit" }),
+  };
+
+  function periodLabel(ms) {
+    const text = PERIOD_FORMATS[period].format(new Date(ms));
+    return period === "week" ? `Week of ${text}` : text;
+  }
+
+  function drawTable(periods) {
+    const table = document.getElementById("performance-table");
+    const body = table.querySelector("tbody");
+    body.replaceChildren(...periods.map((bucket) => {
+      const rate = bucket.win_rate === null ? "—" : `${Math.round(bucket.win_rate * 100)}%`;
+      const tr = row([periodLabel(bucket.start), floatformat(bucket.profit, 2),
+                      String(bucket.trades), rate]);
+      tr.children[1].className = Number(bucket.profit) < 0 ? "loss" : "gain";
+      return tr;
+    }));
+    table.hidden = periods.length === 0;
+    document.getElementById("performance-empty").hidden = periods.length > 0;
+  }
+
+  function drawEquity(samples) {
+    const container = document.getElementById("equity-chart");
+    document.getElementById("equity-empty").hidden = samples.length > 0;
+    if (!window.LightweightCharts || !window.EquityChart) return;
+    if (equityChart === null) equityChart = window.EquityChart.create(container);
+    equityChart.draw(window.EquityChart.points(samples));
+  }
+
+  function drawSparklines(bots) {
+    for (const bot of bots) {
+      const cell = document.querySelector(`#bot-${bot.id} .sparkline`);
+      if (cell && window.EquityChart) window.EquityChart.sparkline(cell, bot.equity);
+    }
+  }
+
+  async function loadPerformance() {
+    if (!performanceUrl) return;
+    const asked = period;
+    const response = await fetch(`${performanceUrl}?period=${asked}`, {
+      credentials: "same-origin", headers: { Accept: "application/json" },
+    });
+    if (!response.ok || asked !== period) return;
+    const data = await response.json();
+    drawTable(data.periods);
+    drawEquity(data.equity);
+    drawSparklines(data.bots);
+  }
+
+  document.querySelectorAll(".period-switch button[data-period]").forEach((button) => {
+    button.addEventListener("click", () => {
+      period = button.dataset.period;
+      document.querySelectorAll(".period-switch button").forEach((other) => {
+        other.setAttribute("aria-pressed", String(other === button));
+      });
+      loadPerformance().catch(() => {});
+    });
+  });
+
+  let refreshTimer = null;
   function refreshTotals() {
-    if (totalsTimer !== null || !totalsUrl) return;
-    totalsTimer = setTimeout(async () => {
-      totalsTimer = null;
-      try {
-        const response = await fetch(totalsUrl, { credentials: "same-origin" });
-        if (!response.ok) return;
-        const html = await response.text();
-        const panel = document.getElementById("totals");
-        const template = document.createElement("template");
-        template.innerHTML = html.trim();
-        const fresh = template.content.firstElementChild;
-        if (panel && fresh && fresh.id === "totals") panel.replaceWith(fresh);
-      } catch (error) {
-        // Offline: the next event (or reconnect) tries again.
-      }
+    if (refreshTimer !== null) return;
+    refreshTimer = setTimeout(() => {
+      refreshTimer = null;
+      // Offline: the next event (or reconnect) tries again.
+      if (totalsUrl) redrawPanels().catch(() => {});
+      loadPerformance().catch(() => {});
     }, 1000);
   }
 
@@ -106,4 +181,5 @@
   document.querySelectorAll("#bots tr[data-bot-id]").forEach((tr, index) => {
     if (index < MAX_SUBSCRIPTIONS) window.Live.subscribe(`bot:${tr.dataset.botId}`);
   });
+  loadPerformance().catch(() => {});
 })();

@@ -16,17 +16,19 @@ import os
 import re
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.conf import settings as django_settings
 from django.template.defaultfilters import floatformat
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from backtests.models import Backtest
-from bots.models import Bot, Position
+from bots.models import Bot, Position, Trade
+from bots.services import accounts_equity_record
 from bots.services.dispatch import send_tick
 from strategies.services import strategy_catalogue_sync
 from tests.bots.worker_ticks_helpers import replay_start, store_replay
@@ -122,6 +124,7 @@ def test_a_trader_runs_a_bot_then_a_backtest_and_another_trader_cannot_see_it(
     page.click("#add-exchange-account button[type=submit]")
     expect(page.locator(".messages")).to_contain_text("Paper desk")
     screenshot(page, "exchange-accounts")
+    accounts_equity_record(now=timezone.now() - timedelta(minutes=3))  # beat's minutely sample
 
     # 3. create an MA Cross bot on the replay feed with the form
     page.goto("/bots/new/")
@@ -166,14 +169,26 @@ def test_a_trader_runs_a_bot_then_a_backtest_and_another_trader_cannot_see_it(
         expect(page.locator("#bot-trades tbody tr").first).to_contain_text("buy")
         assert page.evaluate("() => window.notReloaded") is True
         assert page.locator("#bot-chart").get_attribute("data-entry")  # the entry-price line
+        # its equity curve grows live too, a point per candle it acts on
+        page.wait_for_function(
+            "() => Number(document.getElementById('bot-equity-chart').dataset.points) >= 2"
+        )
         screenshot(page, "bot-detail")
 
-        # 6. stop it (the ticks go on, as beat's would: a stopping bot's tick finishes it)
+        # 6. stop it and close the position (the ticks go on, as beat's would: a stopping
+        # bot's tick finishes it)
+        page.check("#bot-stop input[name=flatten]")
         page.click("#bot-stop button")
         expect(page.locator("#bot-status")).to_have_text("Stopped")
     assert Bot.objects.get(pk=bot.pk).status == Bot.Status.STOPPED
 
-    # the dashboard shows the bot, its fill and its events
+    # the dashboard shows the bot, its fill and its events, and its performance: beat samples
+    # the paper accounts' equity each minute (played here), the sale is on the replayed day
+    accounts_equity_record(now=timezone.now() - timedelta(minutes=1))
+    accounts_equity_record()
+    sale = Trade.objects.filter(bot=bot, side="sell").latest("time")
+    midnight = sale.time.replace(hour=0, minute=0, second=0, microsecond=0)  # the trader's: UTC
+    today = sum(t.pnl for t in Trade.objects.filter(bot=bot, time__gte=midnight))
     page.goto("/dashboard/")
     expect(page.locator(f"#bot-{bot.pk} .bot-status")).to_have_text("Stopped")
     expect(page.locator(f"#bot-{bot.pk} form.bot-start button")).to_be_visible()
@@ -185,6 +200,19 @@ def test_a_trader_runs_a_bot_then_a_backtest_and_another_trader_cannot_see_it(
     expect(row.locator(".position-qty")).to_have_text(floatformat(position.qty, "-8"))
     expect(row.locator(".unrealised-pnl")).to_have_text(floatformat(position.unrealized_pnl, 2))
     expect(page.locator("#dashboard-trades tbody tr").first).to_contain_text("BTC cross")
+    expect(page.locator("#equity-chart")).to_have_attribute("data-points", "3")
+    expect(page.locator("#equity-chart canvas").first).to_be_visible()
+    day = page.locator("#performance-table tbody tr").first
+    expect(day).to_contain_text(f"{midnight:%Y-%m-%d}")
+    expect(day.locator("td").nth(1)).to_have_text(floatformat(today, 2))
+    expect(row.locator(".sparkline svg")).to_be_visible()
+    expect(page.locator("#total-today")).to_have_text(f"{floatformat(today, 2)} USDT")
+    page.click(".period-switch button[data-period=month]")
+    expect(page.locator("#performance-table tbody tr").first).to_contain_text(f"{midnight:%Y-%m}")
+    page.click(".period-switch button[data-period=day]")  # back to days for the screenshot
+    expect(day).to_contain_text(f"{midnight:%Y-%m-%d}")
+    header = page.locator("#total-equity").inner_text().removesuffix(" USDT")
+    expect(page.locator("#exchange-accounts tbody td").nth(4)).to_have_text(header)
     screenshot(page, "dashboard")
     # The README's screenshot is refreshed on request only, so a test run never dirties the tree.
     if os.environ.get("UPDATE_SCREENSHOTS"):

@@ -27,6 +27,8 @@ EXPECTED_OPERATIONS = {
     "/api/bots/{id}/orders": {"get"},
     "/api/bots/{id}/trades": {"get"},
     "/api/bots/{id}/events": {"get"},
+    "/api/bots/{id}/equity": {"get"},
+    "/api/performance": {"get"},
     "/api/strategies": {"get"},
     "/api/backtests": {"get", "post"},
     "/api/backtests/{id}": {"get", "delete"},

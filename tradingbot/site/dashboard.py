@@ -9,7 +9,6 @@ so its equity is unknown (None) while its bots' PnL still counts.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time
 from decimal import Decimal
 
 from django.db.models import QuerySet, Sum
@@ -17,9 +16,9 @@ from django.utils import timezone
 
 from accounts.models import User
 from bots.models import Bot, BotEvent, Position, Trade
-from markets.models import Candle, ExchangeAccount, PaperBalance
+from bots.performance import paper_account_equity, realised_today
+from markets.models import ExchangeAccount
 
-QUOTE = "USDT"
 ZERO = Decimal(0)
 RECENT = 20
 
@@ -35,7 +34,7 @@ class Totals:
     equity: Decimal  # the paper accounts'
     live_accounts: int  # how many accounts' equity is not included
     pnl_all_time: Decimal  # realised + unrealised, every bot
-    realised_today: Decimal  # fills since midnight in the trader's time zone
+    realised_today: Decimal  # fills since the trader's midnight (a replay's: on its clock)
     unrealised: Decimal
     accounts: list[AccountEquity]
 
@@ -43,7 +42,8 @@ class Totals:
 def dashboard_totals(*, user: User) -> Totals:
     accounts = [
         AccountEquity(
-            account, _paper_equity(account) if account.mode == ExchangeAccount.Mode.PAPER else None
+            account,
+            paper_account_equity(account) if account.mode == ExchangeAccount.Mode.PAPER else None,
         )
         for account in ExchangeAccount.objects.filter(user=user).order_by("label")
     ]
@@ -51,55 +51,15 @@ def dashboard_totals(*, user: User) -> Totals:
         pnl=Sum("pnl"), unrealised=Sum("unrealized_pnl")
     )
     realised, unrealised = books["pnl"] or ZERO, books["unrealised"] or ZERO
-    today = Trade.objects.filter(bot__user=user, time__gte=_local_midnight()).aggregate(
-        pnl=Sum("pnl")
-    )
     return Totals(
         equity=sum((a.equity for a in accounts if a.equity is not None), ZERO),
         live_accounts=sum(1 for a in accounts if a.equity is None),
         pnl_all_time=realised + unrealised,
-        realised_today=today["pnl"] or ZERO,
+        # The trader's day, in their time zone; a replay bot's on its own clock.
+        realised_today=realised_today(user=user, zone=timezone.get_current_timezone()),
         unrealised=unrealised,
         accounts=accounts,
     )
-
-
-def _local_midnight() -> datetime:
-    """Today's start in the active (the trader's) time zone."""
-    now = timezone.localtime()
-    return datetime.combine(now.date(), time.min, tzinfo=now.tzinfo)
-
-
-def _paper_equity(account: ExchangeAccount) -> Decimal:
-    total = ZERO
-    for balance in PaperBalance.objects.filter(account=account):
-        amount = balance.free + balance.used
-        if amount:
-            total += amount * _price(account, balance.currency)
-    return total
-
-
-def _price(account: ExchangeAccount, currency: str) -> Decimal:
-    """The last known price of ``currency`` in the quote currency (0 when none is known)."""
-    if currency == QUOTE:
-        return Decimal(1)
-    symbol = f"{currency}/{QUOTE}"
-    marked = (
-        Position.objects.filter(bot__exchange_account=account, symbol=symbol)
-        .exclude(mark_price=None)
-        .order_by("-updated_at")
-        .values_list("mark_price", flat=True)
-        .first()
-    )
-    if marked is not None:
-        return marked
-    close = (
-        Candle.objects.filter(exchange=account.exchange, symbol=symbol)
-        .order_by("-open_time")
-        .values_list("close", flat=True)
-        .first()
-    )
-    return close if close is not None else ZERO
 
 
 def dashboard_bots(*, user: User) -> list[tuple[Bot, Position | None]]:

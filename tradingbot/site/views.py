@@ -30,6 +30,7 @@ def dashboard(request: AuthenticatedHttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def dashboard_totals(request: AuthenticatedHttpRequest) -> HttpResponse:
-    """The totals panel alone: the dashboard redraws it after a fill or a position change."""
+    """The totals panel and the accounts table: the dashboard redraws both after a fill or a
+    position change, so that every equity on it comes from one read."""
     totals = selectors.dashboard_totals(user=request.user)
-    return render(request, "includes/dashboard_totals.html", {"totals": totals})
+    return render(request, "includes/dashboard_refresh.html", {"totals": totals})

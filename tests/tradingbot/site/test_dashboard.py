@@ -3,19 +3,21 @@ events; and times shown in the trader's own time zone."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db.models import Sum
 from django.template.defaultfilters import floatformat
 from django.test import Client
 from django.utils import timezone
 
 from accounts import services as account_services
 from bots.models import Bot, BotEvent, Position, Trade
+from bots.performance import bot_now, day_start
 from markets.models import PaperBalance
 from strategies.services import strategy_catalogue_sync
 from tests.bots.bot_helpers import COUNT, FIRST, holding_bot, live_bot, paper_account, store_candles
@@ -42,11 +44,14 @@ def test_totals_add_up_the_paper_accounts_equity_and_every_bots_pnl(trader_clien
         b.currency: b.free + b.used
         for b in PaperBalance.objects.filter(account=bot.exchange_account)
     }
-    # and a fill made today (the replay's fills are in market time, years ago)
-    today = Trade.objects.create(
-        bot=bot, order=bot.orders.first(), symbol=bot.symbol, side="sell", qty="0.001",
-        price="20000", pnl="7.25", time=timezone.now() - timedelta(minutes=1),
-    )  # fmt: skip
+    # and a realised loss on the replay's own day (its fills are in market time, years ago),
+    # and one the day before, which is not "today" for it
+    now = bot_now(bot)
+    fill = {"bot": bot, "order": bot.orders.first(), "symbol": bot.symbol, "side": "sell",
+            "qty": "0.001", "price": "20000"}  # fmt: skip
+    Trade.objects.create(**fill, pnl="-7.25", time=now - timedelta(minutes=1))
+    Trade.objects.create(**fill, pnl="-100", time=day_start(now, UTC) - timedelta(minutes=1))
+    today = Trade.objects.filter(bot=bot, time__gte=day_start(now, UTC)).aggregate(t=Sum("pnl"))
 
     html = trader_client.get("/dashboard/").content.decode()
 
@@ -54,11 +59,32 @@ def test_totals_add_up_the_paper_accounts_equity_and_every_bots_pnl(trader_clien
     totals = section(html, "dashboard-totals")
     assert f"{floatformat(equity, 2)} USDT" in totals
     assert f"{floatformat(position.pnl + position.unrealized_pnl, 2)} USDT" in totals
-    assert f"{floatformat(today.pnl, 2)} USDT" in totals
+    assert today["t"] <= Decimal("-7.25")
+    assert f'id="total-today">{floatformat(today["t"], 2)} USDT' in totals
     assert "1 live account not included" in totals
     accounts = section(html, "dashboard-accounts")
     assert "on the exchange" in accounts  # the live account's equity is not guessed
     assert f"<td>{floatformat(Decimal(500), 2)}</td>" in accounts
+
+
+def test_realised_today_is_the_traders_day_in_their_time_zone_for_a_live_bot(
+    trader_client, user, rows
+):
+    # given: a live bot's fills now and just before midnight in Tokyo
+    bot = live_bot(user)
+    order = bot.orders.create(client_order_id="live-1", symbol=bot.symbol, side="sell",
+                              order_type="market", qty=1, reason="signal", candle_ms=0)  # fmt: skip
+    tokyo = ZoneInfo("Asia/Tokyo")
+    midnight = day_start(timezone.now(), tokyo)
+    fill = {"bot": bot, "order": order, "symbol": bot.symbol, "side": "sell", "qty": 1, "price": 1}
+    Trade.objects.create(**fill, pnl="3.5", time=timezone.now())
+    Trade.objects.create(**fill, pnl="-50", time=midnight - timedelta(minutes=1))
+    user.time_zone = "Asia/Tokyo"
+    user.save(update_fields=["time_zone"])
+
+    html = trader_client.get("/dashboard/").content.decode()
+
+    assert 'id="total-today">3.50 USDT' in section(html, "dashboard-totals")
 
 
 def test_it_lists_only_the_traders_bots_with_status_position_and_buttons(
@@ -110,6 +136,9 @@ def test_the_totals_panel_alone_is_served_to_its_trader_only(trader_client, clie
     assert response.status_code == 200
     assert response.content.decode().strip().startswith('<div class="totals" id="totals">')
     assert "1234.50 USDT" in response.content.decode()
+    # the accounts table comes with it, from the same read: its equity cannot lag the header's
+    accounts = response.content.decode().split('id="accounts-table"')[1]
+    assert "<td>1234.50</td>" in accounts
     anonymous = Client()
     assert anonymous.get("/dashboard/totals/").status_code == 302
 
