@@ -27,6 +27,7 @@ from accounts.models import User
 from bots.decisions import minimum_problem, round_down
 from bots.models import Bot, BotEvent, Order, Position
 from bots.order_ids import stop_order_id
+from bots.performance import day_start, trader_zone
 from bots.services.books import position_of
 from bots.services.equity import bot_equity_row
 from bots.services.events import BotUpdates, bot_event, bot_set_status
@@ -154,13 +155,13 @@ def _flatten(bot: Bot, market: BotMarket, updates: BotUpdates) -> int:
 def daily_loss_hit(bot: Bot, market: BotMarket, position: Position, updates: BotUpdates) -> bool:
     """Today's realised PnL plus the open position's unrealised PnL at or below minus the limit
     moves the bot to ``stopping`` with its position to close (the caller finishes the stop).
-    "Today" is the market's UTC day."""
+    "Today" is the trader's day (their time zone) on the market's clock: the day the
+    dashboard's "realised today" counts (``bots.performance``)."""
     if bot.daily_loss_limit is None:
         return False
-    day_start = datetime.fromtimestamp(market.now_ms() / 1000, tz=UTC).replace(
-        hour=0, minute=0, second=0, microsecond=0
-    )
-    realised = bot.trades.filter(time__gte=day_start).aggregate(total=Sum("pnl"))["total"]
+    now = datetime.fromtimestamp(market.now_ms() / 1000, tz=UTC)
+    since = day_start(now, trader_zone(bot.user))
+    realised = bot.trades.filter(time__gte=since).aggregate(total=Sum("pnl"))["total"]
     today = (realised or Decimal(0)) + position.unrealized_pnl
     if today > -bot.daily_loss_limit:
         return False

@@ -4,7 +4,7 @@ replay bots on the paper exchange (see ``tests/bots/bot_helpers.py``)."""
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
@@ -589,3 +589,34 @@ def test_another_timeframe_starts_the_bot_afresh(runner: ReplayBot) -> None:
     changed = bot_update(bot=runner.refresh(), config=config)
 
     assert changed.last_candle_ms is None
+
+
+@pytest.mark.parametrize(("zone", "counted"), [("UTC", False), ("Europe/Athens", True)])
+def test_the_daily_loss_limit_counts_the_traders_day_not_the_utc_one(
+    user: Any, rows: list[Any], zone: str, counted: bool
+) -> None:
+    # given: a loss realised an hour before UTC midnight of the bot's market day, which is
+    # after midnight in Athens (UTC+2 in winter): today's for an Athens trader, yesterday's for
+    # a UTC one
+    user.time_zone = zone
+    user.save(update_fields=["time_zone"])
+    runner = new_runner(user, rows, daily_loss_limit=Decimal(10))
+    runner.start()
+    assert runner.tick().outcome == "held"
+    now = datetime.fromtimestamp(runner.refresh().last_candle_ms / 1000, tz=UTC)
+    assert 2 <= now.hour < 21  # so that the two midnights fall as said
+    utc_midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    bot = runner.bot
+    sold = Order.objects.create(
+        bot=bot, client_order_id="earlier-sell", symbol=bot.symbol, side="sell",
+        order_type="market", qty=Decimal("0.01"), status="closed", reason="signal", candle_ms=0,
+    )  # fmt: skip
+    Trade.objects.create(
+        bot=bot, order=sold, symbol=bot.symbol, side="sell", qty=Decimal("0.01"),
+        price=Decimal(17000), pnl=Decimal(-50), time=utc_midnight - timedelta(hours=1),
+    )  # fmt: skip
+    # when: the bot acts on its next candle, flat
+    result = runner.next_candle()
+    # then: the Athens trader's bot stops on that loss; the UTC trader's runs on
+    assert (result.outcome == "stopped") is counted
+    assert runner.refresh().events.filter(kind="daily_loss_limit").exists() is counted
