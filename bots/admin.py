@@ -27,7 +27,7 @@ from django.views.decorators.http import require_http_methods
 
 from accounts.models import User
 from bots import services
-from bots.models import Bot, BotEvent, Order, Position, Trade
+from bots.models import Bot, BotEquity, BotEvent, Order, Position, Trade
 from tradingbot.admin_paging import EstimatedCountPaginator
 from tradingbot.admin_utils import DeletedWithParentAdmin, changelist_url
 from tradingbot.errors import AppError
@@ -388,6 +388,15 @@ class PositionAdmin(BookAdmin):
         "updated_at",
     )  # fmt: skip
     search_fields = ("bot__name", "bot__user__email", "symbol")
+
+
+@admin.register(BotEquity)
+class BotEquityAdmin(BookAdmin):
+    """The bots' equity curves: a row per candle a bot acted on, on the bot's own clock."""
+
+    list_select_related = ("bot",)
+    list_display = ("time", "bot_link", "realised", "unrealised", "equity")
+    search_fields = ("bot__name", "bot__user__email")
 
 
 @admin.register(BotEvent)

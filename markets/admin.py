@@ -1,7 +1,8 @@
 """The markets app in the Django admin.
 
-Staff see which exchange accounts exist, never their secrets. Candles, market snapshots and the
-paper ledger are written by the platform, never by hand: read-only here.
+Staff see which exchange accounts exist, never their secrets. Candles (trade and mark), funding
+rates, market snapshots, the paper ledger and the accounts' equity samples are written by the
+platform, never by hand: read-only here.
 """
 
 from __future__ import annotations
@@ -14,7 +15,17 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 
 from markets import services
-from markets.models import Candle, ExchangeAccount, MarketSnapshot, PaperBalance, PaperOrder
+from markets.models import (
+    AccountEquity,
+    Candle,
+    ExchangeAccount,
+    FundingRate,
+    MarkCandle,
+    MarketSnapshot,
+    PaperBalance,
+    PaperOrder,
+    PaperPosition,
+)
 from tradingbot.admin_paging import EstimatedCountPaginator
 from tradingbot.admin_utils import changelist_url
 from tradingbot.errors import AppError
@@ -135,6 +146,27 @@ class CandleAdmin(ReadOnlyAdmin):
     ordering = ("-id",)
 
 
+@admin.register(MarkCandle)
+class MarkCandleAdmin(ReadOnlyAdmin):
+    """A perp's mark-price candles: as many rows as candles, kept as the candles are."""
+
+    list_display = ("exchange", "symbol", "timeframe", "open_time", "open", "high", "low", "close")
+    list_filter = ("timeframe",)
+    search_fields = ("=symbol",)
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    ordering = ("-id",)
+
+
+@admin.register(FundingRate)
+class FundingRateAdmin(ReadOnlyAdmin):
+    list_display = ("exchange", "symbol", "funding_time", "rate")
+    search_fields = ("=symbol",)
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    ordering = ("-id",)
+
+
 @admin.register(MarketSnapshot)
 class MarketSnapshotAdmin(ReadOnlyAdmin):
     """A snapshot holds every market of its exchange (megabytes of JSON): the list does not
@@ -160,6 +192,31 @@ class PaperBalanceAdmin(ReadOnlyAdmin):
     list_filter = ("currency",)
     search_fields = ("account__label", "account__user__email")
     list_select_related = ("account", "account__user")
+
+
+@admin.register(PaperPosition)
+class PaperPositionAdmin(ReadOnlyAdmin):
+    """The paper exchange's perp positions (its own books; a bot's are in bots)."""
+
+    list_display = (
+        "account", "symbol", "side", "qty", "entry_price", "leverage", "margin", "funding",
+        "realized_pnl", "liquidation_price", "updated_at",
+    )  # fmt: skip
+    list_filter = ("side",)
+    search_fields = ("account__label", "account__user__email", "=symbol")
+    list_select_related = ("account", "account__user")
+
+
+@admin.register(AccountEquity)
+class AccountEquityAdmin(ReadOnlyAdmin):
+    """A paper account's equity samples (written once a minute, thinned with age)."""
+
+    list_display = ("account", "time", "equity")
+    search_fields = ("account__label", "account__user__email")
+    list_select_related = ("account", "account__user")
+    show_full_result_count = False
+    ordering = ("-id",)
+    paginator = EstimatedCountPaginator
 
 
 @admin.register(PaperOrder)

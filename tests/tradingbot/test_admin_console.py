@@ -19,7 +19,7 @@ from strategies.services import strategy_catalogue_sync
 from tests.bots.bot_helpers import paper_account, store_candles
 from tradingbot import admin_paging
 
-PLATFORM_APPS = ("accounts", "bots", "strategies", "backtests")
+PLATFORM_APPS = ("accounts", "markets", "bots", "strategies", "backtests")
 
 
 def platform_models() -> list[Any]:
