@@ -5,9 +5,12 @@ seeds what ``make run`` seeds (the demo trader, the shipped BTC/USDT candles, a 
 backtest and a replay bot), adds ``--trades`` fills to the bot (so that its trade list pages)
 and then times, through Django's test client in this process (no network), ``--repeat`` GETs of:
 
-- ``/dashboard/``, ``/bots/<id>/`` (its chart's 200 candles and markers embedded), ``/bots/new/``
-  (a form per strategy), ``/backtests/<id>/`` (the finished backtest: up to 1,000 chart bars,
-  equity and drawdown curves, trades), ``/backtests/``;
+- ``/dashboard/``, ``/bots/<id>/`` (its chart's 200 candles, markers and indicators embedded),
+  ``/bots/new/`` (a form per strategy), ``/backtests/<id>/`` (the finished backtest: up to 1,000
+  chart bars with volume and indicators, equity and drawdown curves, the report's breakdowns,
+  trades), ``/backtests/``;
+- the API reads behind the cockpit: the backtest's export (CSV, JSON), the bot's chart and equity
+  curve, the trader's performance by day;
 - the peer, ``/strategies/``: a plain page with four rows, same middleware and session.
 
 It prints the median and p90 milliseconds, the page's size and the median's ratio to the peer's.
@@ -79,9 +82,11 @@ def timed(client: object, path: str, repeat: int) -> tuple[list[float], int]:
     for _ in range(repeat):
         begin = time.perf_counter()
         response = client.get(path)  # type: ignore[attr-defined]
+        # a streamed answer (the CSV export) is produced as it is read: time the reading too
+        body = b"".join(response.streaming_content) if response.streaming else response.content
         times.append((time.perf_counter() - begin) * 1000)
         assert response.status_code == 200, (path, response.status_code)
-        size = len(response.content)
+        size = len(body)
     return times, size
 
 
@@ -103,19 +108,24 @@ def main() -> None:
         ("/bots/new/", "/bots/new/"),
         (f"/backtests/{backtest_id}/", f"/backtests/{backtest_id}/"),
         ("/backtests/", "/backtests/"),
+        ("backtest export csv", f"/api/backtests/{backtest_id}/export?format=csv"),
+        ("backtest export json", f"/api/backtests/{backtest_id}/export?format=json"),
+        ("bot chart API", f"/api/bots/{bot_id}/chart"),
+        ("bot equity API", f"/api/bots/{bot_id}/equity"),
+        ("performance API", "/api/performance?period=day"),
     ]
     for _, path in pages:  # warm caches and the market catalogue once
         client.get(path)
     print(f"{args.repeat} GETs each, SQLite, in-process test client; the bot has "
           f"{args.trades}+ fills")  # fmt: skip
-    print(f"{'page':<22} {'p50 ms':>8} {'p90 ms':>8} {'KiB':>7} {'÷ peer':>7}")
+    print(f"{'page':<24} {'p50 ms':>8} {'p90 ms':>8} {'KiB':>7} {'÷ peer':>7}")
     peer = None
     for label, path in pages:
         times, size = timed(client, path, args.repeat)
         p50 = statistics.median(times)
         p90 = statistics.quantiles(times, n=10)[-1]
         peer = peer or p50
-        print(f"{label:<22} {p50:8.1f} {p90:8.1f} {size / 1024:7.1f} {p50 / peer:6.1f}x")
+        print(f"{label:<24} {p50:8.1f} {p90:8.1f} {size / 1024:7.1f} {p50 / peer:6.1f}x")
 
 
 if __name__ == "__main__":
