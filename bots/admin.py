@@ -27,7 +27,7 @@ from django.views.decorators.http import require_http_methods
 
 from accounts.models import User
 from bots import services
-from bots.models import Bot, BotEquity, BotEvent, Order, Position, Trade
+from bots.models import Bot, BotEquity, BotEvent, Order, Position, Signal, Trade
 from tradingbot.admin_paging import EstimatedCountPaginator
 from tradingbot.admin_utils import DeletedWithParentAdmin, changelist_url
 from tradingbot.errors import AppError
@@ -123,6 +123,7 @@ class BotAdmin(admin.ModelAdmin):
                 )
             },
         ),
+        ("Signals", {"fields": ("signals_enabled", "signal_allowed_ips", "signal_target")}),
         (
             "Ticks",
             {
@@ -409,3 +410,15 @@ class BotEventAdmin(BookAdmin):
     @admin.display(description="message")
     def short_message(self, event: BotEvent) -> str:
         return _short(event.message, 120)
+
+
+@admin.register(Signal)
+class SignalAdmin(BookAdmin):
+    """The signals the bots' webhooks received, and what each did."""
+
+    list_select_related = ("bot", "order")
+    list_display = (
+        "received_at", "bot_link", "signal_id", "action", "target", "outcome", "order",
+    )  # fmt: skip
+    list_filter = ("outcome", "action")
+    search_fields = ("signal_id", "bot__name", "bot__user__email", "order__client_order_id")

@@ -118,6 +118,17 @@ class Bot(models.Model):
         null=True, blank=True,
         help_text="The signal a stop-loss/take-profit exit left; re-entry waits for a new one",
     )  # fmt: skip
+    signal_token_hash = models.CharField(
+        max_length=64, unique=True, null=True, blank=True,
+        help_text="SHA-256 of the signal webhook's token (shown once); null: signals disabled",
+    )  # fmt: skip
+    signal_allowed_ips = models.JSONField(
+        default=list, blank=True,
+        help_text="Networks the signal webhook accepts (CIDR strings); empty: any address",
+    )  # fmt: skip
+    signal_target = models.SmallIntegerField(
+        null=True, blank=True, help_text="The position the last signal asked for (-1, 0, +1)"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -161,6 +172,11 @@ class Bot(models.Model):
         """Trades a perpetual swap: ccxt writes a contract market with its settle currency
         (``BTC/USDT:USDT``)."""
         return ":" in self.symbol
+
+    @property
+    def signals_enabled(self) -> bool:
+        """The signal webhook takes signals: a token has been made (and not revoked)."""
+        return self.signal_token_hash is not None
 
     @property
     def is_live_money(self) -> bool:
@@ -224,6 +240,57 @@ class Order(models.Model):
     def is_trigger(self) -> bool:
         """A stop-loss / take-profit trigger order (read and cancelled as one on the exchange)."""
         return self.order_type in TRIGGER_ORDER_TYPES
+
+
+class Signal(models.Model):
+    """A signal the bot's webhook received (``POST /api/signals/<token>``). ``signal_id`` is the
+    sender's id and makes the signal idempotent: one row per bot and id, and its orders' client
+    ids carry the row (``order_ids.signal_stamp``), so the same id never trades twice.
+    ``outcome`` stays ``received`` until the signal has been acted on: a repeat of a signal
+    left so (a crash, an unreachable exchange) is acted on again under the same order ids."""
+
+    class Action(models.TextChoices):
+        BUY = "buy"
+        SELL = "sell"
+        CLOSE = "close"
+        LONG = "long"
+        SHORT = "short"
+        FLAT = "flat"
+
+    class Outcome(models.TextChoices):
+        RECEIVED = "received", "Received (not acted on yet)"
+        TRADED = "traded"
+        HELD = "held", "Held (the bot was there already)"
+        SKIPPED = "skipped", "Skipped (below the market's minimums or the risk limits)"
+        REJECTED = "rejected", "Rejected by the exchange"
+        REFUSED = "refused", "Refused (the daily loss limit was reached)"
+
+    ID_MAX_LENGTH = 64
+
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="signals")
+    signal_id = models.CharField(max_length=ID_MAX_LENGTH, help_text="The sender's id")
+    action = models.CharField(max_length=8, choices=Action.choices)
+    target = models.SmallIntegerField(help_text="The position it asks for (-1, 0, +1)")
+    received_at = models.DateTimeField(auto_now_add=True)
+    outcome = models.CharField(max_length=8, choices=Outcome.choices, default=Outcome.RECEIVED)
+    message = models.TextField(blank=True, default="")
+    order = models.ForeignKey(
+        "Order", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        help_text="The market order it placed (a flip's opening order)",
+    )  # fmt: skip
+
+    class Meta:
+        db_table = "bot_signals"
+        ordering = ("-received_at", "-id")
+        constraints: ClassVar[list[Any]] = [
+            models.UniqueConstraint(fields=("bot", "signal_id"), name="signal_id_per_bot"),
+        ]
+        indexes: ClassVar[list[Any]] = [
+            models.Index(fields=("bot", "-received_at"), name="signal_bot_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.signal_id} ({self.outcome})"
 
 
 class Trade(models.Model):

@@ -17,7 +17,7 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from accounts.models import User
-from bots.models import Bot, BotEvent, Order, Position, Trade
+from bots.models import Bot, BotEvent, Order, Position, Signal, Trade
 from markets.selectors import FRAME_COLUMNS, candles_recent
 from markets.timeframes import timeframe_ms
 from strategies.plots import indicator_chart
@@ -79,6 +79,11 @@ def bot_event_list(*, bot: Bot, level: str | None = None) -> QuerySet[BotEvent]:
     if level:
         events = events.filter(level=level)
     return events
+
+
+def bot_signal_list(*, bot: Bot) -> QuerySet[Signal]:
+    """The signals the bot's webhook received, newest first, with the order each placed."""
+    return Signal.objects.filter(bot=bot).select_related("order").order_by("-received_at", "-id")
 
 
 # --- pages ----------------------------------------------------------------------------------------

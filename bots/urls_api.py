@@ -1,6 +1,6 @@
 from django.urls import path
 
-from bots import api, api_books, api_chart, api_control, api_performance
+from bots import api, api_books, api_chart, api_control, api_performance, api_signals
 
 urlpatterns = [
     path("bots", api.BotListCreateApi.as_view(), name="api-bots"),
@@ -18,5 +18,17 @@ urlpatterns = [
     path("bots/<int:pk>/trades", api_books.BotTradesApi.as_view(), name="api-bot-trades"),
     path("bots/<int:pk>/events", api_books.BotEventsApi.as_view(), name="api-bot-events"),
     path("bots/<int:pk>/equity", api_performance.BotEquityApi.as_view(), name="api-bot-equity"),
+    path(
+        "bots/<int:pk>/signal-token",
+        api_signals.SignalTokenApi.as_view(),
+        name="api-bot-signal-token",
+    ),
+    path(
+        "bots/<int:pk>/signal-allow-list",
+        api_signals.SignalAllowListApi.as_view(),
+        name="api-bot-signal-allow-list",
+    ),
+    path("bots/<int:pk>/signals", api_signals.BotSignalsApi.as_view(), name="api-bot-signals"),
+    path("signals/<str:token>", api_signals.SignalReceiveApi.as_view(), name="api-signal-receive"),
     path("performance", api_performance.PerformanceApi.as_view(), name="api-performance"),
 ]

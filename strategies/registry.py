@@ -7,7 +7,7 @@ How registration works (and why it cannot leak a half-loaded registry):
   fails half-way, changes nothing anybody reads.
 - :func:`load_registry` imports ``strategies.builtin`` and then every extra module by dotted name,
   and collects the registered classes each module exposes as module attributes (defined there or
-  imported into it; ``strategies.builtin`` imports its four). It builds a NEW :class:`Registry`
+  imported into it; ``strategies.builtin`` imports its five). It builds a NEW :class:`Registry`
   from them; only when every module loaded and every key is unique does it
   :func:`activate` that registry. On any failure it raises :class:`StrategyLoadError` naming the
   module and the cause, and the active registry stays exactly as it was.

@@ -88,9 +88,11 @@ def _isolate_this_xdist_worker() -> None:
     if not worker:
         return
     from accounts import throttling
+    from bots.services import signal_access
     from tradingbot import metrics
 
     throttling.KEY_PREFIX = f"{throttling.KEY_PREFIX}{worker}:"
+    signal_access.RATE_KEY_PREFIX = f"{signal_access.RATE_KEY_PREFIX}{worker}:"
     metrics.KEY_PREFIX = f"{metrics.KEY_PREFIX}-{worker}"
     settings.CACHES["default"]["KEY_PREFIX"] += f"-{worker}"
     settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] += f"-{worker}"
@@ -121,13 +123,16 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 @pytest.fixture(autouse=True)
 def _clean_redis_state() -> None:
-    """Forget login failures between tests (keys of this suite only, never a FLUSHDB)."""
+    """Forget login failures and signal rate windows between tests (keys of this suite only,
+    never a FLUSHDB)."""
     from accounts.throttling import KEY_PREFIX
+    from bots.services import signal_access
     from tradingbot.redis import get_redis
 
     client = get_redis()
-    for key in client.scan_iter(f"{KEY_PREFIX}*"):
-        client.delete(key)
+    for prefix in (KEY_PREFIX, signal_access.RATE_KEY_PREFIX):
+        for key in client.scan_iter(f"{prefix}*"):
+            client.delete(key)
 
 
 @pytest.fixture(autouse=True)

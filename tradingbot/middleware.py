@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Callable
 from functools import cache
@@ -21,6 +22,12 @@ logger = logging.getLogger("tradingbot.access")
 
 # Probes and assets would drown the events that matter; they are logged at DEBUG only.
 QUIET_PREFIXES = ("/healthz", "/metrics", "/" + settings.STATIC_URL.lstrip("/"))
+# A bot's signal webhook carries its secret token in the path: the log line never shows it.
+SECRET_PATH = re.compile(r"^(/api/signals/)[^/]+")
+
+
+def logged_path(path: str) -> str:
+    return SECRET_PATH.sub(r"\1<token>", path)
 
 
 class AccessLogMiddleware:
@@ -55,7 +62,7 @@ def _log_request(request: HttpRequest, status: int, error: str | None, started: 
     user = getattr(request, "user", None)
     fields = context(
         method=request.method,
-        path=request.path,
+        path=logged_path(request.path),
         status=status,
         duration_ms=round((time.perf_counter() - started) * 1000, 1),
         user_id=user.pk if user is not None and user.is_authenticated else None,

@@ -271,6 +271,10 @@ API_TOKEN_TTL = timedelta(hours=env_int(ENV, "API_TOKEN_TTL_HOURS", 24 * 7, mini
 # per client IP, are refused with 429 until the window has moved on.
 LOGIN_MAX_FAILURES = env_int(ENV, "LOGIN_MAX_FAILURES", 5, minimum=1)
 LOGIN_FAILURE_WINDOW = env_int(ENV, "LOGIN_FAILURE_WINDOW", 60, minimum=1)
+# A bot's signal webhook takes at most SIGNAL_RATE_LIMIT requests within SIGNAL_RATE_WINDOW
+# seconds (a sliding window in Redis, per bot); more are refused with 429 and Retry-After.
+SIGNAL_RATE_LIMIT = env_int(ENV, "SIGNAL_RATE_LIMIT", 20, minimum=1)
+SIGNAL_RATE_WINDOW = env_int(ENV, "SIGNAL_RATE_WINDOW", 60, minimum=1)
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"

@@ -46,42 +46,46 @@ TRIGGER_TYPES = {"stop_loss": Order.Type.STOP_MARKET, "take_profit": Order.Type.
 
 
 def orders_execute(
-    bot: Bot, market: BotMarket, decision: Decision, candle_ms: int, updates: BotUpdates
-) -> int:
-    """Cancel and place what the decision says; the number of orders placed."""
+    bot: Bot, market: BotMarket, decision: Decision, candle_ms: int, updates: BotUpdates,
+    *, stamp: str | None = None,
+) -> int:  # fmt: skip
+    """Cancel and place what the decision says; the number of orders placed. ``stamp``: the
+    decision was taken on a signal (``order_ids.signal_stamp``), its ids carry the signal."""
     for cid in decision.cancels:
         order_cancel(bot, market, cid, updates)
-    placed = triggers_place(bot, market, decision.triggers, candle_ms, updates)
+    placed = triggers_place(bot, market, decision.triggers, candle_ms, updates, stamp=stamp)
     if decision.place is None:
         return placed
-    return placed + place_send(bot, market, decision.place, candle_ms, updates)
+    return placed + place_send(bot, market, decision.place, candle_ms, updates, stamp=stamp)
 
 
 def place_send(
-    bot: Bot, market: BotMarket, place: Place, candle_ms: int, updates: BotUpdates
-) -> int:
+    bot: Bot, market: BotMarket, place: Place, candle_ms: int, updates: BotUpdates,
+    *, stamp: str | None = None,
+) -> int:  # fmt: skip
     """Send the decision's market order under its id; 1 when it was placed. A perp bot's
     order that opens a position has an id of its own (``open_order_id``), so a flip's close and
     open on one candle are two orders, each sent once."""
     if bot.is_perp and not place.reduce_only:
         position_side = "long" if place.side == Order.Side.BUY else "short"
-        cid = open_order_id(bot.pk, candle_ms, position_side)
+        cid = open_order_id(bot.pk, candle_ms, position_side, stamp=stamp)
     else:
-        cid = client_order_id(bot.pk, candle_ms, place.side)
+        cid = client_order_id(bot.pk, candle_ms, place.side, stamp=stamp)
     order = market_order(bot, cid, place.side, place.qty, place.reason, candle_ms)
     return 1 if order_send(market, order, updates, reduce_only=place.reduce_only) else 0
 
 
 def triggers_place(
     bot: Bot, market: BotMarket, triggers: tuple[Trigger, ...], candle_ms: int,
-    updates: BotUpdates,
+    updates: BotUpdates, *, stamp: str | None = None,
 ) -> int:  # fmt: skip
     """Place the protective trigger orders (``bots.decisions.protection``) under the ids of
-    this candle; the number placed."""
+    this candle (or signal: ``stamp``); the number placed."""
     placed = 0
     for trigger in triggers:
+        cid = trigger_order_id(bot.pk, candle_ms, trigger.reason, stamp=stamp)
         order = Order(
-            bot=bot, client_order_id=trigger_order_id(bot.pk, candle_ms, trigger.reason),
+            bot=bot, client_order_id=cid,
             symbol=bot.symbol, side=trigger.side, order_type=TRIGGER_TYPES[trigger.reason],
             price=trigger.price, qty=trigger.qty, reason=trigger.reason, candle_ms=candle_ms,
         )  # fmt: skip

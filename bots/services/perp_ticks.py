@@ -63,14 +63,14 @@ def perp_setup(bot: Bot, market: BotMarket) -> None:
 
 def perp_execute(
     bot: Bot, market: BotMarket, decision: Decision, at_market: Callable[[], TickInputs],
-    candle_ms: int, updates: BotUpdates,
+    candle_ms: int, updates: BotUpdates, *, stamp: str | None = None,
 ) -> tuple[Decision, int]:  # fmt: skip
     """Carry out a perp decision (module docstring); the decision as carried out (a flip's
     opening order as sized after the close) and the number of orders placed. ``at_market``
     reads the exchange's prices and balance again."""
     if decision.place is not None and not decision.place.reduce_only:
         perp_setup(bot, market)
-    placed = orders_execute(bot, market, decision, candle_ms, updates)
+    placed = orders_execute(bot, market, decision, candle_ms, updates, stamp=stamp)
     if decision.then is None:
         return decision, placed
     position = position_of(bot)
@@ -84,5 +84,5 @@ def perp_execute(
     decision = dataclasses.replace(decision, then=again.place, skip=again.skip)
     if again.place is not None:
         perp_setup(bot, market)
-        placed += place_send(bot, market, again.place, candle_ms, updates)
+        placed += place_send(bot, market, again.place, candle_ms, updates, stamp=stamp)
     return decision, placed

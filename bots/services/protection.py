@@ -84,12 +84,13 @@ def trigger_exit(bot: Bot, step_ms: int) -> str | None:
 
 
 def protect_entry(
-    bot: Bot, market: BotMarket, rules: MarketRules, candle_ms: int, updates: BotUpdates
-) -> int:
+    bot: Bot, market: BotMarket, rules: MarketRules, candle_ms: int, updates: BotUpdates,
+    *, stamp: str | None = None,
+) -> int:  # fmt: skip
     """Right after an entry filled: place its stop-loss and take-profit (the decision of the
     next tick would, a candle late); the number placed."""
     position = position_of(bot)
     qty = round_down(position.qty, rules.amount_step)
     side = -1 if bot.is_perp and position.side == Position.Side.SHORT else 1
     wanted = protection(qty, position.entry_price, risk_of(bot), rules, side=side)
-    return triggers_place(bot, market, wanted, candle_ms, updates)
+    return triggers_place(bot, market, wanted, candle_ms, updates, stamp=stamp)

@@ -77,6 +77,7 @@ from markets.exchanges.prices import ReplayEndedError
 from strategies.registry import active as strategy_registry
 
 LATE_CANDLE_RETRY_SECONDS = 2
+SIGNALS_STRATEGY = "signals"  # strategies.builtin.signals: trades on received signals only
 
 
 def bot_tick(*, bot_id: int, clock: Callable[[], float] = time.time) -> TickResult:
@@ -224,7 +225,7 @@ def _trade_on(
     if not decision.is_hold:  # it may trade: decide again on the exchange's prices and balance
         decision = decide_now(state.at_market())
     decision, placed = _execute(bot, market, decision, state, candle_ms, updates)
-    if placed and _opened(bot, decision):
+    if placed and opened_position(bot, decision):
         placed += protect_entry(bot, market, state.rules, candle_ms, updates)
     with transaction.atomic():
         if bot.is_perp:  # marked to the exchange's mark price
@@ -260,7 +261,7 @@ def _execute(
     return decision, orders_execute(bot, market, decision, candle_ms, updates)
 
 
-def _opened(bot: Bot, decision: Decision) -> bool:
+def opened_position(bot: Bot, decision: Decision) -> bool:
     """The decision sent an order that opens a position (its triggers are placed at once)."""
     if bot.is_perp:
         return decision.then is not None or (
@@ -340,7 +341,12 @@ SIGNAL_CACHE_SIZE = 4096
 def signal_of(bot: Bot, candles: pd.DataFrame) -> int:
     """The strategy's target after the newest candle. Strategies are pure functions of their
     parameters and the closed candles, so bots running the same strategy and parameters on the
-    same market share one computation per candle (per worker process)."""
+    same market share one computation per candle (per worker process).
+
+    The built-in ``signals`` strategy has no signal of its own: its target is the last signal
+    the bot received (flat until one arrives), so the tick keeps what a signal opened."""
+    if bot.strategy_id == SIGNALS_STRATEGY:
+        return bot.signal_target or 0
     key = (
         bot.strategy_id, json.dumps(bot.params, sort_keys=True), bot.exchange_account.exchange,
         bot.symbol, bot.timeframe, int(candles["open_time"].iloc[0]),
