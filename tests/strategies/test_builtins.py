@@ -157,8 +157,15 @@ def random_walk(rows: int = 400, seed: int = 11) -> pd.DataFrame:
     return candles(100 * np.exp(np.cumsum(rng.normal(0, 0.02, rows))))
 
 
-def test_the_builtins_are_the_four_keys() -> None:
-    assert sorted(SMALL_PARAMS) == load_registry([]).keys()
+def test_the_builtins_are_the_four_signal_makers_and_signals() -> None:
+    assert sorted([*SMALL_PARAMS, "signals"]) == load_registry([]).keys()
+
+
+def test_the_signals_strategy_is_flat_on_every_candle() -> None:
+    # its target comes from the signals a bot receives (bots.services.signals_in), not candles
+    strategy = load_registry([]).create("signals", {})
+    assert positions(strategy, [100.0 + i for i in range(30)]) == [0] * 30
+    assert strategy.schema()["params"] == []
 
 
 @pytest.mark.parametrize("key", SMALL_PARAMS)

@@ -12,7 +12,7 @@ from strategies.models import Strategy
 from strategies.services import strategy_catalogue_sync
 from tests.conftest import ROOT
 
-BUILT_INS = ["bollinger_breakout", "ma_cross", "macd", "rsi_reversion"]
+BUILT_INS = ["bollinger_breakout", "ma_cross", "macd", "rsi_reversion", "signals"]
 
 
 @pytest.mark.django_db
@@ -36,7 +36,7 @@ def test_sync_keeps_staffs_choice_and_flags_strategies_the_code_dropped():
         macd.enabled is False and macd.name != "stale"
     )
     assert Strategy.objects.get(key="gone_strategy").available is False
-    assert result == {"registered": 4, "created": 0, "unavailable": 1}
+    assert result == {"registered": 5, "created": 0, "unavailable": 1}
 
 
 @pytest.mark.django_db
@@ -45,7 +45,12 @@ def test_the_api_lists_usable_strategies_with_their_schema(auth_client):
     response = auth_client.get("/api/strategies")
     assert response.status_code == 200
     results = response.json()["results"]
-    assert [s["key"] for s in results] == ["bollinger_breakout", "ma_cross", "rsi_reversion"]
+    assert [s["key"] for s in results] == [
+        "bollinger_breakout",
+        "ma_cross",
+        "rsi_reversion",
+        "signals",
+    ]
     ma_cross = next(s for s in results if s["key"] == "ma_cross")
     fast = next(p for p in ma_cross["params"] if p["name"] == "fast")
     assert (fast["type"], fast["default"], fast["min"], fast["max"]) == ("int", 10, 2, 500)

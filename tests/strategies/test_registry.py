@@ -26,7 +26,7 @@ from strategies.registry import (
     register,
 )
 
-BUILTIN_KEYS = ["bollinger_breakout", "ma_cross", "macd", "rsi_reversion"]
+BUILTIN_KEYS = ["bollinger_breakout", "ma_cross", "macd", "rsi_reversion", "signals"]
 
 PLUGIN = """
 import pandas as pd
@@ -80,14 +80,14 @@ def write_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ca
         sys.modules.pop(name, None)
 
 
-def test_it_holds_the_four_builtins_sorted_by_key() -> None:
+def test_it_holds_the_five_builtins_sorted_by_key() -> None:
     registry = load_registry([])
     assert [cls.key for cls in registry.all()] == BUILTIN_KEYS
     assert registry.keys() == BUILTIN_KEYS
     assert registry.get("ma_cross") is MaCross
     assert "macd" in registry
     assert "nope" not in registry
-    assert len(registry) == 4
+    assert len(registry) == 5
 
 
 def test_it_names_the_known_keys_for_an_unknown_one() -> None:
@@ -99,7 +99,7 @@ def test_it_names_the_known_keys_for_an_unknown_one() -> None:
     assert caught.value.known == BUILTIN_KEYS
     assert str(caught.value) == (
         "unknown strategy 'turtle'; known strategies: "
-        "bollinger_breakout, ma_cross, macd, rsi_reversion"
+        "bollinger_breakout, ma_cross, macd, rsi_reversion, signals"
     )
 
 
@@ -214,6 +214,7 @@ def test_it_accepts_a_plugin_that_imports_a_builtin_to_subclass_it(
         "ma_cross",
         "macd",
         "rsi_reversion",
+        "signals",
     ]
 
 
