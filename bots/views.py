@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -10,6 +11,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.authentication import AuthenticatedHttpRequest
@@ -24,6 +26,11 @@ from bots.forms import (
     stored_range_of,
 )
 from bots.models import Bot, BotEvent, Order
+from bots.services.signal_access import (
+    signal_allow_list_set,
+    signal_token_revoke,
+    signal_token_rotate,
+)
 from markets import selectors as market_selectors
 from strategies.forms import StrategyParamsForm
 from strategies.selectors import strategy_classes_usable
@@ -31,6 +38,7 @@ from tradingbot.errors import AppError
 from tradingbot.forms import add_error_details
 
 RECENT_ROWS = 20  # trades and events on a bot's page
+SIGNAL_ROWS = 10  # received signals on a bot's page
 
 
 @login_required
@@ -45,6 +53,10 @@ def bot_list_view(request: AuthenticatedHttpRequest) -> HttpResponse:
 @require_http_methods(["GET"])
 def bot_detail_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     bot = bot_selectors.bot_get(user=request.user, pk=pk)
+    return render(request, "bots/bot_detail.html", _detail_page(request, bot))
+
+
+def _detail_page(request: AuthenticatedHttpRequest, bot: Bot) -> dict[str, Any]:
     trades = Paginator(bot_selectors.bot_trade_list(bot=bot), RECENT_ROWS)
     page = {
         "bot": bot,
@@ -67,8 +79,10 @@ def bot_detail_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
         "can_start": bot.status in (Bot.Status.STOPPED, Bot.Status.ERROR),
         "can_stop": bot.status != Bot.Status.STOPPED,
         "uncancelled": [] if bot.is_active else _uncancelled_orders(bot),
+        "signals": bot_selectors.bot_signal_list(bot=bot)[:SIGNAL_ROWS],
+        "signal_networks": "\n".join(bot.signal_allowed_ips),
     }
-    return render(request, "bots/bot_detail.html", page)
+    return page
 
 
 # Settings shown as the trader typed them (2.5, not 2.500).
@@ -277,3 +291,55 @@ def _back(request: AuthenticatedHttpRequest, bot: Bot) -> HttpResponse:
     if request.POST.get("next") == "list":
         return redirect("bots:bot-list")
     return redirect("bots:bot-detail", pk=bot.pk)
+
+
+# --- signals in ----------------------------------------------------------------------------------
+
+
+@login_required
+@require_POST
+def bot_signal_token_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    """Make (or replace) the bot's signal webhook token and show it, this once, on the bot's
+    page with the webhook's URL and a TradingView alert message (the page is not redirected
+    to: the token is never stored, so it could not be shown after a redirect)."""
+    bot = bot_selectors.bot_get(user=request.user, pk=pk)
+    token = signal_token_rotate(bot=bot)
+    page = _detail_page(request, bot)
+    url = request.build_absolute_uri(reverse("api-signal-receive", args=[token]))
+    page.update(signal_token=token, webhook_url=url, alert_example=tradingview_alert(bot))
+    return render(request, "bots/bot_detail.html", page)
+
+
+@login_required
+@require_POST
+def bot_signal_revoke_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    bot = bot_selectors.bot_get(user=request.user, pk=pk)
+    signal_token_revoke(bot=bot)
+    messages.success(request, "Signals disabled: the webhook's token no longer works.")
+    return redirect("bots:bot-detail", pk=bot.pk)
+
+
+@login_required
+@require_POST
+def bot_signal_allow_list_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    """The allow-list from the page's text box: networks separated by spaces, commas or lines."""
+    bot = bot_selectors.bot_get(user=request.user, pk=pk)
+    networks = request.POST.get("networks", "").replace(",", " ").split()
+    try:
+        saved = signal_allow_list_set(bot=bot, networks=networks)
+    except AppError as error:
+        messages.error(request, error.message)
+    else:
+        shown = ", ".join(saved) if saved else "any address"
+        messages.success(request, f"Signals are accepted from {shown}.")
+    return redirect("bots:bot-detail", pk=bot.pk)
+
+
+def tradingview_alert(bot: Bot) -> str:
+    """The alert message a TradingView strategy can send as it is: its position after the
+    order (long, short or flat; a spot bot's short is refused) and a unique id."""
+    action = "{{strategy.market_position}}"
+    return json.dumps(
+        {"action": action, "id": "{{ticker}}-{{interval}}-{{timenow}}", "ticker": "{{ticker}}",
+         "price": "{{close}}"}, indent=2,
+    )  # fmt: skip

@@ -6,6 +6,7 @@
  * - <select data-submit-with="NAME">: a change clicks the form's submit button named NAME.
  * - <input data-browser-time-zone>: filled with the browser's time zone (the login keeps it).
  * - <... data-shade="0.42">: sets the CSS variable --shade (heat-map cells).
+ * - <button data-copy="#id">: copies the element's value (or text) to the clipboard.
  */
 (() => {
   "use strict";
@@ -14,6 +15,15 @@
     const form = event.target;
     const question = form instanceof HTMLFormElement ? form.dataset.confirm : undefined;
     if (question && !window.confirm(question)) event.preventDefault();
+  });
+
+  document.addEventListener("click", (event) => {
+    const button = event.target instanceof Element ? event.target.closest("[data-copy]") : null;
+    if (!button) return;
+    const source = document.querySelector(button.dataset.copy);
+    if (!source) return;
+    const text = "value" in source ? source.value : source.textContent;
+    if (navigator.clipboard) navigator.clipboard.writeText(text).then(() => { button.textContent = "Copied"; });
   });
 
   document.addEventListener("change", (event) => {

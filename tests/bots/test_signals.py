@@ -9,11 +9,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.test import Client
 from rest_framework.test import APIClient
 
 from bots import services
 from bots.models import Bot, BotEvent, Order, Position, Signal, Trade
 from bots.services import BotConfig
+from bots.services.signal_access import signal_token_hash
 from markets.models import PaperOrder
 from tests.backtests.api_helpers import error_of
 from tests.bots.bot_helpers import ManualClock, ReplayBot, as_datetime, paper_account, replay_bot
@@ -260,3 +262,41 @@ def test_a_perp_bot_goes_short_and_flat_on_signals(auth_client, user, xrp):
     flat = send(token, {"action": "flat", "id": "s2"})
     assert flat.json()["signal"]["outcome"] == "traded", flat.content
     assert position(bot).qty == 0
+
+
+def test_the_bot_page_makes_a_token_shows_it_once_and_sets_the_allow_list(
+    trader_client, user, other_user, rows
+):
+    # given a signals bot and its owner's page
+    bot = signals_bot(user, rows).bot
+    page = trader_client.get(f"/bots/{bot.pk}/").content.decode()
+    assert "Signals <strong>disabled</strong>" in page
+    # when the owner makes a token on the page
+    made = trader_client.post(f"/bots/{bot.pk}/signal-token/")
+    # then the page shows the webhook URL with the token and a TradingView alert message, once
+    assert made.status_code == 200
+    html = made.content.decode()
+    url = html.split('id="signal-webhook-url" readonly value="')[1].split('"')[0]
+    token = url.rsplit("/api/signals/", 1)[1]
+    assert Bot.objects.get(pk=bot.pk).signal_token_hash == signal_token_hash(token)
+    assert "{{strategy.market_position}}" in html.replace("&quot;", '"')
+    assert token not in trader_client.get(f"/bots/{bot.pk}/").content.decode()
+    assert send(token, {"action": "buy", "id": "page-1"}).status_code == 200
+    shown = trader_client.get(f"/bots/{bot.pk}/").content.decode()
+    assert 'data-signal-id="page-1"' in shown
+    # the allow-list form keeps valid networks and refuses a bad one
+    trader_client.post(f"/bots/{bot.pk}/signal-allow-list/", {"networks": "10.1.0.0/16, ::1"})
+    assert Bot.objects.get(pk=bot.pk).signal_allowed_ips == ["10.1.0.0/16", "::1/128"]
+    trader_client.post(f"/bots/{bot.pk}/signal-allow-list/", {"networks": "nonsense"})
+    assert Bot.objects.get(pk=bot.pk).signal_allowed_ips == ["10.1.0.0/16", "::1/128"]
+    # disabling makes the token a 404
+    trader_client.post(f"/bots/{bot.pk}/signal-token/revoke/")
+    error_of(send(token, {"action": "sell", "id": "page-2"}), 404)
+    # another user's bot is a 404, and a post without the CSRF token is refused
+    stranger = Client()
+    stranger.force_login(other_user)
+    assert stranger.post(f"/bots/{bot.pk}/signal-token/").status_code == 404
+    csrf = Client(enforce_csrf_checks=True)
+    csrf.force_login(user)
+    assert csrf.post(f"/bots/{bot.pk}/signal-token/").status_code == 403
+    assert Bot.objects.get(pk=bot.pk).signal_token_hash is None
