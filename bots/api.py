@@ -259,6 +259,15 @@ class BotOutput(serializers.Serializer):
     margin_mode = serializers.CharField()
     liquidation_buffer_pct = DecimalText(allow_null=True)
     position = serializers.SerializerMethodField()
+    signals_enabled = serializers.BooleanField(
+        help_text="Its signal webhook takes signals (POST /api/bots/<id>/signal-token)"
+    )
+    signal_allowed_ips = serializers.ListField(
+        child=serializers.CharField(), help_text="Networks the webhook accepts; empty: any"
+    )
+    signal_target = serializers.IntegerField(
+        allow_null=True, help_text="The position the last signal asked for: 1, 0, -1"
+    )
     last_tick_at = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()

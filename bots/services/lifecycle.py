@@ -234,7 +234,7 @@ def bot_update(*, bot: Bot, config: BotConfig) -> Bot:
         raise _invalid("symbol", "Close the position before moving the bot to another market.")
     if _feed_changed(bot, fields):
         # Another market, timeframe or replay: the candles it acted on are not this feed's.
-        fields.update(last_candle_ms=None, risk_exit_target=None)
+        fields.update(last_candle_ms=None, risk_exit_target=None, signal_target=None)
     updated = Bot.objects.filter(pk=bot.pk, status__in=(Bot.Status.STOPPED, Bot.Status.ERROR))
     if not updated.update(**fields, updated_at=timezone.now()):
         raise AppError("bot_running", "Stop the bot before changing it.", 409)

@@ -69,6 +69,10 @@ def stop_finish(bot: Bot, market: BotMarket, updates: BotUpdates) -> int:
     if placed and bot.last_candle_ms is not None:
         # The close realised the position: the curve's last point says so (same candle, newer).
         bot_equity_row(bot, position_of(bot), bot.last_candle_ms).save()
+    if bot.stop_flatten and problem is None:
+        # A stop that closes the position forgets the last signal: a signals bot started again
+        # stays flat until a new one (it does not buy straight back in).
+        Bot.objects.filter(pk=bot.pk).update(signal_target=None)
     uncancelled = _uncancelled(bot, problem, updates)
     bot_set_status(
         bot, Bot.Status.STOPPED, expected=(Bot.Status.STOPPING,), updates=updates,

@@ -37,7 +37,8 @@ BOT_FIELDS = {
     "id", "name", "status", "state", "health", "health_reason", "last_error", "exchange_account",
     "symbol", "timeframe", "strategy", "params", "data_source", "order_size", "max_position",
     "stop_loss_pct", "take_profit_pct", "daily_loss_limit", "leverage", "margin_mode",
-    "liquidation_buffer_pct", "position", "last_tick_at", "created_at", "updated_at",
+    "liquidation_buffer_pct", "position", "signals_enabled", "signal_allowed_ips", "signal_target",
+    "last_tick_at", "created_at", "updated_at",
 }  # fmt: skip
 ORDER_FIELDS = {
     "client_order_id", "side", "order_type", "price", "qty", "filled_qty", "average_price",

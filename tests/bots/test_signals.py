@@ -7,6 +7,7 @@ pipeline, a perp short, the ``signals`` strategy's tick keeping it."""
 from __future__ import annotations
 
 import logging
+from decimal import Decimal
 from typing import Any
 
 from django.test import Client
@@ -300,3 +301,45 @@ def test_the_bot_page_makes_a_token_shows_it_once_and_sets_the_allow_list(
     csrf.force_login(user)
     assert csrf.post(f"/bots/{bot.pk}/signal-token/").status_code == 403
     assert Bot.objects.get(pk=bot.pk).signal_token_hash is None
+
+
+def test_a_signal_entry_gets_its_stop_loss_and_a_flattening_stop_forgets_the_signal(
+    auth_client, user, rows
+):
+    # given a signals bot with a stop-loss, long on a signal
+    runner = signals_bot(user, rows, stop_loss_pct=Decimal(2))
+    bot = runner.bot
+    token = make_token(auth_client, bot)
+    assert send(token, {"action": "long", "id": "sl-1"}).json()["signal"]["outcome"] == "traded"
+    # then its stop-loss rests on the exchange under the signal's id
+    stamp = f"tb{bot.pk}-s{Signal.objects.get().pk}"
+    stop = Order.objects.get(bot=bot, client_order_id=f"{stamp}-sl")
+    assert (stop.order_type, stop.status, stop.side) == ("stop_market", "open", "sell")
+    # when the trader stops the bot, closing the position, and starts it again
+    services.bot_stop(bot=runner.refresh(), by=user, flatten=True)
+    runner.tick()
+    assert runner.refresh().status == Bot.Status.STOPPED
+    assert position(bot).qty == 0
+    runner.start()
+    runner.next_candle()
+    # then the bot stays flat: the old signal does not buy it back in
+    assert runner.refresh().signal_target is None
+    assert position(bot).qty == 0
+
+
+def test_a_bot_of_another_strategy_acts_on_a_signal_at_once(auth_client, user, rows):
+    # given a running ma_cross bot whose owner enabled signals, long on its strategy's signal
+    runner = replay_bot(user, paper_account(user), start_ms=rows[30].open_time, name="cross")
+    runner.start()
+    for _ in range(50):
+        runner.next_candle()
+        if position(runner.bot).qty > 0:
+            break
+    bot = runner.bot
+    assert position(bot).qty > 0
+    token = make_token(auth_client, bot)
+    # when a close signal comes, then it sells at once, between two candles
+    candle = runner.refresh().last_candle_ms
+    assert send(token, {"action": "close", "id": "m-1"}).json()["signal"]["outcome"] == "traded"
+    assert position(bot).qty == 0
+    assert runner.refresh().last_candle_ms == candle
