@@ -11,6 +11,8 @@
   the live updates a tick gathers (``BotUpdates``) and publishes once.
 - ``markets``: a bot's exchange, clock and candles. ``housekeeping``: pruning old bot events.
 - ``closing``: "close position now", the trader's market close of a bot's position.
+- ``signals_in``: a signal posted to a bot's webhook, acted on at once under the tick lease;
+  ``signal_access``: who may post one (the hashed token, the IP allow-list, the rate limit).
 - ``equity``: the bots' and paper accounts' equity over time, and thinning it with age.
 - ``demo``: the demo trader's bot.
 """

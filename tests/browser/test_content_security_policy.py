@@ -85,6 +85,13 @@ def test_the_traders_pages_run_within_the_policy(watched, trader, password):
     watched.visit(f"/bots/{bot.pk}/")
     expect(page.locator("#bot-chart canvas").first).to_be_attached()
     watched.assert_clean()
+    # its signal webhook: the button makes a token, shown once with a TradingView message
+    with page.expect_navigation():
+        page.get_by_role("button", name="Enable signals: make a token").click()
+    assert "/api/signals/" in page.locator("#signal-webhook-url").input_value()
+    expect(page.locator("#signal-alert-example")).to_contain_text("{{strategy.market_position}}")
+    expect(page.locator("#signal-status")).to_contain_text("Signals enabled")
+    watched.assert_clean()
     # the run form: changing the strategy submits it (no inline onchange)
     watched.visit("/backtests/new/")
     select = page.locator("select[name=strategy]")
