@@ -343,3 +343,31 @@ def test_a_bot_of_another_strategy_acts_on_a_signal_at_once(auth_client, user, r
     assert send(token, {"action": "close", "id": "m-1"}).json()["signal"]["outcome"] == "traded"
     assert position(bot).qty == 0
     assert runner.refresh().last_candle_ms == candle
+
+
+def test_a_signal_goes_through_the_risk_checks(auth_client, user, rows):
+    # given a signals bot whose entries are too small for the market's minimums
+    bot = signals_bot(user, rows, order_size_kind="quote", order_size=Decimal("0.01")).bot
+    token = make_token(auth_client, bot)
+    # when a buy comes, then nothing is sent: the signal is recorded as skipped, and says why
+    signal = send(token, {"action": "buy", "id": "tiny"}).json()["signal"]
+    assert (signal["outcome"], signal["order"]) == ("skipped", None)
+    assert signal["message"].startswith("below_minimum")
+    assert not Order.objects.filter(bot=bot).exists()
+    # and a flat signal on a flat bot holds
+    assert send(token, {"action": "flat", "id": "f"}).json()["signal"]["outcome"] == "held"
+
+
+def test_a_signal_past_the_daily_loss_limit_stops_the_bot_instead(auth_client, user, rows):
+    # given a signals bot long on a signal, whose entry's costs already pass its daily limit
+    runner = signals_bot(user, rows, daily_loss_limit=Decimal("0.01"))
+    bot = runner.bot
+    token = make_token(auth_client, bot)
+    assert send(token, {"action": "buy", "id": "in"}).json()["signal"]["outcome"] == "traded"
+    # when the next signal comes
+    signal = send(token, {"action": "buy", "id": "more"}).json()["signal"]
+    # then it is refused, and the bot stopped and flattened as its tick would have
+    assert signal["outcome"] == "refused"
+    assert runner.refresh().status == Bot.Status.STOPPED
+    assert position(bot).qty == 0
+    assert BotEvent.objects.filter(bot=bot, kind="daily_loss_limit").exists()
