@@ -175,8 +175,21 @@ NOTIFY_FAILING_AFTER = env_int(ENV, "NOTIFY_FAILING_AFTER", 3, minimum=1)
 NOTIFY_MAX_ATTEMPTS = env_int(ENV, "NOTIFY_MAX_ATTEMPTS", 8, minimum=1)
 NOTIFY_BACKOFF_SECONDS = env_int(ENV, "NOTIFY_BACKOFF_SECONDS", 5, minimum=1)
 NOTIFY_MAX_BACKOFF_SECONDS = env_int(ENV, "NOTIFY_MAX_BACKOFF_SECONDS", 3600, minimum=1)
+# Staff alerts: a queue this long is a backlog; this many exchange errors in 10 minutes, a spike.
+NOTIFY_QUEUE_BACKLOG = env_int(ENV, "NOTIFY_QUEUE_BACKLOG", 1000, minimum=1)
+NOTIFY_EXCHANGE_ERRORS = env_int(ENV, "NOTIFY_EXCHANGE_ERRORS", 20, minimum=1)
 
 CELERY_BEAT_SCHEDULE = {
+    "send-daily-summaries": {
+        "task": "accounts.tasks.send_daily_summaries_task",
+        "schedule": timedelta(minutes=1),
+        "options": {"queue": "default", "expires": 50},
+    },
+    "send-system-alerts": {
+        "task": "accounts.tasks.send_system_alerts_task",
+        "schedule": timedelta(minutes=1),
+        "options": {"queue": "default", "expires": 50},
+    },
     "deliver-due-notifications": {
         "task": "accounts.tasks.deliver_due_notifications_task",
         "schedule": timedelta(minutes=1),

@@ -10,7 +10,12 @@ fill or an event is told once.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from decimal import Decimal
+
+from django.conf import settings
+from django.db.models import Count, Sum
+from django.utils import timezone
 
 from accounts.notifications import notify
 from bots.models import Bot, BotEvent, Order, Trade
@@ -71,3 +76,29 @@ def event_recorded(bot: Bot, event: BotEvent) -> None:
         facts={"bot": bot.name, "message": event.message},
         data={"bot_id": bot.pk, "event_id": event.pk},
     )  # fmt: skip
+
+
+def daily_summary_lines(user_id: int, start: datetime, end: datetime) -> list[str]:
+    """The user's bots in the daily summary: fills and realised PnL of the day, by bot."""
+    rows = (
+        Trade.objects.filter(bot__user_id=user_id, time__gte=start, time__lt=end)
+        .values("bot__name")
+        .annotate(fills=Count("id"), pnl=Sum("pnl"))
+        .order_by("bot__name")
+    )
+    lines = [f"{r['bot__name']}: {r['fills']} fills, PnL {_signed(r['pnl'])}" for r in rows]
+    running = Bot.objects.filter(user_id=user_id, status=Bot.Status.RUNNING).count()
+    return [*lines, f"{running} bot(s) running."]
+
+
+def exchange_error_spike() -> str | None:
+    """Many bots' exchange errors in the last 10 minutes (a staff alert)."""
+    since = timezone.now() - timedelta(minutes=10)
+    errors = (
+        BotEvent.objects.filter(time__gte=since, kind__startswith="exchange_")
+        .exclude(kind="exchange_recovered")
+        .count()
+    )
+    if errors < settings.NOTIFY_EXCHANGE_ERRORS:
+        return None
+    return f"{errors} exchange errors in the last 10 minutes."

@@ -5,6 +5,7 @@ first fill of a paper replay bot)."""
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -14,9 +15,9 @@ from accounts.delivery import channel_deliver
 from accounts.models import NotificationOutbox
 from accounts.notifications import channel_create
 from bots import services
-from bots.models import Order, Trade
-from bots.services.notices import trade_kind
-from tests.bots.bot_helpers import Scripted, paper_account, replay_bot, scripted_bot
+from bots.models import BotEvent, Order, Trade
+from bots.services.notices import daily_summary_lines, exchange_error_spike, trade_kind
+from tests.bots.bot_helpers import Scripted, live_bot, paper_account, replay_bot, scripted_bot
 
 FIRST_BUY = 40  # ma_cross(5, 20) first buys a few candles after this row of the stretch
 
@@ -108,3 +109,29 @@ def test_a_paper_replay_bots_first_fill_reaches_the_webhook_once_through_a_worke
     time.sleep(1.5)
     channel_deliver(channel_id=NotificationOutbox.objects.get().channel_id)
     assert len(webhook_server.received) == 1
+
+
+@pytest.mark.usefixtures("scripted_strategies")
+def test_the_daily_summary_lists_the_days_fills_and_pnl_by_bot(user: Any, rows: list[Any]):
+    runner = scripted_bot(user, paper_account(user), start_ms=rows[FIRST_BUY].open_time)
+    runner.start()
+    Scripted.target = 1
+    runner.tick()
+    Scripted.target = 0
+    runner.next_candle()
+    trades = list(Trade.objects.filter(bot=runner.bot).order_by("time"))
+    day_start = trades[0].time.replace(hour=0, minute=0, second=0, microsecond=0)
+    lines = daily_summary_lines(user.pk, day_start, day_start + timedelta(days=1))
+    pnl = sum(t.pnl for t in trades)
+    assert lines[0] == f"scripted replay: 2 fills, PnL {'+' if pnl > 0 else ''}{pnl:.2f}"
+    assert lines[-1] == "1 bot(s) running."
+
+
+def test_many_exchange_errors_are_a_system_alert(user: Any, settings: Any) -> None:
+    settings.NOTIFY_EXCHANGE_ERRORS = 3
+    bot = live_bot(user)
+    for kind in ("exchange_unavailable", "exchange_recovered", "exchange_unavailable"):
+        BotEvent.objects.create(bot=bot, kind=kind, message="down")
+    assert exchange_error_spike() is None
+    BotEvent.objects.create(bot=bot, kind="exchange_auth_failed", message="key")
+    assert exchange_error_spike() == "3 exchange errors in the last 10 minutes."
