@@ -21,7 +21,7 @@ from urllib.parse import unquote
 
 import apprise
 from django.conf import settings
-from django.db.models import F
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import NotificationChannel, NotificationOutbox
@@ -66,8 +66,8 @@ def scrub(text: str, url: str) -> str:
 
 def channel_deliver(*, channel_id: int, force: bool = False) -> str:
     """Send the channel's due rows as one message; what happened (``sent``, ``failed``,
-    ``waiting`` for the burst interval, ``idle``). ``force`` ignores the interval (a test
-    message the trader waits for)."""
+    ``waiting`` for the burst interval, ``busy`` with another worker, ``idle``). ``force``
+    ignores the interval (a test message the trader waits for)."""
     channel = NotificationChannel.objects.filter(pk=channel_id).first()
     if channel is None:
         return "idle"
@@ -76,6 +76,27 @@ def channel_deliver(*, channel_id: int, force: bool = False) -> str:
     if wait > 0 and not force:
         deliver_soon(channel_id=channel_id, countdown=wait)
         return "waiting"
+    if not _lease(channel, now):
+        return "busy"  # the worker delivering to it sends what is due when it is done
+    try:
+        outcome = _deliver_claimed(channel, now)
+    finally:
+        NotificationChannel.objects.filter(pk=channel.pk).update(delivering_until=None)
+    if outcome == "sent" and _due(channel).exists():
+        deliver_soon(channel_id=channel.pk, countdown=settings.NOTIFY_MIN_INTERVAL_SECONDS)
+    return outcome
+
+
+def _lease(channel: NotificationChannel, now: datetime) -> bool:
+    """One worker at a time per channel: a channel that hangs holds one worker, not all."""
+    free = Q(delivering_until__isnull=True) | Q(delivering_until__lt=now)
+    until = now + timedelta(seconds=LEASE_SECONDS)
+    return bool(
+        NotificationChannel.objects.filter(free, pk=channel.pk).update(delivering_until=until)
+    )
+
+
+def _deliver_claimed(channel: NotificationChannel, now: datetime) -> str:
     rows = _claim(channel, now)
     if not rows:
         return "idle"
@@ -86,6 +107,12 @@ def channel_deliver(*, channel_id: int, force: bool = False) -> str:
     return "sent" if result.ok else "failed"
 
 
+def _due(channel: NotificationChannel) -> QuerySet[NotificationOutbox]:
+    return Outbox.objects.filter(
+        channel=channel, status=Outbox.Status.PENDING, next_attempt_at__lte=timezone.now()
+    )
+
+
 def _burst_wait(channel: NotificationChannel, now: datetime) -> float:
     if channel.last_sent_at is None:
         return 0.0
@@ -94,9 +121,7 @@ def _burst_wait(channel: NotificationChannel, now: datetime) -> float:
 
 
 def _claim(channel: NotificationChannel, now: datetime) -> list[NotificationOutbox]:
-    due = Outbox.objects.filter(
-        channel=channel, status=Outbox.Status.PENDING, next_attempt_at__lte=now
-    )
+    due = _due(channel)
     ids = list(due.order_by("id").values_list("id", flat=True)[:BATCH_MAX])
     if not ids:
         return []

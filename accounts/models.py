@@ -135,6 +135,9 @@ class NotificationChannel(models.Model):
     failure_count = models.PositiveIntegerField(default=0, help_text="Failures in a row")
     last_error = models.TextField(blank=True, default="")
     last_sent_at = models.DateTimeField(null=True, blank=True)
+    delivering_until = models.DateTimeField(
+        null=True, blank=True, help_text="A worker delivers to it until then (one at a time)"
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -157,3 +157,21 @@ def test_a_down_channel_is_a_failure_not_an_exception(user: Any) -> None:
 def test_the_sweep_resends_the_due_channels(user: Any, channel: NotificationChannel) -> None:
     fill(user)
     assert delivery.deliver_due() == 1
+
+
+def test_one_worker_at_a_time_delivers_to_a_channel(
+    user: Any, channel: NotificationChannel, webhook_server: Any
+) -> None:
+    # given another worker delivering to the channel
+    fill(user)
+    NotificationChannel.objects.filter(pk=channel.pk).update(
+        delivering_until=timezone.now() + timedelta(seconds=60)
+    )
+    # then this one leaves it alone; once that lease lapses (a dead worker), it delivers
+    assert delivery.channel_deliver(channel_id=channel.pk) == "busy"
+    NotificationChannel.objects.filter(pk=channel.pk).update(
+        delivering_until=timezone.now() - timedelta(seconds=1)
+    )
+    assert delivery.channel_deliver(channel_id=channel.pk) == "sent"
+    assert len(webhook_server.wait_for(1)) == 1
+    assert NotificationChannel.objects.get(pk=channel.pk).delivering_until is None
