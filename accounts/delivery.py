@@ -74,6 +74,8 @@ def channel_deliver(*, channel_id: int, force: bool = False) -> str:
     now = timezone.now()
     wait = _burst_wait(channel, now)
     if wait > 0 and not force:
+        if not _due(channel).exists():
+            return "idle"
         deliver_soon(channel_id=channel_id, countdown=wait)
         return "waiting"
     if not _lease(channel, now):

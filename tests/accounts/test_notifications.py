@@ -84,6 +84,7 @@ def test_it_delivers_a_burst_as_one_message_then_waits_out_the_interval(
     assert message.body["message"].count("0.1 BTC/USDT @ 50000") == 3
     assert set(NotificationOutbox.objects.values_list("status", flat=True)) == {"sent"}
     # and a fourth within the interval waits for it
+    assert delivery.channel_deliver(channel_id=channel.pk) == "idle"  # nothing left to wait for
     fill(user, key="trade-9")
     assert delivery.channel_deliver(channel_id=channel.pk) == "waiting"
     assert NotificationOutbox.objects.get(key="trade-9").status == "pending"
