@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.html import format_html_join
 
 from accounts import services
-from accounts.models import ApiToken, User
+from accounts.models import ApiToken, NotificationChannel, NotificationOutbox, User
 from tradingbot.admin_utils import changelist_url
 from tradingbot.errors import AppError
 
@@ -188,3 +188,42 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
         for token in queryset:
             services.api_token_revoke(token=token)
+
+
+@admin.register(NotificationChannel)
+class NotificationChannelAdmin(admin.ModelAdmin):
+    """Users' notification channels: read-only, the URL only masked (it is a secret)."""
+
+    list_display = ("id", "user", "name", "url_masked", "status", "failure_count", "last_sent_at")
+    list_filter = ("status", "scheme")
+    search_fields = ("user__email", "name")
+    list_select_related = ("user",)
+    fields = ("user", "name", "url_masked", "kinds", "daily_summary_at", "status",
+              "failure_count", "last_error", "last_sent_at", "created_at")  # fmt: skip
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # the owner sets the URL; staff never see it
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(NotificationOutbox)
+class NotificationOutboxAdmin(admin.ModelAdmin):
+    """The notifications sent or waiting, per channel: read-only."""
+
+    list_display = ("id", "channel", "kind", "key", "status", "attempts", "next_attempt_at",
+                    "sent_at")  # fmt: skip
+    list_filter = ("status", "kind")
+    search_fields = ("key", "channel__user__email")
+    list_select_related = ("channel",)
+    fields = ("channel", "key", "kind", "title", "body", "status", "attempts",
+              "next_attempt_at", "created_at", "sent_at", "last_error")  # fmt: skip
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -11,6 +11,8 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from accounts.fields import MASK, EncryptedSecretField
+
 
 class UserManager(BaseUserManager["User"]):
     use_in_migrations = True
@@ -102,3 +104,92 @@ class ApiToken(models.Model):
 
     def is_expired(self, now: Any = None) -> bool:
         return self.expires_at <= (now or timezone.now())
+
+
+def all_notification_kinds() -> list[str]:
+    from accounts.notification_kinds import KINDS
+
+    return list(KINDS)
+
+
+class NotificationChannel(models.Model):
+    """Where a user's notifications go: one Apprise URL (``tgram://``, ``mailto://``,
+    ``json://``...), encrypted at rest and shown masked. ``kinds`` are the notification kinds
+    it gets (every kind by default). After ``NOTIFY_FAILING_AFTER`` failed deliveries in a row
+    it is ``failing`` and ``last_error`` says why; a delivery that works makes it ``ok`` again."""
+
+    class Status(models.TextChoices):
+        OK = "ok"
+        FAILING = "failing"
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="notification_channels")
+    name = models.CharField(max_length=100)
+    url = EncryptedSecretField(help_text="The Apprise URL (a secret: encrypted, shown masked)")
+    scheme = models.CharField(max_length=32, help_text="The URL's scheme, the one part shown")
+    kinds = models.JSONField(default=all_notification_kinds)
+    daily_summary_at = models.TimeField(
+        null=True, blank=True, help_text="The daily summary's time, in the user's time zone"
+    )
+    last_summary_on = models.DateField(null=True, blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.OK)
+    failure_count = models.PositiveIntegerField(default=0, help_text="Failures in a row")
+    last_error = models.TextField(blank=True, default="")
+    last_sent_at = models.DateTimeField(null=True, blank=True)
+    delivering_until = models.DateTimeField(
+        null=True, blank=True, help_text="A worker delivers to it until then (one at a time)"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "notification_channels"
+        ordering = ("name", "id")
+        constraints: ClassVar[list[Any]] = [
+            models.UniqueConstraint(fields=("user", "name"), name="notification_channel_name")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.url_masked})"
+
+    @property
+    def url_masked(self) -> str:
+        return f"{self.scheme}://{MASK}"
+
+
+class NotificationOutbox(models.Model):
+    """One notification for one channel, written in the transaction of the event it tells of
+    and sent by a Celery task at least once. ``key`` is unique per channel: the same event
+    notified twice is one row."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SENT = "sent"
+        FAILED = "failed"
+
+    channel = models.ForeignKey(
+        NotificationChannel, on_delete=models.CASCADE, related_name="outbox"
+    )
+    key = models.CharField(max_length=200, help_text="Idempotency key of the event")
+    kind = models.CharField(max_length=40)
+    title = models.CharField(max_length=200)
+    body = models.TextField()
+    data = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    claim = models.CharField(max_length=32, blank=True, default="", help_text="Delivery lease")
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+
+    class Meta:
+        db_table = "notification_outbox"
+        ordering = ("id",)
+        constraints: ClassVar[list[Any]] = [
+            models.UniqueConstraint(fields=("channel", "key"), name="notification_outbox_key")
+        ]
+        indexes: ClassVar[list[Any]] = [
+            models.Index(fields=("status", "next_attempt_at"), name="notification_outbox_due"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.key} → channel {self.channel_id} ({self.status})"

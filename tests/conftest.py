@@ -284,3 +284,13 @@ def celery_worker_process(
 def _fast_password_hashing(settings: Any) -> None:
     """Hashing strength is Django's business; the suite need not spend seconds on PBKDF2."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def webhook_server() -> Iterator[Any]:
+    """A real local HTTP server receiving ``json://`` notifications."""
+    from tests.notify_helpers import start_webhook_server
+
+    server = start_webhook_server()
+    yield server
+    server.stop()

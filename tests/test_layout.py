@@ -34,6 +34,7 @@ PURE_MODULES = (
     "backtests.engine",
     "backtests.metrics",
     "backtests.report",
+    "accounts.notification_kinds",
     "bots.decisions",
     "bots.perp_decisions",
     "markets.decimals",

@@ -175,6 +175,9 @@ def build_logging_config(*, level: str, fmt: str) -> dict[str, Any]:
             "celery": {"level": "INFO"},
             # ccxt logs each request's headers (API key, passphrase) at DEBUG: never let it.
             "ccxt": {"level": "INFO"},
+            # Apprise's own lines can name a channel's host or token: kept out of the log; the
+            # delivery service captures them (scrubbed) as the channel's last error instead.
+            "apprise": {"handlers": [], "level": "WARNING", "propagate": False},
             # Its pub/sub reader logs a traceback every second while Redis is down.
             "channels_redis.pubsub": {"filters": ["once_per_interval"]},
         },

@@ -167,7 +167,34 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# --- Notifications (accounts.notifications) -------------------------------------------------
+NOTIFY_QUEUE = ENV.get("NOTIFY_QUEUE", "default")
+# At most one message per channel per this many seconds; what comes meanwhile is batched.
+NOTIFY_MIN_INTERVAL_SECONDS = env_int(ENV, "NOTIFY_MIN_INTERVAL_SECONDS", 3, minimum=0)
+NOTIFY_FAILING_AFTER = env_int(ENV, "NOTIFY_FAILING_AFTER", 3, minimum=1)
+NOTIFY_MAX_ATTEMPTS = env_int(ENV, "NOTIFY_MAX_ATTEMPTS", 8, minimum=1)
+NOTIFY_BACKOFF_SECONDS = env_int(ENV, "NOTIFY_BACKOFF_SECONDS", 5, minimum=1)
+NOTIFY_MAX_BACKOFF_SECONDS = env_int(ENV, "NOTIFY_MAX_BACKOFF_SECONDS", 3600, minimum=1)
+# Staff alerts: a queue this long is a backlog; this many exchange errors in 10 minutes, a spike.
+NOTIFY_QUEUE_BACKLOG = env_int(ENV, "NOTIFY_QUEUE_BACKLOG", 1000, minimum=1)
+NOTIFY_EXCHANGE_ERRORS = env_int(ENV, "NOTIFY_EXCHANGE_ERRORS", 20, minimum=1)
+
 CELERY_BEAT_SCHEDULE = {
+    "send-daily-summaries": {
+        "task": "accounts.tasks.send_daily_summaries_task",
+        "schedule": timedelta(minutes=1),
+        "options": {"queue": "default", "expires": 50},
+    },
+    "send-system-alerts": {
+        "task": "accounts.tasks.send_system_alerts_task",
+        "schedule": timedelta(minutes=1),
+        "options": {"queue": "default", "expires": 50},
+    },
+    "deliver-due-notifications": {
+        "task": "accounts.tasks.deliver_due_notifications_task",
+        "schedule": timedelta(minutes=1),
+        "options": {"queue": ENV.get("NOTIFY_QUEUE", "default"), "expires": 50},
+    },
     "dispatch-bot-ticks": {
         "task": "bots.tasks.dispatch_ticks_task",
         "schedule": timedelta(seconds=env_int(ENV, "BOT_DISPATCH_SECONDS", 1, minimum=1)),

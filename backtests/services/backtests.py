@@ -35,6 +35,7 @@ from backtests.engine import EXIT_REASONS, BacktestResult
 from backtests.events import backtest_status_data
 from backtests.models import ACTIVE_STATUSES, Backtest, BacktestSchedule, BacktestTrade, RunStatus
 from backtests.runner import run_backtest
+from backtests.services import notices
 from backtests.services.config import checked_period, one_create_at_a_time, run_spec_check
 from backtests.services.heartbeat import Heartbeat
 from backtests.services.runs import (
@@ -277,6 +278,7 @@ def _finish(backtest: Backtest, result: BacktestResult) -> None:
         backtest.status = RunStatus.DONE
         backtest.progress = 1.0
         _publish(backtest)
+        notices.backtest_finished(backtest)
 
 
 def _trade_rows(backtest: Backtest, result: BacktestResult) -> Any:
@@ -343,6 +345,7 @@ def _fail(backtest: Backtest, error: str, *, silent_before: datetime | None = No
     backtest.status, backtest.error = RunStatus.FAILED, error
     BACKTEST_DURATION.observe(run_seconds(backtest), status=RunStatus.FAILED)
     _publish(backtest)
+    notices.backtest_finished(backtest)
     logger.warning(
         "backtest.failed", extra=context(backtest_id=backtest.pk, user_id=backtest.user_id)
     )

@@ -38,6 +38,7 @@ from backtests.grid import ExpandedGrid, GridError, expand_grid
 from backtests.metrics import RANKABLE_METRICS
 from backtests.models import ACTIVE_STATUSES, RunStatus, Sweep, SweepRun
 from backtests.runner import run_backtest
+from backtests.services import notices
 from backtests.services.config import (
     SHORT_PARAM,
     check_market_terms,
@@ -310,6 +311,7 @@ def sweep_finish(*, sweep_id: int) -> str:
         sweep.save(update_fields=["status", "error", "finished_at"])
         SWEEP_DURATION.observe(run_seconds(sweep), status=sweep.status)
         _publish(sweep)
+        notices.sweep_finished(sweep)
     best = selectors.sweep_ranking(sweep=sweep, limit=1)
     logger.info(
         "sweep.finished",

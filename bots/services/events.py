@@ -26,6 +26,7 @@ from bots.events import (
     trade_data,
 )
 from bots.models import Bot, BotEvent, Order, Position, Trade
+from bots.services import notices
 from markets.events import CandleData
 from tradingbot.events import object_event, object_groups, publish_batch_after_commit
 from tradingbot.logconfig import context
@@ -93,6 +94,7 @@ def bot_event(
     them, on its own after commit)."""
     event = BotEvent.objects.create(bot=bot, kind=kind, message=message, level=level,
                                     data=data or {})  # fmt: skip
+    notices.event_recorded(bot, event)
     _announce(updates, lambda gathered: gathered.event(bot, event))
     return event
 

@@ -25,6 +25,7 @@ from django.db import IntegrityError, transaction
 from bots.decisions import Decision, Place, Trigger
 from bots.models import Bot, BotEvent, Order, Trade
 from bots.order_ids import client_order_id, is_bot_order, open_order_id, trigger_order_id
+from bots.services import notices
 from bots.services.books import order_apply_result, position_of
 from bots.services.events import BotUpdates, bot_event
 from bots.services.markets import BotMarket
@@ -261,6 +262,7 @@ def _report_order(
     updates.order(bot, order)
     for trade in trades:
         updates.trade(bot, trade)
+    notices.trades_filled(bot, order, trades)
     if trades:  # a fill moved the position (a stop's flatten, a fill found on reconcile)
         updates.position(bot, position_of(bot))
 

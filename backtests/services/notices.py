@@ -1,0 +1,37 @@
+"""A backtest or a sweep that finished (done or failed) is told to its owner's channels.
+
+Called in the transaction that writes the final status; ``notify`` writes outbox rows and never
+raises. Keys are the run's id and status, so a run is told once.
+"""
+
+from __future__ import annotations
+
+from accounts.notifications import notify
+from backtests.models import Backtest, Sweep
+
+
+def backtest_finished(backtest: Backtest) -> None:
+    if backtest.status == "done":
+        ret = (backtest.metrics or {}).get("total_return")
+        result = f"return {ret * 100:+.2f} %" if isinstance(ret, int | float) else "done"
+        message = f"{backtest.strategy_id} {backtest.market_label}: {result}, " \
+                  f"{backtest.trade_count} trades"  # fmt: skip
+    else:
+        message = f"{backtest.strategy_id} {backtest.market_label}: {backtest.error}"
+    _tell(backtest.user_id, "Backtest", backtest.pk, backtest.status, message)
+
+
+def sweep_finished(sweep: Sweep) -> None:
+    message = (
+        f"{sweep.strategy_id} {sweep.market_label}: {sweep.done_count} combinations done, "
+        f"{sweep.failed_count} failed"
+    )
+    _tell(sweep.user_id, "Sweep", sweep.pk, sweep.status, message)
+
+
+def _tell(user_id: int, what: str, pk: int, status: str, message: str) -> None:
+    notify(
+        user=user_id, kind="backtest_finished", key=f"{what.lower()}-{pk}-{status}",
+        facts={"what": what, "name": f"#{pk}", "status": status, "message": message},
+        data={f"{what.lower()}_id": pk},
+    )  # fmt: skip
