@@ -63,7 +63,7 @@ def _create_page(
     A post with ``switch_strategy`` only changes the strategy: the form comes back unbound,
     keeping what was typed except the old strategy's parameters.
     """
-    rows = list(strategy_selectors.strategy_list_usable())
+    rows = strategy_selectors.strategy_list_backtestable()
     usable = {row.key for row in rows}
     key = (request.POST if request.method == "POST" else request.GET).get("strategy")
     refusal = None

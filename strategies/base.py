@@ -109,6 +109,9 @@ class Strategy(ABC):
     stop_loss: ClassVar[float | None] = None
     take_profit: ClassVar[float | None] = None
     plots: ClassVar[tuple[Plot, ...]] = ()
+    # False for a strategy whose positions come from outside (the signals a bot receives): a
+    # backtest or sweep of it would trade nothing, so they refuse it.
+    backtestable: ClassVar[bool] = True
 
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
         """Validate ``params`` (defaults for what is missing) and keep them in ``self.values``.

@@ -14,6 +14,12 @@ def strategy_list_usable() -> QuerySet[Strategy]:
     return Strategy.objects.filter(enabled=True, available=True, key__in=active().keys())
 
 
+def strategy_list_backtestable() -> list[Strategy]:
+    """The usable strategies a backtest can run: not those trading on outside signals."""
+    registry = active()
+    return [row for row in strategy_list_usable() if registry.get(row.key).backtestable]
+
+
 def strategy_classes_usable() -> dict[str, type[StrategyClass]]:
     """The usable strategies' classes by key, in the catalogue's order (for forms)."""
     registry = active()

@@ -42,10 +42,17 @@ def run_spec_check(*, spec: RunSpec, partial_params: bool = False) -> CheckedSpe
     The stored parameters are the validated ones, complete with their defaults; with
     ``partial_params`` (a sweep's fixed parameters, checked with its grid) they are kept as
     given. A level left out (``...``) takes the strategy's default. Raises AppError
-    (``unknown_strategy``, ``strategy_disabled``, ``invalid_params``, ``unknown_symbol``, and
-    those of :func:`check_market_terms`).
+    (``unknown_strategy``, ``strategy_disabled``, ``not_backtestable``, ``invalid_params``,
+    ``unknown_symbol``, and those of :func:`check_market_terms`).
     """
     strategy = usable_strategy(spec.strategy)
+    if not strategy.backtestable:
+        raise AppError(
+            "not_backtestable",
+            f"{strategy.name} trades only on the signals a bot receives: a backtest of it "
+            "would make no trades.",
+            400,
+        )
     params = dict(spec.params) if partial_params else validated_params(strategy, spec.params)
     market_selectors.check_symbol(exchange=spec.exchange, symbol=spec.symbol)
     check_market_terms(spec=spec, shorts=[params.get(SHORT_PARAM)])

@@ -16,6 +16,7 @@ class Signals(Strategy):
     ``Bot.signal_target`` instead of these positions), so a backtest of it trades nothing."""
 
     key = "signals"
+    backtestable = False
     name = "Signals (webhook)"
     description = (
         "Trades only on signals posted to the bot's webhook (a TradingView alert, a script): "

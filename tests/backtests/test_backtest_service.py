@@ -84,6 +84,11 @@ def test_it_refuses_a_strategy_staff_disabled(user, sample_candles):
     assert_refused(user, sample_candles, "strategy_disabled")
 
 
+def test_it_refuses_the_signals_strategy_which_would_trade_nothing(user, sample_candles):
+    error = assert_refused(user, sample_candles, "not_backtestable", strategy="signals", params={})
+    assert "signals a bot receives" in error.message
+
+
 def test_it_refuses_an_unknown_symbol(user, sample_candles):
     assert_refused(user, sample_candles, "unknown_symbol", symbol="NOPE/USDT")
 

@@ -241,6 +241,16 @@ def test_empty_lists_say_what_to_do_next(trader_client, strategy_catalogue):
 # --- the new-backtest form ----------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("path", ["/backtests/new/", "/sweeps/new/", "/schedules/new/"])
+def test_the_forms_offer_every_strategy_but_the_one_trading_on_signals(
+    trader_client, sample_candles, path
+):
+    page = html(trader_client.get(path))
+    offered = {dict(o.attributes)["value"] for o in tags(find(page, id="id_strategy"), "option")}
+    assert {"ma_cross", "macd", "rsi_reversion", "bollinger_breakout"} <= offered
+    assert "signals" not in offered
+
+
 def test_the_form_shows_the_strategys_parameters_with_bounds_and_help(
     trader_client, sample_candles
 ):
