@@ -116,7 +116,10 @@ class Supervisor:
         self.out = out
         self.width = max([len("system"), *(len(child.label) for child in self.children)])
         self._print_lock = threading.Lock()
-        self._stopping = threading.Event()
+        # Set by the signal handler: a plain flag, never a threading.Event. Event.set() takes a
+        # lock, and a signal that lands while the main thread holds that same lock (inside
+        # Event.wait) deadlocks the handler: Ctrl-C then never stopped anything.
+        self._stop_requested = False
         self._interrupts = 0
 
     # --- Output ----------------------------------------------------------------------------
@@ -171,7 +174,7 @@ class Supervisor:
     def step(self) -> None:
         """One round: notice exits, start what is due."""
         for child in self.children:
-            if self._stopping.is_set():
+            if self._stop_requested:
                 return
             if child.process is None:
                 if time.monotonic() >= child.restart_at:
@@ -187,9 +190,9 @@ class Supervisor:
         self.say("system", "supervising " + ", ".join(c.label for c in self.children))
         for child in self.children:
             self.start(child)
-        while not self._stopping.is_set():
+        while not self._stop_requested:
             self.step()
-            self._stopping.wait(POLL_SECONDS)
+            time.sleep(POLL_SECONDS)
         self.stop_all()
         return 0
 
@@ -203,7 +206,7 @@ class Supervisor:
         self._interrupts += 1
         if self._interrupts > 1:  # a second Ctrl-C: no more waiting
             self._signal_all(signal.SIGKILL)
-        self._stopping.set()
+        self._stop_requested = True
 
     def stop_all(self) -> None:
         """SIGTERM every process group, SIGKILL what is left after ``stop_timeout`` seconds."""
