@@ -2,20 +2,21 @@
 
 ``backtest.status`` reports progress while a backtest runs (at most two a second) and each change
 of status: queued, running, then done, failed or cancelled. ``sweep.status`` does the same for
-a sweep. A subscription starts with a ``*.snapshot`` of the same shape, read for its owner only.
+a sweep, and ``optimization.status`` for an optimisation (trials finished, best so far). A
+subscription starts with a ``*.snapshot`` of the same shape, read for its owner only.
 
 Reads only (no service is imported here): this module may be loaded while the apps start.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
-from backtests import selectors
+from backtests import optimization_selectors, selectors
 
 if TYPE_CHECKING:
     from accounts.models import User
-    from backtests.models import Backtest, Sweep
+    from backtests.models import Backtest, Optimization, Sweep
 
 
 class BacktestStatusData(TypedDict):
@@ -58,3 +59,34 @@ def backtest_snapshot(*, user: User, pk: int) -> BacktestStatusData:
 def sweep_snapshot(*, user: User, pk: int) -> SweepStatusData:
     """``sweep.snapshot``: the user's sweep as it is now; Http404 if not theirs."""
     return sweep_status_data(selectors.sweep_get(user=user, pk=pk))
+
+
+class OptimizationStatusData(TypedDict):
+    status: str
+    progress: float  # 0..1
+    done: int
+    pruned: int
+    failed: int
+    total: int
+    best_value: float | None
+    best_params: dict[str, Any] | None
+    error: str
+
+
+def optimization_status_data(optimization: Optimization) -> OptimizationStatusData:
+    return {
+        "status": optimization.status,
+        "progress": round(optimization.progress, 4),
+        "done": optimization.done_count,
+        "pruned": optimization.pruned_count,
+        "failed": optimization.failed_count,
+        "total": optimization.trial_count,
+        "best_value": optimization.best_value,
+        "best_params": optimization.best_params,
+        "error": optimization.error,
+    }
+
+
+def optimization_snapshot(*, user: User, pk: int) -> OptimizationStatusData:
+    """``optimization.snapshot``: the user's optimisation as it is now; Http404 if not theirs."""
+    return optimization_status_data(optimization_selectors.optimization_get(user=user, pk=pk))

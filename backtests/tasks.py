@@ -18,6 +18,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from backtests import services
+from backtests.services.optimization_trials import optimization_work
 from tradingbot import broker
 from tradingbot.logconfig import context
 
@@ -54,6 +55,7 @@ def fail_stale_runs_task() -> dict[str, int]:
     return {
         "backtests": services.backtests_fail_stale(),
         "sweep_runs": services.sweeps_fail_stale(),
+        "optimization_trials": services.optimizations_fail_stale(),
     }
 
 
@@ -63,6 +65,7 @@ def requeue_lost_runs_task() -> dict[str, int]:
     return {
         "backtests": services.backtests_requeue_lost(),
         "sweep_runs": services.sweeps_requeue_lost(),
+        "optimizations": services.optimizations_requeue_lost(),
     }
 
 
@@ -86,3 +89,16 @@ def recover_lost_runs(sender: Any = None, **_kwargs: Any) -> dict[str, int]:
     except Exception as exc:
         logger.exception("backtests.recover_failed", extra=context(error=type(exc).__name__))
         return {}
+
+
+@shared_task(name="backtests.tasks.run_optimization_trials_task", bind=True, ignore_result=True)
+def run_optimization_trials_task(self: Task, optimization_id: int) -> str:
+    return optimization_work(
+        optimization_id=optimization_id, worker=self.request.hostname or "", slot=_slot(self)
+    )
+
+
+def _slot(task: Task) -> int:
+    """A number that differs between the tasks of one optimisation (it offsets a seeded sampler,
+    so that parallel tasks do not draw the same random points)."""
+    return int(str(task.request.id or "0").replace("-", "")[:8] or "0", 16)

@@ -1,8 +1,8 @@
-"""REST routes of backtests, sweeps and backtest schedules (under ``/api/``)."""
+"""REST routes of backtests, sweeps, optimisations and backtest schedules (under ``/api/``)."""
 
 from django.urls import path
 
-from backtests.api import backtests, exports, schedules, sweeps
+from backtests.api import backtests, exports, optimizations, schedules, sweeps
 
 urlpatterns = [
     path("backtests", backtests.BacktestListCreateApi.as_view(), name="api-backtests"),
@@ -33,6 +33,26 @@ urlpatterns = [
     path("sweeps", sweeps.SweepListCreateApi.as_view(), name="api-sweeps"),
     path("sweeps/<int:pk>", sweeps.SweepDetailApi.as_view(), name="api-sweep"),
     path("sweeps/<int:pk>/cancel", sweeps.SweepCancelApi.as_view(), name="api-sweep-cancel"),
+    path(
+        "optimizations",
+        optimizations.OptimizationListCreateApi.as_view(),
+        name="api-optimizations",
+    ),
+    path(
+        "optimizations/<int:pk>",
+        optimizations.OptimizationDetailApi.as_view(),
+        name="api-optimization",
+    ),
+    path(
+        "optimizations/<int:pk>/cancel",
+        optimizations.OptimizationCancelApi.as_view(),
+        name="api-optimization-cancel",
+    ),
+    path(
+        "optimizations/<int:pk>/trials",
+        optimizations.OptimizationTrialsApi.as_view(),
+        name="api-optimization-trials",
+    ),
     path(
         "backtest-schedules",
         schedules.ScheduleListCreateApi.as_view(),

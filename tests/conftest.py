@@ -121,6 +121,16 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     ]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _optuna_connections_closed(django_db_setup: Any, django_db_blocker: Any) -> Iterator[None]:
+    """Optuna's storage keeps a pool of its own on the test database (PostgreSQL): closed before
+    pytest-django drops that database."""
+    yield
+    from backtests.services import studies
+
+    studies.close()
+
+
 @pytest.fixture(autouse=True)
 def _clean_redis_state() -> None:
     """Forget login failures and signal rate windows between tests (keys of this suite only,

@@ -249,6 +249,16 @@ BACKTEST_MAX_ATTEMPTS = env_int(ENV, "BACKTEST_MAX_ATTEMPTS", 2, minimum=1)
 # The stored equity curve is thinned to about this many points (it is for charts).
 BACKTEST_EQUITY_POINTS = env_int(ENV, "BACKTEST_EQUITY_POINTS", 2000, minimum=2)
 SWEEP_MAX_COMBINATIONS = env_int(ENV, "SWEEP_MAX_COMBINATIONS", 1000, minimum=1)
+# Optimisations (Optuna studies): at most this many trials each.
+OPTIMIZATION_MAX_TRIALS = env_int(ENV, "OPTIMIZATION_MAX_TRIALS", 1000, minimum=1)
+# Tasks sent per optimisation; each runs trials until none is left, so this many workers (at most)
+# run its trials at once. A task beyond the free workers waits, then finds nothing left to run.
+OPTIMIZATION_PARALLEL_TASKS = env_int(ENV, "OPTIMIZATION_PARALLEL_TASKS", 8, minimum=1)
+# Optuna's storage (backtests/services/studies.py): empty means the project's database server.
+OPTUNA_STORAGE_URL = ENV.get("OPTUNA_STORAGE_URL", "")
+# A running trial stamps its row this often; one silent for the grace period is failed.
+OPTUNA_HEARTBEAT_SECONDS = env_int(ENV, "OPTUNA_HEARTBEAT_SECONDS", 10, minimum=1)
+OPTUNA_GRACE_SECONDS = env_int(ENV, "OPTUNA_GRACE_SECONDS", 60, minimum=2)
 
 # --- Trading bots ----------------------------------------------------------------------------
 # The queue bot ticks go to (tests point it at their own worker's queue).

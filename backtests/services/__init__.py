@@ -11,6 +11,15 @@ from backtests.services.backtests import (
     backtests_requeue_lost,
 )
 from backtests.services.config import run_spec_check
+from backtests.services.optimizations import (
+    optimization_cancel,
+    optimization_create,
+    optimization_delete,
+    optimization_finish,
+    optimization_rerun,
+    optimizations_fail_stale,
+    optimizations_requeue_lost,
+)
 from backtests.services.schedules import (
     parse_cron,
     schedule_create,
@@ -41,6 +50,13 @@ __all__ = [
     "backtests_fail_stale",
     "backtests_recover",
     "backtests_requeue_lost",
+    "optimization_cancel",
+    "optimization_create",
+    "optimization_delete",
+    "optimization_finish",
+    "optimization_rerun",
+    "optimizations_fail_stale",
+    "optimizations_requeue_lost",
     "parse_cron",
     "run_spec_check",
     "schedule_create",

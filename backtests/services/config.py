@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import transaction
 
 from accounts.models import User
-from backtests.models import ACTIVE_STATUSES, Backtest, MarginMode, Sweep, epoch_ms
+from backtests.models import ACTIVE_STATUSES, Backtest, MarginMode, Optimization, Sweep, epoch_ms
 from backtests.spec import Level, RunSpec
 from markets import selectors as market_selectors
 from strategies.base import Strategy
@@ -179,17 +179,19 @@ def one_create_at_a_time(user: User) -> Iterator[None]:
 
 
 def check_quota(user: User) -> None:
-    """At most ``BACKTEST_MAX_ACTIVE_PER_USER`` queued or running backtests and sweeps per user,
+    """At most ``BACKTEST_MAX_ACTIVE_PER_USER`` queued or running backtests, sweeps and
+    optimisations per user,
     so one trader cannot fill every worker."""
     limit = settings.BACKTEST_MAX_ACTIVE_PER_USER
     active_count = (
         Backtest.objects.filter(user=user, status__in=ACTIVE_STATUSES).count()
         + Sweep.objects.filter(user=user, status__in=ACTIVE_STATUSES).count()
+        + Optimization.objects.filter(user=user, status__in=ACTIVE_STATUSES).count()
     )
     if active_count >= limit:
         raise AppError(
             "too_many_active_runs",
-            f"You already have {active_count} backtests or sweeps queued or running (the limit "
-            f"is {limit}). Wait for one to finish or cancel one.",
+            f"You already have {active_count} backtests, sweeps or optimisations queued or "
+            f"running (the limit is {limit}). Wait for one to finish or cancel one.",
             status=429,
         )

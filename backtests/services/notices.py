@@ -1,4 +1,5 @@
-"""A backtest or a sweep that finished (done or failed) is told to its owner's channels.
+"""A backtest, a sweep or an optimisation that finished (done or failed) is told to its owner's
+channels.
 
 Called in the transaction that writes the final status; ``notify`` writes outbox rows and never
 raises. Keys are the run's id and status, so a run is told once.
@@ -7,7 +8,7 @@ raises. Keys are the run's id and status, so a run is told once.
 from __future__ import annotations
 
 from accounts.notifications import notify
-from backtests.models import Backtest, Sweep
+from backtests.models import Backtest, Optimization, Sweep
 
 
 def backtest_finished(backtest: Backtest) -> None:
@@ -27,6 +28,18 @@ def sweep_finished(sweep: Sweep) -> None:
         f"{sweep.failed_count} failed"
     )
     _tell(sweep.user_id, "Sweep", sweep.pk, sweep.status, message)
+
+
+def optimization_finished(optimization: Optimization) -> None:
+    if optimization.status == "done":
+        result = f"best {optimization.best_value:.4g} with {optimization.best_params}"
+    else:
+        result = optimization.error
+    message = (
+        f"{optimization.strategy_id} {optimization.market_label}: {result} "
+        f"({optimization.done_count} of {optimization.trial_count} trials complete)"
+    )
+    _tell(optimization.user_id, "Optimization", optimization.pk, optimization.status, message)
 
 
 def _tell(user_id: int, what: str, pk: int, status: str, message: str) -> None:

@@ -16,7 +16,7 @@ import pandas as pd
 from django.db.models import Model, QuerySet
 from django.utils import timezone
 
-from backtests.models import Backtest, RunStatus, Sweep
+from backtests.models import PeriodRun, RunStatus
 from markets import selectors as market_selectors
 from markets.timeframes import timeframe_ms
 from strategies.registry import UnknownStrategyError
@@ -45,19 +45,20 @@ def publish_status(kind: str, run: Any, data: Any) -> None:
     )
 
 
-def run_seconds(run: Backtest | Sweep) -> float:
+def run_seconds(run: PeriodRun) -> float:
     """Seconds from the run's (latest) start to now; NaN when it never started."""
     if run.started_at is None:
         return math.nan
     return (timezone.now() - run.started_at).total_seconds()
 
 
-def rerun_fields(run: Backtest | Sweep) -> dict[str, Any]:
-    """What a create service takes to run ``run`` again: its owner, configuration and period."""
+def rerun_fields(run: Any) -> dict[str, Any]:
+    """What a create service takes to run ``run`` (a PeriodRun) again: its owner, configuration
+    and period."""
     return {"user": run.user, "spec": run.run_spec(), "start": run.start, "end": run.end}
 
 
-def period_candles(run: Backtest | Sweep) -> pd.DataFrame:
+def period_candles(run: PeriodRun) -> pd.DataFrame:
     """The stored candles of the run's market over its period, as the engine takes them."""
     candles = market_selectors.candles_frame(
         exchange=run.exchange,
@@ -71,7 +72,7 @@ def period_candles(run: Backtest | Sweep) -> pd.DataFrame:
     return candles
 
 
-def engine_inputs(run: Backtest | Sweep, candles: pd.DataFrame) -> dict[str, Any]:
+def engine_inputs(run: PeriodRun, candles: pd.DataFrame) -> dict[str, Any]:
     """What the engine takes besides the candles: the account settings and, on a perp market,
     its liquidation rule, the funding of the period and the mark-price candles (``run_backtest``'s
     keyword arguments)."""
@@ -96,7 +97,7 @@ def engine_inputs(run: Backtest | Sweep, candles: pd.DataFrame) -> dict[str, Any
     }
 
 
-def opening_notional(run: Backtest | Sweep) -> Decimal:
+def opening_notional(run: PeriodRun) -> Decimal:
     """The notional of the first position: the engine takes the maintenance-margin rate of its
     tier for every trade (a simplification: the account grows or shrinks after it)."""
     return run.initial_cash * run.position_size * run.leverage

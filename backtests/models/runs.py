@@ -1,4 +1,4 @@
-"""Backtests, parameter sweeps and backtest schedules.
+"""Backtests, parameter sweeps and backtest schedules, and what every kind of run shares.
 
 A :class:`Backtest` is one run of one strategy configuration over a period of stored candles; its
 trades are rows of :class:`BacktestTrade` (paged and filtered by the API), its equity curve a
