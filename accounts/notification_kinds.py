@@ -19,7 +19,7 @@ KINDS: dict[str, str] = {
     "exchange_unreachable": "Exchange unreachable",
     "exchange_recovered": "Exchange back",
     "daily_loss_limit": "Daily loss limit hit",
-    "backtest_finished": "Backtest, sweep or optimisation finished",
+    "backtest_finished": "Backtest, sweep, optimisation or walk-forward finished",
     "daily_summary": "Daily summary",
     "system_alert": "System alerts (staff only)",
 }

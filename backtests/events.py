@@ -2,7 +2,8 @@
 
 ``backtest.status`` reports progress while a backtest runs (at most two a second) and each change
 of status: queued, running, then done, failed or cancelled. ``sweep.status`` does the same for
-a sweep, and ``optimization.status`` for an optimisation (trials finished, best so far). A
+a sweep, ``optimization.status`` for an optimisation (trials finished, best so far) and
+``walk_forward.status`` for a walk-forward (its windows' trials and out-of-sample runs). A
 subscription starts with a ``*.snapshot`` of the same shape, read for its owner only.
 
 Reads only (no service is imported here): this module may be loaded while the apps start.
@@ -12,11 +13,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from backtests import optimization_selectors, selectors
+from backtests import optimization_selectors, selectors, walk_forward_selectors
 
 if TYPE_CHECKING:
     from accounts.models import User
-    from backtests.models import Backtest, Optimization, Sweep
+    from backtests.models import Backtest, Optimization, Sweep, WalkForward
 
 
 class BacktestStatusData(TypedDict):
@@ -90,3 +91,30 @@ def optimization_status_data(optimization: Optimization) -> OptimizationStatusDa
 def optimization_snapshot(*, user: User, pk: int) -> OptimizationStatusData:
     """``optimization.snapshot``: the user's optimisation as it is now; Http404 if not theirs."""
     return optimization_status_data(optimization_selectors.optimization_get(user=user, pk=pk))
+
+
+class WalkForwardStatusData(TypedDict):
+    status: str
+    progress: float  # 0..1: trials and out-of-sample runs finished, of all there are
+    windows_done: int
+    windows: int
+    trials_finished: int
+    trials: int
+    error: str
+
+
+def walk_forward_status_data(walk_forward: WalkForward) -> WalkForwardStatusData:
+    return {
+        "status": walk_forward.status,
+        "progress": round(walk_forward.progress, 4),
+        "windows_done": walk_forward.windows_done,
+        "windows": walk_forward.window_count,
+        "trials_finished": walk_forward.trials_finished,
+        "trials": walk_forward.trial_count,
+        "error": walk_forward.error,
+    }
+
+
+def walk_forward_snapshot(*, user: User, pk: int) -> WalkForwardStatusData:
+    """``walk_forward.snapshot``: the user's walk-forward as it is now; Http404 if not theirs."""
+    return walk_forward_status_data(walk_forward_selectors.walk_forward_get(user=user, pk=pk))

@@ -19,6 +19,11 @@ from django.utils import timezone
 
 from backtests import services
 from backtests.services.optimization_trials import optimization_work
+from backtests.services.walk_forward_windows import (
+    walk_forward_finish,
+    walk_forward_window_run,
+    walk_forwards_fail_stale,
+)
 from tradingbot import broker
 from tradingbot.logconfig import context
 
@@ -56,6 +61,7 @@ def fail_stale_runs_task() -> dict[str, int]:
         "backtests": services.backtests_fail_stale(),
         "sweep_runs": services.sweeps_fail_stale(),
         "optimization_trials": services.optimizations_fail_stale(),
+        "walk_forward_tasks": walk_forwards_fail_stale(),
     }
 
 
@@ -102,3 +108,17 @@ def _slot(task: Task) -> int:
     """A number that differs between the tasks of one optimisation (it offsets a seeded sampler,
     so that parallel tasks do not draw the same random points)."""
     return int(str(task.request.id or "0").replace("-", "")[:8] or "0", 16)
+
+
+# --- walk-forwards -----------------------------------------------------------------------------
+
+
+@shared_task(name="backtests.tasks.run_walk_forward_window_task", bind=True, ignore_result=True)
+def run_walk_forward_window_task(self: Task, window_id: int) -> str:
+    """A window's optimisation is over: its out-of-sample run (and, the last, the stitching)."""
+    return walk_forward_window_run(window_id=window_id, worker=self.request.hostname or "")
+
+
+@shared_task(name="backtests.tasks.finish_walk_forward_task", ignore_result=True)
+def finish_walk_forward_task(walk_forward_id: int) -> str:
+    return walk_forward_finish(walk_forward_id=walk_forward_id)

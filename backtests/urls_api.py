@@ -1,8 +1,9 @@
-"""REST routes of backtests, sweeps, optimisations and backtest schedules (under ``/api/``)."""
+"""REST routes of backtests, sweeps, optimisations, walk-forwards and backtest schedules (under
+``/api/``)."""
 
 from django.urls import path
 
-from backtests.api import backtests, exports, optimizations, schedules, sweeps
+from backtests.api import backtests, exports, optimizations, schedules, sweeps, walk_forwards
 
 urlpatterns = [
     path("backtests", backtests.BacktestListCreateApi.as_view(), name="api-backtests"),
@@ -52,6 +53,21 @@ urlpatterns = [
         "optimizations/<int:pk>/trials",
         optimizations.OptimizationTrialsApi.as_view(),
         name="api-optimization-trials",
+    ),
+    path(
+        "walk-forwards",
+        walk_forwards.WalkForwardListCreateApi.as_view(),
+        name="api-walk-forwards",
+    ),
+    path(
+        "walk-forwards/<int:pk>",
+        walk_forwards.WalkForwardDetailApi.as_view(),
+        name="api-walk-forward",
+    ),
+    path(
+        "walk-forwards/<int:pk>/cancel",
+        walk_forwards.WalkForwardCancelApi.as_view(),
+        name="api-walk-forward-cancel",
     ),
     path(
         "backtest-schedules",

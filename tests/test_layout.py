@@ -34,6 +34,7 @@ PURE_MODULES = (
     "backtests.engine",
     "backtests.metrics",
     "backtests.report",
+    "backtests.walk_forward",
     "accounts.notification_kinds",
     "bots.decisions",
     "bots.perp_decisions",

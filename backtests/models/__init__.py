@@ -1,5 +1,6 @@
-"""The backtests app's models: backtests, sweeps and schedules (``runs``), and optimisations
-(``optimizations``). Every model and the names other modules use are importable from here."""
+"""The backtests app's models: backtests, sweeps and schedules (``runs``), optimisations
+(``optimizations``) and walk-forwards (``walk_forwards``). Every model and the names other
+modules use are importable from here."""
 
 from backtests.models.optimizations import Optimization, OptimizationTrial, TrialState
 from backtests.models.runs import (
@@ -19,6 +20,7 @@ from backtests.models.runs import (
     SweepRun,
     epoch_ms,
 )
+from backtests.models.walk_forwards import WalkForward, WalkForwardWindow
 
 __all__ = [
     "ACCOUNT_FIELDS",
@@ -38,5 +40,7 @@ __all__ = [
     "Sweep",
     "SweepRun",
     "TrialState",
+    "WalkForward",
+    "WalkForwardWindow",
     "epoch_ms",
 ]

@@ -17,7 +17,15 @@ from django.conf import settings
 from django.db import transaction
 
 from accounts.models import User
-from backtests.models import ACTIVE_STATUSES, Backtest, MarginMode, Optimization, Sweep, epoch_ms
+from backtests.models import (
+    ACTIVE_STATUSES,
+    Backtest,
+    MarginMode,
+    Optimization,
+    Sweep,
+    WalkForward,
+    epoch_ms,
+)
 from backtests.spec import Level, RunSpec
 from markets import selectors as market_selectors
 from strategies.base import Strategy
@@ -179,19 +187,21 @@ def one_create_at_a_time(user: User) -> Iterator[None]:
 
 
 def check_quota(user: User) -> None:
-    """At most ``BACKTEST_MAX_ACTIVE_PER_USER`` queued or running backtests, sweeps and
-    optimisations per user,
-    so one trader cannot fill every worker."""
+    """At most ``BACKTEST_MAX_ACTIVE_PER_USER`` queued or running backtests, sweeps,
+    optimisations and walk-forwards per user, so one trader cannot fill every worker. A
+    walk-forward counts once: the optimisations of its windows are not counted."""
     limit = settings.BACKTEST_MAX_ACTIVE_PER_USER
+    active = {"user": user, "status__in": ACTIVE_STATUSES}
     active_count = (
-        Backtest.objects.filter(user=user, status__in=ACTIVE_STATUSES).count()
-        + Sweep.objects.filter(user=user, status__in=ACTIVE_STATUSES).count()
-        + Optimization.objects.filter(user=user, status__in=ACTIVE_STATUSES).count()
+        Backtest.objects.filter(**active).count()
+        + Sweep.objects.filter(**active).count()
+        + Optimization.objects.filter(**active, walk_forward_window=None).count()
+        + WalkForward.objects.filter(**active).count()
     )
     if active_count >= limit:
         raise AppError(
             "too_many_active_runs",
-            f"You already have {active_count} backtests, sweeps or optimisations queued or "
-            f"running (the limit is {limit}). Wait for one to finish or cancel one.",
+            f"You already have {active_count} backtests, sweeps, optimisations or walk-forwards "
+            f"queued or running (the limit is {limit}). Wait for one to finish or cancel one.",
             status=429,
         )

@@ -30,7 +30,7 @@ from backtests.search_space import (
     parse_objectives,
     parse_space,
 )
-from backtests.services import notices, studies
+from backtests.services import notices, studies, walk_forward_hooks
 from backtests.services.config import (
     SHORT_PARAM,
     check_market_terms,
@@ -69,7 +69,7 @@ def optimization_create(
     ``spec.params`` are the parameters fixed for every trial; ``space`` searches the others.
     Raises AppError (400 with the field named, 429 for the quota) and writes nothing."""
     checked = run_spec_check(spec=spec, partial_params=True)
-    fields = _search_fields(checked.strategy, spec, space, objective, sampler, trials)
+    fields = search_fields(checked.strategy, spec, space, objective, sampler, trials)
     candle_count = checked_period(spec=spec, start=start, end=end)
     with one_create_at_a_time(user):
         optimization = Optimization.objects.create(
@@ -99,7 +99,7 @@ def optimization_create(
     return optimization
 
 
-def _search_fields(
+def search_fields(
     strategy: type[Strategy],
     spec: RunSpec,
     space: Any,
@@ -202,7 +202,9 @@ def optimization_delete(*, optimization: Optimization) -> None:
 
 
 def publish(optimization: Optimization) -> None:
+    """``optimization.status``; the walk-forward it is a window of, if any, hears of it too."""
     publish_status("optimization", optimization, optimization_status_data(optimization))
+    walk_forward_hooks.optimization_published(optimization)
 
 
 # --- Finishing ---------------------------------------------------------------------------------
