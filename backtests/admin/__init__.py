@@ -7,10 +7,10 @@ deletes that task too. Every staff action writes an admin ``LogEntry`` on each o
 (Django writes those of adding, editing and deleting), the audit trail.
 
 One module per kind of run registers its models: :mod:`backtests.admin.backtests`,
-:mod:`backtests.admin.sweeps` and :mod:`backtests.admin.schedules`; what they share is in
-:mod:`backtests.admin.common`.
+:mod:`backtests.admin.sweeps`, :mod:`backtests.admin.schedules` and
+:mod:`backtests.admin.walk_forwards`; what they share is in :mod:`backtests.admin.common`.
 """
 
-from backtests.admin import backtests, schedules, sweeps
+from backtests.admin import backtests, schedules, sweeps, walk_forwards
 
-__all__ = ["backtests", "schedules", "sweeps"]
+__all__ = ["backtests", "schedules", "sweeps", "walk_forwards"]

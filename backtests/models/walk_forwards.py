@@ -66,6 +66,7 @@ class WalkForward(PeriodRun):
 
     class Meta:
         db_table = "walk_forwards"
+        verbose_name = "walk-forward"
         ordering = ("-created_at", "-id")
         indexes: ClassVar[list[Any]] = [
             models.Index(fields=("user", "-created_at"), name="walk_forward_user_recent"),
@@ -128,6 +129,7 @@ class WalkForwardWindow(models.Model):
 
     class Meta:
         db_table = "walk_forward_windows"
+        verbose_name = "walk-forward window"
         ordering = ("walk_forward", "index")
         constraints: ClassVar[list[Any]] = [
             models.UniqueConstraint(fields=("walk_forward", "index"), name="walk_forward_window"),

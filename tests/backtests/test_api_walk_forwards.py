@@ -36,13 +36,18 @@ from backtests.services.walk_forward_windows import (
 from markets import selectors as market_selectors
 from strategies.registry import active
 from tests.backtests.api_helpers import backtest_body, error_of, post_unsent
+from tests.backtests.walk_forward_helpers import (
+    SPACE,
+    WINDOWS,
+    run_optimizations,
+    run_windows,
+    windows_of,
+)
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 WALK_FORWARDS = "/api/walk-forwards"
-SPACE = {"fast": {"low": 3, "high": 20, "step": 1}, "slow": {"low": 25, "high": 80, "step": 5}}
-WINDOWS = {"in_sample_days": 4, "out_of_sample_days": 2, "windows": 4}
 
 
 @pytest.fixture(autouse=True)
@@ -73,22 +78,6 @@ def create(auth_client, django_capture_on_commit_callbacks, body):
         return post_unsent(auth_client, django_capture_on_commit_callbacks, WALK_FORWARDS, request)
 
     return post
-
-
-def windows_of(walk_forward_id: int) -> list[WalkForwardWindow]:
-    return list(WalkForwardWindow.objects.filter(walk_forward_id=walk_forward_id).order_by("index"))
-
-
-def run_optimizations(walk_forward_id: int) -> None:
-    """What the workers do first: every window's trials (each optimisation then finishes)."""
-    for window in windows_of(walk_forward_id):
-        optimization_work(optimization_id=window.optimization_id, worker="w0")
-
-
-def run_windows(walk_forward_id: int) -> None:
-    """What the window tasks do once the optimisations are over."""
-    for window in windows_of(walk_forward_id):
-        walk_forward_window_run(window_id=window.pk, worker="w0")
 
 
 def test_a_walk_forward_of_4_windows_reaches_done_with_its_out_of_sample_equity(
