@@ -1,8 +1,8 @@
-"""Server-rendered pages: backtests, sweeps and schedules."""
+"""Server-rendered pages: backtests, sweeps, schedules and walk-forwards."""
 
 from django.urls import path
 
-from backtests import views
+from backtests import views, walk_forward_views
 
 app_name = "backtests"
 
@@ -28,4 +28,22 @@ urlpatterns = [
     path("schedules/<int:pk>/run/", views.schedule_run_view, name="schedule-run"),
     path("schedules/<int:pk>/edit/", views.schedule_edit_view, name="schedule-edit"),
     path("schedules/<int:pk>/delete/", views.schedule_delete_view, name="schedule-delete"),
+    path(
+        "walk-forwards/", walk_forward_views.walk_forward_list_view, name="walk-forward-list"
+    ),
+    path(
+        "walk-forwards/new/",
+        walk_forward_views.walk_forward_create_view,
+        name="walk-forward-create",
+    ),
+    path(
+        "walk-forwards/<int:pk>/",
+        walk_forward_views.walk_forward_detail_view,
+        name="walk-forward-detail",
+    ),
+    path(
+        "walk-forwards/<int:pk>/cancel/",
+        walk_forward_views.walk_forward_cancel_view,
+        name="walk-forward-cancel",
+    ),
 ]
