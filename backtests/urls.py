@@ -28,9 +28,7 @@ urlpatterns = [
     path("schedules/<int:pk>/run/", views.schedule_run_view, name="schedule-run"),
     path("schedules/<int:pk>/edit/", views.schedule_edit_view, name="schedule-edit"),
     path("schedules/<int:pk>/delete/", views.schedule_delete_view, name="schedule-delete"),
-    path(
-        "walk-forwards/", walk_forward_views.walk_forward_list_view, name="walk-forward-list"
-    ),
+    path("walk-forwards/", walk_forward_views.walk_forward_list_view, name="walk-forward-list"),
     path(
         "walk-forwards/new/",
         walk_forward_views.walk_forward_create_view,

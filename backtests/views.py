@@ -32,7 +32,7 @@ from backtests.forms import (
     default_initial,
 )
 from backtests.links import sweep_backtests
-from backtests.models import Backtest, BacktestSchedule, RunStatus, Sweep
+from backtests.models import Backtest, BacktestSchedule, PeriodRun, RunStatus, Sweep
 from backtests.schedule_status import schedule_coverage, schedule_next_run
 from backtests.spec import split_spec
 from strategies import selectors as strategy_selectors
@@ -118,7 +118,7 @@ def _page(request: AuthenticatedHttpRequest, items: Any, size: int = PAGE_SIZE) 
 
 
 def _cancelled(
-    request: AuthenticatedHttpRequest, run: Backtest | Sweep, *, kind: str, detail: str
+    request: AuthenticatedHttpRequest, run: PeriodRun, *, kind: str, detail: str
 ) -> HttpResponse:
     """What a cancel did to ``run``, said on its page (``detail``, a URL name)."""
     if run.status == RunStatus.CANCELLED:

@@ -11,7 +11,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from backtests.models import Backtest, RunStatus, Sweep
+from backtests.models import Backtest, PeriodRun, RunStatus, Sweep
 from tradingbot.errors import AppError
 
 EMPTY = "—"
@@ -100,7 +100,7 @@ class ResultAdmin(admin.ModelAdmin):
         for run in queryset:
             self.delete_run(run)
 
-    def rerun_each(self, request: HttpRequest, runs: Iterable[Backtest | Sweep]) -> None:
+    def rerun_each(self, request: HttpRequest, runs: Iterable[PeriodRun]) -> None:
         """Re-run each run (checked again, as if new), logging both ends of each re-run."""
         kind, created = self.opts.verbose_name, 0
         for run in runs:
@@ -114,7 +114,7 @@ class ResultAdmin(admin.ModelAdmin):
             created += 1
         self._report(request, f"{kind}(s) queued again", created)
 
-    def cancel_each(self, request: HttpRequest, runs: Iterable[Backtest | Sweep]) -> None:
+    def cancel_each(self, request: HttpRequest, runs: Iterable[PeriodRun]) -> None:
         """Cancel each active run; a finished one is left as it is, and counted apart."""
         cancelled = finished = 0
         for run in runs:

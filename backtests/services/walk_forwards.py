@@ -72,14 +72,7 @@ def walk_forward_create(
     fields = optimizations.search_fields(checked.strategy, spec, space, objective, sampler, trials)
     _check_shape(in_sample_days, out_of_sample_days, windows)
     candle_count = checked_period(spec=spec, start=start, end=end)
-    _check_span(start, end, in_sample_days, out_of_sample_days, windows)
-    plan = make_windows(
-        start,
-        in_sample_days=in_sample_days,
-        out_of_sample_days=out_of_sample_days,
-        count=windows,
-        anchored=anchored,
-    )
+    plan = _checked_windows(start, end, in_sample_days, out_of_sample_days, windows, anchored)
     counts = [_window_candles(spec, window) for window in plan]
     shared = {"user": user, "min_trades": min_trades, "seed": seed, **fields, **checked.fields}
     with one_create_at_a_time(user):
@@ -92,7 +85,7 @@ def walk_forward_create(
             out_of_sample_days=out_of_sample_days,
             window_count=windows,
             anchored=anchored,
-            **{**shared, "trial_count": fields["trial_count"] * windows},
+            **(shared | {"trial_count": fields["trial_count"] * windows}),
         )
         window_optimizations = [
             _store_window(walk_forward, window, in_count, out_count, shared)
@@ -109,7 +102,6 @@ def walk_forward_create(
             windows=windows,
             anchored=anchored,
             trials_per_window=walk_forward.trials_per_window,
-            candles=candle_count,
         ),
     )
     return walk_forward
@@ -129,6 +121,25 @@ def _check_shape(in_sample_days: int, out_of_sample_days: int, windows: int) -> 
     }
     if errors:
         raise AppError("invalid_windows", "The windows are invalid.", details=errors)
+
+
+def _checked_windows(
+    start: datetime,
+    end: datetime,
+    in_sample_days: int,
+    out_of_sample_days: int,
+    windows: int,
+    anchored: bool,
+) -> list[Window]:
+    """The windows, once their days fit in ``[start, end)``."""
+    _check_span(start, end, in_sample_days, out_of_sample_days, windows)
+    return make_windows(
+        start,
+        in_sample_days=in_sample_days,
+        out_of_sample_days=out_of_sample_days,
+        count=windows,
+        anchored=anchored,
+    )
 
 
 def _check_span(
