@@ -67,14 +67,14 @@ class WalkForwardForm(RunSpecForm):
     start = _datetime_field("From", "The first window starts here…")
     end = _datetime_field("To", "…and the last one must end by here")
     in_sample_days = _whole_number(
-        "In-sample days", "Each window optimises on this many days", initial=30
+        "In-sample days", "Each window optimises on this many days", initial=14
     )
     out_of_sample_days = _whole_number(
-        "Out-of-sample days", "…then runs its best parameters on the next this many", initial=7
+        "Out-of-sample days", "…then runs its best parameters on the next this many", initial=4
     )
     windows = _whole_number(
         "Windows", f"1 to {MAX_WINDOWS}: in-sample + windows × out-of-sample days", initial=4
-    )
+    )  # the defaults need 14 + 4 × 4 = 30 days: the form's default period
     anchored = forms.BooleanField(
         required=False,
         help_text="Every in-sample period starts at From and grows (else they roll forward)",
