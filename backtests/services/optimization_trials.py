@@ -70,6 +70,8 @@ def optimization_work(*, optimization_id: int, worker: str = "", slot: int = 0) 
         while _claim(optimization_id):
             study.optimize(objective, n_trials=1, catch=(Exception,))
             ran += 1
+    # Nothing left to claim: a trial of a dead worker may be all that holds up the finish.
+    studies.fail_stale_trials(study)
     optimization_finish(optimization_id=optimization_id)
     return f"{ran} trials"
 

@@ -31,6 +31,8 @@ from optuna.storages import RDBStorage
 from backtests.search_space import Dimension
 
 logger = logging.getLogger(__name__)
+# The heartbeat and failing its stale trials are "experimental" in Optuna 5: we rely on both.
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 _storages: dict[str, RDBStorage] = {}
 _lock = threading.Lock()
@@ -78,9 +80,7 @@ def _new_storage(url: str) -> RDBStorage:
     engine_kwargs: dict[str, Any] = (
         {"connect_args": {"timeout": 60}} if sqlite else {"pool_pre_ping": True}
     )
-    with warnings.catch_warnings():  # the heartbeat is "experimental" in Optuna 5; we rely on it
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        found = _rdb_storage(url, engine_kwargs)
+    found = _rdb_storage(url, engine_kwargs)
     if sqlite:  # persistent on the file: readers never wait for the writing worker
         with found.engine.connect() as sqlite_connection:
             sqlite_connection.exec_driver_sql("PRAGMA journal_mode=WAL")
@@ -104,6 +104,11 @@ def close() -> None:
             found.remove_session()
             found.engine.dispose()
         _storages.clear()
+
+
+def fail_stale_trials(study: optuna.Study) -> None:
+    """Fail the study's trials whose heartbeat stopped (their worker died)."""
+    optuna.storages.fail_stale_trials(study)
 
 
 def quiet_optuna() -> None:

@@ -64,7 +64,7 @@ def test_an_optimization_finds_the_best_of_its_trials(create, auth_client) -> No
     run_trials(body["id"])
 
     detail = auth_client.get(f"{OPTIMIZATIONS}/{body['id']}").json()
-    trials = auth_client.get(f"{OPTIMIZATIONS}/{body['id']}/trials", {"limit": 100}).json()
+    trials = auth_client.get(f"{OPTIMIZATIONS}/{body['id']}/trials", {"page_size": 100}).json()
     rows = trials["results"]
     assert detail["status"] == "done"
     assert sorted(row["number"] for row in rows) == list(range(12))
