@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -176,16 +176,16 @@ def strategy_check_page(*, key: str, market: str | None, user_id: int) -> CheckO
         candles = check_candles(market=chosen, limit=PAGE_CANDLES)
     except CheckDataError as error:
         return CheckOutcome(key=key, error=str(error), status=400)
-    where = {"key": key, "market": candles.market, "source": candles.source}
+    where = CheckOutcome(key=key, market=candles.market, source=candles.source)
     try:
         check = strategy_check_run(key=key, candles=candles, user_id=user_id)
     except CheckInputError as error:
-        return CheckOutcome(**where, error=str(error), status=400)
+        return replace(where, error=str(error), status=400)
     except Exception as error:  # the strategy's own code failed on these candles
         logger.warning(
             "strategy.check_failed",
             extra=context(user_id=user_id, strategy=key, error=type(error).__name__),
             exc_info=True,
         )
-        return CheckOutcome(**where, error=f"the strategy raised {type(error).__name__}: {error}")
-    return CheckOutcome(**where, check=check)
+        return replace(where, error=f"the strategy raised {type(error).__name__}: {error}")
+    return replace(where, check=check)

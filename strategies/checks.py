@@ -203,13 +203,19 @@ class StrategyCheck:
     def last_iso(self) -> str:
         return iso_time(self.last_time)
 
-    def failure(self) -> str | None:
-        """One line naming what failed first, None when both passed."""
+    def reason(self) -> str | None:
+        """What failed first (the lookahead's first finding, else the first indicator that does
+        not converge), None when both passed."""
         if self.lookahead.first is not None:
-            return f"{self.key}: lookahead: {self.lookahead.first.describe()}"
+            return f"lookahead: {self.lookahead.first.describe()}"
         if self.recursive.failures:
-            return f"{self.key}: recursive: {self.recursive.failures[0].describe()}"
+            return f"recursive: {self.recursive.failures[0].describe()}"
         return None
+
+    def failure(self) -> str | None:
+        """One line naming the strategy and what failed first, None when both passed."""
+        reason = self.reason()
+        return None if reason is None else f"{self.key}: {reason}"
 
 
 def _number(value: float | None) -> str:
