@@ -106,13 +106,21 @@ class Finding:
     def cut_iso(self) -> str:
         return iso_time(self.cut_time)
 
+    @property
+    def full_text(self) -> str:
+        return _number(self.full)
+
+    @property
+    def truncated_text(self) -> str:
+        return _number(self.truncated)
+
     def describe(self) -> str:
         if self.column == ERROR:
             return f"with the candles up to {iso_time(self.cut_time)} it failed: {self.detail}"
         return (
             f"first differing candle {self.time_iso}, column {self.column!r}: "
-            f"{_number(self.full)} with all candles, {_number(self.truncated)} with the candles "
-            f"up to {iso_time(self.cut_time)}"
+            f"{self.full_text} with all candles, {self.truncated_text} with the candles "
+            f"up to {self.cut_iso}"
         )
 
 

@@ -22,7 +22,7 @@ from strategies.checks import lookahead_analysis, recursive_analysis
 from strategies.registry import load_registry
 from tests.backtests.conftest import SampleMarket
 from tests.conftest import database_url
-from tests.strategies import drifting_strategy, peeking_strategy
+from tests.strategies import drifting_strategy, peeking_strategy, raising_strategy
 from tests.strategies.drifting_strategy import DriftingStrategy
 from tests.strategies.peeking_strategy import PeekingStrategy
 
@@ -37,9 +37,9 @@ def run(*args: str) -> str:
 
 @pytest.fixture
 def user_strategies() -> Iterator[None]:
-    """The peeking and the drifting test strategies loaded as STRATEGY_MODULES would load them;
-    the configured registry back afterwards."""
-    load_registry([peeking_strategy.MODULE, drifting_strategy.MODULE])
+    """The peeking, drifting and raising test strategies loaded as STRATEGY_MODULES would load
+    them; the configured registry back afterwards."""
+    load_registry([peeking_strategy.MODULE, drifting_strategy.MODULE, raising_strategy.MODULE])
     yield
     load_registry(django_settings.STRATEGY_MODULES)
 
@@ -90,6 +90,18 @@ def test_a_strategy_whose_indicator_never_forgets_its_start_fails_the_recursive_
         run("test_drifting")
 
     assert str(raised.value) == f"1 of 1 failed:\ntest_drifting: recursive: {column.describe()}"
+
+
+def test_a_strategy_whose_code_raises_fails_and_the_others_still_run(
+    sample_candles: SampleMarket, user_strategies: None
+) -> None:
+    out = io.StringIO()
+    with pytest.raises(CommandError) as raised:
+        call_command("strategy_check", "test_raising", "macd", stdout=out, stderr=io.StringIO())
+    assert str(raised.value) == (
+        "1 of 2 failed:\ntest_raising: error: RuntimeError: this strategy is broken"
+    )
+    assert "\nmacd: passed (2000 candles" in out.getvalue()
 
 
 def test_params_and_a_market_can_be_given(sample_candles: SampleMarket) -> None:

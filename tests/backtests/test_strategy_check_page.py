@@ -19,7 +19,7 @@ from strategies.registry import load_registry
 from strategies.services import strategy_catalogue_sync
 from tests.backtests.conftest import SampleMarket
 from tests.backtests.test_pages import find, find_all, html, tags, text
-from tests.strategies import peeking_strategy
+from tests.strategies import peeking_strategy, raising_strategy
 from tests.strategies.peeking_strategy import PeekingStrategy
 
 pytestmark = pytest.mark.django_db
@@ -33,9 +33,9 @@ def trader(client: Client, user: Any) -> Client:
 
 @pytest.fixture
 def peeking(strategy_catalogue: None) -> Iterator[None]:
-    """The peeking test strategy registered and in the catalogue, as STRATEGY_MODULES would
-    have it; the configured registry back afterwards."""
-    load_registry([peeking_strategy.MODULE])
+    """The peeking and raising test strategies registered and in the catalogue, as
+    STRATEGY_MODULES would have them; the configured registry back afterwards."""
+    load_registry([peeking_strategy.MODULE, raising_strategy.MODULE])
     strategy_catalogue_sync()
     yield
     load_registry(django_settings.STRATEGY_MODULES)
@@ -105,8 +105,32 @@ def test_a_peeking_strategy_fails_naming_the_candle_and_the_column(
         f"column '{expected[0].column}'"
     )
     rows = tags(find(result, id="lookahead-findings"), "tr")[1:]
-    shown = [(dict(row.attributes)["data-column"], text(tags(row, "td")[1])) for row in rows]
-    assert shown == [(finding.column, finding.time_iso) for finding in expected]
+    shown = [
+        (dict(row.attributes)["data-column"], *(text(cell) for cell in tags(row, "td")[1:4]))
+        for row in rows
+    ]
+    assert shown == [
+        (finding.column, finding.time_iso, finding.full_text, finding.truncated_text)
+        for finding in expected
+    ]
+    # next_close cut short: the candle after the cut is unknown
+    assert {row[0]: row[3] for row in shown}["next_close"] == "NaN"
+
+
+def test_a_strategy_whose_code_raises_shows_its_error(
+    trader: Client, sample_candles: SampleMarket, peeking: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    response = trader.post(check_url("test_raising"))
+
+    assert response.status_code == 200
+    result = find(html(response), id="check-test_raising")
+    assert dict(result.attributes)["data-check"] == "error"
+    assert text(find(result, id="check-error")) == (
+        "the strategy raised RuntimeError: this strategy is broken"
+    )
+    assert [r.strategy for r in caplog.records if r.getMessage() == "strategy.check_failed"] == [
+        "test_raising"
+    ]
 
 
 def test_another_stored_market_can_be_chosen(trader: Client, sample_candles: SampleMarket) -> None:
