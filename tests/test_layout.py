@@ -33,6 +33,7 @@ MAY_IMPORT = {
 PURE_MODULES = (
     "backtests.engine",
     "backtests.metrics",
+    "backtests.montecarlo",
     "backtests.report",
     "accounts.notification_kinds",
     "bots.decisions",
@@ -40,6 +41,7 @@ PURE_MODULES = (
     "markets.decimals",
     "markets.perp",
     "markets.timeframes",
+    "strategies.checks",
 )
 FRAMEWORKS = ("django", "rest_framework", "channels", "celery")
 MAX_FUNCTION_LINES = 60
