@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from backtests.models import Backtest, BacktestTrade
+from backtests.montecarlo import returns_on_equity, runs_for, trade_monte_carlo
 from backtests.report import Period, TradeRow, backtest_breakdown
 from markets import selectors as market_selectors
 from markets.timeframes import timeframe_ms
@@ -90,15 +91,27 @@ def _period(backtest: Backtest) -> Period:
 def backtest_report_breakdown(
     *, backtest: Backtest, zone: tzinfo, trades: list[TradeRow] | None = None
 ) -> dict[str, Any]:
-    """The breakdowns of ``backtests.report`` (months and weekdays in ``zone``)."""
+    """The breakdowns of ``backtests.report`` (months and weekdays in ``zone``) and the Monte
+    Carlo of the trades (``monte_carlo``: None for fewer than 2 trades)."""
     if trades is None:
         trades = backtest_trade_rows(backtest=backtest)
-    return backtest_breakdown(
-        trades,
-        initial_cash=float(backtest.initial_cash),
-        period=_period(backtest),
-        zone=zone,
+    initial_cash = float(backtest.initial_cash)
+    breakdown = backtest_breakdown(
+        trades, initial_cash=initial_cash, period=_period(backtest), zone=zone
     )
+    breakdown["monte_carlo"] = backtest_monte_carlo(trades=trades, initial_cash=initial_cash)
+    return breakdown
+
+
+def backtest_monte_carlo(*, trades: list[TradeRow], initial_cash: float) -> dict[str, Any] | None:
+    """``backtests.montecarlo`` over the trades' returns on equity, in trade order, with
+    ``runs_for`` runs (1,000 up to 300 trades); None for fewer than 2 trades or an equity that
+    went to zero."""
+    returns = returns_on_equity([trade.pnl for trade in trades], initial_cash=initial_cash)
+    if returns is None:
+        return None
+    result = trade_monte_carlo(returns, initial_cash=initial_cash, runs=runs_for(len(returns)))
+    return result.as_dict() if result is not None else None
 
 
 def backtest_indicators(

@@ -11,6 +11,7 @@ urlpatterns = [
     path("backtests/new/", views.backtest_create_view, name="backtest-create"),
     path("backtests/<int:pk>/", views.backtest_detail_view, name="backtest-detail"),
     path("backtests/<int:pk>/cancel/", views.backtest_cancel_view, name="backtest-cancel"),
+    path("strategies/<slug:key>/check/", views.strategy_check_view, name="strategy-check"),
     path("sweeps/", views.sweep_list_view, name="sweep-list"),
     path("sweeps/new/", views.sweep_create_view, name="sweep-create"),
     path("sweeps/<int:pk>/", views.sweep_detail_view, name="sweep-detail"),

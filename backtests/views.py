@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.authentication import AuthenticatedHttpRequest
-from backtests import selectors, services
+from backtests import selectors, services, strategy_checks
 from backtests.forms import (
     PARAM_PREFIX,
     SWITCH_STRATEGY,
@@ -38,6 +38,7 @@ from backtests.spec import split_spec
 from strategies import selectors as strategy_selectors
 from strategies.models import Strategy as StrategyRow
 from strategies.registry import active
+from strategies.views import strategy_list_page
 from tradingbot.errors import AppError
 
 PAGE_SIZE = 25
@@ -171,6 +172,24 @@ def backtest_cancel_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResp
     backtest = selectors.backtest_get(user=request.user, pk=pk)
     backtest = services.backtest_cancel(backtest=backtest)
     return _cancelled(request, backtest, kind="Backtest", detail="backtests:backtest-detail")
+
+
+# --- strategy checks ----------------------------------------------------------------------------
+
+
+@login_required
+@require_POST
+def strategy_check_view(request: AuthenticatedHttpRequest, key: str) -> HttpResponse:
+    """The strategies page with the overfitting guards of strategy ``key`` run on the last
+    candles of a market (``strategy_checks.strategy_check_page``); any usable strategy, any
+    signed-in trader (strategies are shared)."""
+    if not strategy_selectors.strategy_list_usable().filter(key=key).exists():
+        raise Http404("No such strategy.")
+    outcome = strategy_checks.strategy_check_page(
+        key=key, market=request.POST.get("market"), user_id=request.user.pk
+    )
+    extra = {"outcome": outcome, "check_markets": strategy_checks.check_markets()}
+    return strategy_list_page(request, extra, status=outcome.status)
 
 
 # --- sweeps -------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ MAY_IMPORT = {
 PURE_MODULES = (
     "backtests.engine",
     "backtests.metrics",
+    "backtests.montecarlo",
     "backtests.report",
     "backtests.walk_forward",
     "accounts.notification_kinds",
@@ -41,6 +42,7 @@ PURE_MODULES = (
     "markets.decimals",
     "markets.perp",
     "markets.timeframes",
+    "strategies.checks",
 )
 FRAMEWORKS = ("django", "rest_framework", "channels", "celery")
 MAX_FUNCTION_LINES = 60

@@ -17,6 +17,7 @@ from typing import Any
 
 import optuna
 from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -27,7 +28,7 @@ from backtests.runner import run_backtest
 from backtests.search_space import Dimension, Objective, parse_objectives, parse_space
 from backtests.services import candle_cache, studies
 from backtests.services.heartbeat import Heartbeat
-from backtests.services.optimizations import optimization_finish, publish
+from backtests.services.optimizations import optimization_finish, publish, send
 from backtests.services.runs import EXPECTED_ERRORS, PROGRESS_EVERY_SECONDS, engine_inputs
 from strategies.params import StrategyParamError
 from strategies.registry import active
@@ -65,13 +66,31 @@ def optimization_work(*, optimization_id: int, worker: str = "", slot: int = 0) 
         ),
     )
     ran = 0
+    deadline = time.monotonic() + task_budget_seconds()
     beating = Optimization.objects.filter(pk=optimization_id)
     with Heartbeat(beating, label=f"optimization-{optimization_id}"):
-        while _claim(optimization_id):
+        while time.monotonic() < deadline and _claim(optimization_id):
             study.optimize(objective, n_trials=1, catch=(Exception,))
             ran += 1
+    if time.monotonic() >= deadline and _trials_left(optimization_id):
+        send(optimization)  # this task's turn is up: a fresh task takes over its place
+        return f"{ran} trials, continued"
+    # Nothing left to claim: a trial of a dead worker may be all that holds up the finish.
+    studies.fail_stale_trials(study)
     optimization_finish(optimization_id=optimization_id)
     return f"{ran} trials"
+
+
+def task_budget_seconds() -> float:
+    """How long one task claims trials: half the soft time limit, so that the trial it started
+    last ends well before the limit (a trial is one backtest, which the limit bounds anyway)."""
+    return settings.CELERY_TASK_SOFT_TIME_LIMIT / 2
+
+
+def _trials_left(optimization_id: int) -> bool:
+    return Optimization.objects.filter(
+        pk=optimization_id, status__in=ACTIVE_STATUSES, claimed_count__lt=F("trial_count")
+    ).exists()
 
 
 def _claim(optimization_id: int) -> bool:

@@ -19,7 +19,7 @@ import contextlib
 import logging
 import threading
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -78,8 +78,7 @@ def _new_storage(url: str) -> RDBStorage:
     engine_kwargs: dict[str, Any] = (
         {"connect_args": {"timeout": 60}} if sqlite else {"pool_pre_ping": True}
     )
-    with warnings.catch_warnings():  # the heartbeat is "experimental" in Optuna 5; we rely on it
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    with _experimental_allowed():
         found = _rdb_storage(url, engine_kwargs)
     if sqlite:  # persistent on the file: readers never wait for the writing worker
         with found.engine.connect() as sqlite_connection:
@@ -104,6 +103,21 @@ def close() -> None:
             found.remove_session()
             found.engine.dispose()
         _storages.clear()
+
+
+def fail_stale_trials(study: optuna.Study) -> None:
+    """Fail the study's trials whose heartbeat stopped (their worker died)."""
+    with _experimental_allowed():
+        optuna.storages.fail_stale_trials(study)
+
+
+@contextlib.contextmanager
+def _experimental_allowed() -> Iterator[None]:
+    """The heartbeat and failing its stale trials are "experimental" in Optuna 5 (since 2.9):
+    we rely on both, knowingly, without a warning each time."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield
 
 
 def quiet_optuna() -> None:

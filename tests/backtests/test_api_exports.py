@@ -104,6 +104,13 @@ def test_json_has_the_backtest_its_metrics_report_and_trades(auth_client, user, 
     growth = math.prod(1 + month["return"] for month in report["months"])
     assert growth - 1 == pytest.approx(backtest.metrics["total_return"], abs=1e-9)
     assert sum(row["trades"] for row in report["exit_reasons"]) == backtest.trade_count
+    # and the Monte Carlo of the trades: 1,000 runs, from the backtest's own final equity
+    monte_carlo = report["monte_carlo"]
+    assert (monte_carlo["runs"], monte_carlo["trades"]) == (1000, backtest.trade_count)
+    assert monte_carlo["original_final_equity"] == pytest.approx(
+        backtest.metrics["final_equity"], rel=1e-9
+    )
+    assert set(monte_carlo["shuffled_max_drawdown"]) == {"p5", "p50", "p95"}
 
 
 @pytest.mark.parametrize("file_format", [None, "xml", "CSV", ""])

@@ -4,6 +4,7 @@ cancel, delete, and scoping to the owner. Real Optuna storage on the test databa
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,8 +19,10 @@ from backtests.services.optimization_trials import optimization_work
 from backtests.services.optimizations import optimizations_fail_stale
 from tests.backtests.api_helpers import backtest_body, error_of, post_unsent
 from tests.factories import UserFactory
+from tradingbot import broker
+from tradingbot.redis import get_redis
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 OPTIMIZATIONS = "/api/optimizations"
 SPACE = {"fast": {"low": 3, "high": 20, "step": 1}, "slow": {"low": 25, "high": 80, "step": 5}}
@@ -64,7 +67,7 @@ def test_an_optimization_finds_the_best_of_its_trials(create, auth_client) -> No
     run_trials(body["id"])
 
     detail = auth_client.get(f"{OPTIMIZATIONS}/{body['id']}").json()
-    trials = auth_client.get(f"{OPTIMIZATIONS}/{body['id']}/trials", {"limit": 100}).json()
+    trials = auth_client.get(f"{OPTIMIZATIONS}/{body['id']}/trials", {"page_size": 100}).json()
     rows = trials["results"]
     assert detail["status"] == "done"
     assert sorted(row["number"] for row in rows) == list(range(12))
@@ -244,3 +247,22 @@ def test_a_trial_whose_worker_died_is_failed_and_the_rest_run(create, auth_clien
     assert detail["status"] == "done"
     assert detail["failed_count"] == 1
     assert OptimizationTrial.objects.filter(optimization_id=body["id"]).count() == 5
+
+
+def test_a_task_whose_time_is_up_hands_its_place_to_a_fresh_one(create, settings) -> None:
+    # given: a task's budget (half the soft time limit) that is over at once
+    settings.BACKTESTS_QUEUE = queue = f"test-{uuid.uuid4().hex[:8]}"
+    settings.CELERY_TASK_SOFT_TIME_LIMIT = 0
+    optimization_id = create(trials=3).json()["id"]
+    try:
+        # when
+        result = optimization_work(optimization_id=optimization_id)
+        # then: it claimed nothing and sent one task to take over, on the broker for real
+        pending = broker.pending_tasks([queue]) or []
+    finally:
+        get_redis().delete(queue)
+    assert result == "0 trials, continued"
+    assert [(task.name, task.args) for task in pending] == [
+        ("backtests.tasks.run_optimization_trials_task", (optimization_id,))
+    ]
+    assert Optimization.objects.get(pk=optimization_id).claimed_count == 0

@@ -14,6 +14,7 @@ import pytest
 from django.template.defaultfilters import floatformat
 
 from backtests.models import BacktestTrade
+from backtests.montecarlo import returns_on_equity, trade_monte_carlo
 from markets.models import Candle
 from strategies.indicators import sma
 from tests.backtests.test_pages import (
@@ -238,3 +239,54 @@ def test_a_perp_backtests_report_has_its_funding_and_liquidations(
     assert liquidated > 0
     row = find(page, **{"data-reason": "liquidation"})
     assert cells(row)[:3] == ["Liquidation", str(liquidated), "0.00 %"]
+
+
+def test_the_monte_carlo_band_shows_the_reshuffled_and_resampled_trades(
+    trader_client,
+    user,
+    sample_candles,
+):
+    # given a finished backtest and the Monte Carlo of its stored trades, in order
+    backtest = make_backtest(user, sample_candles)
+    pnls = list(
+        BacktestTrade.objects.filter(backtest=backtest)
+        .order_by("seq")
+        .values_list("pnl", flat=True)
+    )
+    assert len(pnls) >= 2
+    returns = returns_on_equity([float(p) for p in pnls], initial_cash=float(backtest.initial_cash))
+    expected = trade_monte_carlo(returns, initial_cash=float(backtest.initial_cash))
+
+    # when
+    page = html(trader_client.get(f"/backtests/{backtest.pk}/"))
+
+    # then
+    section = find(page, id="backtest-monte-carlo")
+    assert text(tags(section, "h2")[0]) == "Monte Carlo (1,000 reshuffles)"
+    rows = {
+        dict(row.attributes)["data-monte-carlo"]: cells(row)
+        for row in tags(find(section, id="monte-carlo-table"), "tr")[1:]
+    }
+    shuffled = expected.shuffled_max_drawdown
+    assert rows["shuffled_max_drawdown"] == [
+        percent(expected.original_max_drawdown),
+        *(percent(value) for value in (shuffled.p5, shuffled.p50, shuffled.p95)),
+    ]
+    final = expected.resampled_final_equity
+    assert rows["resampled_final_equity"] == [
+        f"{backtest.metrics['final_equity']:.2f}",
+        *(f"{value:.2f}" for value in (final.p5, final.p50, final.p95)),
+    ]
+    assert shuffled.p5 <= shuffled.p50 <= shuffled.p95 <= 0
+
+
+def test_a_backtest_with_fewer_than_two_trades_has_no_monte_carlo(
+    trader_client,
+    user,
+    sample_candles,
+):
+    backtest = make_backtest(
+        user, sample_candles, strategy="rsi_reversion", params={"lower": 1.0, "exit_level": 50.0}
+    )
+    page = html(trader_client.get(f"/backtests/{backtest.pk}/"))
+    assert not find_all(page, id="backtest-monte-carlo")

@@ -17,6 +17,7 @@ from channels.testing import WebsocketCommunicator
 from django.test import Client
 
 from accounts.services import api_token_issue, api_token_revoke
+from backtests.models import Optimization
 from bots.models import Bot
 from markets.events import candles_group
 from tests.backtests.worker_helpers import group_listener  # noqa: F401 - a fixture
@@ -202,9 +203,36 @@ def test_a_bot_subscription_starts_with_a_snapshot(user, bot):
     run(scenario)
 
 
+def test_an_optimization_subscription_starts_with_its_progress_and_best_so_far(user):
+    optimization = Optimization.objects.create(
+        user=user, strategy_id="ma_cross", params={"ma": "sma"}, exchange="bitget",
+        symbol="BTC/USDT", timeframe="5m", initial_cash=10_000, fee_rate="0.001",
+        start="2024-01-01T00:00:00Z", end="2024-01-02T00:00:00Z", space={"fast": {"low": 3,
+        "high": 9}}, objectives=[{"sharpe": 1.0}], sampler="tpe", trial_count=10,
+        claimed_count=4, done_count=3, pruned_count=1, best_value=1.25,
+        best_params={"fast": 5, "ma": "sma"}, status="running",
+    )  # fmt: skip
+    token = token_of(user)
+
+    async def scenario() -> None:
+        socket = await connected(token)
+        channel = f"optimization:{optimization.pk}"
+        snapshot = await ask(socket, {"type": "subscribe", "channel": channel})
+        assert snapshot["type"] == "optimization.snapshot"
+        assert snapshot["data"] == {
+            "status": "running", "progress": 0.4, "done": 3, "pruned": 1, "failed": 0,
+            "total": 10, "best_value": 1.25, "best_params": {"fast": 5, "ma": "sma"}, "error": "",
+        }  # fmt: skip
+        await socket.disconnect()
+
+    run(scenario)
+
+
 def test_another_users_objects_are_not_found_and_send_nothing(user, other_user, bot):
     token = token_of(other_user)
-    channels = [f"bot:{bot.pk}", "bot:999999", "backtest:999999", "sweep:999999"]
+    channels = [
+        f"bot:{bot.pk}", "bot:999999", "backtest:999999", "sweep:999999", "optimization:999999",
+    ]  # fmt: skip
 
     async def scenario() -> None:
         socket = await connected(token)
