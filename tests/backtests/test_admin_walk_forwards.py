@@ -10,7 +10,7 @@ from backtests.services import candle_cache
 from tests.admin_helpers import run_admin_action, shown_messages
 from tests.backtests.walk_forward_helpers import create_walk_forward, run_walk_forward
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 ADMIN = "/admin/backtests"
 

@@ -2,11 +2,13 @@
 of 4 windows run in-process by the same task bodies the workers run (each window's trials, then
 each window's out-of-sample task) to ``done`` with its stitched out-of-sample equity and each
 window's parameters; a window that fails, cancel, delete, the quota, the housekeeping and
-scoping to the owner. Real Optuna storage on the test database's server."""
+scoping to the owner. Real Optuna storage on the test database's server. The tests run in the
+test transaction, so nothing is sent on commit: the task bodies are called here instead."""
 
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -44,8 +46,10 @@ from tests.backtests.walk_forward_helpers import (
     windows_of,
 )
 from tests.factories import UserFactory
+from tradingbot import broker
+from tradingbot.redis import get_redis
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 WALK_FORWARDS = "/api/walk-forwards"
 
@@ -316,23 +320,32 @@ def test_another_users_walk_forward_is_a_404(create, auth_client) -> None:
     assert [row["id"] for row in listed] == [walk_forward_id]
 
 
-def test_lost_window_tasks_and_workers_are_sent_again(create, auth_client) -> None:
-    # given: every window optimised, but the window tasks' messages lost
+def test_lost_window_tasks_and_workers_are_sent_again(create, auth_client, settings) -> None:
+    # given: every window optimised, but the window tasks never sent (the commit that would
+    # have sent them is the test's)
     walk_forward_id = create(trials=2).json()["id"]
     run_optimizations(walk_forward_id)
-    WalkForwardWindow.objects.update(enqueued_at=None)
+    windows = windows_of(walk_forward_id)
+    assert {window.enqueued_at for window in windows} == {None}
     # and a window whose worker died in its out-of-sample run
-    lost = windows_of(walk_forward_id)[2]
+    lost = windows[2]
     WalkForwardWindow.objects.filter(pk=lost.pk).update(
         status=RunStatus.RUNNING, attempts=1, heartbeat_at="2000-01-01T00:00:00Z"
     )
-    # when
-    sent = walk_forwards_fail_stale()
-    # then: every window's task went out again, the lost one back in the queue
-    assert sent == 4
-    assert WalkForwardWindow.objects.filter(enqueued_at=None).count() == 0
+    settings.BACKTESTS_QUEUE = queue = f"test-{uuid.uuid4().hex[:8]}"
+    try:
+        # when
+        sent = walk_forwards_fail_stale()
+        again = walk_forwards_fail_stale()  # sent just now: not again
+        pending = broker.pending_tasks([queue]) or []
+    finally:
+        get_redis().delete(queue)
+    # then: every window's task went out again, on the broker for real, the lost one requeued
+    assert (sent, again) == (4, 0)
+    assert sorted((task.name, task.args) for task in pending) == [
+        ("backtests.tasks.run_walk_forward_window_task", (window.pk,)) for window in windows
+    ]
     assert WalkForwardWindow.objects.get(pk=lost.pk).status == RunStatus.QUEUED
-    assert walk_forwards_fail_stale() == 0  # sent just now: not again
     run_windows(walk_forward_id)
     assert WalkForwardWindow.objects.get(pk=lost.pk).attempts == 2
     assert auth_client.get(f"{WALK_FORWARDS}/{walk_forward_id}").json()["status"] == "done"

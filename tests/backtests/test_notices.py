@@ -1,4 +1,5 @@
-"""A finished backtest, sweep or optimisation is told once to its owner's channels that take it."""
+"""A finished backtest, sweep, optimisation or walk-forward is told once to its owner's channels
+that take it (a walk-forward's window optimisations are not told on their own)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from backtests.services import candle_cache
 from backtests.services.optimization_trials import optimization_work
 from backtests.spec import RunSpec
 from tests.backtests.run_helpers import create_backtest, run_sweep
+from tests.backtests.walk_forward_helpers import create_walk_forward, run_walk_forward, run_windows
 
 
 def test_a_done_backtest_and_a_finished_sweep_are_told_once(user: Any, sample_candles: Any):
@@ -66,3 +68,22 @@ def test_a_finished_optimization_is_told_once_with_its_best(
     assert rows[0].title == f"Optimization #{optimization.pk} done"
     assert "best " in rows[0].body
     assert "of 3 trials complete" in rows[0].body
+
+
+def test_a_walk_forward_is_told_once_and_its_window_optimisations_never(
+    user: Any, sample_candles: Any, django_capture_on_commit_callbacks: Any
+):
+    # given a channel that takes finished runs, and a walk-forward of two windows
+    channel_create(user=user, name="phone", url="json://127.0.0.1:9/x")
+    candle_cache.forget()
+    with django_capture_on_commit_callbacks(execute=False):
+        walk_forward = create_walk_forward(user, sample_candles, windows=2, trials=2)
+    # when its windows are optimised and run, and the last window's task comes again
+    walk_forward = run_walk_forward(walk_forward)
+    run_windows(walk_forward.pk)
+    # then one row: the walk-forward's, with its out-of-sample return
+    assert walk_forward.status == RunStatus.DONE
+    rows = list(NotificationOutbox.objects.all())
+    assert [row.key for row in rows] == [f"walk-forward-{walk_forward.pk}-done"]
+    assert rows[0].title == f"Walk-forward #{walk_forward.pk} done"
+    assert "2 windows: out-of-sample return " in rows[0].body

@@ -129,7 +129,6 @@ def test_the_list_links_each_walk_forward_and_the_nav_leads_to_it(
     assert [text(a) for a in current] == ["Walk-forwards"]
 
 
-@pytest.mark.django_db(transaction=True)
 def test_a_finished_walk_forward_shows_its_windows_equity_and_overfitting_ratio(
     trader_client, user, sample_candles, django_capture_on_commit_callbacks
 ):
