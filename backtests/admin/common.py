@@ -11,10 +11,11 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from backtests.models import Backtest, RunStatus, Sweep
+from backtests.models import Backtest, Optimization, RunStatus, Sweep
 from tradingbot.errors import AppError
 
 EMPTY = "—"
+AdminRun = Backtest | Sweep | Optimization
 
 
 # --- formatting ---------------------------------------------------------------------------------
@@ -100,7 +101,7 @@ class ResultAdmin(admin.ModelAdmin):
         for run in queryset:
             self.delete_run(run)
 
-    def rerun_each(self, request: HttpRequest, runs: Iterable[Backtest | Sweep]) -> None:
+    def rerun_each(self, request: HttpRequest, runs: Iterable[AdminRun]) -> None:
         """Re-run each run (checked again, as if new), logging both ends of each re-run."""
         kind, created = self.opts.verbose_name, 0
         for run in runs:
@@ -114,7 +115,7 @@ class ResultAdmin(admin.ModelAdmin):
             created += 1
         self._report(request, f"{kind}(s) queued again", created)
 
-    def cancel_each(self, request: HttpRequest, runs: Iterable[Backtest | Sweep]) -> None:
+    def cancel_each(self, request: HttpRequest, runs: Iterable[AdminRun]) -> None:
         """Cancel each active run; a finished one is left as it is, and counted apart."""
         cancelled = finished = 0
         for run in runs:
@@ -137,16 +138,16 @@ class ResultAdmin(admin.ModelAdmin):
 
 
 class RunColumns:
-    """Strategy, market and period columns shared by backtests and sweeps."""
+    """Strategy, market and period columns shared by backtests, sweeps and optimisations."""
 
     @admin.display(description="strategy", ordering="strategy")
-    def strategy_key(self, run: Backtest | Sweep) -> str:
+    def strategy_key(self, run: AdminRun) -> str:
         return run.strategy_id
 
     @admin.display(description="market")
-    def market(self, run: Backtest | Sweep) -> str:
+    def market(self, run: AdminRun) -> str:
         return run.market_label
 
     @admin.display(description="period (UTC)", ordering="start")
-    def period(self, run: Backtest | Sweep) -> str:
+    def period(self, run: AdminRun) -> str:
         return f"{utc_text(run.start)} → {utc_text(run.end)}"
