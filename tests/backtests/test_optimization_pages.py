@@ -35,7 +35,7 @@ def trader_client(client: Any, user: Any) -> Any:
 
 
 def optimization_form(market: SampleMarket, **overrides: Any) -> dict[str, Any]:
-    """A valid new-optimisation form as a browser posts it: fast 5–20 and slow 30–60 (step 10)
+    """A valid new-optimisation form as a browser posts it: fast 5 to 20 and slow 30 to 60 (step 10)
     searched, ma fixed to EMA, maximising the Sharpe ratio over 20 trials."""
     form = {
         **backtest_form(market),
