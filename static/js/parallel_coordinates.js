@@ -6,8 +6,8 @@
  * searched parameter ({name, label, kind: "range", low, high, log} or {name, label, kind:
  * "choice", choices: [text, ...]}), `trials` ([{number, value, params: {name: value}}]), the
  * `best_trial` and the `objective`'s label; the objective's value is the last axis. Each trial is
- * a line across the axes, coloured by its value from dark blue (the lowest) to yellow (the
- * highest), the best drawn last and thicker; its tooltip names it. `format` writes a value.
+ * a line across the axes, coloured by the rank of its value from dark blue (the lowest) to yellow
+ * (the highest), the best drawn last and thicker; its tooltip names it. `format` writes a value.
  * The container's data-lines says how many lines are drawn.
  */
 (() => {
@@ -19,6 +19,7 @@
   const BOTTOM = HEIGHT - 28;
   const SIDE = 70;
   const MIN_GAP = 120;
+  const VALUE = "__value"; // the objective's axis
 
   function element(name, attributes = {}, text = "") {
     const node = document.createElementNS(SVG, name);
@@ -77,41 +78,51 @@
     });
   }
 
+  /** The trial's line through the axes (null when one of its values has no place on them). */
+  function lineOf(trial, axes, xs, scales) {
+    const points = [];
+    for (const [index, axis] of axes.entries()) {
+      const share = scales[index](axis.name === VALUE ? trial.value : trial.params[axis.name]);
+      if (share === null) return null;
+      points.push(`${xs[index].toFixed(1)},${(BOTTOM - share * (BOTTOM - TOP)).toFixed(1)}`);
+    }
+    return points.join(" ");
+  }
+
   function draw(container, data, format) {
-    const trials = data.trials.filter((trial) => Number.isFinite(trial.value));
-    const values = trials.map((trial) => trial.value);
-    const low = values.length ? Math.min(...values) : 0;
-    const high = values.length ? Math.max(...values) : 1;
+    const trials = data.trials.filter((trial) => Number.isFinite(trial.value))
+      .sort((a, b) => a.value - b.value);
+    const low = trials.length ? trials[0].value : 0;
+    const high = trials.length ? trials[trials.length - 1].value : 1;
     const valueAxis = {
-      name: "__value", label: data.objective, kind: "range", low,
+      name: VALUE, label: data.objective, kind: "range", low,
       high: high > low ? high : low + 1, log: false, format,
     };
     const axes = [...data.axes, valueAxis];
     const width = Math.max(container.clientWidth || 0, SIDE * 2 + MIN_GAP * (axes.length - 1));
-    const xs = axes.map((_, index) => SIDE + (index * (width - 2 * SIDE)) / Math.max(axes.length - 1, 1));
-    const svg = element("svg", { viewBox: `0 0 ${width} ${HEIGHT}`, width, height: HEIGHT });
-    drawAxes(svg, axes, xs);
+    const gap = (width - 2 * SIDE) / Math.max(axes.length - 1, 1);
+    const xs = axes.map((_, index) => SIDE + index * gap);
     const scales = axes.map(scaleOf);
-    const ordered = [...trials].sort((a, b) => (a.number === data.best_trial) - (b.number === data.best_trial)
-      || a.value - b.value);
+    const svg = element("svg", { viewBox: `0 0 ${width} ${HEIGHT}`, width, height: HEIGHT });
     const lines = element("g", { class: "lines" });
-    for (const trial of ordered) {
-      const points = axes.map((axis, index) => {
-        const share = scales[index](axis === valueAxis ? trial.value : trial.params[axis.name]);
-        return share === null ? null : `${xs[index].toFixed(1)},${(BOTTOM - share * (BOTTOM - TOP)).toFixed(1)}`;
-      });
-      if (points.includes(null)) continue;
-      const share = high > low ? (trial.value - low) / (high - low) : 1;
-      const best = trial.number === data.best_trial;
+    const isBest = (trial) => trial.number === data.best_trial;
+    // Worst first (each colour is its rank), so that better lines cover worse; the best last.
+    const ranked = trials.map((trial, rank) => ({ trial, rank }));
+    ranked.sort((a, b) => isBest(a.trial) - isBest(b.trial) || a.rank - b.rank);
+    for (const { trial, rank } of ranked) {
+      const points = lineOf(trial, axes, xs, scales);
+      if (points === null) continue;
       const line = element("polyline", {
-        points: points.join(" "), stroke: colour(share), class: best ? "best" : "",
-        "data-trial": trial.number,
+        points, stroke: colour(trials.length > 1 ? rank / (trials.length - 1) : 1),
+        class: isBest(trial) ? "best" : "", "data-trial": trial.number,
       });
       const params = Object.entries(trial.params).map(([name, value]) => `${name}=${value}`);
-      line.append(element("title", {}, `Trial #${trial.number}: ${format(trial.value)} · ${params.join(", ")}`));
+      const title = `Trial #${trial.number}: ${format(trial.value)} · ${params.join(", ")}`;
+      line.append(element("title", {}, title));
       lines.append(line);
     }
     svg.append(lines);
+    drawAxes(svg, axes, xs); // over the lines, so that their labels stay readable
     container.replaceChildren(svg);
     container.dataset.lines = String(lines.childElementCount);
   }

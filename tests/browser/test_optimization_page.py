@@ -2,12 +2,13 @@
 daphne that sends the trials' tasks to a queue of the test's own, and a Celery worker started on
 that queue only once the page is open, so that the page is seen following the trials live.
 
-The trader fills the search-space editor (fast and slow searched, the rest fixed) and submits; the
-detail page shows the optimisation queued; a worker then runs its trials, and the page's counts
-move on without a reload (``optimization.status`` over the live connection); when it is done
-the page reloads itself and draws the history chart, the importances and the parallel
-coordinates, with no script error and nothing refused by the Content-Security-Policy. The pages'
-screenshots are saved as test artifacts (``$TEST_ARTIFACTS_DIR``, as in test_trader_flows.py).
+The trader fills the search-space editor (fast and slow ranges, the kind of average among its
+choices, the rest fixed) and submits; the detail page shows the optimisation queued; a worker
+then runs its trials, and the page's counts move on without a reload (``optimization.status``
+over the live connection); when it is done the page reloads itself and draws the history chart,
+the importances and the parallel coordinates, with no script error and nothing refused by the
+Content-Security-Policy. The pages' screenshots are saved as test artifacts
+(``$TEST_ARTIFACTS_DIR``, as in test_trader_flows.py).
 The pages and forms themselves are tested in ``tests/backtests/test_optimization_pages.py``.
 """
 
@@ -84,7 +85,7 @@ def test_an_optimization_is_followed_live_from_its_form_to_its_charts(
     page, errors = watched_page
     log_in(page, trader.email, password)
 
-    # when the trader fills the form: MA Cross, fast and slow searched, over the sample
+    # when the trader fills the form: MA Cross, fast, slow and the average searched, on the sample
     page.goto("/optimizations/new/")
     with page.expect_navigation():
         page.select_option("#id_strategy", "ma_cross")
@@ -97,6 +98,7 @@ def test_an_optimization_is_followed_live_from_its_form_to_its_charts(
     page.fill("#id_low_slow", "25")
     page.fill("#id_high_slow", "80")
     page.fill("#id_step_slow", "5")
+    page.check("#id_search_ma")  # no choices given: every one
     page.fill("#id_trials", str(TRIALS))
     page.fill("#id_seed", "11")
     screenshot(page, "optimization-new")
@@ -109,6 +111,7 @@ def test_an_optimization_is_followed_live_from_its_form_to_its_charts(
     assert optimization.space == {
         "fast": {"low": 3, "high": 20, "step": 1},
         "slow": {"low": 25, "high": 80, "step": 5},
+        "ma": {"choices": ["sma", "ema"]},
     }
     counts = page.locator("#optimization-counts")
     expect(counts).to_have_attribute("data-finished", "0")
@@ -139,9 +142,12 @@ def test_an_optimization_is_followed_live_from_its_form_to_its_charts(
     lines = page.locator("#parallel-chart svg polyline")
     expect(lines).to_have_count(complete)
     expect(page.locator("#parallel-chart svg polyline.best")).to_have_count(1)
-    expect(page.locator("#parallel-chart svg .axis")).to_have_count(3)  # fast, slow, the value
+    axes = page.locator("#parallel-chart svg .axis")
+    expect(axes).to_have_count(4)  # fast, slow, ma, the value
+    expect(axes.nth(2)).to_contain_text("sma")  # a choice axis names its choices
+    expect(axes.nth(2)).to_contain_text("ema")
     bars = page.locator("#optimization-importances .importance-bar")
-    expect(bars).to_have_count(2)
+    expect(bars).to_have_count(3)
     widths = [bars.nth(n).evaluate("(bar) => bar.getBoundingClientRect().width") for n in (0, 1)]
     assert widths[0] >= widths[1] > 0  # largest first, drawn from data-shade
     expect(page.locator("#trials-table tbody tr")).to_have_count(TRIALS)
