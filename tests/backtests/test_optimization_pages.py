@@ -106,6 +106,9 @@ def test_the_form_has_a_search_row_per_parameter_of_the_strategy_in_the_query(
     selected = [o for o in tags(find(page, id="id_strategy"), "option") if o.attributes]
     chosen = [dict(o.attributes)["value"] for o in selected if "selected" in dict(o.attributes)]
     assert chosen == ["bollinger_breakout"]
+    offered = {dict(o.attributes)["value"] for o in selected}
+    assert "ma_cross" in offered
+    assert "signals" not in offered  # it trades on a bot's signals only: nothing to backtest
     rows = find_all(find(page, id="search-space"), **{"data-param": "k"})
     assert len(rows) == 1
     names = {dict(i.attributes).get("name") for i in tags(rows[0], "input")}
@@ -352,7 +355,7 @@ def test_several_objectives_show_their_pareto_front(trader_client, user, sample_
 
 
 @pytest.mark.django_db
-def test_an_active_optimization_shows_its_progress_and_cancels_from_its_page(
+def test_an_active_optimization_shows_its_progress_listed_and_cancels_from_its_page(
     trader_client, user, sample_candles
 ):
     optimization = create_optimization(user, sample_candles)
@@ -365,6 +368,14 @@ def test_an_active_optimization_shows_its_progress_and_cancels_from_its_page(
         "0",
         "12",
     )
+    row = find(html(trader_client.get("/optimizations/")), id=f"optimization-{optimization.pk}")
+    assert text(find(row, **{"data-role": "trials"})) == "0 / 12"
+    status = find(row, class_="run-status")
+    assert (dict(status.attributes)["data-run-kind"], dict(status.attributes)["data-status"]) == (
+        "optimization",
+        "queued",
+    )
+
     response = trader_client.post(f"{url}cancel/", follow=True)
 
     optimization.refresh_from_db()
