@@ -21,8 +21,9 @@ SPACE = {"fast": {"low": 3, "high": 20, "step": 1}, "slow": {"low": 25, "high": 
 
 def create_optimization(user: Any, market: SampleMarket, **overrides: Any) -> Optimization:
     """A queued optimisation of MA Cross (SMA) over fast 3 to 20 and slow 25 to 80 on the whole
-    sample, maximising the Sharpe ratio over 12 trials (seed 7). Its tasks are sent on commit,
-    to the test broker's queue, where no worker takes them."""
+    sample, maximising the Sharpe ratio over 12 trials (seed 7). Its tasks are sent only when
+    a transactional test commits it, to the test broker's backtests queue, which no worker of
+    the suite consumes."""
     fields: dict[str, Any] = {
         "user": user,
         "strategy": "ma_cross",
