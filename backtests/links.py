@@ -1,5 +1,5 @@
-"""Where a result leads: the backtest of a sweep's combination, and the bot form prefilled with a
-configuration (a backtest's, or a sweep combination's).
+"""Where a result leads: the backtest of a sweep's combination or of an optimisation's trial, and
+the bot form prefilled with a configuration (a backtest's, a sweep combination's, a trial's).
 
 The bot form belongs to the bots app, which this app never imports: it is reached by its URL,
 and its query is the contract (read back by ``bots.forms.bot_prefill``):
@@ -22,8 +22,9 @@ from urllib.parse import urlencode
 
 from django.urls import reverse
 
-from backtests.models import ACCOUNT_FIELDS, Backtest, PeriodRun, RunStatus, Sweep
+from backtests.models import ACCOUNT_FIELDS, Backtest, Optimization, PeriodRun, RunStatus, Sweep
 from strategies.forms import params_as_query
+from strategies.registry import UnknownStrategyError, active
 
 NAME_LENGTH = 100
 # A run that failed or was cancelled has no result to show: the link creates a new one.
@@ -61,6 +62,17 @@ def _bot_name(run: PeriodRun, params: Mapping[str, Any]) -> str:
     return f"{run.strategy_id} {run.symbol} {run.timeframe} {shown}".strip()
 
 
+def complete_params(strategy_key: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` with the strategy's defaults for those left out (an optimisation's trial keeps
+    only its fixed and searched ones; a backtest stores them all); as they are when the strategy
+    is no longer registered."""
+    try:
+        declared = active().get(strategy_key).params
+    except UnknownStrategyError:
+        return dict(params)
+    return {**{param.name: param.default for param in declared}, **params}
+
+
 def params_key(params: Mapping[str, Any]) -> str:
     """Parameters as a comparable key (the order of the keys does not matter)."""
     return json.dumps(dict(params), sort_keys=True)
@@ -69,16 +81,23 @@ def params_key(params: Mapping[str, Any]) -> str:
 def sweep_backtests(*, sweep: Sweep) -> dict[str, Backtest]:
     """The owner's backtests of the sweep's configuration over its period, by their parameters
     (:func:`params_key`), the newest of each; failed and cancelled ones left out."""
-    same = {field: getattr(sweep, field) for field in ACCOUNT_FIELDS}
+    return period_backtests(run=sweep)
+
+
+def period_backtests(*, run: Sweep | Optimization) -> dict[str, Backtest]:
+    """The owner's backtests of ``run``'s configuration (a sweep's, an optimisation's) over its
+    period, by their parameters (:func:`params_key`), the newest of each; failed and cancelled
+    ones left out."""
+    same = {field: getattr(run, field) for field in ACCOUNT_FIELDS}
     backtests = (
         Backtest.objects.filter(
-            user_id=sweep.user_id,
-            strategy_id=sweep.strategy_id,
-            exchange=sweep.exchange,
-            symbol=sweep.symbol,
-            timeframe=sweep.timeframe,
-            start=sweep.start,
-            end=sweep.end,
+            user_id=run.user_id,
+            strategy_id=run.strategy_id,
+            exchange=run.exchange,
+            symbol=run.symbol,
+            timeframe=run.timeframe,
+            start=run.start,
+            end=run.end,
             **same,
         )
         .exclude(status__in=NO_RESULT)

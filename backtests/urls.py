@@ -1,8 +1,8 @@
-"""Server-rendered pages: backtests, sweeps, schedules and walk-forwards."""
+"""Server-rendered pages: backtests, sweeps, optimisations, walk-forwards and schedules."""
 
 from django.urls import path
 
-from backtests import views, walk_forward_views
+from backtests import optimization_views, views, walk_forward_views
 
 app_name = "backtests"
 
@@ -20,6 +20,37 @@ urlpatterns = [
         "sweeps/<int:pk>/runs/<int:seq>/backtest/",
         views.sweep_run_backtest_view,
         name="sweep-run-backtest",
+    ),
+    path("optimizations/", optimization_views.optimization_list_view, name="optimization-list"),
+    path(
+        "optimizations/new/",
+        optimization_views.optimization_create_view,
+        name="optimization-create",
+    ),
+    path(
+        "optimizations/<int:pk>/",
+        optimization_views.optimization_detail_view,
+        name="optimization-detail",
+    ),
+    path(
+        "optimizations/<int:pk>/cancel/",
+        optimization_views.optimization_cancel_view,
+        name="optimization-cancel",
+    ),
+    path(
+        "optimizations/<int:pk>/rerun/",
+        optimization_views.optimization_rerun_view,
+        name="optimization-rerun",
+    ),
+    path(
+        "optimizations/<int:pk>/delete/",
+        optimization_views.optimization_delete_view,
+        name="optimization-delete",
+    ),
+    path(
+        "optimizations/<int:pk>/trials/<int:number>/backtest/",
+        optimization_views.optimization_trial_backtest_view,
+        name="optimization-trial-backtest",
     ),
     path("schedules/", views.schedule_list_view, name="schedule-list"),
     path("schedules/new/", views.schedule_create_view, name="schedule-create"),

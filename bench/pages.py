@@ -11,12 +11,16 @@ and then times, through Django's test client in this process (no network), ``--r
   trades), ``/backtests/``;
 - the API reads behind the cockpit: the backtest's export (CSV, JSON), the bot's chart and equity
   curve, the trader's performance by day;
+- ``/optimizations/<id>/``: a finished optimisation of ``--trials`` trials (default 200) of the
+  demo backtest's configuration, two parameters searched, recorded as its workers record them
+  (about a tenth skipped, a few failed; values, metrics, importances), so the page embeds every
+  complete trial for its history and parallel-coordinates charts and lists the first 50;
 - the peer, ``/strategies/``: a plain page with four rows, same middleware and session.
 
 It prints the median and p90 milliseconds, the page's size and the median's ratio to the peer's.
 One machine, noisy: read the ratios.
 
-    .venv/bin/python bench/pages.py [--repeat 30] [--trades 2000]
+    .venv/bin/python bench/pages.py [--repeat 30] [--trades 2000] [--trials 200]
 """
 
 from __future__ import annotations
@@ -77,6 +81,55 @@ def seed(trades: int) -> tuple[object, int, int]:
     return trader, bot.pk, backtest.pk
 
 
+SEARCHED = {"fast": {"low": 3, "high": 40, "step": 1}, "slow": {"low": 30, "high": 200, "step": 5}}
+
+
+def seed_optimization(trader: object, backtest_id: int, trials: int) -> int:
+    """A finished optimisation of ``trials`` trials of the demo backtest's configuration and
+    period (fast and slow searched), written as its workers write them: its id."""
+    import random
+
+    from django.utils import timezone
+
+    from backtests.models import CONFIG_FIELDS, Backtest, Optimization, OptimizationTrial
+
+    backtest = Backtest.objects.get(pk=backtest_id)
+    rng = random.Random(7)
+    now = timezone.now()
+    states = ["complete"] * 18 + ["pruned", "failed"]
+    optimization = Optimization.objects.create(
+        user=trader, **{field: getattr(backtest, field) for field in CONFIG_FIELDS[2:]},
+        strategy_id=backtest.strategy_id, params={"ma": "sma"}, start=backtest.start,
+        end=backtest.end, status="done", candle_count=backtest.candle_count, sampler="tpe",
+        seed=7, trial_count=trials, claimed_count=trials, space=SEARCHED,
+        objectives=[{"sharpe": 1.0}], importances={"slow": 0.62, "fast": 0.38},
+        started_at=now, finished_at=now,
+    )  # fmt: skip
+    rows = []
+    for number in range(trials):
+        state = rng.choice(states)
+        params = {"ma": "sma", "fast": rng.randint(3, 40), "slow": rng.randrange(30, 201, 5)}
+        value = rng.gauss(0, 2) if state == "complete" else None
+        metrics = {**(backtest.metrics or {}), "sharpe": value} if value is not None else None
+        rows.append(OptimizationTrial(
+            optimization=optimization, number=number, params=params, state=state, value=value,
+            values=None if value is None else [value], metrics=metrics, started_at=now,
+            finished_at=now, worker="bench",
+            error="" if state == "complete" else "The strategy rejects these parameters: …",
+        ))  # fmt: skip
+    OptimizationTrial.objects.bulk_create(rows)
+    done = [row for row in rows if row.state == "complete"]
+    best = max(done, key=lambda row: row.value or 0)
+    Optimization.objects.filter(pk=optimization.pk).update(
+        done_count=len(done),
+        pruned_count=sum(row.state == "pruned" for row in rows),
+        failed_count=sum(row.state == "failed" for row in rows),
+        best_trial=best.number, best_params=best.params, best_value=best.value,
+        best_metrics=best.metrics,
+    )  # fmt: skip
+    return optimization.pk
+
+
 def timed(client: object, path: str, repeat: int) -> tuple[list[float], int]:
     times, size = [], 0
     for _ in range(repeat):
@@ -94,11 +147,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--trades", type=int, default=2000)
+    parser.add_argument("--trials", type=int, default=200)
     args = parser.parse_args()
     setup_django()
     from django.test import Client
 
     trader, bot_id, backtest_id = seed(args.trades)
+    optimization_id = seed_optimization(trader, backtest_id, args.trials)
     client = Client(HTTP_HOST="127.0.0.1")
     client.force_login(trader)  # type: ignore[arg-type]
     pages = [
@@ -108,6 +163,8 @@ def main() -> None:
         ("/bots/new/", "/bots/new/"),
         (f"/backtests/{backtest_id}/", f"/backtests/{backtest_id}/"),
         ("/backtests/", "/backtests/"),
+        (f"/optimizations/{optimization_id}/", f"/optimizations/{optimization_id}/"),
+        ("/optimizations/", "/optimizations/"),
         ("backtest export csv", f"/api/backtests/{backtest_id}/export?format=csv"),
         ("backtest export json", f"/api/backtests/{backtest_id}/export?format=json"),
         ("bot chart API", f"/api/bots/{bot_id}/chart"),
@@ -117,7 +174,7 @@ def main() -> None:
     for _, path in pages:  # warm caches and the market catalogue once
         client.get(path)
     print(f"{args.repeat} GETs each, SQLite, in-process test client; the bot has "
-          f"{args.trades}+ fills")  # fmt: skip
+          f"{args.trades}+ fills, the optimisation {args.trials} trials")  # fmt: skip
     print(f"{'page':<24} {'p50 ms':>8} {'p90 ms':>8} {'KiB':>7} {'÷ peer':>7}")
     peer = None
     for label, path in pages:

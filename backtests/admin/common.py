@@ -11,7 +11,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from backtests.models import Backtest, PeriodRun, RunStatus, Sweep
+from backtests.models import PeriodRun, RunStatus
 from tradingbot.errors import AppError
 
 EMPTY = "—"
@@ -137,16 +137,16 @@ class ResultAdmin(admin.ModelAdmin):
 
 
 class RunColumns:
-    """Strategy, market and period columns shared by backtests and sweeps."""
+    """Strategy, market and period columns shared by backtests, sweeps and optimisations."""
 
     @admin.display(description="strategy", ordering="strategy")
-    def strategy_key(self, run: Backtest | Sweep) -> str:
+    def strategy_key(self, run: PeriodRun) -> str:
         return run.strategy_id
 
     @admin.display(description="market")
-    def market(self, run: Backtest | Sweep) -> str:
+    def market(self, run: PeriodRun) -> str:
         return run.market_label
 
     @admin.display(description="period (UTC)", ordering="start")
-    def period(self, run: Backtest | Sweep) -> str:
+    def period(self, run: PeriodRun) -> str:
         return f"{utc_text(run.start)} → {utc_text(run.end)}"

@@ -55,7 +55,7 @@ class Migration(migrations.Migration):
                 ('best_value', models.FloatField(blank=True, help_text="The first objective's", null=True)),
                 ('best_metrics', models.JSONField(blank=True, null=True)),
                 ('pareto', models.JSONField(blank=True, default=list, help_text="Several objectives: the Pareto front's trial numbers")),
-                ('importances', models.JSONField(blank=True, default=dict, help_text="{param: share of the objective's variance}")),
+                ('importances', models.JSONField(blank=True, default=dict, help_text="{param: importance share (PED-ANOVA), summing to 1}")),
                 ('enqueued_at', models.DateTimeField(blank=True, help_text='When its task messages were last sent', null=True)),
                 ('strategy', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='strategies.strategy', to_field='key')),
                 ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='optimizations', to=settings.AUTH_USER_MODEL)),

@@ -54,7 +54,7 @@ class Optimization(PeriodRun):
         default=list, blank=True, help_text="Several objectives: the Pareto front's trial numbers"
     )
     importances = models.JSONField(
-        default=dict, blank=True, help_text="{param: share of the objective's variance}"
+        default=dict, blank=True, help_text="{param: importance share (PED-ANOVA), summing to 1}"
     )
     enqueued_at = models.DateTimeField(
         null=True, blank=True, help_text="When its task messages were last sent"
