@@ -56,7 +56,8 @@ def run_scheduled_backtest_task(schedule_id: int) -> int | None:
 
 @shared_task(name="backtests.tasks.fail_stale_runs_task", ignore_result=True)
 def fail_stale_runs_task() -> dict[str, int]:
-    """Every minute (beat): fail backtests and sweep combinations whose worker went silent."""
+    """Every minute (beat): fail the backtests, sweep combinations, optimisation trials and
+    walk-forward window runs whose worker went silent."""
     return {
         "backtests": services.backtests_fail_stale(),
         "sweep_runs": services.sweeps_fail_stale(),

@@ -285,7 +285,9 @@ def test_beats_stale_task_run_by_a_live_worker_fails_a_killed_workers_backtest(
     )
     outcome = fail_stale_runs_task.apply_async(queue=housekeeper.queue, ignore_result=False)
     # then
-    assert outcome.get(timeout=30) == {"backtests": 1, "sweep_runs": 0}, housekeeper.log()
+    assert outcome.get(timeout=30) == {
+        "backtests": 1, "sweep_runs": 0, "optimization_trials": 0, "walk_forward_tasks": 0,
+    }, housekeeper.log()  # fmt: skip
     failed = Backtest.objects.get(pk=backtest_id)
     assert failed.status == RunStatus.FAILED
     assert STALE_ERROR in failed.error
