@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -61,18 +61,26 @@ def sweep_runs_execute(*, run_ids: Sequence[int], worker: str = "") -> list[str]
     """Run the combinations ``run_ids`` (the body of ``run_sweep_runs_task``): a combination's
     own error is recorded as its outcome, never raised.
     What each came to, in order: ``done``, ``failed``, ``skipped`` or ``handed_on``."""
-    runs = SweepRun.objects.filter(pk__in=run_ids).select_related("sweep").defer("metrics")
-    by_id = {run.pk: run for run in runs}
+    rows = SweepRun.objects.filter(pk__in=run_ids).values_list("pk", "sweep_id", "params")
+    by_id = {pk: (sweep_id, _Run(pk, params)) for pk, sweep_id, params in rows}
+    sweeps = Sweep.objects.in_bulk({sweep_id for sweep_id, _run in by_id.values()})
     statuses: dict[int, str] = {}
-    for sweep_id in dict.fromkeys(run.sweep_id for run in by_id.values()):
-        batch = [by_id[pk] for pk in run_ids if pk in by_id and by_id[pk].sweep_id == sweep_id]
-        statuses |= _Batch(batch, worker).run()
+    for sweep_id, sweep in sweeps.items():
+        batch = [by_id[pk][1] for pk in run_ids if pk in by_id and by_id[pk][0] == sweep_id]
+        statuses |= _Batch(sweep, batch, worker).run()
     return [statuses.get(pk, "skipped") for pk in run_ids]
 
 
 def sweep_run_execute(*, run_id: int, worker: str = "") -> str:
     """Run one combination (a batch of one); what it came to."""
     return sweep_runs_execute(run_ids=[run_id], worker=worker)[0]
+
+
+class _Run(NamedTuple):
+    """A combination to run: its row's id and parameters."""
+
+    pk: int
+    params: dict[str, Any]
 
 
 class _HandOn(Exception):
@@ -82,9 +90,9 @@ class _HandOn(Exception):
 class _Batch:
     """The combinations of one sweep that one task runs."""
 
-    def __init__(self, runs: list[SweepRun], worker: str) -> None:
+    def __init__(self, sweep: Sweep, runs: list[_Run], worker: str) -> None:
         self.runs = runs
-        self.sweep: Sweep = runs[0].sweep
+        self.sweep = sweep
         self.worker = worker
         self.statuses: dict[int, str] = {}
         self.pending: list[Outcome] = []
@@ -118,7 +126,7 @@ class _Batch:
         elapsed = time.monotonic() - self.started
         return elapsed + self.longest > settings.CELERY_TASK_SOFT_TIME_LIMIT / 2
 
-    def _claim(self, run: SweepRun) -> bool:
+    def _claim(self, run: _Run) -> bool:
         """Take ``run`` if it is still to run. Its sweep was active when the batch was read; a
         cancel since then has cancelled the combinations still queued."""
         if self.sweep.status not in ACTIVE_STATUSES:
@@ -134,7 +142,7 @@ class _Batch:
                 publish(self.sweep)
         return claimed
 
-    def _compute(self, run: SweepRun) -> Outcome:
+    def _compute(self, run: _Run) -> Outcome:
         first = not self.computed
         began = time.monotonic()
         try:
@@ -174,7 +182,7 @@ class _Batch:
                 self.statuses[outcome.run_id] = "skipped"
         self.written = time.monotonic()
 
-    def _hand_on(self, rest: list[SweepRun], *, interrupted: SweepRun | None = None) -> None:
+    def _hand_on(self, rest: list[_Run], *, interrupted: _Run | None = None) -> None:
         """Send ``rest`` (not started, or ``interrupted`` by the time limit) to a new task."""
         now = timezone.now()
         if interrupted is not None:
