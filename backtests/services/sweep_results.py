@@ -1,11 +1,11 @@
 """Recording what sweep combinations came to, and closing a sweep once none is left to run.
 
-A worker writes the outcomes of several combinations together (:func:`record`: one bulk update
-of the runs, one of the sweep's counters), and so does the stale check for the combinations of
-a lost worker. Only combinations still ``running`` are written, in a transaction that locks them
-first: a message delivered twice, or a stale check racing a late worker, records a combination
-once and counts it once. Whoever records the last combination closes the sweep
-(:func:`sweep_finish`), so a sweep needs no callback task to finish.
+A worker writes the outcomes of several combinations together (:func:`record`: one transaction,
+one conditional update per combination and one of the sweep's counters), and so does the stale
+check for the combinations of a lost worker. Only combinations still ``running`` are written: a
+message delivered twice, or a stale check racing a late worker, records a combination once and
+counts it once. Whoever records the last combination closes the sweep (:func:`sweep_finish`),
+so a sweep needs no callback task to finish.
 """
 
 from __future__ import annotations
