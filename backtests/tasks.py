@@ -36,9 +36,16 @@ def run_backtest_task(self: Task, backtest_id: int) -> str:
     return services.backtest_execute(backtest_id=backtest_id, worker=self.request.hostname or "")
 
 
-@shared_task(name="backtests.tasks.run_sweep_combination_task", bind=True)
+@shared_task(name="backtests.tasks.run_sweep_runs_task", bind=True, ignore_result=True)
+def run_sweep_runs_task(self: Task, run_ids: list[int]) -> list[str]:
+    """A batch of a sweep's combinations (or one, sent again by the housekeeping)."""
+    return services.sweep_runs_execute(run_ids=run_ids, worker=self.request.hostname or "")
+
+
+# Sent by releases before batches (one combination per task, then a chord's callback): kept so
+# that the messages still queued at an upgrade run.
+@shared_task(name="backtests.tasks.run_sweep_combination_task", bind=True, ignore_result=True)
 def run_sweep_combination_task(self: Task, run_id: int) -> str:
-    # Its result is kept (briefly): the chord counts finished members through the result backend.
     return services.sweep_run_execute(run_id=run_id, worker=self.request.hostname or "")
 
 

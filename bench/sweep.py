@@ -1,24 +1,38 @@
-"""Benchmark: a 100-combination MA Cross sweep on one worker process against two.
+"""Benchmark: a 100-combination MA Cross sweep on one worker process and on two, against the
+same combinations computed in-process and vectorbt's vectorised sweep of the same grid.
 
 It sets up its own stack: a throwaway SQLite database (``DATABASE_URL``, if set, is used
 instead) migrated from scratch, the embedded Redis (or ``REDIS_URL``), and a seeded synthetic
 random walk of ``--candles`` one-minute candles stored as ``Candle`` rows (bitget BTC/USDT 1m,
-in the year 2000, removed at the end). Each combination then costs some tens of ms of CPU (the
+in the year 2000, removed at the end). Each combination then costs some ms of CPU (the
 strategy plus the engine on every candle), so the sweep is CPU-bound.
 
 It starts real ``celery worker`` processes on a queue of its own (one set of one worker, one set
-of two; ``--pool solo`` or ``prefork`` with ``--concurrency 1``), warms each set up with a small
-sweep, and then times ``--rounds`` rounds of the 100-combination sweep (fast 5..50 x slow
-60..240, every combination valid) on each set, alternating which set goes first. A time runs
-from ``sweep_create`` to the sweep being ``done`` in the database (every combination recorded
-and the chord's callback ranked them).
+of two; ``--pool solo`` or ``prefork`` with ``--concurrency 1``), warms each set and each peer up
+with a small sweep, and then times ``--rounds`` rounds; a round is the 100-combination sweep
+(fast 5..50 x slow 60..240, every combination valid) on each set, alternating which set goes
+first, then each peer. A sweep's time runs from ``sweep_create`` to the sweep being ``done`` in
+the database (every combination recorded and the sweep closed), with its combinations sent in
+batches (``SWEEP_BATCH_SIZE``, ``backtests.services.sweeps.batch_size``).
 
-The peer, measured in the same run: the same 100 combinations computed serially in this process
-from one in-memory frame (no database, broker or worker), the floor for one core. Each worker
-also reads the candles from the database once per sweep (``candle read``, measured here too).
-It prints the best and median seconds per configuration, the CPU time the workers used during a
-sweep and that over the wall time (``cores used``: below the worker count when other processes
-hold the cores), how the combinations were spread over the workers, and the ratios. The machine
+The peers, in this process, from the candles read once (``candle read``: what each worker also
+does once per sweep):
+
+- ``in-process, serial``: the same combinations one after the other (no database, broker or
+  worker): the floor for one core;
+- ``vectorbt, vectorised``: vectorbt's sweep of the same grid, a column per combination, driven
+  as bench/backtest.py drives it (``vbt.MA`` signals shifted one candle, ``from_signals`` at the
+  open with all the cash, the sweep's 0.1 % fee), then the metrics a ranking reads (total
+  return, Sharpe, Sortino, Calmar, drawdown, trades, win rate, profit factor, expectancy) for
+  every column at once. Optional (``make install-compare``): without vectorbt the row says it is
+  skipped. Its total returns are checked against the in-process ones.
+
+It prints the best and median seconds of each, the CPU time (median) the workers used during a
+sweep, or this process during a peer's run, and that over the wall time (``cores used``: below
+the worker count when other processes hold the cores), how the combinations were spread over the
+workers, and the ratios, each from the same run: one worker's rate over the in-process rate
+(in-process seconds / one worker's seconds; also in CPU seconds, which a busy machine disturbs
+less), two workers over one, vectorbt over the in-process sweep and over one worker. The machine
 is shared and noisy: compare ratios, not seconds. A ``DATABASE_URL`` database must exist; it is
 migrated, and the bench refuses to run if it already holds candles where it stores its own.
 
@@ -30,6 +44,7 @@ migrated, and the bench refuses to run if it already holds candles where it stor
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import os
 import statistics
@@ -176,7 +191,7 @@ class SweepTiming:
 def timed_sweep(
     workers: WorkerSet, user: Any, grid: dict[str, list[int]], size: int
 ) -> SweepTiming:
-    """Seconds from ``sweep_create`` to the sweep finished, and combinations per worker."""
+    """Seconds from ``sweep_create`` to the sweep closed, and combinations per worker."""
     from django.conf import settings
 
     from backtests import services
@@ -215,12 +230,9 @@ def timed_sweep(
     return SweepTiming(seconds, cpu_seconds, per_worker)
 
 
-def in_process_seconds(size: int, grid: dict[str, list[int]]) -> tuple[float, float]:
-    """(candle read, the combinations computed serially here) in seconds: the peer."""
-    from backtests.engine import BacktestSettings
-    from backtests.runner import run_backtest
+def read_candles(size: int) -> tuple[Any, float]:
+    """The candles as a worker reads them (one range read), and the seconds it took."""
     from markets.selectors import candles_frame
-    from strategies.registry import active
 
     started = time.perf_counter()
     candles = candles_frame(
@@ -230,14 +242,78 @@ def in_process_seconds(size: int, grid: dict[str, list[int]]) -> tuple[float, fl
         start_ms=int(START.timestamp() * 1000),
         end_ms=_end_ms(size),
     )
-    read = time.perf_counter() - started
-    settings = BacktestSettings(initial_cash=10_000.0, fee_rate=0.001)
-    started = time.perf_counter()
-    for fast in grid["fast"]:
-        for slow in grid["slow"]:
-            strategy = active().create("ma_cross", {"fast": fast, "slow": slow, "ma": "sma"})
-            run_backtest(candles, strategy, settings)
-    return read, time.perf_counter() - started
+    return candles, time.perf_counter() - started
+
+
+def combinations(grid: dict[str, list[int]]) -> list[tuple[int, int]]:
+    return [(fast, slow) for fast in grid["fast"] for slow in grid["slow"]]
+
+
+@dataclass
+class PeerRun:
+    seconds: float
+    cpu_seconds: float  # of this process
+    total_return: dict[tuple[int, int], float]  # by (fast, slow)
+
+
+def in_process_run(candles: Any, grid: dict[str, list[int]]) -> PeerRun:
+    """The combinations computed serially in this process from one in-memory frame: the peer."""
+    from backtests.engine import BacktestSettings
+    from backtests.runner import run_backtest
+    from strategies.registry import active
+
+    settings = BacktestSettings(initial_cash=10_000.0, fee_rate=0.001)  # the sweep's
+    returns = {}
+    started, cpu = time.perf_counter(), time.process_time()
+    for fast, slow in combinations(grid):
+        strategy = active().create("ma_cross", {"fast": fast, "slow": slow, "ma": "sma"})
+        returns[fast, slow] = run_backtest(candles, strategy, settings).metrics["total_return"]
+    return PeerRun(time.perf_counter() - started, time.process_time() - cpu, returns)
+
+
+def vectorbt_available() -> bool:
+    return importlib.util.find_spec("vectorbt") is not None
+
+
+def vectorbt_run(candles: Any, grid: dict[str, list[int]]) -> PeerRun:
+    """vectorbt's vectorised sweep of the same grid: one column per combination, as
+    bench/backtest.py drives it (SMA cross, signals shifted one candle, filled at the open with
+    all the cash, the sweep's fee), then the metrics a ranking reads, for every column at once."""
+    import pandas as pd
+    import vectorbt as vbt
+
+    index = pd.DatetimeIndex(pd.to_datetime(candles["open_time"].to_numpy(), unit="ms"))
+    close = pd.Series(candles["close"].to_numpy(), index=index)
+    open_ = pd.Series(candles["open"].to_numpy(), index=index)
+    pairs = combinations(grid)
+    started, cpu = time.perf_counter(), time.process_time()
+    fast = vbt.MA.run(close, [pair[0] for pair in pairs], short_name="fast")
+    slow = vbt.MA.run(close, [pair[1] for pair in pairs], short_name="slow")
+    held = fast.ma_above(slow).shift(1, fill_value=False)  # signal at a close, fill next open
+    portfolio = vbt.Portfolio.from_signals(
+        close,
+        entries=held,
+        exits=~held,
+        price=open_,
+        fees=0.001,
+        size=np.inf,
+        init_cash=10_000.0,
+        freq="1min",
+    )
+    total_return = portfolio.total_return()
+    for metric in (
+        portfolio.sharpe_ratio,
+        portfolio.sortino_ratio,
+        portfolio.calmar_ratio,
+        portfolio.max_drawdown,
+        portfolio.trades.count,
+        portfolio.trades.win_rate,
+        portfolio.trades.profit_factor,
+        portfolio.trades.expectancy,
+    ):
+        metric()
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return PeerRun(seconds, cpu, {pair: float(value) for pair, value in total_return.items()})
 
 
 PARALLEL_PROBE = """
@@ -317,15 +393,17 @@ def run(args: argparse.Namespace, work_dir: Path) -> None:
             worker_sets.append(
                 start_worker_set(name, count, env=env, pool=args.pool, log_dir=work_dir)
             )
-        for workers in worker_sets:
-            timed_sweep(workers, user, WARM_UP_GRID, args.candles)
+        candles, read = read_candles(args.candles)
+        peers = warm_up(worker_sets, user, candles, args.candles)
         timings: dict[str, list[SweepTiming]] = {workers.name: [] for workers in worker_sets}
         for round_ in range(args.rounds):
             order = worker_sets if round_ % 2 == 0 else worker_sets[::-1]
             for workers in order:
                 timings[workers.name].append(timed_sweep(workers, user, GRID, args.candles))
-        read, serial = in_process_seconds(args.candles, GRID)
-        report(timings, read=read, serial=serial)
+            for name, peer in PEERS.items():
+                if name in peers:
+                    peers[name].append(peer(candles, GRID))
+        report(timings, peers, read=read)
         print(
             "the machine itself, two CPU-bound processes / one (same run): "
             f"{machine_speedup(args.candles, args.rounds):.2f}x"
@@ -341,37 +419,97 @@ def run(args: argparse.Namespace, work_dir: Path) -> None:
             embedded.wait(timeout=10)
 
 
-def report(timings: dict[str, list[SweepTiming]], *, read: float, serial: float) -> None:
-    combinations = len(GRID["fast"]) * len(GRID["slow"])
+IN_PROCESS, VECTORBT = "in-process, serial", "vectorbt, vectorised"
+PEERS = {IN_PROCESS: in_process_run, VECTORBT: vectorbt_run}
+
+
+def warm_up(
+    worker_sets: list[WorkerSet], user: Any, candles: Any, size: int
+) -> dict[str, list[PeerRun]]:
+    """An untimed small sweep on each worker set and each peer (vectorbt: numba's JIT); the
+    peers to time, without vectorbt when it is not installed."""
+    for workers in worker_sets:
+        timed_sweep(workers, user, WARM_UP_GRID, size)
+    peers: dict[str, list[PeerRun]] = {IN_PROCESS: []}
+    if vectorbt_available():
+        peers[VECTORBT] = []
+    for name in peers:
+        PEERS[name](candles.iloc[:5000], WARM_UP_GRID)
+    return peers
+
+
+def report(
+    timings: dict[str, list[SweepTiming]], peers: dict[str, list[PeerRun]], *, read: float
+) -> None:
+    count = len(combinations(GRID))
     print(
-        f"\n{'configuration':<20} {'best s':>7} {'median s':>9} {'combos/s':>9} "
-        f"{'worker CPU s':>13} {'cores used':>11}  combinations per worker"
+        f"\n{'configuration':<22} {'best s':>7} {'median s':>9} {'combos/s':>9} "
+        f"{'CPU s':>7} {'cores used':>11}  combinations per worker"
     )
-    print(f"{'in-process, serial':<20} {serial:>7.2f} {serial:>9.2f} {combinations / serial:>9.1f}")
-    print(f"{'candle read (once)':<20} {read:>7.2f}")
     best: dict[str, float] = {}
     median: dict[str, float] = {}
+    cpu: dict[str, float] = {}
+    for name in PEERS:
+        if name not in peers:
+            print(f"{name:<22} skipped: vectorbt is not installed (make install-compare)")
+            continue
+        runs = peers[name]
+        seconds = [run.seconds for run in runs]
+        best[name], median[name] = min(seconds), statistics.median(seconds)
+        cpu[name] = statistics.median(run.cpu_seconds for run in runs)
+        cores = statistics.median(run.cpu_seconds / run.seconds for run in runs)
+        print(
+            f"{name:<22} {best[name]:>7.2f} {median[name]:>9.2f} "
+            f"{count / median[name]:>9.1f} {cpu[name]:>7.2f} {cores:>11.2f}"
+        )
+    print(f"{'candle read (once)':<22} {read:>7.2f}")
     for name, runs in timings.items():
         seconds = [run.seconds for run in runs]
         best[name], median[name] = min(seconds), statistics.median(seconds)
-        cpu = statistics.median(run.cpu_seconds for run in runs)
+        cpu[name] = statistics.median(run.cpu_seconds for run in runs)
         # Below the worker count when other processes take the cores (a busy machine).
         cores = statistics.median(run.cpu_seconds / run.seconds for run in runs)
         spread = ", ".join("/".join(map(str, run.per_worker)) for run in runs)
         print(
-            f"{name:<20} {best[name]:>7.2f} {median[name]:>9.2f} "
-            f"{combinations / median[name]:>9.1f} {cpu:>13.2f} {cores:>11.2f}  {spread}"
+            f"{name:<22} {best[name]:>7.2f} {median[name]:>9.2f} "
+            f"{count / median[name]:>9.1f} {cpu[name]:>7.2f} {cores:>11.2f}  {spread}"
         )
-    one, two = "1 worker", "2 workers"
-    print(
-        f"\nspeed-up 2 workers / 1 worker: best {best[one] / best[two]:.2f}x, "
-        f"median {median[one] / median[two]:.2f}x"
-    )
-    print(
-        f"1 worker / in-process serial: best {best[one] / serial:.2f}x, "
-        f"median {median[one] / serial:.2f}x (queue, database, events and candle read)"
-    )
+    ratios(best, median, cpu)
+    if VECTORBT in peers:
+        agreement(peers[IN_PROCESS][-1], peers[VECTORBT][-1])
     print(f"load average after the run: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+def ratios(best: dict[str, float], median: dict[str, float], cpu: dict[str, float]) -> None:
+    def both(numerator: str, denominator: str) -> str:
+        return (
+            f"best {best[numerator] / best[denominator]:.2f}x, "
+            f"median {median[numerator] / median[denominator]:.2f}x"
+        )
+
+    one, two = "1 worker", "2 workers"
+    print(f"\nspeed-up 2 workers / 1 worker: {both(one, two)}")
+    print(
+        f"1 worker's rate / in-process serial's (in-process s / 1 worker s): "
+        f"{both(IN_PROCESS, one)} (the rest is the queue, database, events and candle read); "
+        f"in CPU seconds (median) {cpu[IN_PROCESS] / cpu[one]:.2f}x"
+    )
+    if VECTORBT in best:
+        print(f"vectorbt s / in-process serial s: {both(VECTORBT, IN_PROCESS)}")
+        print(f"vectorbt s / 1 worker s: {both(VECTORBT, one)}")
+
+
+def agreement(ours: PeerRun, vectorbt: PeerRun) -> None:
+    """That both did the same work: their total returns, combination by combination."""
+    gap = max(
+        abs(ours.total_return[pair] - vectorbt.total_return[pair]) for pair in ours.total_return
+    )
+    best_ours = max(ours.total_return, key=ours.total_return.__getitem__)
+    best_vbt = max(vectorbt.total_return, key=vectorbt.total_return.__getitem__)
+    print(
+        f"total return, in-process vs vectorbt: largest difference {gap:.2e}; best (fast, slow) "
+        f"{best_ours} and {best_vbt}"
+    )
 
 
 if __name__ == "__main__":

@@ -249,6 +249,9 @@ BACKTEST_MAX_ATTEMPTS = env_int(ENV, "BACKTEST_MAX_ATTEMPTS", 2, minimum=1)
 # The stored equity curve is thinned to about this many points (it is for charts).
 BACKTEST_EQUITY_POINTS = env_int(ENV, "BACKTEST_EQUITY_POINTS", 2000, minimum=2)
 SWEEP_MAX_COMBINATIONS = env_int(ENV, "SWEEP_MAX_COMBINATIONS", 1000, minimum=1)
+# The most combinations of a sweep one task runs (backtests.services.sweeps.batch_size): a task
+# costs a few ms of queue and database besides its combinations.
+SWEEP_BATCH_SIZE = env_int(ENV, "SWEEP_BATCH_SIZE", 8, minimum=1)
 # Optimisations (Optuna studies): at most this many trials each.
 OPTIMIZATION_MAX_TRIALS = env_int(ENV, "OPTIMIZATION_MAX_TRIALS", 1000, minimum=1)
 # Tasks sent per optimisation; each runs trials until none is left, so this many workers (at most)

@@ -29,13 +29,13 @@ from backtests.services.schedules import (
     schedule_update,
 )
 from backtests.services.sweep_backtests import sweep_run_backtest
+from backtests.services.sweep_results import sweep_finish
+from backtests.services.sweep_runs import sweep_run_execute, sweep_runs_execute
 from backtests.services.sweeps import (
     sweep_cancel,
     sweep_create,
     sweep_delete,
-    sweep_finish,
     sweep_rerun,
-    sweep_run_execute,
     sweeps_fail_stale,
     sweeps_recover,
     sweeps_requeue_lost,
@@ -71,6 +71,7 @@ __all__ = [
     "sweep_rerun",
     "sweep_run_backtest",
     "sweep_run_execute",
+    "sweep_runs_execute",
     "sweeps_fail_stale",
     "sweeps_recover",
     "sweeps_requeue_lost",

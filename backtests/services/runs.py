@@ -177,18 +177,31 @@ def orphans_resend(
 
 
 def without_message(
-    rows: QuerySet[Any], held: list[PendingTask], *, task: str, now: datetime
+    rows: QuerySet[Any],
+    held: list[PendingTask],
+    *,
+    task: str | tuple[str, ...],
+    now: datetime,
+    still_working: Callable[[list[int]], bool] | None = None,
 ) -> QuerySet[Any]:
-    """``rows`` but those whose task ``task`` (taking the row's id first) the broker holds: in
-    its queue, or delivered within ``RECOVER_AFTER_SECONDS``. A message delivered longer ago
-    whose run is still queued was taken by a worker that died before starting it; it comes back
-    only after the visibility timeout, by when the run sent again has finished."""
+    """``rows`` but those whose task ``task`` (taking the row's id, or a list of ids, first) the
+    broker holds: in its queue, or delivered within ``RECOVER_AFTER_SECONDS``. A message
+    delivered longer ago whose run is still queued was taken by a worker that died before
+    starting it; it comes back only after the visibility timeout, by when the run sent again has
+    finished. ``still_working`` (a message's ids → bool) may tell otherwise: a task of several
+    runs delivered long ago is still working while it has not reached them all."""
+    names = (task,) if isinstance(task, str) else task
     recent = now.timestamp() - RECOVER_AFTER_SECONDS
-    ids = {
-        message.args[0]
-        for message in held
-        if message.name == task
-        and message.args
-        and (message.delivered_at is None or message.delivered_at >= recent)
-    }
+    ids: set[int] = set()
+    for message in held:
+        if message.name not in names or not message.args:
+            continue
+        first = message.args[0]
+        message_ids = list(first) if isinstance(first, list | tuple) else [first]
+        if (
+            message.delivered_at is None
+            or message.delivered_at >= recent
+            or (still_working is not None and still_working(message_ids))
+        ):
+            ids.update(message_ids)
     return rows.exclude(pk__in=ids)

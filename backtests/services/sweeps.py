@@ -1,44 +1,36 @@
-"""Parameter sweeps: one Celery task per combination, fanned out as a chord.
+"""Parameter sweeps: their combinations run in batches, a Celery task per batch.
 
-The combinations of a sweep are independent tasks on the backtests queue, so every worker on
-every machine takes some; the chord's callback closes the sweep once all have finished (the
-ranking by ``rank_by`` is computed on read, ``selectors.sweep_ranking``). Each
-combination records its own result (``done`` with metrics, or ``failed`` with the error) and
-never raises, so one bad combination cannot stall the chord.
+A sweep's combinations are stored as ``SweepRun`` rows and sent in batches of
+:func:`batch_size` (a task per batch on the backtests queue), so every worker on every machine
+takes some; :mod:`backtests.services.sweep_runs` runs them, and whoever records the last
+combination closes the sweep (:mod:`backtests.services.sweep_results`; the ranking by
+``rank_by`` is computed on read, ``selectors.sweep_ranking``). Each combination records its own
+result (``done`` with metrics, or ``failed`` with the error), so one bad combination fails alone.
 
-A worker process keeps the candles of the sweep it last worked on (keyed by sweep id: a sweep's
-candles are fixed when it is created), so it reads them once, not once per combination.
-
-If a worker is lost mid-combination, the chord never completes; :func:`sweeps_fail_stale` fails
-that combination and finishes the sweep from the others. Combinations whose message was lost are
-sent again by :func:`sweeps_requeue_lost`.
+If a worker is lost mid-batch, :func:`sweeps_fail_stale` fails the combinations it was running
+and finishes the sweep once none is left; the rest of its batch comes back with its message
+(late acknowledgement). Combinations whose message was lost are sent again, one per message, by
+:func:`sweeps_requeue_lost` and, at a worker's start, :func:`sweeps_recover`.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections import OrderedDict
+import math
+from collections import defaultdict
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-import pandas as pd
-from celery import chord, group
-from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
-from backtests import selectors
-from backtests.events import sweep_status_data
 from backtests.grid import ExpandedGrid, GridError, expand_grid
 from backtests.metrics import RANKABLE_METRICS
 from backtests.models import ACTIVE_STATUSES, RunStatus, Sweep, SweepRun
-from backtests.runner import run_backtest
-from backtests.services import notices
 from backtests.services.config import (
     SHORT_PARAM,
     check_market_terms,
@@ -46,38 +38,34 @@ from backtests.services.config import (
     one_create_at_a_time,
     run_spec_check,
 )
-from backtests.services.heartbeat import Heartbeat
 from backtests.services.runs import (
-    EXPECTED_ERRORS,
-    PROGRESS_EVERY_SECONDS,
     RECOVER_AFTER_SECONDS,
-    engine_inputs,
     orphans_resend,
-    period_candles,
-    publish_status,
     requeue_overdue,
     rerun_fields,
-    run_seconds,
     unqueued,
     without_message,
 )
+from backtests.services.sweep_results import Outcome, record, sweep_finish
+from backtests.services.sweep_results import publish as _publish
+from backtests.services.sweep_runs import RUNS_TASK, send_runs
 from backtests.spec import RunSpec
 from strategies.base import Strategy
-from strategies.registry import active
 from tradingbot.broker import PendingTask
 from tradingbot.errors import AppError
 from tradingbot.logconfig import context
-from tradingbot.metrics import SWEEP_DURATION
-from tradingbot.tasks import enqueue as enqueue_task
-from tradingbot.tasks import task_signature
 
 logger = logging.getLogger(__name__)
 
+# The task of one combination, before batches: messages sent by an older release still name it.
 COMBINATION_TASK = "backtests.tasks.run_sweep_combination_task"
-FINISH_TASK = "backtests.tasks.finish_sweep_task"
-CANDLE_CACHE_SIZE = 2
-_candle_cache: OrderedDict[int, pd.DataFrame] = OrderedDict()
-_last_progress_event: OrderedDict[int, float] = OrderedDict()
+# A batch is at most SWEEP_BATCH_SIZE combinations (8), and fewer when that would make fewer
+# than SPREAD_TASKS tasks: four each for four worker processes (two machines' worth), so that
+# the last batches end at about the same time everywhere. A sweep of 100 is 15 tasks of 7, one
+# of up to 16 combinations is a task each. A task costs about 10 ms besides its combinations
+# (the message, a database connection, reading its rows, writing their outcomes together).
+SPREAD_TASKS = 16
+STALE_ERROR = "Its worker stopped responding (lost or killed)."
 
 
 def sweep_create(
@@ -89,7 +77,7 @@ def sweep_create(
     grid: Any,
     rank_by: str,
 ) -> Sweep:
-    """Check the grid and the rest, store the sweep and its combinations, launch the chord.
+    """Check the grid and the rest, store the sweep and its combinations, send their batches.
 
     ``spec.params`` are the parameters fixed for every combination; ``grid`` maps the others to
     their values (a list, or a ``{"start", "stop", "step"}`` range).
@@ -159,18 +147,22 @@ def _store_combinations(sweep: Sweep, combinations: list[dict[str, Any]]) -> lis
     return list(sweep.runs.order_by("seq").values_list("pk", flat=True))
 
 
+def batch_size(combinations: int) -> int:
+    """How many combinations a task runs: ``SWEEP_BATCH_SIZE`` at most, fewer when the sweep
+    would otherwise be fewer than ``SPREAD_TASKS`` tasks (1 for a sweep of up to that many)."""
+    return max(1, min(settings.SWEEP_BATCH_SIZE, math.ceil(combinations / SPREAD_TASKS)))
+
+
 def _launch(sweep: Sweep, run_ids: list[int]) -> None:
-    queue = settings.BACKTESTS_QUEUE
-    header = group(
-        task_signature(COMBINATION_TASK, run_id, queue=queue, immutable=True) for run_id in run_ids
-    )
-    callback = task_signature(FINISH_TASK, sweep.pk, queue=queue, immutable=True)
+    size = batch_size(len(run_ids))
     try:
-        result = chord(header, callback).apply_async()
+        for first in range(0, len(run_ids), size):
+            send_runs(run_ids[first : first + size])
     except Exception as exc:
+        # The sweep fails unless a worker has started it already (its batches sent so far then
+        # find it failed); if one has, it goes on, and the requeue of lost messages sends the
+        # batches that were not sent, one combination per message.
         unqueued(Sweep, sweep.pk, cause=exc, event=_publish)
-        return
-    Sweep.objects.filter(pk=sweep.pk).update(task_id=result.id)
 
 
 def sweep_cancel(*, sweep: Sweep) -> Sweep:
@@ -200,137 +192,6 @@ def sweep_delete(*, sweep: Sweep) -> None:
     logger.info("sweep.deleted", extra=context(sweep_id=sweep_id))
 
 
-# --- Running (in a worker) ---------------------------------------------------------------------
-
-
-def sweep_run_execute(*, run_id: int, worker: str = "") -> str:
-    """Run one combination (the body of ``run_sweep_combination_task``); never raises."""
-    run = _claim(run_id, worker)
-    if run is None:
-        return "skipped"
-    sweep = run.sweep
-    beating = SweepRun.objects.filter(pk=run_id, status=RunStatus.RUNNING)
-    try:
-        with Heartbeat(beating, label=f"sweep-run-{run_id}"):
-            candles = _sweep_candles(sweep)
-            strategy = active().create(sweep.strategy_id, run.params)
-            metrics = run_backtest(candles, strategy, **engine_inputs(sweep, candles)).metrics
-    except SoftTimeLimitExceeded:
-        return _record(run, error="It took longer than the time limit for a backtest.")
-    except EXPECTED_ERRORS as exc:
-        return _record(run, error=str(exc))
-    except Exception:
-        logger.exception(
-            "sweep.combination_crashed", extra=context(sweep_id=sweep.pk, run_id=run_id)
-        )
-        return _record(
-            run, error="An unexpected error stopped this combination. It has been logged."
-        )
-    return _record(run, metrics=metrics)
-
-
-def _claim(run_id: int, worker: str) -> SweepRun | None:
-    now = timezone.now()
-    with transaction.atomic():
-        claimed = SweepRun.objects.filter(
-            pk=run_id,
-            status__in=ACTIVE_STATUSES,
-            sweep__status__in=ACTIVE_STATUSES,
-        ).update(status=RunStatus.RUNNING, started_at=now, heartbeat_at=now, worker=worker)
-        if not claimed:
-            return None
-        run = SweepRun.objects.select_related("sweep").get(pk=run_id)
-        started = Sweep.objects.filter(pk=run.sweep_id, status=RunStatus.QUEUED).update(
-            status=RunStatus.RUNNING, started_at=now, heartbeat_at=now
-        )
-        if started:
-            run.sweep.status = RunStatus.RUNNING
-            _publish(run.sweep)
-    return run
-
-
-def _sweep_candles(sweep: Sweep) -> pd.DataFrame:
-    candles = _candle_cache.get(sweep.pk)
-    if candles is None:
-        candles = period_candles(sweep)
-        _candle_cache[sweep.pk] = candles
-        while len(_candle_cache) > CANDLE_CACHE_SIZE:
-            _candle_cache.popitem(last=False)
-    _candle_cache.move_to_end(sweep.pk)
-    return candles
-
-
-def _record(run: SweepRun, *, metrics: dict[str, Any] | None = None, error: str = "") -> str:
-    status = RunStatus.FAILED if error else RunStatus.DONE
-    counter = "failed_count" if error else "done_count"
-    now = timezone.now()
-    with transaction.atomic():
-        recorded = SweepRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
-            status=status, metrics=metrics, error=error, finished_at=now
-        )
-        if not recorded:
-            return "skipped"
-        Sweep.objects.filter(pk=run.sweep_id).update(**{counter: F(counter) + 1}, heartbeat_at=now)
-        sweep = Sweep.objects.get(pk=run.sweep_id)
-        if _progress_event_due(sweep):
-            _publish(sweep)
-    if error:
-        logger.warning(
-            "sweep.combination_failed", extra=context(sweep_id=run.sweep_id, run_id=run.pk)
-        )
-    return status
-
-
-def _progress_event_due(sweep: Sweep) -> bool:
-    """At most one progress event per sweep every PROGRESS_EVERY_SECONDS from this process, but
-    always the last one: a 1,000-combination sweep must not send 1,000 events."""
-    now = time.monotonic()
-    last = _last_progress_event.get(sweep.pk)
-    finished = sweep.done_count + sweep.failed_count >= sweep.combination_count
-    if not finished and last is not None and now - last < PROGRESS_EVERY_SECONDS:
-        return False
-    _last_progress_event[sweep.pk] = now
-    _last_progress_event.move_to_end(sweep.pk)
-    while len(_last_progress_event) > 100:
-        _last_progress_event.popitem(last=False)
-    return True
-
-
-def sweep_finish(*, sweep_id: int) -> str:
-    """Rank and close a sweep once no combination is left to run (the chord's callback)."""
-    with transaction.atomic():
-        sweep = Sweep.objects.select_for_update().filter(pk=sweep_id).first()
-        if sweep is None or sweep.status not in ACTIVE_STATUSES:
-            return sweep.status if sweep else "deleted"
-        if sweep.runs.filter(status__in=ACTIVE_STATUSES).exists():
-            return sweep.status
-        all_failed = sweep.done_count == 0
-        sweep.status = RunStatus.FAILED if all_failed else RunStatus.DONE
-        sweep.error = "Every combination failed; see their errors." if all_failed else ""
-        sweep.finished_at = timezone.now()
-        sweep.save(update_fields=["status", "error", "finished_at"])
-        SWEEP_DURATION.observe(run_seconds(sweep), status=sweep.status)
-        _publish(sweep)
-        notices.sweep_finished(sweep)
-    best = selectors.sweep_ranking(sweep=sweep, limit=1)
-    logger.info(
-        "sweep.finished",
-        extra=context(
-            sweep_id=sweep.pk,
-            status=sweep.status,
-            done=sweep.done_count,
-            failed=sweep.failed_count,
-            rank_by=sweep.rank_by,
-            best_params=best[0].params if best else None,
-        ),
-    )
-    return sweep.status
-
-
-def _publish(sweep: Sweep) -> None:
-    publish_status("sweep", sweep, sweep_status_data(sweep))
-
-
 # --- Housekeeping ------------------------------------------------------------------------------
 
 
@@ -339,10 +200,11 @@ def sweeps_fail_stale(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.BACKTEST_STALE_SECONDS)
     stale = SweepRun.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=cutoff)
-    failed = 0
-    for run in stale:
-        failed += _record(run, error="Its worker stopped responding (lost or killed).") == "failed"
-    # A sweep whose chord lost a member never gets its callback: finish it here.
+    by_sweep: defaultdict[int, list[Outcome]] = defaultdict(list)
+    for run_id, sweep_id in stale.values_list("pk", "sweep_id"):
+        by_sweep[sweep_id].append(Outcome(run_id, error=STALE_ERROR))
+    failed = sum(len(record(sweep_id, outcomes)) for sweep_id, outcomes in by_sweep.items())
+    # A sweep whose last combination was never recorded by a worker: finish it here.
     finished = 0
     waiting = Sweep.objects.filter(status=RunStatus.RUNNING).exclude(
         Q(runs__status__in=ACTIVE_STATUSES)
@@ -355,10 +217,9 @@ def sweeps_fail_stale(*, now: datetime | None = None) -> int:
 
 
 def sweeps_requeue_lost(*, now: datetime | None = None) -> int:
-    """Send again, one by one, the combinations of active sweeps queued for
-    ``BACKTEST_REQUEUE_SECONDS`` or more (see ``backtests_requeue_lost``). Outside the chord:
-    if the chord's own message was lost, its callback never comes, and ``sweeps_fail_stale``
-    finishes the sweep once no combination is left."""
+    """Send again, one per message, the combinations of active sweeps queued for
+    ``BACKTEST_REQUEUE_SECONDS`` or more (see ``backtests_requeue_lost``). The sweep finishes
+    when the last of them is recorded, as it would have."""
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.BACKTEST_REQUEUE_SECONDS)
     overdue = SweepRun.objects.filter(
@@ -375,7 +236,11 @@ def sweeps_recover(
     now: datetime | None = None,
 ) -> int:
     """At a worker's start: send again the sweep combinations whose message is gone (see
-    ``backtests_recover``). Returns how many were sent."""
+    ``backtests_recover``). Returns how many were sent.
+
+    A batch's message delivered long ago still holds the combinations it has not reached while
+    its worker works through the others: it counts as held while one of them runs on another
+    node."""
     now = now or timezone.now()
     runs = SweepRun.objects.filter(sweep__status__in=ACTIVE_STATUSES)
     resent = orphans_resend(
@@ -385,9 +250,16 @@ def sweeps_recover(
         return resent
     cutoff = now - timedelta(seconds=RECOVER_AFTER_SECONDS)
     queued = runs.filter(status=RunStatus.QUEUED, enqueued_at__lt=cutoff).only("pk")
-    lost = without_message(queued, held, task=COMBINATION_TASK, now=now)
+
+    def worked_on(run_ids: list[int]) -> bool:
+        running = SweepRun.objects.filter(pk__in=run_ids, status=RunStatus.RUNNING)
+        return running.exclude(worker=worker).exists()
+
+    lost = without_message(
+        queued, held, task=(RUNS_TASK, COMBINATION_TASK), now=now, still_working=worked_on
+    )
     return resent + requeue_overdue(lost, cutoff=cutoff, now=now, send=_send, name="sweeps")
 
 
 def _send(run: SweepRun) -> None:
-    enqueue_task(COMBINATION_TASK, run.pk, queue=settings.BACKTESTS_QUEUE)
+    send_runs([run.pk])

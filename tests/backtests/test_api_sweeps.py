@@ -12,7 +12,7 @@ import pytest
 
 from backtests import services
 from backtests.models import RunStatus, Sweep, SweepRun
-from backtests.services import sweeps as sweep_services
+from backtests.services import candle_cache
 from markets.models import Candle
 from tests.backtests.api_helpers import SWEEPS, backtest_body, error_of, post_unsent
 from tests.backtests.run_helpers import create_sweep
@@ -35,9 +35,9 @@ DETAIL_FIELDS = SUMMARY_FIELDS | {"results", "failures"}
 def _forget_cached_candles() -> Iterator[None]:
     # Workers keep a sweep's candles by sweep id; ids come back after a test's rollback, so a
     # test must not find the candles of an earlier test's sweep.
-    sweep_services._candle_cache.clear()
+    candle_cache.forget()
     yield
-    sweep_services._candle_cache.clear()
+    candle_cache.forget()
 
 
 @pytest.fixture
@@ -52,7 +52,7 @@ def create(auth_client, django_capture_on_commit_callbacks, sample_candles):
 
 
 def run_all(sweep_id: int) -> None:
-    """What the workers do: every combination, then the chord's callback."""
+    """What the workers do: every combination (the last one recorded closes the sweep)."""
     for run_id in SweepRun.objects.filter(sweep_id=sweep_id).values_list("pk", flat=True):
         services.sweep_run_execute(run_id=run_id)
     services.sweep_finish(sweep_id=sweep_id)
@@ -209,7 +209,7 @@ def test_failed_combinations_are_listed_apart_with_their_error(auth_client, crea
     services.sweep_run_execute(run_id=first.pk)
     # the candles disappear after the first combination ran (and the worker forgets them)
     Candle.objects.all().delete()
-    sweep_services._candle_cache.clear()
+    candle_cache.forget()
     for run in rest:
         services.sweep_run_execute(run_id=run.pk)
     services.sweep_finish(sweep_id=sweep_id)

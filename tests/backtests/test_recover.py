@@ -15,6 +15,7 @@ from django.utils import timezone
 from backtests import services
 from backtests.models import Backtest, RunStatus, SweepRun
 from backtests.services.backtests import RUN_TASK
+from backtests.services.sweep_runs import RUNS_TASK
 from backtests.services.sweeps import COMBINATION_TASK
 from backtests.tasks import note_worker_boot
 from tests.backtests.run_helpers import create_backtest, create_sweep
@@ -47,6 +48,13 @@ def sent_ids(queue: str, task: str) -> list[int]:
     held = broker.pending_tasks([queue])
     assert held is not None
     return sorted(message.args[0] for message in held if message.name == task)
+
+
+def sent_batches(queue: str) -> list[list[int]]:
+    """The sweep tasks in the queue: the ids each carries."""
+    held = broker.pending_tasks([queue])
+    assert held is not None
+    return sorted(list(message.args[0]) for message in held if message.name == RUNS_TASK)
 
 
 def test_it_sends_again_the_backtests_its_node_was_running_when_killed(db, sample_candles, queue):
@@ -117,7 +125,7 @@ def test_it_leaves_queued_backtests_alone_when_it_cannot_read_the_broker(db, sam
 def test_it_sends_again_lost_and_orphaned_sweep_combinations(
     db, sample_candles, queue, django_capture_on_commit_callbacks
 ):
-    # given a sweep whose chord never reached the broker: one combination was running on this
+    # given a sweep whose messages never reached the broker: one combination was running on this
     # node's previous process, one is held by the broker, the others are lost
     with django_capture_on_commit_callbacks(execute=False):
         sweep = create_sweep(
@@ -129,15 +137,48 @@ def test_it_sends_again_lost_and_orphaned_sweep_combinations(
     SweepRun.objects.filter(pk=runs[0].pk).update(
         status=RunStatus.RUNNING, worker=NODE, started_at=booted - timedelta(minutes=1)
     )
-    in_broker = [PendingTask(id="x", name=COMBINATION_TASK, args=(runs[1].pk,))]
+    in_broker = [PendingTask(id="x", name=RUNS_TASK, args=([runs[1].pk],))]
 
     # when this node's worker is ready
     resent = services.sweeps_recover(worker=NODE, booted_at=booted, held=in_broker)
 
-    # then the orphan and the two lost combinations are sent, the held one is not
+    # then the orphan and the two lost combinations are sent, one per message; the held one is not
     assert resent == 3
-    assert sent_ids(queue, COMBINATION_TASK) == sorted([runs[0].pk, runs[2].pk, runs[3].pk])
+    assert sent_batches(queue) == [[runs[0].pk], [runs[2].pk], [runs[3].pk]]
     assert SweepRun.objects.get(pk=runs[0].pk).status == RunStatus.QUEUED
+
+
+def test_a_batch_delivered_long_ago_holds_its_queued_runs_while_another_node_works_on_it(
+    db, sample_candles, queue, django_capture_on_commit_callbacks
+):
+    # given two batches delivered a minute ago, each with a combination done and two queued: one
+    # is being worked through on another node, the other's worker is gone (none of it running);
+    # and a combination whose message an older release sent, still in the queue
+    with django_capture_on_commit_callbacks(execute=False):
+        sweep = create_sweep(
+            UserFactory(), sample_candles, grid={"fast": [5, 10, 15], "slow": [30, 50, 80]}
+        )
+    now = timezone.now()
+    ids = list(sweep.runs.order_by("seq").values_list("pk", flat=True))
+    working, abandoned, legacy = ids[0:4], ids[4:8], ids[8]
+    SweepRun.objects.filter(sweep=sweep).update(enqueued_at=now - timedelta(minutes=5))
+    SweepRun.objects.filter(pk__in=(working[0], abandoned[0])).update(status=RunStatus.DONE)
+    SweepRun.objects.filter(pk=working[1]).update(
+        status=RunStatus.RUNNING, worker="celery@other", started_at=now, heartbeat_at=now
+    )
+    a_minute_ago = now.timestamp() - 60
+    in_broker = [
+        PendingTask(id="a", name=RUNS_TASK, args=(working,), delivered_at=a_minute_ago),
+        PendingTask(id="b", name=RUNS_TASK, args=(abandoned,), delivered_at=a_minute_ago),
+        PendingTask(id="c", name=COMBINATION_TASK, args=(legacy,)),
+    ]
+
+    # when a worker is ready
+    resent = services.sweeps_recover(worker=NODE, booted_at=now, held=in_broker, now=now)
+
+    # then only the abandoned batch's queued combinations are sent again, one per message
+    assert resent == 3
+    assert sent_batches(queue) == [[pk] for pk in abandoned[1:]]
 
 
 def test_a_starting_worker_runs_the_recovery_through_celerys_signals(db, sample_candles, queue):

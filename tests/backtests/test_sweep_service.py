@@ -1,7 +1,8 @@
 """Sweep services in-process: create, run each combination, rank, cancel, recover from lost runs.
 
-The chord is not sent here (on-commit callbacks are captured); each combination is run with the
-task's body. The fan-out over real workers is in test_worker_runs.
+The batches are not sent here (on-commit callbacks are captured); each combination is run with
+the task's body, as a batch of one (batches of several: test_sweep_batches). The fan-out over
+real workers is in test_worker_runs.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from backtests import selectors, services
 from backtests.engine import BacktestSettings
 from backtests.models import RunStatus, Sweep, SweepRun
 from backtests.runner import run_backtest
-from backtests.services import sweeps as sweep_services
+from backtests.services import candle_cache
 from markets import selectors as market_selectors
 from strategies.registry import active
 from tests.backtests.conftest import SampleMarket
@@ -186,7 +187,7 @@ def test_the_finish_callback_waits_while_combinations_are_left(user, sample_cand
 
 
 def test_a_worker_reads_the_candles_once_per_sweep(user, sample_candles, no_broker, monkeypatch):
-    sweep_services._candle_cache.clear()
+    candle_cache.forget()
     reads = []
     real = market_selectors.candles_frame
 
@@ -211,7 +212,7 @@ def test_cancel_skips_the_combinations_not_started(user, sample_candles, no_brok
     cancelled = services.sweep_cancel(sweep=sweep)
 
     assert cancelled.status == RunStatus.CANCELLED
-    run_all(sweep)  # the chord's remaining messages arrive anyway
+    run_all(sweep)  # the sweep's remaining messages arrive anyway
     assert sweep.runs.filter(status=RunStatus.DONE).count() == 1
     assert sweep.runs.filter(status=RunStatus.CANCELLED).count() == 5
     assert Sweep.objects.get(pk=sweep.pk).status == RunStatus.CANCELLED
@@ -225,7 +226,7 @@ def test_a_lost_combination_is_failed_and_the_sweep_finished_without_it(
     runs = list(sweep.runs.order_by("seq"))
     for run in runs[1:]:
         services.sweep_run_execute(run_id=run.pk)
-    # The first one's worker claimed it and was killed: the chord will never call back.
+    # The first one's worker claimed it and was killed: no worker will record it.
     SweepRun.objects.filter(pk=runs[0].pk).update(
         status=RunStatus.RUNNING, heartbeat_at=timezone.now() - timedelta(seconds=61)
     )

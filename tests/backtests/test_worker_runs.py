@@ -25,6 +25,7 @@ from django.utils import timezone
 from backtests import services
 from backtests.models import Backtest, BacktestTrade, RunStatus, Sweep, SweepRun
 from backtests.runner import run_backtest
+from backtests.services import sweeps as sweep_services
 from backtests.tasks import fail_stale_runs_task, run_backtest_task
 from strategies.registry import active, load_registry
 from strategies.services import strategy_catalogue_sync
@@ -366,12 +367,19 @@ def post_slow_sweep(client: Any, market: SampleMarket, sleep: float, grid: Any) 
     return int(response.json()["id"])
 
 
+@pytest.mark.parametrize("per_task", [1, 3])
 def test_a_sweep_fans_out_over_two_workers_and_ranks_every_combination(
-    slow_workers: StartWorkers, auth_client: Any, sample_candles: SampleMarket
+    slow_workers: StartWorkers,
+    auth_client: Any,
+    sample_candles: SampleMarket,
+    monkeypatch: Any,
+    per_task: int,
 ) -> None:
     # given: two workers sharing one queue; each combination sleeps 0.2 s first, so that while one
-    # worker holds a combination the next one in the queue is the other worker's to take
+    # worker holds a task the next one in the queue is the other worker's to take; the sweep's
+    # 12 combinations are sent one per task, or in 4 batches of 3
     workers = slow_workers(2)
+    monkeypatch.setattr(sweep_services, "SPREAD_TASKS", 12 // per_task)
     # when
     sweep_id = post_slow_sweep(auth_client, sample_candles, 0.2, GRID)
     sweep = wait_for(Sweep, sweep_id, what="to finish", status=finished)
@@ -418,7 +426,7 @@ def test_a_sweep_that_loses_a_worker_is_finished_from_the_others_by_the_stale_ch
         interval=0.02,
     )
     doomed.kill()
-    # then: the other worker runs every other combination, but the chord never completes
+    # then: the other worker runs every other combination, but the lost one is never recorded
     wait_for(Sweep, sweep_id, what="to run all but the lost combination", done_count=5)
     assert SweepRun.objects.get(pk=lost.pk).status == RunStatus.RUNNING
     assert services.sweeps_fail_stale() == 0
