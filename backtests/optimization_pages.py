@@ -12,7 +12,11 @@ from typing import Any
 from backtests.links import complete_params, params_key, period_backtests
 from backtests.metrics import LOWER_IS_BETTER
 from backtests.models import Backtest, Optimization, OptimizationTrial, TrialState
-from backtests.optimization_selectors import optimization_history, parallel_coordinates
+from backtests.optimization_selectors import (
+    BEST_FIRST,
+    optimization_history,
+    parallel_coordinates,
+)
 from backtests.templatetags.backtests_format import METRICS
 from strategies.registry import UnknownStrategyError, active
 
@@ -84,7 +88,7 @@ def pareto_rows(optimization: Optimization) -> list[OptimizationTrial]:
     if not optimization.pareto:
         return []
     front = optimization.trials.filter(number__in=optimization.pareto, state=TrialState.COMPLETE)
-    return list(front.order_by("-value", "number"))
+    return list(front.order_by(*BEST_FIRST))
 
 
 def trial_backtests(

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.shortcuts import get_object_or_404
 
 from accounts.models import User
 from backtests.models import Optimization, OptimizationTrial, TrialState
 
-TRIAL_ORDERS = {"number": ("number",), "value": ("-value", "number")}
+# Best value first; trials without a value (pruned, failed, running) last on every database
+# (PostgreSQL puts NULLs first in a descending order, SQLite last).
+BEST_FIRST = (F("value").desc(nulls_last=True), "number")
+TRIAL_ORDERS: dict[str, tuple[Any, ...]] = {"number": ("number",), "value": BEST_FIRST}
 
 
 def optimization_list(

@@ -109,6 +109,14 @@ def test_parameters_the_strategy_rejects_are_pruned_not_failed(create, auth_clie
         assert trial.params["fast"] >= trial.params["slow"]
         assert "rejects" in trial.error
     assert Optimization.objects.get(pk=optimization_id).failed_count == 0
+    # and ordered best first, the trials without a value come last on every database
+    ranked = auth_client.get(
+        f"{OPTIMIZATIONS}/{optimization_id}/trials", {"order": "value", "page_size": 100}
+    ).json()["results"]
+    values = [row["value"] for row in ranked]
+    valued = [value for value in values if value is not None]
+    assert values == valued + [None] * (len(values) - len(valued))
+    assert valued == sorted(valued, reverse=True)
 
 
 def test_a_weighted_mix_and_a_grid(create, auth_client) -> None:
