@@ -5,8 +5,8 @@ optimisation's status (its start, its progress, its end, a cancel). For an optim
 a walk-forward's window, that is where the walk-forward hears of it, without the optimisations
 knowing more of walk-forwards than this one call:
 
-- while the optimisation is active, the walk-forward goes ``running`` (at its first window's
-  first trial) and publishes its progress;
+- each time, the walk-forward goes ``running`` (at its first window's first trial), counts
+  its windows' finished trials again and publishes its progress;
 - once it is over (done, failed or cancelled), the window's task is sent, after commit, by name
   (``run_walk_forward_window_task``): it runs the out-of-sample backtest, or fails the window.
 
@@ -49,9 +49,10 @@ def optimization_published(optimization: Optimization) -> None:
     if window is None:
         return
     window_id, walk_forward_id = window
-    if optimization.is_active:
-        walk_forward_progressed(walk_forward_id=walk_forward_id)
-    else:
+    # Counted again at the end too: progress events are throttled, and two windows' last events
+    # may each have counted before the other's trials committed.
+    walk_forward_progressed(walk_forward_id=walk_forward_id)
+    if not optimization.is_active:
         transaction.on_commit(lambda: send_window(window_id))
 
 
