@@ -154,12 +154,12 @@ def _manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.process
 def test_the_real_command_exits_0_for_the_builtins_and_1_for_a_peeking_module(db: Any) -> None:
     # given no stored candles (the shipped sample is read) and the peeking module configured
+    # (the unknown key's exit status is call_command's above: one Django start fewer here)
     modules = {"STRATEGY_MODULES": peeking_strategy.MODULE}
 
     # when
     passing = _manage("ma_cross", "rsi_reversion", **modules)
     failing = _manage("ma_cross", "test_peeking", **modules)
-    unknown = _manage("no_such_strategy")
 
     # then
     assert passing.returncode == 0, passing.stderr
@@ -170,5 +170,3 @@ def test_the_real_command_exits_0_for_the_builtins_and_1_for_a_peeking_module(db
         failing.stderr
     )
     assert "test_peeking: FAILED" in failing.stdout
-    assert unknown.returncode == 1
-    assert "unknown strategy no_such_strategy" in unknown.stderr
