@@ -25,13 +25,19 @@ from django.utils import timezone
 from backtests.models import ACTIVE_STATUSES, Optimization, OptimizationTrial, RunStatus
 from backtests.models import TrialState as State
 from backtests.runner import run_backtest
-from backtests.search_space import Dimension, Objective, parse_objectives, parse_space
+from backtests.search_space import (
+    Dimension,
+    Objective,
+    SearchSpaceError,
+    parse_objectives,
+    parse_space,
+)
 from backtests.services import candle_cache, studies
 from backtests.services.heartbeat import Heartbeat
 from backtests.services.optimizations import optimization_finish, publish, send
 from backtests.services.runs import EXPECTED_ERRORS, PROGRESS_EVERY_SECONDS, engine_inputs
 from strategies.params import StrategyParamError
-from strategies.registry import active
+from strategies.registry import UnknownStrategyError, active
 from tradingbot.logconfig import context
 
 logger = logging.getLogger(__name__)
@@ -53,7 +59,12 @@ def optimization_work(*, optimization_id: int, worker: str = "", slot: int = 0) 
     if optimization is None:
         return "skipped"
     studies.quiet_optuna()
-    objective = TrialObjective(optimization, worker)
+    try:
+        objective = TrialObjective(optimization, worker)
+    except (UnknownStrategyError, SearchSpaceError) as exc:  # its strategy changed or left
+        reasons = getattr(exc, "errors", {}) or {"": [str(exc)]}
+        why = "; ".join(" ".join(messages) for messages in reasons.values())
+        return _fail(optimization, f"It can no longer run: {why}")
     study = studies.study(
         optimization.study_name,
         directions=len(optimization.objectives),
@@ -79,6 +90,19 @@ def optimization_work(*, optimization_id: int, worker: str = "", slot: int = 0) 
     studies.fail_stale_trials(study)
     optimization_finish(optimization_id=optimization_id)
     return f"{ran} trials"
+
+
+def _fail(optimization: Optimization, error: str) -> str:
+    """Fail an optimisation none of whose trials can run (every task would fail the same way)."""
+    with transaction.atomic():
+        failed = Optimization.objects.filter(pk=optimization.pk, status__in=ACTIVE_STATUSES).update(
+            status=RunStatus.FAILED, error=error, finished_at=timezone.now()
+        )
+        if failed:
+            publish(Optimization.objects.get(pk=optimization.pk))
+    if failed:
+        logger.warning("optimization.unrunnable", extra=context(optimization_id=optimization.pk))
+    return RunStatus.FAILED
 
 
 def task_budget_seconds() -> float:

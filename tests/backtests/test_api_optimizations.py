@@ -274,3 +274,18 @@ def test_a_task_whose_time_is_up_hands_its_place_to_a_fresh_one(create, settings
         ("backtests.tasks.run_optimization_trials_task", (optimization_id,))
     ]
     assert Optimization.objects.get(pk=optimization_id).claimed_count == 0
+
+
+def test_an_optimization_whose_space_no_longer_fits_its_strategy_fails_saying_why(
+    create, auth_client
+) -> None:
+    # given an optimisation whose strategy lost a searched parameter since it was created
+    optimization_id = create().json()["id"]
+    Optimization.objects.filter(pk=optimization_id).update(space={"gone": {"low": 1, "high": 2}})
+    # when a worker takes it
+    assert optimization_work(optimization_id=optimization_id) == "failed"
+    # then it is failed with the reason, and no trial ran
+    detail = auth_client.get(f"{OPTIMIZATIONS}/{optimization_id}").json()
+    assert detail["status"] == "failed"
+    assert "'gone' is not a parameter of ma_cross" in detail["error"]
+    assert not OptimizationTrial.objects.filter(optimization_id=optimization_id).exists()
