@@ -16,6 +16,7 @@ from backtests.optimization_selectors import (
     BEST_FIRST,
     optimization_history,
     parallel_coordinates,
+    searched_params,
 )
 from backtests.templatetags.backtests_format import METRICS
 from strategies.registry import UnknownStrategyError, active
@@ -64,7 +65,8 @@ def space_rows(optimization: Optimization) -> list[dict[str, Any]]:
     """Each searched parameter: its name, label and what is searched, in words."""
     labels = param_labels(optimization)
     rows = []
-    for name, spec in optimization.space.items():
+    for name in searched_params(optimization):
+        spec = optimization.space[name]
         if "choices" in spec:
             searched = "one of " + ", ".join(_text(choice) for choice in spec["choices"])
         else:
@@ -126,7 +128,8 @@ def optimization_page_data(optimization: Optimization) -> dict[str, Any]:
     labels = param_labels(optimization)
     first = optimization.objectives[0]
     axes = []
-    for name, spec in optimization.space.items():
+    for name in searched_params(optimization):
+        spec = optimization.space[name]
         axis: dict[str, Any] = {"name": name, "label": labels.get(name, name)}
         if "choices" in spec:
             axis |= {"kind": "choice", "choices": [_text(c) for c in spec["choices"]]}

@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404
 
 from accounts.models import User
 from backtests.models import Optimization, OptimizationTrial, TrialState
+from strategies.registry import UnknownStrategyError, active
 
 # Best value first; trials without a value (pruned, failed, running) last on every database
 # (PostgreSQL puts NULLs first in a descending order, SQLite last).
@@ -59,9 +60,20 @@ def optimization_history(*, optimization: Optimization) -> list[dict[str, Any]]:
     return history
 
 
+def searched_params(optimization: Optimization) -> list[str]:
+    """The searched parameters in the strategy's own order, on every database (PostgreSQL's
+    jsonb keeps an object's keys in an order of its own, not the request's)."""
+    try:
+        declared = [param.name for param in active().get(optimization.strategy_id).params]
+    except UnknownStrategyError:
+        declared = []
+    rank = {name: index for index, name in enumerate(declared)}
+    return sorted(optimization.space, key=lambda name: (rank.get(name, len(rank)), name))
+
+
 def parallel_coordinates(*, optimization: Optimization) -> dict[str, Any]:
     """The searched parameters (the axes) and each complete trial's values on them."""
-    axes = list(optimization.space)
+    axes = searched_params(optimization)
     rows = optimization.trials.filter(state=TrialState.COMPLETE).order_by("number")
     return {
         "axes": axes,

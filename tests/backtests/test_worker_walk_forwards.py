@@ -64,14 +64,9 @@ def test_a_walk_forward_of_4_windows_runs_to_done_on_real_workers(
     trials = OptimizationTrial.objects.filter(
         optimization__walk_forward_window__walk_forward_id=walk_forward_id
     )
+    # (whether two windows' trials also overlapped in time depends on the machine's load: a
+    # loaded CI machine once let one worker run every trial of the first windows alone)
     assert set(trials.values_list("worker", flat=True)) == hostnames
-    assert _windows_overlapped(trials), list(trials.values("optimization", "started_at"))
     walk_forward = WalkForward.objects.get(pk=walk_forward_id)
     assert walk_forward.started_at is not None
     assert walk_forward.finished_at is not None
-
-
-def _windows_overlapped(trials: Any) -> bool:
-    """Whether trials of two different windows ran at the same time."""
-    rows = list(trials.values_list("optimization_id", "started_at", "finished_at"))
-    return any(a[0] != b[0] and a[1] < b[2] and b[1] < a[2] for a in rows for b in rows)
