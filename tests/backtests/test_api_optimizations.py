@@ -289,3 +289,9 @@ def test_an_optimization_whose_space_no_longer_fits_its_strategy_fails_saying_wh
     assert detail["status"] == "failed"
     assert "'gone' is not a parameter of ma_cross" in detail["error"]
     assert not OptimizationTrial.objects.filter(optimization_id=optimization_id).exists()
+
+
+def test_the_largest_seed_offset_by_a_task_still_seeds_the_sampler(create, auth_client) -> None:
+    body = create(seed=2**32 - 1, trials=2, sampler="random").json()
+    optimization_work(optimization_id=body["id"], slot=2**32 - 1)
+    assert auth_client.get(f"{OPTIMIZATIONS}/{body['id']}").json()["status"] == "done"
