@@ -64,14 +64,21 @@ class Dimension:
             spec["log"] = True
         return spec
 
-    def grid_values(self) -> list[Any]:
-        """Every value of this dimension, for the grid sampler (a range needs a step)."""
+    def grid_count(self) -> int:
+        """How many values the grid sampler takes of this dimension (a range needs a step)."""
         if self.kind == "choice":
-            return list(self.choices)
+            return len(self.choices)
         if self.low is None or self.high is None or self.step is None:
             raise ValueError(f"{self.name}: a grid needs a range with a step")
-        count = math.floor((self.high - self.low) / self.step + 1e-9) + 1
-        values = [self.low + i * self.step for i in range(count)]
+        return math.floor((self.high - self.low) / self.step + 1e-9) + 1
+
+    def grid_values(self) -> list[Any]:
+        """Every value of this dimension, for the grid sampler."""
+        if self.kind == "choice":
+            return list(self.choices)
+        count = self.grid_count()  # checks low and step are there
+        low, step = float(self.low or 0), float(self.step or 0)
+        values = [low + i * step for i in range(count)]
         return [int(v) for v in values] if self.kind == "int" else [round(v, 12) for v in values]
 
 
@@ -156,7 +163,14 @@ def grid_size(space: Mapping[str, Dimension]) -> int:
             "The grid sampler needs a step on every float range.",
             {name: ["give a step for the grid sampler"] for name in unstepped},
         )
-    return math.prod(len(dimension.grid_values()) for dimension in space.values())
+    size = math.prod(dimension.grid_count() for dimension in space.values())
+    if size > MAX_GRID_POINTS:
+        raise SearchSpaceError(
+            "grid_too_large",
+            f"The grid has {size} points; at most {MAX_GRID_POINTS} are allowed.",
+            {"space": [f"{size} grid points > {MAX_GRID_POINTS}: widen the steps"]},
+        )
+    return size
 
 
 # --- Objectives --------------------------------------------------------------------------------

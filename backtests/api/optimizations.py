@@ -31,7 +31,7 @@ from backtests.models import Optimization, RunStatus, TrialState
 from backtests.search_space import OBJECTIVE_METRICS, SAMPLERS
 from tradingbot.api_utils import PageQuery, page_schema, paged, validated
 
-SEARCH_ERRORS = "invalid_space, invalid_objective, invalid_sampler"
+SEARCH_ERRORS = "invalid_space, invalid_objective, invalid_sampler, grid_too_large"
 
 
 class OptimizationInput(PeriodInput):

@@ -201,6 +201,15 @@ def test_a_bad_request_is_refused_and_stores_nothing(create, overrides, code, fi
     assert not Optimization.objects.exists()
 
 
+def test_a_grid_too_large_to_enumerate_is_refused_before_anything_is_built(create) -> None:
+    # 499 x 1998 points: counted from the bounds, never listed
+    space = {"fast": {"low": 2, "high": 500}, "slow": {"low": 3, "high": 2000}}
+    error = error_of(create(space=space, sampler="grid"), 400)
+    assert error["code"] == "grid_too_large"
+    assert "space" in error["details"]
+    assert not Optimization.objects.exists()
+
+
 def test_an_unknown_symbol_is_refused(create) -> None:
     assert error_of(create(symbol="NOPE/USDT"), 400)["code"] == "unknown_symbol"
 
