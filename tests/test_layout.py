@@ -34,6 +34,8 @@ PURE_MODULES = (
     "backtests.engine",
     "backtests.metrics",
     "backtests.montecarlo",
+    "backtests.search_space",
+    "backtests.trial_results",
     "backtests.report",
     "backtests.walk_forward",
     "accounts.notification_kinds",

@@ -72,7 +72,6 @@ def optimization_work(*, optimization_id: int, worker: str = "", slot: int = 0) 
             optimization.sampler,
             space=objective.space,
             trial_count=optimization.trial_count,
-            objectives=len(optimization.objectives),
             # numpy's seeds are below 2**32; the task's slot may be anywhere up to it
             seed=None if optimization.seed is None else (optimization.seed + slot) % 2**32,
         ),

@@ -132,7 +132,6 @@ def make_sampler(
     *,
     space: Mapping[str, Dimension],
     trial_count: int,
-    objectives: int,
     seed: int | None,
 ) -> optuna.samplers.BaseSampler:
     """The named sampler. TPE and NSGA-II prefer feasible trials: those whose constraint (set by
